@@ -1,0 +1,32 @@
+# The two set-up commands of the README: `make run` (the demo) and `make test` (the tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SECONDS ?= 10
+
+.PHONY: run test bench typecheck clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/edge sources --config configs/demo.yaml --seconds $(SECONDS)
+
+test: $(VENV)/.installed-dev
+	$(BIN)/mypy
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_buffers.py --out benchmarks/results/buffers.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache

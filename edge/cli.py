@@ -1,0 +1,158 @@
+"""The ``edge`` command: a thin shell over library calls.
+
+Each subcommand parses its arguments, calls one library function and prints. Errors a user can
+cause are :class:`EdgeError`: one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from edge import __version__
+from edge.errors import DeviceError, EdgeError
+
+EXIT_USAGE = 2
+
+
+def _cmd_validate_config(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+
+    cfg = load_config(args.file)
+    print(f"{args.file}: ok ({len(cfg.sources)} sources, {len(cfg.streams)} streams)")
+    return 0
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from edge.devices import list_cameras, list_microphones
+
+    report: dict[str, Any] = {"cameras": list_cameras()}
+    try:
+        report["microphones"] = list_microphones()
+    except DeviceError as exc:
+        report["microphones"] = []
+        report["microphones_error"] = str(exc)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print("cameras:")
+    for c in report["cameras"] or [{"device": "(none found)"}]:
+        extra = " ".join(f"{k}={v}" for k, v in c.items() if k != "device")
+        print(f"  {c['device']} {extra}".rstrip())
+    print("microphones:")
+    if "microphones_error" in report:
+        print(f"  (unavailable: {report['microphones_error']})")
+    for m in report["microphones"]:
+        print(
+            f"  [{m['index']}] {m['name']} ({m['api']}): {m['channels']} ch, "
+            f"{m['default_rate']:g} Hz"
+        )
+    if not report["microphones"] and "microphones_error" not in report:
+        print("  (none found)")
+    return 0
+
+
+def _cmd_sources(args: argparse.Namespace) -> int:
+    from edge.clock import MonotonicClock
+    from edge.config import load_config
+    from edge.pipeline import Spine
+
+    cfg = load_config(args.config)
+    clock = MonotonicClock()
+    spine = Spine(cfg, clock)
+    open_s = max(
+        [float(getattr(s, "open_timeout", 2.0)) for s in cfg.sources.values()] + [2.0]
+    ) + 1.0
+    spine.start(require_open_s=open_s)
+    try:
+        if not args.json:
+            print(f"running {len(spine.sources)} sources for {args.seconds:g} s ...", flush=True)
+        spine.run(args.seconds)
+        report = spine.report(clock.now_ns())
+    finally:
+        spine.stop()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+    return 0
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The ``edge sources`` report as a text table."""
+    lines = ["sources:"]
+    head = f"  {'name':<10} {'kind':<10} {'state':<12} {'fps':>6} {'frames':>7} {'samples':>9} "
+    head += f"{'drops':>5} {'gaps':>4} {'reconn':>6} {'skew ppm':>9}"
+    lines.append(head)
+    for name, s in report["sources"].items():
+        skew = "-" if s["skew_ppm"] is None else f"{s['skew_ppm']:.1f}"
+        lines.append(
+            f"  {name:<10} {s['kind']:<10} {s['state']:<12} {s['fps']:>6.1f} {s['frames']:>7} "
+            f"{s['samples']:>9} {s['drops']:>5} {s['gaps']:>4} {s['reconnects']:>6} {skew:>9}"
+        )
+        if s["last_error"]:
+            lines.append(f"  {'':<10} last error: {s['last_error']}")
+    lines.append(f"streams: ({report['ticks']} ticks, {report['skipped_ticks']} skipped)")
+    for name, st in report["streams"].items():
+
+        def fmt(p: dict[str, float] | None) -> str:
+            return "-" if p is None else f"p50 {p['p50']:.1f} / p99 {p['p99']:.1f} ms"
+
+        lines.append(
+            f"  {name}: {st['windows']} windows, masked video {st['video_masked']}, "
+            f"audio {st['audio_masked']}"
+        )
+        lines.append(f"    A/V offset {fmt(st['av_offset_ms'])}")
+        lines.append(f"    data age video {fmt(st['video_age_ms'])}, audio {fmt(st['audio_age_ms'])}")
+    return "\n".join(lines)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's own usage errors: one line, exit 2
+        self.exit(EXIT_USAGE, f"edge: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="edge", description="Streaming audio-visual perception for embedded devices.")
+    p.add_argument("--version", action="version", version=f"edge {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("validate-config", help="check a config file")
+    s.add_argument("file")
+    s.set_defaults(func=_cmd_validate_config)
+
+    s = sub.add_parser("devices", help="list cameras and microphones")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=_cmd_devices)
+
+    s = sub.add_parser("sources", help="run the sources and the window join, print statistics")
+    s.add_argument("--config", required=True)
+    s.add_argument("--seconds", type=float, default=10.0)
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.set_defaults(func=_cmd_sources)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except EdgeError as exc:
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"edge: error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

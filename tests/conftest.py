@@ -1,0 +1,124 @@
+"""Shared fixtures: real software devices (ffmpeg streams, PulseAudio) and their skips.
+
+Tests marked ``system`` need ffmpeg / PulseAudio. Where a tool is missing they skip with the
+reason, except when ``EDGE_REQUIRE_SYSTEM=1`` (set by CI), where a missing tool is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+REQUIRE_SYSTEM = os.environ.get("EDGE_REQUIRE_SYSTEM") == "1"
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        msg = f"{tool} is not installed (Debian: see .ci/run)"
+        if REQUIRE_SYSTEM:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MjpegServer:
+    """ffmpeg serving a test pattern as MJPEG over HTTP on loopback (one client per run)."""
+
+    def __init__(self, fps: int = 30, size: str = "320x240") -> None:
+        self.ffmpeg = need("ffmpeg")
+        self.port = free_port()
+        self.fps = fps
+        self.size = size
+        self.url = f"http://127.0.0.1:{self.port}/cam.mjpg"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                self.ffmpeg, "-loglevel", "error", "-re",
+                "-f", "lavfi", "-i", f"testsrc=size={self.size}:rate={self.fps}",
+                "-q:v", "5", "-f", "mpjpeg", "-listen", "1", self.url,
+            ],
+            stdin=subprocess.DEVNULL,
+        )
+        # Wait until it listens, so the test measures the camera, not ffmpeg's start-up.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                s.settimeout(0.2)
+                # A probe connection would be the one client -listen 1 serves: look at the
+                # socket table instead.
+                if _listening(self.port):
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("ffmpeg did not start listening")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None
+
+
+def _listening(port: int) -> bool:
+    hexport = f":{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as f:
+                for line in f.readlines()[1:]:
+                    parts = line.split()
+                    if parts[1].endswith(hexport) and parts[3] == "0A":  # 0A = LISTEN
+                        return True
+        except OSError:
+            continue
+    return False
+
+
+@pytest.fixture
+def mjpeg_server() -> Iterator[MjpegServer]:
+    server = MjpegServer()
+    yield server
+    server.kill()
+
+
+def _pactl(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def pulse_null_sink() -> str:
+    """A running PulseAudio with a null sink ``virtmic`` whose monitor is the default source."""
+    need("pulseaudio")
+    need("pactl")
+    need("paplay")
+    if _pactl("info").returncode != 0:
+        subprocess.run(
+            [
+                "pulseaudio", "--daemonize=yes", "--exit-idle-time=-1", "--disallow-exit", "-n",
+                "--load=module-native-protocol-unix", "--load=module-null-sink sink_name=virtmic",
+            ],
+            capture_output=True,
+            timeout=20,
+        )
+        deadline = time.monotonic() + 10
+        while _pactl("info").returncode != 0:
+            if time.monotonic() > deadline:
+                pytest.fail("PulseAudio did not start")
+            time.sleep(0.1)
+    if "virtmic" not in _pactl("list", "short", "sinks").stdout:
+        _pactl("load-module", "module-null-sink", "sink_name=virtmic")
+    _pactl("set-default-source", "virtmic.monitor")
+    return "virtmic"

@@ -1,0 +1,78 @@
+"""The clock model maps drifting device clocks onto pipeline time to within a millisecond."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.clock import NS_PER_S, ClockModel, FakeClock
+
+
+def simulate(
+    skew: float, jitter_ns: float, outliers: float, seconds: float, period_ns: int, seed: int
+) -> tuple[ClockModel, float]:
+    """Feed an hour-like capture; return the model and its worst error after the first 10 s."""
+    rng = np.random.default_rng(seed)
+    model = ClockModel()
+    origin = 7_000_000_000_000
+    worst = 0.0
+    n = int(seconds * NS_PER_S / period_ns)
+    delays = rng.uniform(0, jitter_ns, n)
+    wild = rng.random(n) < outliers
+    # Outliers both ways: late deliveries (a stalled thread) and early stamps (a bad timestamp).
+    delays[wild] = np.where(
+        rng.random(wild.sum()) < 0.5,
+        rng.uniform(20e6, 500e6, wild.sum()),
+        -rng.uniform(5e6, 50e6, wild.sum()),
+    )
+    for i in range(n):
+        dev = i * period_ns
+        true_host = origin + dev * (1 + skew)
+        model.observe(dev, int(true_host + delays[i]))
+        if dev >= 10 * NS_PER_S and i % 25 == 0:
+            worst = max(worst, abs(model.to_pipeline(dev) - true_host))
+    return model, worst
+
+
+def test_hour_at_200ppm_with_5ms_jitter_and_1pct_outliers_maps_within_1ms() -> None:
+    model, worst = simulate(200e-6, 5e6, 0.01, 3600, 20_000_000, seed=1)
+    assert worst <= 1_000_000, f"worst mapping error {worst / 1e6:.3f} ms"
+    # host runs 200 ppm faster than the device: the device clock is slow
+    assert model.fit().skew_ppm == pytest.approx(-200, abs=2)
+
+
+@pytest.mark.parametrize("skew", [-500e-6, 50e-6, 500e-6])
+def test_other_skews_converge(skew: float) -> None:
+    _, worst = simulate(skew, 5e6, 0.01, 120, 33_333_333, seed=2)
+    assert worst <= 1_000_000
+
+
+def test_inverse_mapping_round_trips() -> None:
+    model, _ = simulate(300e-6, 1e6, 0.0, 30, 20_000_000, seed=3)
+    for dev in (0, 12_345_678_901, 29 * NS_PER_S):
+        assert abs(model.to_device(model.to_pipeline(dev)) - dev) <= 1
+
+
+def test_device_clock_jump_backwards_resets_the_fit() -> None:
+    model = ClockModel()
+    for i in range(200):
+        model.observe(i * 20_000_000, 5 * NS_PER_S + i * 20_000_000)
+    model.observe(3_990_000_000, 5 * NS_PER_S + 3_990_000_000)  # interleaved track: no reset
+    assert model.resets == 0
+    model.observe(0, 9 * NS_PER_S)  # device restarted its counter
+    assert model.resets == 1
+    assert model.to_pipeline(0) == 9 * NS_PER_S
+
+
+def test_unready_model_refuses_to_map() -> None:
+    with pytest.raises(RuntimeError):
+        ClockModel().to_pipeline(0)
+
+
+def test_fake_clock_moves_only_forward_and_sleep_advances_it() -> None:
+    clock = FakeClock(100)
+    assert clock.sleep_until(250)
+    assert clock.now_ns() == 250
+    assert clock.advance(50) == 300
+    with pytest.raises(ValueError):
+        clock.set_ns(10)

@@ -1,0 +1,78 @@
+"""A/V sync through the media source: flashes and beeps made together stay together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.align import Window
+from edge.clock import NS_PER_S, FakeClock
+from edge.config import parse_config
+from edge.pipeline import Spine, replay
+from tests.media_files import flash_beep_file
+
+FPS = 30
+EVENTS = (1.0, 2.5, 4.0)
+
+
+def run_file(path: Path) -> tuple[Spine, list[Window]]:
+    cfg = parse_config(
+        f"""
+sources:
+  file: {{type: media, url: "{path}", width: 80, height: 60, fps: {FPS}, sample_rate: 16000}}
+streams:
+  s: {{video: file, audio: file}}
+window: {{seconds: 1.0, frames: {FPS}, hop: 0.5}}
+"""
+    )
+    clock = FakeClock(500 * NS_PER_S)
+    spine = Spine(cfg, clock)
+    windows: list[Window] = []
+    replay(spine.sources["file"], spine, clock, windows.extend)  # type: ignore[arg-type]
+    return spine, windows
+
+
+def onsets(windows: list[Window], spine: Spine) -> tuple[list[int], list[int]]:
+    """Pipeline times of flash onsets and beep onsets seen in the windows."""
+    al = spine.aligners["s"]
+    flashes: set[int] = set()
+    beeps: set[int] = set()
+    for w in windows:
+        assert w.video is not None and w.audio is not None and w.audio_n0 is not None
+        bright = w.video.reshape(len(w.video), -1).mean(axis=1) > 128
+        for k in np.flatnonzero(bright & w.video_mask):
+            if k > 0 and not bright[k - 1] and w.video_mask[k - 1]:
+                flashes.add(int(w.video_t_ns[k]))
+        loud = np.abs(w.audio[:, 0]) > 0.05
+        for i in np.flatnonzero(loud[1:] & ~loud[:-1]) + 1:
+            if not loud[max(0, i - 160) : i].any():  # a beep start, not a zero crossing
+                beeps.add(al.time_of_sample(w.audio_n0 + int(i)))
+    return sorted(flashes), sorted(beeps)
+
+
+def cluster(ts: list[int], gap_ns: int = 200_000_000) -> list[int]:
+    out: list[int] = []
+    for t in ts:
+        if not out or t - out[-1] > gap_ns:
+            out.append(t)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("container", "audio_codec"), [("mkv", "pcm_s16le"), ("mp4", "aac")]
+)
+def test_flash_and_beep_made_together_are_within_one_frame(
+    tmp_path: Path, container: str, audio_codec: str
+) -> None:
+    path = flash_beep_file(tmp_path / f"sync.{container}", events_s=EVENTS, audio_codec=audio_codec)
+    spine, windows = run_file(path)
+    flashes, beeps = onsets(windows, spine)
+    flashes, beeps = cluster(flashes), cluster(beeps)
+    assert len(flashes) == len(EVENTS), flashes
+    assert len(beeps) == len(EVENTS), beeps
+    for f, b in zip(flashes, beeps):
+        assert abs(f - b) <= NS_PER_S / FPS, f"flash-beep offset {(f - b) / 1e6:.1f} ms"
+    # and every window has exactly N samples
+    assert {len(w.audio) for w in windows if w.audio is not None} == {16000}
