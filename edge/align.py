@@ -174,12 +174,9 @@ class Aligner:
         video = None
         video_age = None
         if self.frames is not None and self._video_buf is not None:
-            if self.reuse_buffers:
-                video = self._video_buf
-                video[:] = 0
-            else:
-                video = np.zeros_like(self._video_buf)
+            video = self._video_buf if self.reuse_buffers else np.empty_like(self._video_buf)
             self._join_video(targets, video, video_mask, video_t)
+            video[~video_mask] = 0  # a masked target is blank, never a stale or invented frame
             newest_v = self.newest_video_ns()
             video_age = None if newest_v is None else now_ns - newest_v
             if self.video_clock is not None and self.video_clock.ready:

@@ -51,7 +51,7 @@ class FrameRing:
             raise ValueError("FrameRing needs at least 2 slots")
         self.capacity = capacity
         self.shape = tuple(shape)
-        self._frames = np.zeros((capacity, *shape), dtype=dtype)
+        self._frames: np.ndarray = np.zeros((capacity, *shape), dtype=dtype)
         self._t_ns = np.zeros(capacity, dtype=np.int64)
         # Per-slot published sequence number; _WRITING while the writer fills the slot.
         self._slot_seq = np.full(capacity, _EMPTY, dtype=np.int64)
@@ -157,7 +157,7 @@ class SampleRing:
             raise ValueError("SampleRing needs capacity >= 1 and channels >= 1")
         self.capacity = capacity
         self.channels = channels
-        self._buf = np.zeros((capacity, channels), dtype=dtype)
+        self._buf: np.ndarray = np.zeros((capacity, channels), dtype=dtype)
         self._start: int | None = None  # absolute index of the first sample ever written
         self._end = 0  # one past the newest published sample
         # (start, end) absolute ranges with no valid data. Appended by the writer only; readers

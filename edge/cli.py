@@ -119,7 +119,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="edge", description="Streaming audio-visual perception for embedded devices.")
     p.add_argument("--version", action="version", version=f"edge {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (-v: info, -vv: debug)"
+    )
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("validate-config", help="check a config file")
@@ -141,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
+        # Device faults are counted and shown in reports; their log lines are for -v.
+        level=[logging.ERROR, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:

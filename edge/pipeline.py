@@ -136,10 +136,10 @@ class Spine:
             for src in self.sources.values():
                 if not src.wait_opened(require_open_s):
                     err = src.stats.last_error or "no answer"
+                    prefix = f"{src.describe()}: "
+                    err = err[len(prefix) :] if err.startswith(prefix) else err
                     self.stop()
-                    raise DeviceError(
-                        f"{src.describe()}: not opened within {require_open_s:g} s ({err})"
-                    )
+                    raise DeviceError(f"{prefix}{err} (gave up after {require_open_s:g} s)")
 
     def stop(self, timeout_s: float = 2.0) -> None:
         for src in self.sources.values():
