@@ -2,8 +2,8 @@
 
 The shell writes each frame straight into the next ring slot (``cap.read(image=slot)``, or a
 resize into the slot when the camera's size differs from the ring's). Device time is the
-stream's timestamp (``CAP_PROP_POS_MSEC``: PTS for files and streams, the driver's buffer time
-for V4L2) when it increases, otherwise the arrival time; either way it goes through the source's
+stream's timestamp (``CAP_PROP_POS_MSEC``: PTS for files and RTSP, the driver's buffer time for
+V4L2), or the arrival time where the stream has none worth using (MJPEG over HTTP); either way it goes through the source's
 :class:`ClockModel`. Files are paced at their own speed, so a recording behaves like a camera.
 """
 
@@ -162,8 +162,12 @@ class CameraSource(CaptureSource):
 
     def _device_time(self, pos_ns: int, arrival_ns: int) -> int:
         """The frame's time on a device timeline that runs on across reopens and loops."""
-        if self._use_pts is None:  # decided once: files always have PTS; streams may not
-            self._use_pts = self.target == "file" or pos_ns > 0
+        if self._use_pts is None:
+            # Decided once. Files, RTSP/RTMP/UDP/SRT (RTP/MPEG-TS clocks) and V4L2 buffers carry
+            # real timestamps; MJPEG over HTTP gets invented ones (the demuxer assumes 25 fps),
+            # so an HTTP stream is stamped on arrival.
+            url = isinstance(self.cfg.device, str) and self.cfg.device.lower().startswith("http")
+            self._use_pts = self.target == "file" or (pos_ns > 0 and not url)
         if not self._use_pts:
             return arrival_ns
         if self._rebase:
