@@ -47,9 +47,10 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     if "microphones_error" in report:
         print(f"  (unavailable: {report['microphones_error']})")
     for m in report["microphones"]:
+        rates = ", ".join(f"{r / 1000:g}k" for r in m["rates"]) or "-"
         print(
             f"  [{m['index']}] {m['name']} ({m['api']}): {m['channels']} ch, "
-            f"{m['default_rate']:g} Hz"
+            f"default {m['default_rate']:g} Hz, rates {rates}"
         )
     if not report["microphones"] and "microphones_error" not in report:
         print("  (none found)")

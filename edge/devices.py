@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import glob
 import os
+import re
+import shutil
+import subprocess
 from typing import Any
 
 from edge.errors import DeviceError
@@ -28,8 +31,34 @@ def list_cameras(max_probe: int = 16) -> list[dict[str, Any]]:
         else:
             entry["error"] = "cannot open (busy, or a metadata node)"
         cap.release()
+        modes = v4l2_modes(path)
+        if modes:
+            entry["modes"] = modes
         found.append(entry)
     return found
+
+
+def v4l2_modes(path: str) -> list[str]:
+    """Formats, sizes and rates the driver offers (``v4l2-ctl`` from v4l-utils, if installed)."""
+    tool = shutil.which("v4l2-ctl")
+    if tool is None:
+        return []
+    try:
+        out = subprocess.run(
+            [tool, "-d", path, "--list-formats-ext"], capture_output=True, text=True, timeout=5
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    modes: list[str] = []
+    fmt = size = ""
+    for line in out.splitlines():
+        if m := re.search(r"'(\w+)'", line):
+            fmt = m.group(1)
+        elif m := re.search(r"Size: \w+ (\d+x\d+)", line):
+            size = m.group(1)
+        elif m := re.search(r"\(([\d.]+) fps\)", line):
+            modes.append(f"{fmt} {size}@{float(m.group(1)):g}")
+    return modes
 
 
 def list_microphones() -> list[dict[str, Any]]:
@@ -46,6 +75,13 @@ def list_microphones() -> list[dict[str, Any]]:
     for i, d in enumerate(devices):
         if d["max_input_channels"] <= 0:
             continue
+        rates = []
+        for rate in (8000, 16000, 22050, 32000, 44100, 48000):
+            try:
+                sd.check_input_settings(device=i, channels=1, samplerate=rate)
+                rates.append(rate)
+            except Exception:  # PortAudio says no in several ways; all mean "not this rate"
+                pass
         out.append(
             {
                 "index": i,
@@ -53,6 +89,7 @@ def list_microphones() -> list[dict[str, Any]]:
                 "api": apis[d["hostapi"]]["name"],
                 "channels": d["max_input_channels"],
                 "default_rate": d["default_samplerate"],
+                "rates": rates,
             }
         )
     return out
