@@ -29,6 +29,7 @@ class WindowSpec:
     max_wait_video_ns: int
     max_wait_audio_ns: int
     tolerance_ns: int
+    sample_grid: int = 1  # audio starts on multiples of this (the log-mel hop: cached columns)
 
     @property
     def span_ns(self) -> int:
@@ -189,6 +190,8 @@ class Aligner:
         av_offset = None
         if self.samples is not None and self.audio_clock is not None and self.audio_clock.ready:
             n0 = self.sample_at(t_start)
+            g = spec.sample_grid
+            n0 = (n0 + g // 2) // g * g
             audio, audio_mask = self.samples.read(n0, spec.samples)
             newest_a = self.newest_audio_ns()
             audio_age = None if newest_a is None else now_ns - newest_a

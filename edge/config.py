@@ -130,12 +130,31 @@ class StreamConfig(_Model):
         return self
 
 
+class EngineConfig(_Model):
+    """Which runtime runs the model."""
+
+    type: Literal["onnx"] = Field("onnx", description="Backend: onnx (ONNX Runtime).")
+    threads: int = Field(1, ge=1, le=64, description="Intra-op threads.")
+    providers: list[str] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"],
+        description="ONNX Runtime execution providers, in order of preference.",
+    )
+
+
+class ModelConfig(_Model):
+    """The model that turns windows into predictions."""
+
+    path: str = Field(description="Model file (ONNX); its card NAME.yaml lies beside it.")
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="Runtime.")
+
+
 class Config(_Model):
     """A whole edge configuration file."""
 
     sources: dict[str, SourceConfig] = Field(description="Capture sources by name.")
     streams: dict[str, StreamConfig] = Field(description="Streams by name.")
     window: WindowConfig = Field(default_factory=WindowConfig, description="Window cutting.")
+    model: ModelConfig | None = Field(None, description="Model for predictions (edge run).")
 
     @model_validator(mode="after")
     def _streams_name_sources(self) -> "Config":

@@ -43,7 +43,9 @@ def make_source(name: str, cfg: SourceConfig, clock: Clock) -> CaptureSource:
     return SyntheticSource(name, cfg, clock)
 
 
-def window_spec(config: Config, sources: dict[str, CaptureSource], stream: str) -> WindowSpec:
+def window_spec(
+    config: Config, sources: dict[str, CaptureSource], stream: str, sample_grid: int = 1
+) -> WindowSpec:
     """The window shape of one stream from the config and its sources' rates."""
     w = config.window
     sc = config.streams[stream]
@@ -57,6 +59,7 @@ def window_spec(config: Config, sources: dict[str, CaptureSource], stream: str) 
         max_wait_video_ns=int(w.max_wait_video * NS_PER_S),
         max_wait_audio_ns=int(w.max_wait_audio * NS_PER_S),
         tolerance_ns=int(tol * NS_PER_S),
+        sample_grid=sample_grid,
     )
 
 
@@ -94,7 +97,7 @@ class StreamStats:
 class Spine:
     """Sources, rings and aligners of one config, and the tick that cuts windows."""
 
-    def __init__(self, config: Config, clock: Clock) -> None:
+    def __init__(self, config: Config, clock: Clock, sample_grid: int = 1) -> None:
         self.config = config
         self.clock = clock
         self.sources: dict[str, CaptureSource] = {
@@ -108,7 +111,7 @@ class Spine:
                 raise ConfigError(f"streams.{name}.audio: source has no audio")
             self.aligners[name] = Aligner(
                 name,
-                window_spec(config, self.sources, name),
+                window_spec(config, self.sources, name, sample_grid),
                 frames=v.video if v is not None else None,
                 samples=a.audio if a is not None else None,
                 audio_clock=a.audio_clock if a is not None else None,
@@ -165,9 +168,9 @@ class Spine:
         """Tick every hop for ``seconds`` (live loop; skips ticks it is too late for)."""
         stop = stop or threading.Event()
         start = self.clock.now_ns()
-        end = start + int(seconds * NS_PER_S)
+        end = None if seconds == float("inf") else start + int(seconds * NS_PER_S)
         next_tick = start + self.hop_ns
-        while next_tick <= end:
+        while end is None or next_tick <= end:
             if not self.clock.sleep_until(next_tick, stop):
                 return
             now = self.clock.now_ns()

@@ -1,0 +1,137 @@
+"""Model cards: the contract between a model file and the pipeline that serves it.
+
+A model is ``engines/NAME.onnx`` plus ``engines/NAME.yaml``: the task, the classes and what they
+mean, the input and output tensors (names, shapes, dtypes, preprocessing), recommended
+thresholds, provenance and measured metrics. :func:`check_io` compares what an engine reports
+against the card and refuses a mismatch with a message naming the tensor and both shapes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge.errors import EngineError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClassInfo(_Model):
+    """One output class."""
+
+    name: str = Field(description="Class name, used in rules and outputs.")
+    description: str = Field("", description="What a positive means.")
+    modality: str = Field("both", description="Which modality carries it: video, audio or both.")
+    threshold: float = Field(0.5, ge=0, le=1, description="Recommended probability threshold.")
+
+
+class TensorInfo(_Model):
+    """One input or output tensor; a string dimension is symbolic (the batch, ``B``)."""
+
+    shape: list[int | str] = Field(description="Dimensions; strings are dynamic.")
+    dtype: str = Field("float32", description="Element type.")
+    description: str = Field("", description="What the tensor holds.")
+
+
+class ModelCard(_Model):
+    """A model card (``NAME.yaml`` beside ``NAME.onnx``)."""
+
+    name: str = Field(description="Model name.")
+    task: str = Field(description="Task the classes belong to (driver, home, ...).")
+    version: int = Field(1, description="Card format version.")
+    classes: list[ClassInfo] = Field(description="Output classes, in logit order.")
+    window: dict[str, float] = Field(description="Window the model expects: seconds, frames.")
+    video: dict[str, Any] = Field(description="Frame preprocessing (edge.features.VideoSpec).")
+    audio: dict[str, Any] = Field(description="Log-mel parameters (edge.features.LogMelSpec).")
+    inputs: dict[str, TensorInfo] = Field(description="Input tensors by name.")
+    outputs: dict[str, TensorInfo] = Field(description="Output tensors by name.")
+    activation: str = Field("sigmoid", description="Logits to probabilities: sigmoid (multi-label).")
+    provenance: dict[str, Any] = Field(default_factory=dict, description="Data, seed, command.")
+    metrics: dict[str, Any] = Field(default_factory=dict, description="Measured metrics.")
+    notes: str = Field("", description="Limits a user must know.")
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+
+def card_path_for(model: str | Path) -> Path:
+    """``engines/x.onnx`` and ``engines/x.int8.onnx`` both have the card ``engines/x.yaml``."""
+    p = Path(model)
+    name = p.name
+    for suffix in (".int8.onnx", ".onnx", ".plan"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return p.with_name(name + ".yaml")
+
+
+def load_card(path: str | Path) -> ModelCard:
+    """Read a model card; a missing or malformed card is an :class:`EngineError`."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EngineError(f"{p}: no model card (every model needs NAME.yaml beside it)") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise EngineError(f"{p}: cannot read model card: {exc}") from None
+    try:
+        return ModelCard.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise EngineError(f"{p}: bad model card: {loc}: {first['msg']}") from None
+
+
+def save_card(card: ModelCard, path: str | Path) -> None:
+    """Write a card as YAML (key order as in the model)."""
+    Path(path).write_text(
+        yaml.safe_dump(card.model_dump(mode="json"), sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )
+
+
+def _dims_match(expected: list[int | str], actual: list[int | str | None]) -> bool:
+    if len(expected) != len(actual):
+        return False
+    for e, a in zip(expected, actual):
+        if isinstance(e, int) and isinstance(a, int) and e != a:
+            return False
+    return True
+
+
+def check_io(
+    card: ModelCard,
+    model_name: str,
+    inputs: dict[str, tuple[list[int | str | None], str]],
+    outputs: dict[str, tuple[list[int | str | None], str]],
+) -> None:
+    """Refuse an engine whose tensors differ from its card (names, ranks, fixed dims, dtypes)."""
+    for kind, want, got in (("input", card.inputs, inputs), ("output", card.outputs, outputs)):
+        missing = sorted(set(want) - set(got))
+        extra = sorted(set(got) - set(want))
+        if missing or extra:
+            raise EngineError(
+                f"{model_name}: {kind} tensors {sorted(got)} do not match the card's "
+                f"{sorted(want)}"
+            )
+        for name, info in want.items():
+            shape, dtype = got[name]
+            if not _dims_match(info.shape, shape):
+                raise EngineError(
+                    f"{model_name}: {kind} '{name}' has shape {shape}, the card expects {info.shape}"
+                )
+            if dtype != info.dtype:
+                raise EngineError(
+                    f"{model_name}: {kind} '{name}' is {dtype}, the card expects {info.dtype}"
+                )
+    n_out = next(iter(card.outputs.values())).shape[-1]
+    if isinstance(n_out, int) and n_out != len(card.classes):
+        raise EngineError(
+            f"{model_name}: {n_out} outputs but the card names {len(card.classes)} classes"
+        )

@@ -1,0 +1,157 @@
+"""Windows to predictions: the model stage of the pipeline, for live runs, replays and eval.
+
+:class:`Runner` owns a :class:`~edge.pipeline.Spine`, one :class:`~edge.serve.Featurizer` per
+stream and the engine. :meth:`Runner.process` takes the windows of one tick, batches all streams
+into one engine call (per-stream calls for an engine with a fixed batch of 1) and returns one
+:class:`Prediction` per stream. The live loop, ``edge eval`` and tests all go through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.align import Window
+from edge.card import ModelCard, card_path_for, load_card
+from edge.clock import NS_PER_S, Clock
+from edge.config import Config
+from edge.errors import ConfigError
+from edge.pipeline import Spine
+from edge.runtime.base import Engine, load_engine
+from edge.serve import Featurizer, batch, sigmoid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prediction:
+    """One stream's probabilities for one window."""
+
+    stream: str
+    t_end_ns: int
+    cut_ns: int
+    emitted_ns: int
+    probs: dict[str, float]
+    active: list[str]
+    video_valid: float
+    audio_valid: float
+    video_age_ns: int | None
+    audio_age_ns: int | None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "stream": self.stream,
+            "t_end_ns": self.t_end_ns,
+            "latency_ms": round((self.emitted_ns - self.t_end_ns) / 1e6, 2),
+            "probs": {k: round(v, 4) for k, v in self.probs.items()},
+            "active": self.active,
+            "video_valid": round(self.video_valid, 3),
+            "audio_valid": round(self.audio_valid, 3),
+        }
+
+
+def resolve_model_path(path: str, config_path: str | Path | None) -> Path:
+    """A model path as given, else relative to the config file's folder and its parent."""
+    p = Path(path)
+    if p.is_absolute() or p.exists() or config_path is None:
+        return p
+    base = Path(config_path).resolve().parent
+    for root in (base, base.parent):
+        if (root / p).exists():
+            return root / p
+    return p
+
+
+class Runner:
+    """Spine + features + engine of one config."""
+
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        config_path: str | Path | None = None,
+        engine: Engine | None = None,
+        card: ModelCard | None = None,
+    ) -> None:
+        if config.model is None and engine is None:
+            raise ConfigError("the config has no `model:` section (which model to run)")
+        if engine is None:
+            assert config.model is not None
+            model_path = resolve_model_path(config.model.path, config_path)
+            card = load_card(card_path_for(model_path))
+            ec = config.model.engine
+            engine = load_engine(
+                ec.type, model_path, card, {"threads": ec.threads, "providers": ec.providers}
+            )
+        self.engine = engine
+        self.card = card or engine.card
+        hop = int(self.card.audio.get("hop_length", 160))
+        self.spine = Spine(config, clock, sample_grid=hop)
+        self.clock = clock
+        self.featurizers = {
+            name: Featurizer(self.card, al) for name, al in self.spine.aligners.items()
+        }
+        self.classes = self.card.class_names
+        self.thresholds = np.array([c.threshold for c in self.card.classes], np.float32)
+        self.infer_ns: list[int] = []
+
+    def process(self, windows: list[Window]) -> list[Prediction]:
+        """Model outputs for the windows of one tick (all streams in one batch)."""
+        feats = [self.featurizers[w.stream](w) for w in windows]
+        t0 = self.clock.now_ns()
+        limit = self.engine.max_batch
+        if limit is None or limit >= len(feats):
+            logits = next(iter(self.engine.infer(batch(feats)).values()))
+        else:
+            parts = [
+                next(iter(self.engine.infer(batch(feats[i : i + limit])).values()))
+                for i in range(0, len(feats), limit)
+            ]
+            logits = np.concatenate(parts)
+        now = self.clock.now_ns()
+        self.infer_ns.append(now - t0)
+        if len(self.infer_ns) > 4096:
+            del self.infer_ns[:2048]
+        probs = sigmoid(logits)
+        out = []
+        for w, p in zip(windows, probs):
+            out.append(
+                Prediction(
+                    stream=w.stream,
+                    t_end_ns=w.t_end_ns,
+                    cut_ns=w.cut_ns,
+                    emitted_ns=now,
+                    probs={c: float(x) for c, x in zip(self.classes, p)},
+                    active=[c for c, x, t in zip(self.classes, p, self.thresholds) if x >= t],
+                    video_valid=w.video_valid,
+                    audio_valid=w.audio_valid,
+                    video_age_ns=w.video_age_ns,
+                    audio_age_ns=w.audio_age_ns,
+                )
+            )
+        return out
+
+    def run(
+        self,
+        seconds: float | None,
+        on_predictions: Callable[[list[Prediction]], None],
+        stop: threading.Event | None = None,
+    ) -> None:
+        """Live loop: tick every hop until ``seconds`` pass or ``stop`` is set."""
+        self.spine.run(
+            float("inf") if seconds is None else seconds,
+            on_windows=lambda ws: on_predictions(self.process(ws)),
+            stop=stop,
+        )
+
+    def engine_ms(self) -> dict[str, float] | None:
+        if not self.infer_ns:
+            return None
+        p50, p99 = np.percentile(np.asarray(self.infer_ns, np.float64), [50, 99]) / 1e6
+        return {"p50": round(float(p50), 2), "p99": round(float(p99), 2)}

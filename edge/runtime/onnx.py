@@ -1,0 +1,69 @@
+"""ONNX Runtime backend: CPU by default, CUDA / TensorRT execution providers when present."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.card import ModelCard, check_io
+from edge.errors import EngineError
+from edge.runtime.base import Engine
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64"}
+
+
+class OnnxEngine(Engine):
+    """A model on ONNX Runtime.
+
+    Options: ``threads`` (intra-op threads, default 1 — an embedded pipeline shares its cores
+    with capture), ``providers`` (default ``["CPUExecutionProvider"]``).
+    """
+
+    type_key = "onnx"
+
+    def __init__(self, model_path: Path, card: ModelCard, options: dict[str, Any]) -> None:
+        super().__init__(model_path, card, options)
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = int(options.get("threads", 1))
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        providers = list(options.get("providers", ["CPUExecutionProvider"]))
+        available = ort.get_available_providers()
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise EngineError(
+                f"ONNX Runtime here has no {', '.join(missing)} (available: {', '.join(available)})"
+            )
+        try:
+            self.session = ort.InferenceSession(str(model_path), so, providers=providers)
+        except Exception as exc:  # ORT raises its own exception types for bad files
+            raise EngineError(f"{model_path}: cannot load ONNX model: {str(exc).splitlines()[0]}") from None
+        ins = {i.name: (list(i.shape), _DTYPES.get(i.type, i.type)) for i in self.session.get_inputs()}
+        outs = {o.name: (list(o.shape), _DTYPES.get(o.type, o.type)) for o in self.session.get_outputs()}
+        check_io(card, str(model_path), ins, outs)
+        self._output_names = [o.name for o in self.session.get_outputs()]
+        batch_dim = next(iter(ins.values()))[0][0]
+        self._max_batch = batch_dim if isinstance(batch_dim, int) else None
+
+    @property
+    def max_batch(self) -> int | None:
+        return self._max_batch
+
+    def infer(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self.session.run(self._output_names, batch)
+        return dict(zip(self._output_names, outs))
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d["providers"] = self.session.get_providers()
+        return d
+
+
+ENGINE = OnnxEngine

@@ -1,0 +1,108 @@
+"""Model inputs from windows, and the loop that turns windows into predictions.
+
+:class:`Featurizer` is the one place where a :class:`~edge.align.Window` becomes model inputs:
+frames through :func:`edge.features.preprocess_frames`, audio through a per-stream
+:class:`edge.features.StreamingLogMel` that is fed each tick with the samples that arrived since
+the last one (every STFT column is computed once). Training, calibration, evaluation and serving
+all call it, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.align import Aligner, Window
+from edge.card import ModelCard
+from edge.errors import ConfigError
+from edge.features import LogMelSpec, StreamingLogMel, VideoSpec, preprocess_frames
+
+
+@dataclass
+class Features:
+    """One window's model inputs (no batch dimension)."""
+
+    video: np.ndarray  # [T, C, H, W] float32
+    video_mask: np.ndarray  # [T] float32
+    audio: np.ndarray  # [1, M, F] float32
+    audio_mask: np.ndarray  # [F] float32
+
+
+class Featurizer:
+    """Turns the windows of one stream into model inputs, per the model card."""
+
+    def __init__(self, card: ModelCard, aligner: Aligner) -> None:
+        self.card = card
+        self.aligner = aligner
+        self.vspec = VideoSpec.from_dict(card.video)
+        self.mspec = LogMelSpec.from_dict(card.audio)
+        spec = aligner.spec
+        want_frames = int(card.window.get("frames", spec.frames))
+        want_seconds = float(card.window.get("seconds", spec.seconds))
+        if want_frames != spec.frames or abs(want_seconds - spec.seconds) > 1e-9:
+            raise ConfigError(
+                f"stream {aligner.stream!r}: windows of {spec.seconds:g} s x {spec.frames} frames,"
+                f" but model {card.name!r} expects {want_seconds:g} s x {want_frames} frames"
+            )
+        if spec.sample_grid % self.mspec.hop_length:
+            raise ConfigError(
+                f"stream {aligner.stream!r}: audio windows must start on the log-mel hop grid "
+                f"({self.mspec.hop_length} samples)"
+            )
+        if aligner.samples is not None and spec.sample_rate != self.mspec.sample_rate:
+            raise ConfigError(
+                f"stream {aligner.stream!r}: audio at {spec.sample_rate} Hz, but model "
+                f"{card.name!r} expects {self.mspec.sample_rate} Hz"
+            )
+        self.n_columns = self.mspec.n_frames(spec.samples)
+        capacity = self.n_columns * 4
+        self.logmel = StreamingLogMel(self.mspec, capacity)
+        self._pushed: int | None = None  # absolute index of the next sample to feed
+
+    def _feed(self) -> None:
+        ring = self.aligner.samples
+        if ring is None or ring.start is None:
+            return
+        end = ring.end
+        start = ring.start if self._pushed is None else self._pushed
+        start = max(start, end - ring.capacity)
+        if end > start:
+            data, mask = ring.read(start, end - start)
+            self.logmel.push(data[:, 0], start, mask)
+            self._pushed = end
+
+    def __call__(self, w: Window) -> Features:
+        vs = self.vspec
+        if w.video is not None:
+            video = preprocess_frames(w.video, vs)
+            vmask = w.video_mask.astype(np.float32)
+        else:
+            video = np.zeros((self.aligner.spec.frames, vs.channels, vs.height, vs.width), np.float32)
+            vmask = np.zeros(self.aligner.spec.frames, np.float32)
+        mels = self.mspec.n_mels
+        if w.audio_n0 is not None:
+            self._feed()
+            cols, cmask = self.logmel.columns(
+                w.audio_n0, self.aligner.spec.samples, w.audio, w.audio_mask
+            )
+            audio = cols[np.newaxis].astype(np.float32, copy=False)
+            amask = cmask.astype(np.float32)
+        else:
+            audio = np.zeros((1, mels, self.n_columns), np.float32)
+            amask = np.zeros(self.n_columns, np.float32)
+        return Features(video, vmask, audio, amask)
+
+
+def batch(features: list[Features]) -> dict[str, np.ndarray]:
+    """Stack windows into the engine's named inputs."""
+    return {
+        "video": np.stack([f.video for f in features]),
+        "video_mask": np.stack([f.video_mask for f in features]),
+        "audio": np.stack([f.audio for f in features]),
+        "audio_mask": np.stack([f.audio_mask for f in features]),
+    }
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float32)

@@ -1,0 +1,1 @@
+"""Training of the reference fusion models (needs the ``train`` extra: torch)."""
