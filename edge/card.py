@@ -9,7 +9,9 @@ against the card and refuses a mismatch with a message naming the tensor and bot
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -135,3 +137,19 @@ def check_io(
         raise EngineError(
             f"{model_name}: {n_out} outputs but the card names {len(card.classes)} classes"
         )
+
+
+_Spec = TypeVar("_Spec")
+
+
+def spec_from_dict(cls: type[_Spec], data: Mapping[str, Any], where: str) -> _Spec:
+    """Build a spec from a card section; unknown keys and bad values name the section."""
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise EngineError(f"{where}: unknown key(s) {unknown} (known: {sorted(known)})")
+    kwargs: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise EngineError(f"{where}: {e}") from None
