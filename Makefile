@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SECONDS ?= 10
+DURATION ?= 60
 
-.PHONY: run test bench typecheck clean
+.PHONY: run test bench train clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/edge sources --config configs/demo.yaml --seconds $(SECONDS)
+	$(BIN)/edge run --config configs/demo.yaml --duration $(DURATION)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/mypy
@@ -27,6 +27,12 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_buffers.py --out benchmarks/results/buffers.json
+
+# Retrain the reference models (CPU; torch from the train extra).
+train: $(VENV)/.installed-dev
+	$(BIN)/pip install -q -e '.[train]'
+	$(BIN)/edge train --task driver
+	$(BIN)/edge train --task home
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache

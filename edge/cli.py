@@ -112,6 +112,109 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from edge.clock import MonotonicClock
+    from edge.config import load_config
+    from edge.run import Runner
+    from edge.view import LiveView
+
+    cfg = load_config(args.config)
+    clock = MonotonicClock()
+    runner = Runner(cfg, clock, config_path=args.config)
+    runner.engine.warmup()
+    out = None
+    if args.jsonl == "-" or (args.jsonl is None and not sys.stdout.isatty()):
+        out = sys.stdout
+    elif args.jsonl:
+        out = open(args.jsonl, "a", encoding="utf-8")
+    thresholds = {c.name: c.threshold for c in runner.card.classes}
+    view = None if args.no_view else LiveView(runner.spine, thresholds)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def emit(preds: list[Any]) -> None:
+        if out is not None:
+            for p in preds:
+                out.write(json.dumps(p.to_json()) + "\n")
+            out.flush()
+        if view is not None:
+            view.update(preds, clock.now_ns())
+
+    runner.spine.start(require_open_s=None)
+    try:
+        runner.run(args.duration, emit, stop=stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runner.spine.stop()
+        if out is not None and out is not sys.stdout:
+            out.close()
+    eng = runner.engine_ms()
+    if eng is not None:
+        print(
+            f"edge run: {runner.spine.ticks} ticks, {runner.spine.skipped_ticks} skipped, "
+            f"engine p50 {eng['p50']:.1f} ms / p99 {eng['p99']:.1f} ms",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from edge.sim.render import write_files
+    from edge.sim.scenario import load_scenario, random_scenario
+
+    if args.scenario in ("driver", "home"):
+        sc = random_scenario(args.scenario, args.seconds, np.random.default_rng(args.seed))
+    else:
+        sc = load_scenario(args.scenario)
+    out = Path(args.out)
+    write_files(sc, out, args.width, args.height, args.fps, args.sample_rate)
+    print(f"wrote {out} ({sc.task}, {sc.seconds:g} s, {len(sc.events)} events)")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise EdgeError("edge train needs PyTorch: pip install 'edge[train]'") from None
+    from edge.train.train import TrainSettings, train
+
+    settings = TrainSettings(
+        task=args.task,
+        scenarios=args.scenarios,
+        val_scenarios=args.val_scenarios,
+        seconds=args.seconds,
+        epochs=args.epochs,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    train(settings, Path(args.out), args.name or f"{args.task}-av")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.eval import evaluate, format_report, scenario_files
+
+    cfg = load_config(args.config)
+    report = evaluate(cfg, scenario_files(args.scenario), config_path=args.config)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own usage errors: one line, exit 2
         self.exit(EXIT_USAGE, f"edge: error: {message}\n")
@@ -132,6 +235,42 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("devices", help="list cameras and microphones")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=_cmd_devices)
+
+    s = sub.add_parser("run", help="run the pipeline: predictions as JSONL and a live view")
+    s.add_argument("--config", required=True)
+    s.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    s.add_argument("--jsonl", default=None, help="write predictions here ('-': stdout)")
+    s.add_argument("--no-view", action="store_true", help="no live terminal view")
+    s.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser("sim", help="render a scenario to a video file, a WAV and labels.json")
+    s.add_argument("--scenario", required=True, help="driver, home (random) or a scenario YAML")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seconds", type=float, default=30.0, help="length of a random scenario")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--width", type=int, default=320)
+    s.add_argument("--height", type=int, default=240)
+    s.add_argument("--fps", type=float, default=15.0)
+    s.add_argument("--sample-rate", type=int, default=16000)
+    s.set_defaults(func=_cmd_sim)
+
+    s = sub.add_parser("train", help="train a reference model on simulator data (torch extra)")
+    s.add_argument("--task", required=True, choices=["driver", "home"])
+    s.add_argument("--scenarios", type=int, default=48, help="training scenarios")
+    s.add_argument("--val-scenarios", type=int, default=8, help="validation scenarios")
+    s.add_argument("--seconds", type=float, default=60.0, help="length of each scenario")
+    s.add_argument("--epochs", type=int, default=12)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--out", default="engines")
+    s.add_argument("--name", default=None, help="model name (default TASK-av)")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("eval", help="replay scenarios through the pipeline and score it")
+    s.add_argument("--config", required=True)
+    s.add_argument("--scenario", required=True, help="a scenario YAML or a folder of them")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_eval)
 
     s = sub.add_parser("sources", help="run the sources and the window join, print statistics")
     s.add_argument("--config", required=True)

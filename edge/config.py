@@ -91,13 +91,34 @@ class SyntheticSourceConfig(_VideoShape, _Reconnect):
     seed: int = Field(0, description="Seed of the jitter.")
 
 
+class ScenarioSourceConfig(_VideoShape, _Reconnect):
+    """A simulated scene (edge.sim) rendered live: video and audio with exact ground truth."""
+
+    type: Literal["scenario"] = Field(description="Source kind.")
+    scenario: str = Field(
+        description="'driver' or 'home' (a random timeline from the seed), or a scenario YAML."
+    )
+    seconds: float = Field(60.0, gt=0, description="Length of a random timeline (s).")
+    seed: int = Field(0, ge=0, description="Seed of the random timeline and of the rendering.")
+    sample_rate: int = Field(16000, gt=0, le=384000, description="Audio sample rate in Hz.")
+    block_seconds: float = Field(0.02, gt=0, le=1, description="Audio block length (s).")
+    audio_buffer_seconds: float = Field(10.0, gt=0, description="Seconds of audio the ring holds.")
+    loop: bool = Field(True, description="Start the scenario again at its end.")
+
+
 SourceConfig = Annotated[
-    Union[CameraSourceConfig, MicrophoneSourceConfig, MediaSourceConfig, SyntheticSourceConfig],
+    Union[
+        CameraSourceConfig,
+        MicrophoneSourceConfig,
+        MediaSourceConfig,
+        SyntheticSourceConfig,
+        ScenarioSourceConfig,
+    ],
     Field(discriminator="type"),
 ]
 
-VIDEO_TYPES = ("camera", "media", "synthetic")
-AUDIO_TYPES = ("microphone", "media", "synthetic")
+VIDEO_TYPES = ("camera", "media", "synthetic", "scenario")
+AUDIO_TYPES = ("microphone", "media", "synthetic", "scenario")
 
 
 class WindowConfig(_Model):

@@ -38,6 +38,10 @@ def make_source(name: str, cfg: SourceConfig, clock: Clock) -> CaptureSource:
         from edge.capture.media import MediaSource
 
         return MediaSource(name, cfg, clock)
+    if cfg.type == "scenario":
+        from edge.capture.scenario import ScenarioSource
+
+        return ScenarioSource(name, cfg, clock)
     from edge.capture.simulated import SyntheticSource
 
     return SyntheticSource(name, cfg, clock)
@@ -97,11 +101,19 @@ class StreamStats:
 class Spine:
     """Sources, rings and aligners of one config, and the tick that cuts windows."""
 
-    def __init__(self, config: Config, clock: Clock, sample_grid: int = 1) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        sample_grid: int = 1,
+        sources: dict[str, CaptureSource] | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
+        given = sources or {}
         self.sources: dict[str, CaptureSource] = {
-            name: make_source(name, cfg, clock) for name, cfg in config.sources.items()
+            name: given[name] if name in given else make_source(name, cfg, clock)
+            for name, cfg in config.sources.items()
         }
         self.aligners: dict[str, Aligner] = {}
         for name, sc in config.streams.items():

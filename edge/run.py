@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.align import Window
+from edge.capture.base import CaptureSource
 from edge.card import ModelCard, card_path_for, load_card
 from edge.clock import NS_PER_S, Clock
 from edge.config import Config
@@ -53,6 +54,7 @@ class Prediction:
             "active": self.active,
             "video_valid": round(self.video_valid, 3),
             "audio_valid": round(self.audio_valid, 3),
+            **self.extra,
         }
 
 
@@ -78,6 +80,7 @@ class Runner:
         config_path: str | Path | None = None,
         engine: Engine | None = None,
         card: ModelCard | None = None,
+        sources: dict[str, CaptureSource] | None = None,
     ) -> None:
         if config.model is None and engine is None:
             raise ConfigError("the config has no `model:` section (which model to run)")
@@ -92,7 +95,7 @@ class Runner:
         self.engine = engine
         self.card = card or engine.card
         hop = int(self.card.audio.get("hop_length", 160))
-        self.spine = Spine(config, clock, sample_grid=hop)
+        self.spine = Spine(config, clock, sample_grid=hop, sources=sources)
         self.clock = clock
         self.featurizers = {
             name: Featurizer(self.card, al) for name, al in self.spine.aligners.items()
@@ -121,6 +124,9 @@ class Runner:
         probs = sigmoid(logits)
         out = []
         for w, p in zip(windows, probs):
+            sc = self.spine.config.streams[w.stream]
+            src = self.spine.sources[sc.video or sc.audio or ""]
+            truth = src.truth_at(w.t_end_ns)
             out.append(
                 Prediction(
                     stream=w.stream,
@@ -133,6 +139,7 @@ class Runner:
                     audio_valid=w.audio_valid,
                     video_age_ns=w.video_age_ns,
                     audio_age_ns=w.audio_age_ns,
+                    extra={} if truth is None else {"truth": truth},
                 )
             )
         return out

@@ -149,6 +149,10 @@ class CaptureSource(ABC):
         """What this source reads, for messages."""
         return self.name
 
+    def truth_at(self, pipeline_ns: int) -> list[str] | None:
+        """Classes truly active at a pipeline time, where the source knows (simulations)."""
+        return None
+
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         """Start the capture thread (idempotent)."""

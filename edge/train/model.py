@@ -32,9 +32,15 @@ def masked_pools(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tor
 
 
 class VideoBranch(nn.Module):
-    def __init__(self, channels: int, width: int = 32, embed: int = 128) -> None:
+    def __init__(self, channels: int, size: int, width: int = 32, embed: int = 128) -> None:
         super().__init__()
         w = width
+        side = size
+        for _ in range(4):  # four stride-2 convolutions (padding 1, kernel 3)
+            side = (side + 1) // 2
+        # A fixed pooling to about 3x3 (adaptive pooling does not export with a dynamic batch).
+        k = max(1, side // 3)
+        out_side = side // k
         self.frame = nn.Sequential(
             _block2d(channels, w // 2, 2),
             _block2d(w // 2, w, 2),
@@ -42,9 +48,9 @@ class VideoBranch(nn.Module):
             _block2d(w, 2 * w, 2),
             _block2d(2 * w, 2 * w, 1),
             _block2d(2 * w, 3 * w, 2),
-            nn.AdaptiveAvgPool2d(3),
+            nn.AvgPool2d(k),
             nn.Flatten(),
-            nn.Linear(3 * w * 9, embed),
+            nn.Linear(3 * w * out_side * out_side, embed),
             nn.ReLU(inplace=True),
         )
         self.temporal = nn.Sequential(
@@ -88,9 +94,11 @@ class AudioBranch(nn.Module):
 class FusionNet(nn.Module):
     """Inputs: video [B,T,C,H,W], video_mask [B,T], audio [B,1,M,F], audio_mask [B,F]."""
 
-    def __init__(self, n_classes: int, channels: int, n_mels: int, width: int = 32) -> None:
+    def __init__(
+        self, n_classes: int, channels: int, size: int, n_mels: int, width: int = 32
+    ) -> None:
         super().__init__()
-        self.video = VideoBranch(channels, width)
+        self.video = VideoBranch(channels, size, width)
         self.audio = AudioBranch(n_mels, width)
         d = self.video.out_dim + self.audio.out_dim + 2
         self.head = nn.Sequential(

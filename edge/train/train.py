@@ -1,0 +1,242 @@
+"""``edge train``: simulator data -> fusion network -> ONNX + model card, on a CPU.
+
+Steps: render random scenarios (training and validation seeds never used for testing), cut
+windows with the serving code, train with modality dropout (a whole modality is masked for a
+share of the batch so the model learns to serve without it), pick per-class thresholds on the
+validation windows, export ONNX (opset 17, dynamic batch) and write the card. Progress goes to
+stderr; the card records the command, seeds and data that produced the model.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from edge.card import ClassInfo, ModelCard, TensorInfo, save_card
+from edge.features import LogMelSpec, VideoSpec
+from edge.metrics import prf
+from edge.sim.scenario import CLASSES, random_scenario
+from edge.train.data import WindowSet, scenario_windows
+
+DESCRIPTIONS = {
+    "eyes_closed": ("eyes closed (blink excluded by duration rules downstream)", "video"),
+    "yawning": ("mouth wide open in a yawn", "both"),
+    "distracted": ("head turned away from the road", "video"),
+    "phone": ("a phone held to the ear or in the hand", "video"),
+    "talking": ("the driver is speaking", "both"),
+    "person": ("a person is in view", "video"),
+    "speech": ("someone is speaking", "audio"),
+    "smoke_alarm": ("smoke alarm T3 pattern sounding", "audio"),
+    "co_alarm": ("CO alarm T4 pattern sounding", "audio"),
+    "glass_break": ("glass breaking", "audio"),
+    "dog_bark": ("a dog barking", "audio"),
+}
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    task: str
+    scenarios: int = 48
+    val_scenarios: int = 8
+    seconds: float = 60.0
+    epochs: int = 12
+    batch: int = 32
+    lr: float = 2e-3
+    seed: int = 0
+    hop_s: float = 0.25
+    threads: int = 2
+    modality_dropout: float = 0.2
+
+
+def make_card(task: str, name: str) -> ModelCard:
+    """The card of a reference model (I/O contract and preprocessing), before metrics."""
+    classes = CLASSES[task]
+    vspec = VideoSpec(height=96, width=96, channels=1, colour="gray", mean=(0.45,), std=(0.25,))
+    mspec = LogMelSpec()
+    seconds, frames = 2.0, 8
+    n_cols = mspec.n_frames(int(seconds * mspec.sample_rate))
+    return ModelCard(
+        name=name,
+        task=task,
+        classes=[
+            ClassInfo(name=c, description=DESCRIPTIONS[c][0], modality=DESCRIPTIONS[c][1])
+            for c in classes
+        ],
+        window={"seconds": seconds, "frames": frames},
+        video=vspec.to_dict(),
+        audio=mspec.to_dict(),
+        inputs={
+            "video": TensorInfo(shape=["B", frames, 1, 96, 96], description="frames, TCHW"),
+            "video_mask": TensorInfo(shape=["B", frames], description="1 where a frame is real"),
+            "audio": TensorInfo(shape=["B", 1, mspec.n_mels, n_cols], description="log-mel"),
+            "audio_mask": TensorInfo(shape=["B", n_cols], description="1 where a column is real"),
+        },
+        outputs={"logits": TensorInfo(shape=["B", len(classes)], description="sigmoid logits")},
+        notes=(
+            "Trained on edge's simulator only. It demonstrates the pipeline; it is not a "
+            "safety-rated detector. Train on your own recordings for real use."
+        ),
+    )
+
+
+def generate(
+    task: str, card: ModelCard, n: int, seconds: float, seed: int, hop_s: float, log: TextIO
+) -> WindowSet:
+    """Windows of ``n`` random scenarios drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    t0 = time.monotonic()
+    for i in range(n):
+        sc = random_scenario(task, seconds, rng)  # type: ignore[arg-type]
+        parts.append(scenario_windows(sc, card, index=i, hop_s=hop_s))
+        done = i + 1
+        eta = (time.monotonic() - t0) / done * (n - done)
+        print(f"\r  scenarios {done}/{n}  windows {sum(len(p) for p in parts)}  eta {eta:4.0f} s",
+              end="", file=log, flush=True)
+    print(file=log)
+    return WindowSet.concat(parts)
+
+
+def pick_thresholds(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per class, the threshold in [0.2, 0.8] with the best validation F1."""
+    out = np.full(probs.shape[1], 0.5, np.float32)
+    grid = np.arange(0.2, 0.81, 0.05)
+    for k in range(probs.shape[1]):
+        best = -1.0
+        for t in grid:
+            pred = probs[:, k] >= t
+            _, _, f = prf(int((pred & labels[:, k]).sum()), int((pred & ~labels[:, k]).sum()),
+                          int((~pred & labels[:, k]).sum()))
+            if f > best + 1e-9:
+                best, out[k] = f, float(t)
+    return out
+
+
+def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO = sys.stderr) -> ModelCard:
+    """Train, export ``out_dir/name.onnx`` and write its card; returns the card."""
+    import torch
+
+    from edge.train.model import FusionNet
+
+    torch.manual_seed(settings.seed)
+    torch.set_num_threads(settings.threads)
+    s = settings
+    card = make_card(s.task, name)
+    started = time.monotonic()
+    print(f"edge train: {s.task}: rendering {s.scenarios} training scenarios of {s.seconds:g} s",
+          file=log)
+    train_set = generate(s.task, card, s.scenarios, s.seconds, 1000 + s.seed, s.hop_s, log)
+    print(f"edge train: rendering {s.val_scenarios} validation scenarios", file=log)
+    val_set = generate(s.task, card, s.val_scenarios, s.seconds, 2000 + s.seed, s.hop_s, log)
+    y_train = (train_set.labels >= 0.5).astype(np.float32)
+    y_val = val_set.labels >= 0.5
+    n_classes = y_train.shape[1]
+    vs = VideoSpec.from_dict(card.video)
+    model = FusionNet(n_classes, vs.channels, vs.height, int(card.audio["n_mels"]))
+    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=1e-4)
+    steps = s.epochs * ((len(train_set) + s.batch - 1) // s.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=steps)
+    pos = y_train.mean(0)
+    pos_weight = torch.tensor(np.clip((1 - pos) / np.maximum(pos, 1e-3), 1.0, 8.0), dtype=torch.float32)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    rng = np.random.default_rng(s.seed)
+    print(f"edge train: {len(train_set)} training / {len(val_set)} validation windows, "
+          f"{sum(p.numel() for p in model.parameters())} parameters", file=log)
+    for epoch in range(s.epochs):
+        model.train()
+        order = rng.permutation(len(train_set))
+        total = 0.0
+        for i in range(0, len(order), s.batch):
+            idx = np.sort(order[i : i + s.batch])
+            b = {k: torch.from_numpy(v) for k, v in train_set.inputs(idx).items()}
+            drop = rng.random(len(idx))
+            # Modality dropout: mask all video for some windows, all audio for others.
+            no_v = torch.from_numpy(drop < s.modality_dropout)
+            no_a = torch.from_numpy((drop >= s.modality_dropout) & (drop < 2 * s.modality_dropout))
+            b["video_mask"][no_v] = 0.0
+            b["video"][no_v] = 0.0
+            b["audio_mask"][no_a] = 0.0
+            b["audio"][no_a] = 0.0
+            logits = model(b["video"], b["video_mask"], b["audio"], b["audio_mask"])
+            loss = loss_fn(logits, torch.from_numpy(y_train[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss) * len(idx)
+        probs = predict(model, val_set)
+        f1 = macro_f1(probs, y_val, np.full(n_classes, 0.5))
+        print(f"  epoch {epoch + 1}/{s.epochs}  loss {total / len(train_set):.4f}  "
+              f"val macro F1 {f1:.3f}  ({time.monotonic() - started:.0f} s)", file=log, flush=True)
+    probs = predict(model, val_set)
+    thresholds = pick_thresholds(probs, y_val)
+    for c, t in zip(card.classes, thresholds):
+        c.threshold = round(float(t), 2)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / f"{name}.onnx"
+    export_onnx(model.eval(), card, onnx_path)
+    card.provenance = {
+        "data": f"edge.sim random {s.task} scenarios: {s.scenarios} x {s.seconds:g} s "
+                f"(seeds from {1000 + s.seed}), validation {s.val_scenarios} (from {2000 + s.seed})",
+        "window_hop_s": s.hop_s,
+        "seed": s.seed,
+        "epochs": s.epochs,
+        "command": f"edge train --task {s.task} --seed {s.seed} --scenarios {s.scenarios} "
+                   f"--epochs {s.epochs}",
+        "torch": torch.__version__,
+        "trained": _dt.date.today().isoformat(),
+        "train_seconds": round(time.monotonic() - started),
+    }
+    card.metrics = {"validation_macro_f1": round(macro_f1(probs, y_val, thresholds), 4)}
+    save_card(card, out_dir / f"{name}.yaml")
+    print(f"edge train: wrote {onnx_path} and its card "
+          f"({time.monotonic() - started:.0f} s)", file=log)
+    return card
+
+
+def predict(model: object, data: WindowSet, batch: int = 64) -> np.ndarray:
+    import torch
+
+    assert isinstance(model, torch.nn.Module)
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(data), batch):
+            b = {k: torch.from_numpy(v) for k, v in data.inputs(slice(i, i + batch)).items()}
+            out.append(torch.sigmoid(model(b["video"], b["video_mask"], b["audio"], b["audio_mask"])).numpy())
+    return np.concatenate(out)
+
+
+def macro_f1(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray) -> float:
+    pred = probs >= thresholds[np.newaxis, :]
+    fs = [prf(int((pred[:, k] & labels[:, k]).sum()), int((pred[:, k] & ~labels[:, k]).sum()),
+              int((~pred[:, k] & labels[:, k]).sum()))[2] for k in range(labels.shape[1])]
+    return float(np.mean(fs))
+
+
+def export_onnx(model: object, card: ModelCard, path: Path) -> None:
+    """Export with the card's tensor names, a dynamic batch, opset 17."""
+    import torch
+
+    assert isinstance(model, torch.nn.Module)
+    args = tuple(
+        torch.zeros([1 if isinstance(d, str) else d for d in info.shape])
+        for info in card.inputs.values()
+    )
+    names = list(card.inputs) + list(card.outputs)
+    torch.onnx.export(
+        model,
+        args,
+        str(path),
+        input_names=list(card.inputs),
+        output_names=list(card.outputs),
+        dynamic_axes={n: {0: "B"} for n in names},
+        opset_version=17,
+        dynamo=False,
+    )

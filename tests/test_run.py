@@ -1,0 +1,80 @@
+"""The model stage: card checks, the featurizer, and a runner over a simulated stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.card import TensorInfo, card_path_for, load_card
+from edge.clock import NS_PER_S, FakeClock
+from edge.config import parse_config
+from edge.errors import EngineError
+from edge.pipeline import replay
+from edge.run import Runner
+from edge.runtime.base import load_engine
+from edge.train.train import make_card
+from tests.tiny_model import tiny_model
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    return tiny_model(tmp_path, make_card("driver", "tiny"))
+
+
+def test_card_sits_beside_every_form_of_a_model() -> None:
+    assert card_path_for("engines/x.onnx") == Path("engines/x.yaml")
+    assert card_path_for("engines/x.int8.onnx") == Path("engines/x.yaml")
+    assert card_path_for("engines/x.plan") == Path("engines/x.yaml")
+
+
+def test_engine_refuses_a_model_that_does_not_match_its_card(model: Path) -> None:
+    card = load_card(card_path_for(model))
+    card.inputs["audio"] = TensorInfo(shape=["B", 1, 64, 99])
+    with pytest.raises(EngineError, match=r"input 'audio' has shape \['B', 1, 64, 197\], the card expects \['B', 1, 64, 99\]"):
+        load_engine("onnx", model, card)
+
+
+def test_missing_model_file_and_unknown_engine_are_clear(model: Path) -> None:
+    card = load_card(card_path_for(model))
+    with pytest.raises(EngineError, match="no such model file"):
+        load_engine("onnx", model.with_name("nope.onnx"), card)
+    with pytest.raises(EngineError, match="unknown engine type 'tensorflow'"):
+        load_engine("tensorflow", model, card)
+
+
+def config_for(model: Path) -> str:
+    return f"""
+sources:
+  sim: {{type: scenario, scenario: driver, seconds: 20, seed: 3, width: 160, height: 120, fps: 10,
+         loop: false}}
+streams:
+  cabin: {{video: sim, audio: sim}}
+window: {{seconds: 2.0, frames: 8, hop: 0.5}}
+model: {{path: "{model}"}}
+"""
+
+
+def test_runner_predicts_every_tick_of_a_simulated_stream(model: Path) -> None:
+    cfg = parse_config(config_for(model))
+    clock = FakeClock(100 * NS_PER_S)
+    runner = Runner(cfg, clock)
+    preds = []
+    replay(runner.spine.sources["sim"], runner.spine, clock, lambda ws: preds.extend(runner.process(ws)))  # type: ignore[arg-type]
+    assert len(preds) == 40  # 20 s at a 0.5 s hop
+    late = preds[5:]
+    assert all(p.video_valid == 1.0 and p.audio_valid > 0.99 for p in late)
+    assert all(set(p.probs) == set(runner.classes) for p in preds)
+    assert all("truth" in p.extra for p in preds)
+    # the tiny model reacts to its inputs: probabilities are not constant over the scenario
+    probs = np.array([[p.probs[c] for c in runner.classes] for p in late])
+    assert probs.std(axis=0).max() > 1e-4
+
+
+def test_window_shape_that_differs_from_the_card_is_a_config_error(model: Path) -> None:
+    from edge.errors import ConfigError
+
+    cfg = parse_config(config_for(model).replace("frames: 8", "frames: 6"))
+    with pytest.raises(ConfigError, match="expects 2 s x 8 frames"):
+        Runner(cfg, FakeClock())
