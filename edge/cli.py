@@ -174,6 +174,16 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         sc = random_scenario(args.scenario, args.seconds, np.random.default_rng(args.seed))
     else:
         sc = load_scenario(args.scenario)
+    if args.yaml:
+        import yaml
+
+        Path(args.yaml).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.yaml).write_text(yaml.safe_dump(sc.model_dump(mode="json"), sort_keys=False))
+        print(f"wrote {args.yaml} ({sc.task}, {sc.seconds:g} s, {len(sc.events)} events)")
+        if args.out is None:
+            return 0
+    if args.out is None:
+        raise EdgeError("edge sim needs --out DIR (media files) or --yaml FILE (the timeline)")
     out = Path(args.out)
     write_files(sc, out, args.width, args.height, args.fps, args.sample_rate)
     print(f"wrote {out} ({sc.task}, {sc.seconds:g} s, {len(sc.events)} events)")
@@ -247,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scenario", required=True, help="driver, home (random) or a scenario YAML")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--seconds", type=float, default=30.0, help="length of a random scenario")
-    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--out", default=None, help="output folder: video.mkv, audio.wav, labels.json")
+    s.add_argument("--yaml", default=None, help="also (or only) write the scenario timeline here")
     s.add_argument("--width", type=int, default=320)
     s.add_argument("--height", type=int, default=240)
     s.add_argument("--fps", type=float, default=15.0)

@@ -106,7 +106,7 @@ def run_scenario(
         ws = [mask(w) for w in windows] if mask is not None else windows
         for w, p in zip(ws, runner.process(ws)):
             t_end = source.scenario_time(w.t_end_ns)
-            if t_end - span < 0 or t_end > scenario.seconds:
+            if t_end - span < -1e-6 or t_end > scenario.seconds + 1e-6:
                 continue
             probs.append([p.probs[c] for c in runner.classes])
             labels.append(label_fraction(scenario, max(0.0, t_end - hop_s), t_end) >= 0.5)

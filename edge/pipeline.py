@@ -253,10 +253,10 @@ def replay(
     before that item is cut first, so windows see exactly the data a live run would have seen.
     """
     source.open()
+    next_tick = clock.now_ns() + spine.hop_ns
+    stop_at = None if max_seconds is None else clock.now_ns() + int(max_seconds * NS_PER_S)
     try:
         origin: tuple[int, int] | None = None
-        next_tick = clock.now_ns() + spine.hop_ns
-        stop_at = None if max_seconds is None else clock.now_ns() + int(max_seconds * NS_PER_S)
         while True:
             item = source.next_item()
             if item is None:
@@ -265,9 +265,9 @@ def replay(
             if origin is None:
                 origin = (device_ns, clock.now_ns())
             due = origin[1] + source.pace_delay_ns(device_ns - origin[0])
-            while next_tick <= due:
+            while next_tick < due:  # items due at a tick are in before it is cut
                 if stop_at is not None and next_tick > stop_at:
-                    return
+                    return  # the finally below closes the source
                 clock.sleep_until(next_tick)
                 on_windows(spine.tick(next_tick))
                 next_tick += spine.hop_ns
@@ -277,3 +277,7 @@ def replay(
         pass
     finally:
         source.close()
+    # The ticks that fall on the last item's time still see complete data.
+    while next_tick <= clock.now_ns() and (stop_at is None or next_tick <= stop_at):
+        on_windows(spine.tick(next_tick))
+        next_tick += spine.hop_ns

@@ -78,3 +78,34 @@ def test_window_shape_that_differs_from_the_card_is_a_config_error(model: Path) 
     cfg = parse_config(config_for(model).replace("frames: 8", "frames: 6"))
     with pytest.raises(ConfigError, match="expects 2 s x 8 frames"):
         Runner(cfg, FakeClock())
+
+
+def test_eval_scores_a_scenario_in_all_three_modes(model: Path, tmp_path: Path) -> None:
+    from edge.eval import evaluate, format_report
+
+    sc = tmp_path / "s.yaml"
+    sc.write_text(
+        "task: driver\nseconds: 12\nseed: 5\nevents:\n"
+        "  - {label: eyes_closed, start: 3, end: 6}\n  - {label: talking, start: 7, end: 11}\n"
+    )
+    cfg = parse_config(config_for(model))
+    report = evaluate(cfg, [sc], log=None)
+    for mode in ("both", "video_masked", "audio_masked"):
+        assert report[mode]["ticks"] == 21  # ticks whose whole window lies in the 12 s
+        assert set(report[mode]["classes"]) == set(make_card("driver", "x").class_names)
+    table = format_report(report)
+    assert "eyes_closed" in table and "macro" in table
+
+
+def test_live_view_renders_bars_states_and_sources(model: Path) -> None:
+    from edge.view import render
+
+    cfg = parse_config(config_for(model))
+    clock = FakeClock(100 * NS_PER_S)
+    runner = Runner(cfg, clock)
+    preds: list = []
+    replay(runner.spine.sources["sim"], runner.spine, clock, lambda ws: preds.extend(runner.process(ws)), max_seconds=5)  # type: ignore[arg-type]
+    lines = render(preds[-1:], runner.spine, clock.now_ns(), {c: 0.5 for c in runner.classes})
+    assert lines[0].startswith("stream cabin")
+    assert any(ln.strip().startswith("eyes_closed") for ln in lines)
+    assert lines[-1].startswith("source sim")

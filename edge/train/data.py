@@ -103,7 +103,7 @@ def scenario_windows(
     def collect(windows: list[Window]) -> None:
         for w in windows:
             t_end = source.scenario_time(w.t_end_ns)
-            if t_end - span < 0 or t_end > scenario.seconds:
+            if t_end - span < -1e-6 or t_end > scenario.seconds + 1e-6:
                 feat(w)  # keep the streaming front end fed
                 continue
             f = feat(mask(w) if mask is not None else w)

@@ -44,7 +44,6 @@ class VideoBranch(nn.Module):
         self.frame = nn.Sequential(
             _block2d(channels, w // 2, 2),
             _block2d(w // 2, w, 2),
-            _block2d(w, w, 1),
             _block2d(w, 2 * w, 2),
             _block2d(2 * w, 2 * w, 1),
             _block2d(2 * w, 3 * w, 2),
@@ -70,16 +69,19 @@ class AudioBranch(nn.Module):
     def __init__(self, n_mels: int, width: int = 32, embed: int = 128) -> None:
         super().__init__()
         w = width
+        # The first convolution halves frequency only: onsets (alarm beeps, glass) need the
+        # 10 ms time resolution, the 64 mel bands do not need all their detail.
         self.conv = nn.Sequential(
-            _block2d(1, w // 2, 1),
-            nn.MaxPool2d((2, 1)),
+            nn.Conv2d(1, w // 2, 3, stride=(2, 1), padding=1, bias=False),
+            nn.BatchNorm2d(w // 2),
+            nn.ReLU(inplace=True),
             _block2d(w // 2, w, 1),
             nn.MaxPool2d((2, 2)),
             _block2d(w, 2 * w, 1),
             nn.MaxPool2d((2, 2)),
-            _block2d(2 * w, 4 * w, 1),
+            _block2d(2 * w, 2 * w, 1),
         )
-        self.proj = nn.Sequential(nn.Conv1d(4 * w * (n_mels // 8), embed, 1), nn.ReLU(inplace=True))
+        self.proj = nn.Sequential(nn.Conv1d(2 * w * (n_mels // 8), embed, 1), nn.ReLU(inplace=True))
         self.out_dim = 2 * embed
 
     def forward(self, audio: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -57,7 +57,7 @@ class TrainSettings:
 def make_card(task: str, name: str) -> ModelCard:
     """The card of a reference model (I/O contract and preprocessing), before metrics."""
     classes = CLASSES[task]
-    vspec = VideoSpec(height=96, width=96, channels=1, colour="gray", mean=(0.45,), std=(0.25,))
+    vspec = VideoSpec(height=64, width=64, channels=1, colour="gray", mean=(0.45,), std=(0.25,))
     mspec = LogMelSpec()
     seconds, frames = 2.0, 8
     n_cols = mspec.n_frames(int(seconds * mspec.sample_rate))
@@ -72,7 +72,7 @@ def make_card(task: str, name: str) -> ModelCard:
         video=vspec.to_dict(),
         audio=mspec.to_dict(),
         inputs={
-            "video": TensorInfo(shape=["B", frames, 1, 96, 96], description="frames, TCHW"),
+            "video": TensorInfo(shape=["B", frames, 1, 64, 64], description="frames, TCHW"),
             "video_mask": TensorInfo(shape=["B", frames], description="1 where a frame is real"),
             "audio": TensorInfo(shape=["B", 1, mspec.n_mels, n_cols], description="log-mel"),
             "audio_mask": TensorInfo(shape=["B", n_cols], description="1 where a column is real"),
@@ -169,7 +169,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO = sys.s
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         probs = predict(model, val_set)
         f1 = macro_f1(probs, y_val, np.full(n_classes, 0.5))
         print(f"  epoch {epoch + 1}/{s.epochs}  loss {total / len(train_set):.4f}  "
