@@ -27,6 +27,8 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_buffers.py --out benchmarks/results/buffers.json
+	$(BIN)/python benchmarks/bench_engine.py --model engines/driver-av.onnx --out benchmarks/results/engine-driver.json
+	$(BIN)/python benchmarks/bench_engine.py --model engines/home-av.onnx --out benchmarks/results/engine-home.json
 
 # Retrain the reference models (CPU; torch from the train extra).
 train: $(VENV)/.installed-dev

@@ -217,7 +217,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from edge.eval import evaluate, format_report, scenario_files
 
     cfg = load_config(args.config)
-    report = evaluate(cfg, scenario_files(args.scenario), config_path=args.config)
+    files = scenario_files(args.scenario)
+    report = evaluate(cfg, files, config_path=args.config)
+    if args.write_card:
+        from edge.card import card_path_for, load_card, save_card
+        from edge.eval import card_metrics
+        from edge.run import resolve_model_path
+
+        assert cfg.model is not None
+        path = card_path_for(resolve_model_path(cfg.model.path, args.config))
+        card = load_card(path)
+        card.metrics[f"heldout_{cfg.model.engine.type}"] = card_metrics(report, args.scenario)
+        save_card(card, path)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -267,9 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a reference model on simulator data (torch extra)")
     s.add_argument("--task", required=True, choices=["driver", "home"])
-    s.add_argument("--scenarios", type=int, default=48, help="training scenarios")
-    s.add_argument("--val-scenarios", type=int, default=8, help="validation scenarios")
-    s.add_argument("--seconds", type=float, default=60.0, help="length of each scenario")
+    s.add_argument("--scenarios", type=int, default=120, help="training scenarios")
+    s.add_argument("--val-scenarios", type=int, default=16, help="validation scenarios")
+    s.add_argument("--seconds", type=float, default=24.0, help="length of each scenario")
     s.add_argument("--epochs", type=int, default=12)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=2)
@@ -281,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", required=True)
     s.add_argument("--scenario", required=True, help="a scenario YAML or a folder of them")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--write-card", action="store_true", help="record the scores in the model card")
     s.set_defaults(func=_cmd_eval)
 
     s = sub.add_parser("sources", help="run the sources and the window join, print statistics")

@@ -177,3 +177,16 @@ def format_report(report: dict[str, Any]) -> str:
         f"{report['video_masked']['macro_f1']:>10.3f} {report['audio_masked']['macro_f1']:>10.3f}"
     )
     return "\n".join(lines)
+
+
+def card_metrics(report: dict[str, Any], scenarios: str) -> dict[str, Any]:
+    """The compact form of a report that a model card keeps."""
+    out: dict[str, Any] = {"scenarios": scenarios, "ticks": report["both"]["ticks"]}
+    for mode in ("both", "video_masked", "audio_masked"):
+        out[mode] = {
+            "macro_f1": report[mode]["macro_f1"],
+            "f1": {k: v["f1"] for k, v in report[mode]["classes"].items()},
+        }
+    out["event_recall"] = {k: v["event_recall"] for k, v in report["both"]["classes"].items()}
+    out["latency_s_p50"] = {k: v["latency_s_p50"] for k, v in report["both"]["classes"].items()}
+    return out

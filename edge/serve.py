@@ -16,7 +16,7 @@ import numpy as np
 from edge.align import Aligner, Window
 from edge.card import ModelCard
 from edge.errors import ConfigError
-from edge.features import LogMelSpec, StreamingLogMel, VideoSpec, preprocess_frames
+from edge.features import LogMelSpec, StreamingLogMel, VideoSpec, frame_mask, preprocess_frames
 
 
 @dataclass
@@ -74,7 +74,7 @@ class Featurizer:
 
     def __call__(self, w: Window) -> Features:
         vs = self.vspec
-        if w.video is not None:
+        if w.video is not None and w.video_mask.any():
             video = preprocess_frames(w.video, vs)
             vmask = w.video_mask.astype(np.float32)
         else:
@@ -86,6 +86,10 @@ class Featurizer:
             cols, cmask = self.logmel.columns(
                 w.audio_n0, self.aligner.spec.samples, w.audio, w.audio_mask
             )
+            # The window's own mask has the last word (a masked modality, a gap seen at cut).
+            cmask = cmask & frame_mask(w.audio_mask, self.mspec)
+            if not cmask.any():  # no audio at all: the zeros the model was trained with
+                cols[:] = 0
             audio = cols[np.newaxis].astype(np.float32, copy=False)
             amask = cmask.astype(np.float32)
         else:

@@ -137,3 +137,28 @@ def test_devices_lists_without_failing() -> None:
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert "cameras" in report and "microphones" in report
+
+
+def test_demo_run_prints_rolling_predictions_as_jsonl() -> None:
+    proc = edge("run", "--config", "configs/demo.yaml", "--duration", "3", "--jsonl", "-", "--no-view")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(rows) == 6  # one per 0.5 s hop
+    classes = {"eyes_closed", "yawning", "distracted", "phone", "talking"}
+    for row in rows:
+        assert set(row["probs"]) == classes
+        assert all(0.0 <= p <= 1.0 for p in row["probs"].values())
+        assert row["stream"] == "cabin" and "truth" in row
+    assert rows[-1]["audio_valid"] > 0.99
+    assert "engine p50" in proc.stderr
+
+
+def test_run_without_a_model_or_with_a_missing_one_is_a_one_line_error(tmp_path: Path) -> None:
+    base = (ROOT / "configs/demo.yaml").read_text().split("model:")[0]
+    base = base.replace("configs/scenarios/", f"{ROOT}/configs/scenarios/")
+    no_model = tmp_path / "a.yaml"
+    no_model.write_text(base)
+    assert_one_line_error(edge("run", "--config", str(no_model), "--duration", "1"), "no `model:` section")
+    missing = tmp_path / "b.yaml"
+    missing.write_text(base + "model: {path: engines/nope.onnx}\n")
+    assert_one_line_error(edge("run", "--config", str(missing), "--duration", "1"), "nope")

@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from edge.features import LogMelSpec, VideoSpec
 from edge.metrics import prf
 from edge.sim.scenario import CLASSES, random_scenario
 from edge.train.data import WindowSet, scenario_windows
+
+if TYPE_CHECKING:
+    import torch
 
 DESCRIPTIONS = {
     "eyes_closed": ("eyes closed (blink excluded by duration rules downstream)", "video"),
@@ -42,9 +45,9 @@ DESCRIPTIONS = {
 @dataclass(frozen=True)
 class TrainSettings:
     task: str
-    scenarios: int = 48
-    val_scenarios: int = 8
-    seconds: float = 60.0
+    scenarios: int = 120
+    val_scenarios: int = 16
+    seconds: float = 24.0
     epochs: int = 12
     batch: int = 32
     lr: float = 2e-3
@@ -163,6 +166,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO = sys.s
             b["video"][no_v] = 0.0
             b["audio_mask"][no_a] = 0.0
             b["audio"][no_a] = 0.0
+            b["video"] = augment_video(b["video"], rng)
             logits = model(b["video"], b["video_mask"], b["audio"], b["audio_mask"])
             loss = loss_fn(logits, torch.from_numpy(y_train[idx]))
             opt.zero_grad()
@@ -198,6 +202,18 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO = sys.s
     print(f"edge train: wrote {onnx_path} and its card "
           f"({time.monotonic() - started:.0f} s)", file=log)
     return card
+
+
+def augment_video(video: "torch.Tensor", rng: np.random.Generator) -> "torch.Tensor":
+    """Per window: brightness and contrast jitter and a small shift (camera mounting varies)."""
+    import torch
+
+    n = video.shape[0]
+    gain = torch.from_numpy(rng.uniform(0.75, 1.25, (n, 1, 1, 1, 1)).astype(np.float32))
+    bias = torch.from_numpy(rng.uniform(-0.3, 0.3, (n, 1, 1, 1, 1)).astype(np.float32))
+    out = video * gain + bias
+    dy, dx = (int(v) for v in rng.integers(-4, 5, 2))
+    return torch.roll(out, shifts=(dy, dx), dims=(3, 4))
 
 
 def predict(model: object, data: WindowSet, batch: int = 64) -> np.ndarray:
