@@ -38,6 +38,13 @@ class _VideoShape(_Model):
     )
 
 
+class AVSourceConfig(_VideoShape, _Reconnect):
+    """Fields of a source that gives frames and audio on one device clock."""
+
+    sample_rate: int = Field(16000, gt=0, le=384000, description="Audio sample rate in Hz.")
+    audio_buffer_seconds: float = Field(10.0, gt=0, description="Seconds of audio the ring holds.")
+
+
 class CameraSourceConfig(_VideoShape, _Reconnect):
     """A camera through OpenCV: V4L2 device, network URL, GStreamer pipeline or a file."""
 
@@ -66,32 +73,28 @@ class MicrophoneSourceConfig(_Reconnect):
     buffer_seconds: float = Field(10.0, gt=0, description="Seconds of audio the ring holds.")
 
 
-class MediaSourceConfig(_VideoShape, _Reconnect):
+class MediaSourceConfig(AVSourceConfig):
     """A file or network stream with video and audio tracks, demuxed by PyAV, stamped by PTS."""
 
     type: Literal["media"] = Field(description="Source kind.")
     url: str = Field(description="File path or stream URL (rtsp://, http://).")
-    sample_rate: int = Field(16000, gt=0, le=384000, description="Audio is resampled to this.")
     channels: int = Field(1, ge=1, le=8, description="Audio is remixed to this many channels.")
-    audio_buffer_seconds: float = Field(10.0, gt=0, description="Seconds of audio the ring holds.")
     loop: bool = Field(False, description="Files only: start again at the end.")
     open_timeout: float = Field(5.0, gt=0, description="Seconds to wait for the stream to open.")
 
 
-class SyntheticSourceConfig(_VideoShape, _Reconnect):
+class SyntheticSourceConfig(AVSourceConfig):
     """A generated test stream (moving bar and tone) with a device clock that drifts."""
 
     type: Literal["synthetic"] = Field(description="Source kind.")
-    sample_rate: int = Field(16000, gt=0, le=384000, description="Audio sample rate in Hz.")
     tone_hz: float = Field(440.0, gt=0, description="Frequency of the test tone.")
     block_seconds: float = Field(0.02, gt=0, le=1, description="Audio block length (s).")
-    audio_buffer_seconds: float = Field(10.0, gt=0, description="Seconds of audio the ring holds.")
     skew_ppm: float = Field(0.0, ge=-10000, le=10000, description="Device clock drift in ppm.")
     jitter_ms: float = Field(0.0, ge=0, le=1000, description="Delivery jitter in ms.")
     seed: int = Field(0, description="Seed of the jitter.")
 
 
-class ScenarioSourceConfig(_VideoShape, _Reconnect):
+class ScenarioSourceConfig(AVSourceConfig):
     """A simulated scene (edge.sim) rendered live: video and audio with exact ground truth."""
 
     type: Literal["scenario"] = Field(description="Source kind.")
@@ -100,9 +103,7 @@ class ScenarioSourceConfig(_VideoShape, _Reconnect):
     )
     seconds: float = Field(60.0, gt=0, description="Length of a random timeline (s).")
     seed: int = Field(0, ge=0, description="Seed of the random timeline and of the rendering.")
-    sample_rate: int = Field(16000, gt=0, le=384000, description="Audio sample rate in Hz.")
     block_seconds: float = Field(0.02, gt=0, le=1, description="Audio block length (s).")
-    audio_buffer_seconds: float = Field(10.0, gt=0, description="Seconds of audio the ring holds.")
     loop: bool = Field(True, description="Start the scenario again at its end.")
 
 
@@ -285,13 +286,17 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
         raise ConfigError("\n".join(f"{filename}: {ln}" for ln in lines)) from None
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file."""
+def read_text(path: str | Path, what: str) -> str:
+    """A user's text file, or a :class:`ConfigError` that says which ``what`` is missing."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        return p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{p}: no such config file") from None
+        raise ConfigError(f"{p}: no such {what} file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read config: {exc}") from None
-    return parse_config(text, str(p))
+        raise ConfigError(f"{p}: cannot read {what}: {exc}") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file."""
+    return parse_config(read_text(path, "config"), str(path))

@@ -34,7 +34,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
         assert needle in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "driver.yaml", "home.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "testpattern.yaml", "driver.yaml", "home.yaml"])
 def test_shipped_configs_validate(name: str) -> None:
     proc = edge("validate-config", f"configs/{name}")
     assert proc.returncode == 0, proc.stderr
@@ -111,7 +111,7 @@ def test_missing_microphone(tmp_path: Path) -> None:
 
 
 def test_demo_sources_report_as_json() -> None:
-    proc = edge("sources", "--config", "configs/demo.yaml", "--seconds", "3", "--json")
+    proc = edge("sources", "--config", "configs/testpattern.yaml", "--seconds", "3", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     src = report["sources"]["test"]
@@ -126,7 +126,7 @@ def test_demo_sources_report_as_json() -> None:
 
 
 def test_demo_sources_text_report() -> None:
-    proc = edge("sources", "--config", "configs/demo.yaml", "--seconds", "1.5")
+    proc = edge("sources", "--config", "configs/testpattern.yaml", "--seconds", "1.5")
     assert proc.returncode == 0, proc.stderr
     for word in ("sources:", "skew ppm", "A/V offset", "data age"):
         assert word in proc.stdout

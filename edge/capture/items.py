@@ -20,6 +20,7 @@ import numpy as np
 from edge.buffers import FrameRing, SampleRing
 from edge.capture.base import Backoff, CaptureSource
 from edge.clock import NS_PER_S, Clock, ClockModel
+from edge.config import AVSourceConfig
 
 
 @dataclass(frozen=True)
@@ -46,26 +47,19 @@ class ItemSource(CaptureSource):
     """Shell for devices that yield :class:`VideoItem` / :class:`AudioItem` on one clock."""
 
     def __init__(
-        self,
-        name: str,
-        clock: Clock,
-        *,
-        width: int,
-        height: int,
-        fps: float,
-        video_seconds: float,
-        sample_rate: int,
-        channels: int,
-        audio_seconds: float,
-        paced: bool,
-        backoff: Backoff,
-        stall_timeout_s: float,
+        self, name: str, clock: Clock, cfg: AVSourceConfig, *, channels: int, paced: bool
     ) -> None:
-        super().__init__(name, clock, backoff=backoff, stall_timeout_s=stall_timeout_s)
-        self.nominal_fps = fps
-        self.sample_rate = sample_rate
-        self.video = FrameRing(max(4, int(round(video_seconds * fps))), (height, width, 3))
-        self.audio = SampleRing(int(audio_seconds * sample_rate), channels)
+        super().__init__(
+            name,
+            clock,
+            backoff=Backoff(cfg.backoff_initial, cfg.backoff_max),
+            stall_timeout_s=cfg.stall_timeout,
+        )
+        self.nominal_fps = cfg.fps
+        self.sample_rate = sample_rate = cfg.sample_rate
+        capacity = max(4, int(round(cfg.buffer_seconds * cfg.fps)))
+        self.video = FrameRing(capacity, (cfg.height, cfg.width, 3))
+        self.audio = SampleRing(int(cfg.audio_buffer_seconds * sample_rate), channels)
         model = ClockModel()
         self.video_clock = model
         self.audio_clock = model

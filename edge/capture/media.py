@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.capture.base import Backoff, EndOfStream
+from edge.capture.base import EndOfStream
 from edge.capture.camera import classify, redact
 from edge.capture.items import AudioItem, Item, ItemSource, VideoItem
 from edge.clock import NS_PER_S, Clock
@@ -123,20 +123,7 @@ class MediaSource(ItemSource):
     def __init__(self, name: str, cfg: MediaSourceConfig, clock: Clock) -> None:
         self.cfg = cfg
         self.target = classify(cfg.url)
-        super().__init__(
-            name,
-            clock,
-            width=cfg.width,
-            height=cfg.height,
-            fps=cfg.fps,
-            video_seconds=cfg.buffer_seconds,
-            sample_rate=cfg.sample_rate,
-            channels=cfg.channels,
-            audio_seconds=cfg.audio_buffer_seconds,
-            paced=self.target == "file",
-            backoff=Backoff(cfg.backoff_initial, cfg.backoff_max),
-            stall_timeout_s=cfg.stall_timeout,
-        )
+        super().__init__(name, clock, cfg, channels=cfg.channels, paced=self.target == "file")
         self._reader: MediaReader | None = None
 
     def describe(self) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.capture.base import Backoff, EndOfStream
+from edge.capture.base import EndOfStream
 from edge.capture.items import AudioItem, Item, ItemSource, VideoItem
 from edge.clock import NS_PER_S, Clock
 from edge.config import ScenarioSourceConfig
@@ -40,20 +40,7 @@ class ScenarioSource(ItemSource):
         self, name: str, cfg: ScenarioSourceConfig, clock: Clock, scenario: Scenario | None = None
     ) -> None:
         self.cfg = cfg
-        super().__init__(
-            name,
-            clock,
-            width=cfg.width,
-            height=cfg.height,
-            fps=cfg.fps,
-            video_seconds=cfg.buffer_seconds,
-            sample_rate=cfg.sample_rate,
-            channels=1,
-            audio_seconds=cfg.audio_buffer_seconds,
-            paced=True,
-            backoff=Backoff(cfg.backoff_initial, cfg.backoff_max),
-            stall_timeout_s=cfg.stall_timeout,
-        )
+        super().__init__(name, clock, cfg, channels=1, paced=True)
         self.scenario = scenario if scenario is not None else scenario_from_config(cfg)
         self.sim = Simulator(self.scenario, cfg.width, cfg.height, cfg.fps, cfg.sample_rate)
         self._block = max(1, int(round(cfg.block_seconds * cfg.sample_rate)))

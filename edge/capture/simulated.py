@@ -11,7 +11,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.capture.base import Backoff
 from edge.capture.items import AudioItem, Item, ItemSource, VideoItem
 from edge.clock import NS_PER_S, Clock
 from edge.config import SyntheticSourceConfig
@@ -40,20 +39,7 @@ class SyntheticSource(ItemSource):
 
     def __init__(self, name: str, cfg: SyntheticSourceConfig, clock: Clock) -> None:
         self.cfg = cfg
-        super().__init__(
-            name,
-            clock,
-            width=cfg.width,
-            height=cfg.height,
-            fps=cfg.fps,
-            video_seconds=cfg.buffer_seconds,
-            sample_rate=cfg.sample_rate,
-            channels=1,
-            audio_seconds=cfg.audio_buffer_seconds,
-            paced=True,
-            backoff=Backoff(cfg.backoff_initial, cfg.backoff_max),
-            stall_timeout_s=cfg.stall_timeout,
-        )
+        super().__init__(name, clock, cfg, channels=1, paced=True)
         self._block = max(1, int(round(cfg.block_seconds * cfg.sample_rate)))
         self._rng = np.random.default_rng(cfg.seed)
         self._frame = 0

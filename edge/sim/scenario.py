@@ -230,14 +230,9 @@ def _line(node: yaml.Node | None, loc: tuple[Any, ...]) -> str:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario YAML file; problems raise :class:`ConfigError`."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such scenario file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read scenario: {exc}") from None
-    return parse_scenario(text, str(p))
+    from edge.config import read_text
+
+    return parse_scenario(read_text(path, "scenario"), str(path))
 
 
 # -- ground truth ----------------------------------------------------------------------
