@@ -162,3 +162,19 @@ def test_run_without_a_model_or_with_a_missing_one_is_a_one_line_error(tmp_path:
     missing = tmp_path / "b.yaml"
     missing.write_text(base + "model: {path: engines/nope.onnx}\n")
     assert_one_line_error(edge("run", "--config", str(missing), "--duration", "1"), "nope")
+
+
+def test_sim_writes_a_timeline_that_loads_back(tmp_path: Path) -> None:
+    from edge.sim.scenario import load_scenario
+
+    out = tmp_path / "s.yaml"
+    proc = edge("sim", "--scenario", "home", "--seed", "3", "--seconds", "20", "--yaml", str(out))
+    assert proc.returncode == 0, proc.stderr
+    sc = load_scenario(out)
+    assert sc.task == "home" and sc.seconds == 20
+
+
+def test_bad_scenario_file_is_a_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: driver\nseconds: 10\nevents:\n  - {label: sneezing, start: 1, end: 2}\n")
+    assert_one_line_error(edge("sim", "--scenario", str(bad), "--yaml", str(tmp_path / "o.yaml")), "sneezing")

@@ -12,7 +12,7 @@ import enum
 import logging
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -90,7 +90,6 @@ class SourceStats:
     errors: int = 0
     last_error: str | None = None
     last_data_ns: int | None = None
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class CaptureSource(ABC):
@@ -172,10 +171,6 @@ class CaptureSource(ABC):
     def wait_opened(self, timeout_s: float) -> bool:
         """Wait until the device opened once; False on timeout."""
         return self._opened_once.wait(timeout_s)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
         attempt = 0

@@ -70,14 +70,6 @@ class MediaReader:
         self._next_n: int | None = None
         self._iter = self._items()
 
-    @property
-    def has_video(self) -> bool:
-        return self._video is not None
-
-    @property
-    def has_audio(self) -> bool:
-        return self._audio is not None
-
     def close(self) -> None:
         self._container.close()
 
