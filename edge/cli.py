@@ -193,10 +193,10 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise EdgeError("edge train needs PyTorch: pip install 'edge[train]'") from None
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise EdgeError("edge train needs PyTorch: pip install -e '.[train]'")
     from edge.train.train import TrainSettings, train
 
     settings = TrainSettings(

@@ -256,8 +256,8 @@ def _message(err: dict[str, Any]) -> str:
     return msg[len("Value error, ") :] if msg.startswith("Value error, ") else msg
 
 
-def parse_config(text: str, filename: str = "<config>") -> Config:
-    """Validate YAML text into a :class:`Config`; raise :class:`ConfigError` with lines."""
+def read_yaml(text: str, filename: str, expected: str) -> tuple[yaml.Node | None, dict[str, Any]]:
+    """Parse YAML into (node tree for line numbers, data); the top must be a mapping."""
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -267,7 +267,19 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{filename}: not valid YAML: {problem}{where}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{filename}: expected a mapping at the top (sources, streams, window)")
+        raise ConfigError(f"{filename}: expected a mapping at the top ({expected})")
+    return root, data
+
+
+def line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> str:
+    """`` (line N)`` of the YAML node at a pydantic error location, or nothing."""
+    node = _node_at(root, loc)
+    return f" (line {node.start_mark.line + 1})" if node is not None else ""
+
+
+def parse_config(text: str, filename: str = "<config>") -> Config:
+    """Validate YAML text into a :class:`Config`; raise :class:`ConfigError` with lines."""
+    root, data = read_yaml(text, filename, "sources, streams, window")
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
@@ -279,10 +291,8 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
                 # A whole-file check names its own key path ("streams.s.audio: ...").
                 head, msg = msg.split(": ", 1)
                 loc = tuple(head.split("."))
-            node = _node_at(root, loc)
-            line = f" (line {node.start_mark.line + 1})" if node is not None else ""
             path = _path(loc, root) or "<top>"
-            lines.append(f"{path}: {msg}{line}")
+            lines.append(f"{path}: {msg}{line_of(root, loc)}")
         raise ConfigError("\n".join(f"{filename}: {ln}" for ln in lines)) from None
 
 

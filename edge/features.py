@@ -31,7 +31,6 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from edge.card import spec_from_dict
-from edge.errors import EngineError
 
 _BATCH_COLUMNS = 64  # StreamingLogMel computes columns once this many are pending (or on read)
 

@@ -19,7 +19,7 @@ import numpy as np
 from edge.align import Window
 from edge.capture.base import CaptureSource
 from edge.card import ModelCard, card_path_for, load_card
-from edge.clock import NS_PER_S, Clock
+from edge.clock import Clock
 from edge.config import Config
 from edge.errors import ConfigError
 from edge.pipeline import Spine

@@ -57,12 +57,10 @@ class MjpegServer:
         # Wait until it listens, so the test measures the camera, not ffmpeg's start-up.
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            with socket.socket() as s:
-                s.settimeout(0.2)
-                # A probe connection would be the one client -listen 1 serves: look at the
-                # socket table instead.
-                if _listening(self.port):
-                    return
+            # A probe connection would be the one client -listen 1 serves: read the socket
+            # table instead.
+            if _listening(self.port):
+                return
             time.sleep(0.05)
         raise RuntimeError("ffmpeg did not start listening")
 

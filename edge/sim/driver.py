@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from edge.sim.draw import U8, pick, shade
-from edge.sim.face import CLOTHES, FaceState, Head, draw_face, random_look
+from edge.sim.face import FaceState, Head, draw_face, random_look
 from edge.sim.optics import Optics
 from edge.sim.scenario import Scenario
 from edge.sim.sound import (F32, Atom, Bed, Drone, NoiseBed, SoundPlan, bandpass_fir, lowpass_fir,

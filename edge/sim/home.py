@@ -9,13 +9,11 @@ room tone, with unlabelled distractors: doorbells, TV music, appliance beeps, fo
 
 from __future__ import annotations
 
-from functools import partial
-
 import cv2
 import numpy as np
 
 from edge.sim.draw import U8, Colour, mix, pick, shade
-from edge.sim.figures import (PersonLook, PetLook, Walk, draw_person, draw_pet, plan_walk,
+from edge.sim.figures import (PersonLook, Walk, draw_person, draw_pet, plan_walk,
                               random_person, random_pet)
 from edge.sim.optics import Optics
 from edge.sim.scenario import Scenario

@@ -20,10 +20,9 @@ Intervals are half-open, ``[start, end)`` in seconds from the start of the scena
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import ConfigError
@@ -188,19 +187,13 @@ def parse_scenario(text: str, filename: str = "<scenario>") -> Scenario:
     ConfigError
         One line per problem: ``file: events[2]: end 4 must be after start 5 (line 9)``.
     """
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{filename}: not valid YAML{where}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{filename}: expected a mapping with task, seconds and events")
+    from edge.config import line_of, read_yaml
+
+    root, data = read_yaml(text, filename, "task, seconds, events")
     try:
         return Scenario.model_validate(data)
     except ScenarioError as exc:
-        lines = [f"{_where(i)}{text}{_line(root, ('events', i))}" for i, text in exc.problems]
+        lines = [f"{_where(i)}{text}{line_of(root, ('events', i))}" for i, text in exc.problems]
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -209,23 +202,8 @@ def parse_scenario(text: str, filename: str = "<scenario>") -> Scenario:
             msg = str(err["msg"]).removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key"
-            lines.append(f"{path or '<top>'}: {msg}{_line(root, loc)}")
+            lines.append(f"{path or '<top>'}: {msg}{line_of(root, loc)}")
     raise ConfigError("\n".join(f"{filename}: {ln}" for ln in lines)) from None
-
-
-def _line(node: yaml.Node | None, loc: tuple[Any, ...]) -> str:
-    """`` (line N)`` of the deepest YAML node on ``loc``, or nothing."""
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            hits = [v for k, v in node.value if k.value == str(key)]
-            if not hits:
-                break
-            node = hits[0]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-    return f" (line {node.start_mark.line + 1})" if node is not None else ""
 
 
 def load_scenario(path: str | Path) -> Scenario:
