@@ -207,6 +207,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         seed=args.seed,
         threads=args.threads,
+        recordings=args.recordings,
     )
     train(settings, Path(args.out), args.name or f"{args.task}-av")
     return 0
@@ -272,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--yaml", default=None, help="also (or only) write the scenario timeline here")
     s.add_argument("--width", type=int, default=320)
     s.add_argument("--height", type=int, default=240)
-    s.add_argument("--fps", type=float, default=15.0)
+    s.add_argument("--fps", type=int, default=15)
     s.add_argument("--sample-rate", type=int, default=16000)
     s.set_defaults(func=_cmd_sim)
 
@@ -284,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=12)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=2)
+    s.add_argument(
+        "--recordings",
+        default=None,
+        help="train on your recordings instead: a folder of folders, each a video file with "
+        "its audio track and labels.json",
+    )
     s.add_argument("--out", default="engines")
     s.add_argument("--name", default=None, help="model name (default TASK-av)")
     s.set_defaults(func=_cmd_train)

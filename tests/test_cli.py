@@ -178,3 +178,12 @@ def test_bad_scenario_file_is_a_one_line_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("task: driver\nseconds: 10\nevents:\n  - {label: sneezing, start: 1, end: 2}\n")
     assert_one_line_error(edge("sim", "--scenario", str(bad), "--yaml", str(tmp_path / "o.yaml")), "sneezing")
+
+
+def test_sim_writes_media_wav_and_labels(tmp_path: Path) -> None:
+    out = tmp_path / "rec"
+    proc = edge("sim", "--scenario", "driver", "--seed", "1", "--seconds", "3", "--width", "160",
+                "--height", "120", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name for p in out.iterdir()} == {"video.mkv", "audio.wav", "labels.json"}
+    assert json.loads((out / "labels.json").read_text())["task"] == "driver"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,17 @@ def _import_av() -> Any:
     except ImportError as exc:
         raise DeviceError(f"PyAV is not installed ({exc}); pip install av") from None
     return av
+
+
+def probe_fps(path: str | Path, default: float = 30.0) -> float:
+    """The average frame rate of a file's first video track (``default`` when unknown)."""
+    av = _import_av()
+    try:
+        with av.open(str(path)) as c:
+            rate = c.streams.video[0].average_rate if c.streams.video else None
+    except (av.FFmpegError, OSError) as exc:
+        raise DeviceError(f"cannot open {path}: {exc}") from None
+    return float(rate) if rate else default
 
 
 class MediaReader:

@@ -8,19 +8,32 @@ hop that each class covers, thresholded at one half: the model answers "what is 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from edge.align import Window
+from edge.capture.items import ItemSource
 from edge.capture.scenario import ScenarioSource
 from edge.card import ModelCard
 from edge.clock import NS_PER_S, FakeClock
-from edge.config import Config, ScenarioSourceConfig, StreamConfig, WindowConfig
+from edge.config import (
+    Config,
+    MediaSourceConfig,
+    ScenarioSourceConfig,
+    StreamConfig,
+    WindowConfig,
+    read_text,
+)
+from edge.errors import ConfigError
 from edge.pipeline import Spine, replay
 from edge.serve import Featurizer
-from edge.sim.scenario import Scenario, label_fraction
+from edge.sim.scenario import Event, Scenario, label_fraction
+
+MEDIA_SUFFIXES = (".mkv", ".mp4", ".mov", ".avi", ".webm")
 
 
 @dataclass
@@ -82,18 +95,88 @@ def scenario_windows(
     width: int = 160,
     height: int = 120,
     fps: float = 10.0,
-    mask: Callable[[Window], Window] | None = None,
 ) -> WindowSet:
-    """Replay one scenario and return every window's features and labels.
-
-    Windows whose span starts before the scenario (the first ``seconds``) are skipped: their
-    missing data is an artefact of starting, not something to learn.
-    """
+    """Replay one simulated scenario and return every window's features and labels."""
     cfg = scenario_config(card, hop_s, width, height, fps)
     clock = FakeClock(1_000 * NS_PER_S)
     src_cfg = cfg.sources["sim"]
     assert isinstance(src_cfg, ScenarioSourceConfig)
     source = ScenarioSource("sim", src_cfg, clock, scenario=scenario)
+    return _replay_windows(cfg, source, clock, scenario, card, index, hop_s, source.scenario_time)
+
+
+def load_labels(path: str | Path) -> Scenario:
+    """A recording's ``labels.json``: ``task``, ``seconds`` and ``events`` [{label, start, end}]
+    (the file ``edge sim`` writes beside its media has this form)."""
+    p = Path(path)
+    text = read_text(p, "labels")
+    try:
+        data = json.loads(text)
+        events = tuple(
+            Event(label=e["label"], start=e["start"], end=e["end"]) for e in data.get("events", [])
+        )
+        return Scenario(task=data["task"], seconds=data["seconds"], events=events)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{p}: bad labels: {str(exc).splitlines()[0]}") from None
+
+
+def recording_files(folder: str | Path) -> tuple[Path, Path]:
+    """The media file (video with an audio track) and ``labels.json`` of a recording folder."""
+    f = Path(folder)
+    labels = f / "labels.json"
+    media = sorted(p for p in f.iterdir() if p.suffix.lower() in MEDIA_SUFFIXES) if f.is_dir() else []
+    if not media or not labels.is_file():
+        raise ConfigError(f"{f}: a recording folder needs a video file ({', '.join(MEDIA_SUFFIXES)}) and labels.json")
+    return media[0], labels
+
+
+def recording_windows(
+    folder: str | Path, card: ModelCard, index: int = 0, hop_s: float = 0.25
+) -> WindowSet:
+    """Replay a recorded file (video + audio) through the media source and label its windows."""
+    from edge.capture.media import MediaSource, probe_fps
+
+    media, labels_path = recording_files(folder)
+    scenario = load_labels(labels_path)
+    if scenario.task != card.task:
+        raise ConfigError(f"{labels_path}: task {scenario.task!r}, the model is for {card.task!r}")
+    src_cfg = MediaSourceConfig(
+        type="media",
+        url=str(media),
+        width=320,
+        height=240,
+        fps=probe_fps(media),
+        sample_rate=int(card.audio.get("sample_rate", 16000)),
+        buffer_seconds=max(4.0, card.window["seconds"] + 2.0),
+    )
+    cfg = scenario_config(card, hop_s, 320, 240, src_cfg.fps).model_copy(
+        update={"sources": {"sim": src_cfg}}
+    )
+    clock = FakeClock(1_000 * NS_PER_S)
+    source = MediaSource("sim", src_cfg, clock)
+
+    def file_time(t_ns: int) -> float:
+        assert source.video_clock is not None
+        return source.video_clock.to_device(t_ns) / NS_PER_S
+
+    return _replay_windows(cfg, source, clock, scenario, card, index, hop_s, file_time)
+
+
+def _replay_windows(
+    cfg: Config,
+    source: ItemSource,
+    clock: FakeClock,
+    scenario: Scenario,
+    card: ModelCard,
+    index: int,
+    hop_s: float,
+    timeline_s: Callable[[int], float],
+) -> WindowSet:
+    """Every window of one replay with its features and labels.
+
+    Windows whose span starts before the timeline (the first ``seconds``) are skipped: their
+    missing data is an artefact of starting, not something to learn.
+    """
     hop = int(card.audio.get("hop_length", 160))
     spine = Spine(cfg, clock, sample_grid=hop, sources={"sim": source})
     feat = Featurizer(card, spine.aligners["s"])
@@ -102,17 +185,17 @@ def scenario_windows(
 
     def collect(windows: list[Window]) -> None:
         for w in windows:
-            t_end = source.scenario_time(w.t_end_ns)
+            t_end = timeline_s(w.t_end_ns)
             if t_end - span < -1e-6 or t_end > scenario.seconds + 1e-6:
                 feat(w)  # keep the streaming front end fed
                 continue
-            f = feat(mask(w) if mask is not None else w)
+            f = feat(w)
             y = label_fraction(scenario, max(0.0, t_end - hop_s), t_end)
             rows.append((f.video, f.video_mask, f.audio, f.audio_mask, y, t_end))
 
     replay(source, spine, clock, collect)
     if not rows:
-        raise ValueError(f"scenario of {scenario.seconds:g} s is shorter than one window")
+        raise ConfigError(f"a timeline of {scenario.seconds:g} s is shorter than one window")
     cols = list(zip(*rows))
     return WindowSet(
         video=np.stack(cols[0]).astype(np.float16),

@@ -55,6 +55,7 @@ class TrainSettings:
     hop_s: float = 0.25
     threads: int = 2
     modality_dropout: float = 0.2
+    recordings: str | None = None  # a folder of recording folders (media + labels.json)
 
 
 def make_card(task: str, name: str) -> ModelCard:
@@ -106,6 +107,28 @@ def generate(
     return WindowSet.concat(parts)
 
 
+def from_recordings(
+    root: Path, card: ModelCard, hop_s: float, log: TextIO
+) -> tuple[WindowSet, WindowSet, str]:
+    """Windows of every recording folder under ``root``; every fifth one is for validation."""
+    from edge.errors import ConfigError
+    from edge.train.data import recording_windows
+
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if len(folders) < 2:
+        raise ConfigError(f"{root}: needs at least 2 recording folders (media file + labels.json)")
+    parts = []
+    for i, folder in enumerate(folders):
+        parts.append(recording_windows(folder, card, index=i, hop_s=hop_s))
+        print(f"\r  recordings {i + 1}/{len(folders)}", end="", file=log, flush=True)
+    print(file=log)
+    val_idx = [i for i in range(len(folders)) if i % 5 == 4] or [len(folders) - 1]
+    train = WindowSet.concat([p for i, p in enumerate(parts) if i not in val_idx])
+    val = WindowSet.concat([parts[i] for i in val_idx])
+    note = f"{len(folders)} recordings in {root} ({len(val_idx)} held for validation)"
+    return train, val, note
+
+
 def pick_thresholds(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per class, the threshold in [0.2, 0.8] with the best validation F1."""
     out = np.full(probs.shape[1], 0.5, np.float32)
@@ -132,11 +155,18 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO = sys.s
     s = settings
     card = make_card(s.task, name)
     started = time.monotonic()
-    print(f"edge train: {s.task}: rendering {s.scenarios} training scenarios of {s.seconds:g} s",
-          file=log)
-    train_set = generate(s.task, card, s.scenarios, s.seconds, 1000 + s.seed, s.hop_s, log)
-    print(f"edge train: rendering {s.val_scenarios} validation scenarios", file=log)
-    val_set = generate(s.task, card, s.val_scenarios, s.seconds, 2000 + s.seed, s.hop_s, log)
+    if s.recordings is not None:
+        train_set, val_set, data_note = from_recordings(Path(s.recordings), card, s.hop_s, log)
+    else:
+        print(f"edge train: {s.task}: rendering {s.scenarios} training scenarios of "
+              f"{s.seconds:g} s", file=log)
+        train_set = generate(s.task, card, s.scenarios, s.seconds, 1000 + s.seed, s.hop_s, log)
+        print(f"edge train: rendering {s.val_scenarios} validation scenarios", file=log)
+        val_set = generate(s.task, card, s.val_scenarios, s.seconds, 2000 + s.seed, s.hop_s, log)
+        data_note = (
+            f"edge.sim random {s.task} scenarios: {s.scenarios} x {s.seconds:g} s "
+            f"(seeds from {1000 + s.seed}), validation {s.val_scenarios} (from {2000 + s.seed})"
+        )
     y_train = (train_set.labels >= 0.5).astype(np.float32)
     y_val = val_set.labels >= 0.5
     n_classes = y_train.shape[1]
@@ -186,8 +216,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO = sys.s
     onnx_path = out_dir / f"{name}.onnx"
     export_onnx(model.eval(), card, onnx_path)
     card.provenance = {
-        "data": f"edge.sim random {s.task} scenarios: {s.scenarios} x {s.seconds:g} s "
-                f"(seeds from {1000 + s.seed}), validation {s.val_scenarios} (from {2000 + s.seed})",
+        "data": data_note,
         "window_hop_s": s.hop_s,
         "seed": s.seed,
         "epochs": s.epochs,
