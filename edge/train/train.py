@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -275,13 +276,17 @@ def export_onnx(model: object, card: ModelCard, path: Path) -> None:
         for info in card.inputs.values()
     )
     names = list(card.inputs) + list(card.outputs)
-    torch.onnx.export(
-        model,
-        args,
-        str(path),
-        input_names=list(card.inputs),
-        output_names=list(card.outputs),
-        dynamic_axes={n: {0: "B"} for n in names},
-        opset_version=17,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():
+        # Shapes read in forward() are fixed by the card (only the batch is dynamic), which is
+        # what the tracer warns about.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            model,
+            args,
+            str(path),
+            input_names=list(card.inputs),
+            output_names=list(card.outputs),
+            dynamic_axes={n: {0: "B"} for n in names},
+            opset_version=17,
+            dynamo=False,
+        )
