@@ -21,7 +21,9 @@ from edge.clock import NS_PER_S, ClockModel
 
 @dataclass(frozen=True)
 class WindowSpec:
-    """Shape of a window: ``frames`` targets and ``seconds * sample_rate`` samples."""
+    """Shape of a window: ``frames`` targets over ``seconds`` and the audio of the last
+    ``audio_seconds`` (default ``seconds``; longer where a sound's pattern is slower than the
+    window, e.g. a CO alarm's 5 s pause), both ending at the same instant."""
 
     seconds: float
     frames: int
@@ -30,14 +32,23 @@ class WindowSpec:
     max_wait_audio_ns: int
     tolerance_ns: int
     sample_grid: int = 1  # audio starts on multiples of this (the log-mel hop: cached columns)
+    audio_seconds: float | None = None
 
     @property
     def span_ns(self) -> int:
         return int(round(self.seconds * NS_PER_S))
 
     @property
+    def audio_span_s(self) -> float:
+        return self.seconds if self.audio_seconds is None else self.audio_seconds
+
+    @property
+    def audio_span_ns(self) -> int:
+        return int(round(self.audio_span_s * NS_PER_S))
+
+    @property
     def samples(self) -> int:
-        return int(round(self.seconds * self.sample_rate))
+        return int(round(self.audio_span_s * self.sample_rate))
 
     def targets(self, t_end_ns: int) -> np.ndarray:
         """Target times of the frames: evenly spaced, the last one at ``t_end_ns``."""
@@ -189,7 +200,8 @@ class Aligner:
         audio_age = None
         av_offset = None
         if self.samples is not None and self.audio_clock is not None and self.audio_clock.ready:
-            n0 = self.sample_at(t_start)
+            t_audio = t_end_ns - spec.audio_span_ns
+            n0 = self.sample_at(t_audio)
             g = spec.sample_grid
             n0 = (n0 + g // 2) // g * g
             audio, audio_mask = self.samples.read(n0, spec.samples)
@@ -198,7 +210,7 @@ class Aligner:
             if video_mask.any():
                 # Where the audio content sits vs where the chosen frames sit, both relative to
                 # the targets they stand for.
-                audio_err = self.time_of_sample(n0) - t_start
+                audio_err = self.time_of_sample(n0) - t_audio
                 video_err = float(np.mean(video_t[video_mask] - targets[video_mask]))
                 av_offset = video_err - audio_err
         elif self.samples is not None:

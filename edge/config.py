@@ -127,6 +127,13 @@ class WindowConfig(_Model):
 
     seconds: float = Field(2.0, gt=0, le=60, description="Window length W in seconds.")
     frames: int = Field(8, ge=1, le=256, description="Frames T per window, evenly spaced over W.")
+    audio_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=60,
+        description="Seconds of audio per window, ending with the frames; default: the model "
+        "card's, else W.",
+    )
     hop: float = Field(0.5, gt=0, le=60, description="Seconds between windows (the tick).")
     max_wait_video: float = Field(
         0.25, ge=0, le=10, description="Longest the window end trails the newest frame (s)."
@@ -155,12 +162,19 @@ class StreamConfig(_Model):
 class EngineConfig(_Model):
     """Which runtime runs the model."""
 
-    type: Literal["onnx"] = Field("onnx", description="Backend: onnx (ONNX Runtime).")
+    type: Literal["onnx", "tensorrt"] = Field(
+        "onnx", description="Backend: onnx (ONNX Runtime) or tensorrt (a .plan, gpu extra)."
+    )
     threads: int = Field(1, ge=1, le=64, description="Intra-op threads.")
     providers: list[str] = Field(
         default_factory=lambda: ["CPUExecutionProvider"],
-        description="ONNX Runtime execution providers, in order of preference.",
+        description="ONNX Runtime execution providers, in order of preference (e.g. "
+        "TensorrtExecutionProvider, CUDAExecutionProvider, CPUExecutionProvider).",
     )
+    cache_dir: str | None = Field(
+        None, description="Engine cache of ONNX Runtime's TensorRT provider (default: beside the model)."
+    )
+    device: int = Field(0, ge=0, description="CUDA device index (tensorrt, GPU providers).")
 
 
 class ModelConfig(_Model):

@@ -59,6 +59,7 @@ def window_spec(
     return WindowSpec(
         seconds=w.seconds,
         frames=w.frames,
+        audio_seconds=w.audio_seconds,
         sample_rate=rate,
         max_wait_video_ns=int(w.max_wait_video * NS_PER_S),
         max_wait_audio_ns=int(w.max_wait_audio * NS_PER_S),

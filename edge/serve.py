@@ -45,6 +45,12 @@ class Featurizer:
                 f"stream {aligner.stream!r}: windows of {spec.seconds:g} s x {spec.frames} frames,"
                 f" but model {card.name!r} expects {want_seconds:g} s x {want_frames} frames"
             )
+        want_audio = float(card.window.get("audio_seconds", want_seconds))
+        if aligner.samples is not None and abs(want_audio - spec.audio_span_s) > 1e-9:
+            raise ConfigError(
+                f"stream {aligner.stream!r}: {spec.audio_span_s:g} s of audio per window, but "
+                f"model {card.name!r} expects {want_audio:g} s (window.audio_seconds)"
+            )
         if spec.sample_grid % self.mspec.hop_length:
             raise ConfigError(
                 f"stream {aligner.stream!r}: audio windows must start on the log-mel hop grid "

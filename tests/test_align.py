@@ -126,3 +126,25 @@ def test_synthetic_stream_on_a_fake_clock_gives_full_windows_in_sync() -> None:
     assert np.abs(offsets).max() <= NS_PER_S / 30 / 2
     fit = src.audio_clock.fit()  # type: ignore[union-attr]
     assert fit.skew_ppm == pytest.approx(120, abs=15)
+
+
+def test_longer_audio_span_ends_with_the_frames() -> None:
+    frames, samples, model = filled(seconds=8.0)
+    s = WindowSpec(
+        seconds=2.0,
+        frames=8,
+        sample_rate=SR,
+        max_wait_video_ns=200 * MS,
+        max_wait_audio_ns=200 * MS,
+        tolerance_ns=int(NS_PER_S / 30 / 2),
+        audio_seconds=6.0,
+    )
+    al = Aligner("s", s, frames, samples, model, video_clock=model)
+    w = al.cut(now_ns=7 * NS_PER_S, t_end_ns=7 * NS_PER_S)
+    assert w.audio is not None and w.audio.shape == (6 * SR, 1)
+    assert w.audio_n0 == 1 * SR  # 6 s of audio before the window end
+    assert w.audio_mask.all()
+    assert w.t_start_ns == 5 * NS_PER_S  # the frames still span 2 s
+    assert w.video_mask.all() and w.target_t_ns[-1] == 7 * NS_PER_S
+    # the A/V offset compares each modality with its own start, so it stays zero
+    assert w.av_offset_ns is not None and abs(w.av_offset_ns) <= NS_PER_S / 30 / 2
