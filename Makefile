@@ -14,8 +14,11 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e .
 	touch $@
 
+# The tests train a tiny model too: torch pinned, so pip takes the CPU build (an unpinned torch
+# resolves to a multi-GB CUDA build).
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,train]'
 	touch $@
 
 run: $(VENV)/.installed
@@ -32,7 +35,6 @@ bench: $(VENV)/.installed-dev
 
 # Retrain the reference models (CPU; torch from the train extra).
 train: $(VENV)/.installed-dev
-	$(BIN)/pip install -q -e '.[train]'
 	$(BIN)/edge train --task driver
 	$(BIN)/edge train --task home
 

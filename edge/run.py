@@ -23,7 +23,7 @@ from edge.clock import Clock
 from edge.config import Config
 from edge.errors import ConfigError
 from edge.pipeline import Spine
-from edge.runtime.base import Engine, load_engine
+from edge.runtime.base import Engine, open_engine
 from edge.serve import Featurizer, batch, sigmoid
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,16 @@ def resolve_model_path(path: str, config_path: str | Path | None) -> Path:
     return p
 
 
+def fit_window(config: Config, card: ModelCard) -> Config:
+    """The config with ``window.audio_seconds`` taken from the card where it leaves it unset."""
+    if config.window.audio_seconds is not None or "audio_seconds" not in card.window:
+        return config
+    window = config.window.model_copy(
+        update={"audio_seconds": float(card.window["audio_seconds"])}
+    )
+    return config.model_copy(update={"window": window})
+
+
 class Runner:
     """Spine + features + engine of one config."""
 
@@ -89,11 +99,12 @@ class Runner:
             model_path = resolve_model_path(config.model.path, config_path)
             card = load_card(card_path_for(model_path))
             ec = config.model.engine
-            engine = load_engine(
-                ec.type, model_path, card, {"threads": ec.threads, "providers": ec.providers}
+            engine = open_engine(
+                ec.type, model_path, card, ec.model_dump()
             )
         self.engine = engine
         self.card = card or engine.card
+        config = fit_window(config, self.card)
         hop = int(self.card.audio.get("hop_length", 160))
         self.spine = Spine(config, clock, sample_grid=hop, sources=sources)
         self.clock = clock

@@ -27,6 +27,7 @@ def test_card_sits_beside_every_form_of_a_model() -> None:
     assert card_path_for("engines/x.onnx") == Path("engines/x.yaml")
     assert card_path_for("engines/x.int8.onnx") == Path("engines/x.yaml")
     assert card_path_for("engines/x.plan") == Path("engines/x.yaml")
+    assert card_path_for("engines/x.int8.plan") == Path("engines/x.yaml")
 
 
 def test_engine_refuses_a_model_that_does_not_match_its_card(model: Path) -> None:
@@ -109,3 +110,18 @@ def test_live_view_renders_bars_states_and_sources(model: Path) -> None:
     assert lines[0].startswith("stream cabin")
     assert any(ln.strip().startswith("eyes_closed") for ln in lines)
     assert lines[-1].startswith("source sim")
+
+
+def test_audio_span_comes_from_the_card_unless_the_config_sets_it(tmp_path: Path) -> None:
+    from edge.errors import ConfigError
+
+    home = tiny_model(tmp_path, make_card("home", "tinyhome"))
+    assert load_card(card_path_for(home)).window["audio_seconds"] == 6.0
+    text = config_for(home).replace("scenario: driver", "scenario: home")
+    runner = Runner(parse_config(text), FakeClock(100 * NS_PER_S))
+    spec = runner.spine.aligners["cabin"].spec
+    assert spec.audio_span_s == 6.0 and spec.seconds == 2.0
+    assert runner.featurizers["cabin"].n_columns == 597  # the card's audio input
+    bad = text.replace("hop: 0.5}", "hop: 0.5, audio_seconds: 2.0}")
+    with pytest.raises(ConfigError, match=r"2 s of audio per window, but model 'tinyhome' expects 6 s"):
+        Runner(parse_config(bad), FakeClock())

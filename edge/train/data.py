@@ -57,6 +57,10 @@ class WindowSet:
             *(np.concatenate([getattr(p, f) for p in parts]) for f in WindowSet.__dataclass_fields__)
         )
 
+    def take(self, idx: np.ndarray | slice) -> "WindowSet":
+        """The windows at ``idx``."""
+        return WindowSet(*(getattr(self, f)[idx] for f in WindowSet.__dataclass_fields__))
+
     def inputs(self, idx: np.ndarray | slice) -> dict[str, np.ndarray]:
         return {
             "video": self.video[idx].astype(np.float32),
@@ -82,7 +86,10 @@ def scenario_config(card: ModelCard, hop_s: float, width: int, height: int, fps:
         sources={"sim": src},
         streams={"s": StreamConfig(video="sim", audio="sim")},
         window=WindowConfig(
-            seconds=float(card.window["seconds"]), frames=int(card.window["frames"]), hop=hop_s
+            seconds=float(card.window["seconds"]),
+            frames=int(card.window["frames"]),
+            audio_seconds=card.window.get("audio_seconds"),
+            hop=hop_s,
         ),
     )
 
@@ -92,9 +99,9 @@ def scenario_windows(
     card: ModelCard,
     index: int = 0,
     hop_s: float = 0.25,
-    width: int = 160,
-    height: int = 120,
-    fps: float = 10.0,
+    width: int = 320,
+    height: int = 240,
+    fps: float = 15.0,
 ) -> WindowSet:
     """Replay one simulated scenario and return every window's features and labels."""
     cfg = scenario_config(card, hop_s, width, height, fps)

@@ -2,9 +2,16 @@
 
 Video: a small CNN per frame, a temporal convolution, masked pooling (all frames and the most
 recent quarter, since a state "now" matters more than two seconds ago). Audio: a log-mel CNN
-with the same two poolings over time. Fusion: each modality's embedding is gated by whether any
-of its data is valid, and the presence flags themselves are inputs, so one model serves when a
-modality is missing (it is trained with modality dropout). Multi-label sigmoid head (logits out).
+pooled over time three ways: the mean of the whole window, the mean of its last half second
+(what sounds now) and the maximum (whether a pattern's beep occurred anywhere in the window).
+Fusion: each modality's embedding is gated by whether any of its data is valid, and the
+presence flags themselves are inputs, so one model serves when a modality is missing (it is
+trained with modality dropout).
+
+Three heads — video only, audio only, both — and each class takes its logit from the head of
+the modality its card names. A class that only one modality can show ("a person is in view")
+then cannot lean on a correlated cue of the other (people often talk): it stays right when
+that cue is absent, and the branch has to learn it. Multi-label sigmoid head (logits out).
 """
 
 from __future__ import annotations
@@ -21,14 +28,22 @@ def _block2d(cin: int, cout: int, stride: int) -> nn.Sequential:
     )
 
 
-def masked_pools(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Masked mean of ``x`` [B, C, L] over all L and over the last quarter; mask [B, L]."""
+def masked_pools(
+    x: torch.Tensor, mask: torch.Tensor, recent: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masked mean of ``x`` [B, C, L] over all L and over the last ``recent`` steps (default a
+    quarter); mask [B, L]."""
     m = mask.unsqueeze(1)
     full = (x * m).sum(-1) / m.sum(-1).clamp(min=1.0)
-    q = max(1, x.shape[-1] // 4)
+    q = max(1, x.shape[-1] // 4 if recent is None else min(recent, x.shape[-1]))
     mr = m[..., -q:]
-    recent = (x[..., -q:] * mr).sum(-1) / mr.sum(-1).clamp(min=1.0)
-    return full, recent
+    last = (x[..., -q:] * mr).sum(-1) / mr.sum(-1).clamp(min=1.0)
+    return full, last
+
+
+def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Maximum of ``x`` [B, C, L] (non-negative) over the valid steps; 0 where none is."""
+    return (x * mask.unsqueeze(1)).amax(-1)
 
 
 class VideoBranch(nn.Module):
@@ -52,27 +67,33 @@ class VideoBranch(nn.Module):
             nn.Linear(3 * w * out_side * out_side, embed),
             nn.ReLU(inplace=True),
         )
+        # Over time as a 1 x 3 two-dimensional convolution: TensorRT's ONNX parser documents
+        # 2D and 3D convolutions and pooling only.
         self.temporal = nn.Sequential(
-            nn.Conv1d(embed, embed, 3, padding=1), nn.ReLU(inplace=True)
+            nn.Conv2d(embed, embed, (1, 3), padding=(0, 1)), nn.ReLU(inplace=True)
         )
         self.out_dim = 2 * embed
 
     def forward(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, t = video.shape[:2]
         f = self.frame(video.flatten(0, 1)).view(b, t, -1).transpose(1, 2)  # [B, E, T]
-        f = self.temporal(f * mask.unsqueeze(1))
+        f = self.temporal((f * mask.unsqueeze(1)).unsqueeze(2)).squeeze(2)
         full, recent = masked_pools(f, mask)
         return torch.cat([full, recent], dim=1)
 
 
 class AudioBranch(nn.Module):
-    def __init__(self, n_mels: int, width: int = 32, embed: int = 128) -> None:
+    """Log-mel CNN; ``columns_per_s`` sets how many pooled steps make the last half second."""
+
+    def __init__(
+        self, n_mels: int, width: int = 32, embed: int = 128, columns_per_s: float = 100.0
+    ) -> None:
         super().__init__()
         w = width
-        # The first convolution halves frequency only: onsets (alarm beeps, glass) need the
-        # 10 ms time resolution, the 64 mel bands do not need all their detail.
+        # 20 ms steps after the first convolution keep the 0.1 s beeps of a CO alarm apart;
+        # the 64 mel bands do not need all their detail either.
         self.conv = nn.Sequential(
-            nn.Conv2d(1, w // 2, 3, stride=(2, 1), padding=1, bias=False),
+            nn.Conv2d(1, w // 2, 3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(w // 2),
             nn.ReLU(inplace=True),
             _block2d(w // 2, w, 1),
@@ -81,31 +102,54 @@ class AudioBranch(nn.Module):
             nn.MaxPool2d((2, 2)),
             _block2d(2 * w, 2 * w, 1),
         )
-        self.proj = nn.Sequential(nn.Conv1d(2 * w * (n_mels // 8), embed, 1), nn.ReLU(inplace=True))
-        self.out_dim = 2 * embed
+        self.proj = nn.Sequential(nn.Conv2d(2 * w * (n_mels // 8), embed, 1), nn.ReLU(inplace=True))
+        self.recent = max(1, int(round(0.5 * columns_per_s / 8)))
+        self.out_dim = 3 * embed
 
     def forward(self, audio: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = self.conv(audio)  # [B, C, M/8, F/4]
-        x = self.proj(x.flatten(1, 2))  # [B, E, F/4]
-        m = nn.functional.max_pool1d(mask.unsqueeze(1), 4, 4, ceil_mode=False).squeeze(1)
-        m = m[..., : x.shape[-1]]
-        full, recent = masked_pools(x, m)
-        return torch.cat([full, recent], dim=1)
+        x = self.conv(audio)  # [B, C, M/8, F/8]
+        x = self.proj(x.flatten(1, 2).unsqueeze(2)).squeeze(2)  # [B, E, F/8]
+        # Each pooled step covers 8 log-mel columns; it counts as valid if any of them is.
+        n = min(int(x.shape[-1]), int(mask.shape[-1]) // 8)
+        m = mask[:, : 8 * n].reshape(-1, n, 8).amax(-1)
+        x = x[..., -n:]
+        full, recent = masked_pools(x, m, self.recent)
+        return torch.cat([full, recent, masked_max(x, m)], dim=1)
 
 
 class FusionNet(nn.Module):
-    """Inputs: video [B,T,C,H,W], video_mask [B,T], audio [B,1,M,F], audio_mask [B,F]."""
+    """Inputs: video [B,T,C,H,W], video_mask [B,T], audio [B,1,M,F], audio_mask [B,F].
+
+    ``modalities`` names, per class, the head it takes its logit from: ``video``, ``audio`` or
+    ``both`` (the default for every class).
+    """
 
     def __init__(
-        self, n_classes: int, channels: int, size: int, n_mels: int, width: int = 32
+        self,
+        n_classes: int,
+        channels: int,
+        size: int,
+        n_mels: int,
+        width: int = 32,
+        modalities: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.video = VideoBranch(channels, size, width)
         self.audio = AudioBranch(n_mels, width)
-        d = self.video.out_dim + self.audio.out_dim + 2
-        self.head = nn.Sequential(
-            nn.Linear(d, 256), nn.ReLU(inplace=True), nn.Dropout(0.1), nn.Linear(256, n_classes)
-        )
+        dv, da = self.video.out_dim, self.audio.out_dim
+        self.head = self._head(dv + da + 2, n_classes)
+        self.head_video = self._head(dv + 1, n_classes)
+        self.head_audio = self._head(da + 1, n_classes)
+        mods = modalities or ["both"] * n_classes
+        if len(mods) != n_classes or set(mods) - {"video", "audio", "both"}:
+            raise ValueError(f"modalities must name video, audio or both per class: {mods}")
+        for name in ("video", "audio", "both"):
+            sel = torch.tensor([[1.0 if m == name else 0.0 for m in mods]])
+            self.register_buffer(f"sel_{name}", sel)
+
+    @staticmethod
+    def _head(d: int, n: int) -> nn.Sequential:
+        return nn.Sequential(nn.Linear(d, 192), nn.ReLU(inplace=True), nn.Dropout(0.1), nn.Linear(192, n))
 
     def forward(
         self,
@@ -118,4 +162,7 @@ class FusionNet(nn.Module):
         pa = (audio_mask.sum(1, keepdim=True) > 0).to(audio.dtype)
         v = self.video(video, video_mask) * pv
         a = self.audio(audio, audio_mask) * pa
-        return self.head(torch.cat([v, a, pv, pa], dim=1))
+        both = self.head(torch.cat([v, a, pv, pa], dim=1))
+        lv = self.head_video(torch.cat([v, pv], dim=1))
+        la = self.head_audio(torch.cat([a, pa], dim=1))
+        return lv * self.sel_video + la * self.sel_audio + both * self.sel_both

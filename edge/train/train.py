@@ -59,13 +59,20 @@ class TrainSettings:
     recordings: str | None = None  # a folder of recording folders (media + labels.json)
 
 
+# Per task: model input side (pixels) and seconds of audio per window. Eyelids need more
+# pixels than a person in a room; a CO alarm's T4 cycle (four beeps, then 5 s of silence) needs
+# 6 s of audio to always hold one group of beeps.
+TASK_SHAPES = {"driver": (96, 2.0), "home": (64, 6.0)}
+
+
 def make_card(task: str, name: str) -> ModelCard:
     """The card of a reference model (I/O contract and preprocessing), before metrics."""
     classes = CLASSES[task]
-    vspec = VideoSpec(height=64, width=64, channels=1, colour="gray", mean=(0.45,), std=(0.25,))
+    side, audio_seconds = TASK_SHAPES.get(task, (64, 2.0))
+    vspec = VideoSpec(height=side, width=side, channels=1, colour="gray", mean=(0.45,), std=(0.25,))
     mspec = LogMelSpec()
     seconds, frames = 2.0, 8
-    n_cols = mspec.n_frames(int(seconds * mspec.sample_rate))
+    n_cols = mspec.n_frames(int(round(audio_seconds * mspec.sample_rate)))
     return ModelCard(
         name=name,
         task=task,
@@ -73,11 +80,11 @@ def make_card(task: str, name: str) -> ModelCard:
             ClassInfo(name=c, description=DESCRIPTIONS[c][0], modality=DESCRIPTIONS[c][1])
             for c in classes
         ],
-        window={"seconds": seconds, "frames": frames},
+        window={"seconds": seconds, "frames": frames, "audio_seconds": audio_seconds},
         video=vspec.to_dict(),
         audio=mspec.to_dict(),
         inputs={
-            "video": TensorInfo(shape=["B", frames, 1, 64, 64], description="frames, TCHW"),
+            "video": TensorInfo(shape=["B", frames, 1, side, side], description="frames, TCHW"),
             "video_mask": TensorInfo(shape=["B", frames], description="1 where a frame is real"),
             "audio": TensorInfo(shape=["B", 1, mspec.n_mels, n_cols], description="log-mel"),
             "audio_mask": TensorInfo(shape=["B", n_cols], description="1 where a column is real"),
@@ -172,7 +179,8 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO = sys.s
     y_val = val_set.labels >= 0.5
     n_classes = y_train.shape[1]
     vs = VideoSpec.from_dict(card.video)
-    model = FusionNet(n_classes, vs.channels, vs.height, int(card.audio["n_mels"]))
+    model = FusionNet(n_classes, vs.channels, vs.height, int(card.audio["n_mels"]),
+                      modalities=[c.modality for c in card.classes])
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=1e-4)
     steps = s.epochs * ((len(train_set) + s.batch - 1) // s.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=steps)
@@ -280,6 +288,10 @@ def export_onnx(model: object, card: ModelCard, path: Path) -> None:
         # Shapes read in forward() are fixed by the card (only the batch is dynamic), which is
         # what the tracer warns about.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # The TorchScript exporter is chosen on purpose (dynamo=False): the torch.export one
+        # needs onnxscript, which the train extra does not install. It warns of its own
+        # deprecation on every call.
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             model,
             args,
