@@ -1,10 +1,11 @@
-"""Per-window model cost on ONNX Runtime CPU, and the feature stage beside it.
+"""Per-window model cost on ONNX Runtime CPU, FP32 and INT8 side by side, and the feature stage.
 
     python benchmarks/bench_engine.py --model engines/driver-av.onnx --out benchmarks/results/engine.json
 
-Runs the model on real simulator windows (features from the serving code) at batch 1 and 8,
-with 1 and 2 intra-op threads, alternating runs in rounds; reports medians in ms per window and
-each as a ratio to the 1-thread batch-1 baseline measured in the same process.
+Runs the model (and its INT8 QDQ build ``X.int8.onnx`` where it exists) on real simulator
+windows (features from the serving code) at batch 1 and 8, with 1 and 2 intra-op threads,
+alternating all cases in rounds; reports medians in ms per window, each as a ratio to the FP32
+1-thread batch-1 baseline measured in the same process, and the INT8 speed-up per case.
 """
 
 from __future__ import annotations
@@ -33,24 +34,37 @@ def main() -> None:
     t0 = time.perf_counter()
     data = scenario_windows(scenario, card)
     feat_ms = (time.perf_counter() - t0) / len(data) * 1e3
-    engines = {t: load_engine("onnx", args.model, card, {"threads": t}) for t in (1, 2)}
-    cases = {f"threads {t}, batch {b}": (t, b) for t in (1, 2) for b in (1, 8)}
+    models = {"fp32": args.model}
+    int8 = Path(args.model).with_name(Path(args.model).name.replace(".onnx", ".int8.onnx"))
+    if int8.is_file():
+        models["int8"] = str(int8)
+    engines = {
+        (m, t): load_engine("onnx", path, card, {"threads": t})
+        for m, path in models.items() for t in (1, 2)
+    }
+    cases = {f"{m} threads {t}, batch {b}": (m, t, b) for m in models for t in (1, 2) for b in (1, 8)}
     times: dict[str, list[float]] = {k: [] for k in cases}
     for _ in range(args.rounds):
-        for name, (t, b) in cases.items():
+        for name, (m, t, b) in cases.items():
             batch = data.inputs(slice(0, b))
-            engines[t].infer(batch)
+            engines[m, t].infer(batch)
             n = max(3, 24 // b)
             s = time.perf_counter()
             for _ in range(n):
-                engines[t].infer(batch)
+                engines[m, t].infer(batch)
             times[name].append((time.perf_counter() - s) / (n * b) * 1e3)
     med = {k: float(np.median(v)) for k, v in times.items()}
-    base = med["threads 1, batch 1"]
+    base = med["fp32 threads 1, batch 1"]
     result = {
         "model": args.model,
+        "int8_model": models.get("int8"),
+        "rounds": args.rounds,
         "per_window_ms": {k: round(v, 3) for k, v in med.items()},
-        "ratio_to_1thread_batch1": {k: round(v / base, 3) for k, v in med.items()},
+        "ratio_to_fp32_1thread_batch1": {k: round(v / base, 3) for k, v in med.items()},
+        "int8_speedup": {
+            k[len("fp32 "):]: round(v / med["int8 " + k[len("fp32 "):]], 2)
+            for k, v in med.items() if k.startswith("fp32 ") and "int8 " + k[len("fp32 "):] in med
+        },
         "simulate_and_featurize_ms_per_window": round(feat_ms, 2),
     }
     out = Path(args.out)

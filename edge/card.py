@@ -63,10 +63,10 @@ class ModelCard(_Model):
 
 
 def card_path_for(model: str | Path) -> Path:
-    """``engines/x.onnx`` and ``engines/x.int8.onnx`` both have the card ``engines/x.yaml``."""
+    """``engines/x.onnx``, ``x.int8.onnx`` and ``x[.int8|.fp16].plan`` all have the card ``x.yaml``."""
     p = Path(model)
     name = p.name
-    for suffix in (".int8.onnx", ".onnx", ".plan"):
+    for suffix in (".int8.onnx", ".onnx", ".int8.plan", ".fp16.plan", ".plan"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
             break

@@ -218,6 +218,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from edge.eval import evaluate, format_report, scenario_files
 
     cfg = load_config(args.config)
+    if args.model is not None:
+        if cfg.model is None:
+            raise EdgeError("the config has no `model:` section to override")
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": args.model})})
     files = scenario_files(args.scenario)
     report = evaluate(cfg, files, config_path=args.config)
     if args.write_card:
@@ -228,12 +232,77 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         assert cfg.model is not None
         path = card_path_for(resolve_model_path(cfg.model.path, args.config))
         card = load_card(path)
-        card.metrics[f"heldout_{cfg.model.engine.type}"] = card_metrics(report, args.scenario)
+        kind = cfg.model.engine.type + ("_int8" if cfg.model.path.endswith(".int8.onnx") else "")
+        card.metrics[f"heldout_{kind}"] = card_metrics(report, args.scenario)
         save_card(card, path)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(format_report(report))
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from edge.calib import calibrate
+    from edge.config import load_config
+
+    cfg = load_config(args.config)
+    calibrate(
+        cfg,
+        args.out,
+        config_path=args.config,
+        source=args.source,
+        scenarios=args.scenarios,
+        seconds=args.seconds,
+        count=args.windows,
+        holdout=args.holdout,
+        seed=args.seed,
+        recordings=args.recordings,
+        live_seconds=args.live_seconds,
+        command="edge " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["calibrate"] else "",
+    )
+    return 0
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    if args.check_trt:
+        from edge.trt import check_trt, format_findings
+
+        findings = check_trt(args.check_trt)
+        print(format_findings(args.check_trt, findings))
+        return 1 if any(f.severity == "error" for f in findings) else 0
+    if args.model is None:
+        raise EdgeError("edge build needs --model FILE (or --check-trt FILE)")
+    if args.int8 and args.trt:
+        raise EdgeError("build the INT8 ONNX first (--int8), then the plan from it (--trt)")
+    if args.int8:
+        from edge.quant import GateFailed, build_int8
+
+        if args.calibration is None:
+            raise EdgeError("--int8 needs --calibration calibration/NAME (make one with edge calibrate)")
+        try:
+            _, res = build_int8(
+                args.model, args.calibration, method=args.method, budget_points=args.budget,
+                auto_exclude=args.auto_exclude, out=args.out,
+            )
+        except GateFailed as exc:
+            print(f"edge build: accuracy gate failed: {exc}", file=sys.stderr)
+            return 1
+        print(res.table())
+        return 0
+    if args.trt:
+        from edge.trt import build_plan
+
+        build_plan(args.model, fp16=args.fp16, out=args.out, workspace_mb=args.workspace_mb)
+        return 0
+    raise EdgeError("edge build needs --int8 (QDQ INT8 ONNX) or --trt (TensorRT plan)")
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from edge.compare import compare, format_compare
+
+    report = compare(args.a, args.b, args.data, part=args.part, threads=args.threads)
+    print(json.dumps(report, indent=2) if args.json else format_compare(report))
     return 0
 
 
@@ -300,7 +369,49 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scenario", required=True, help="a scenario YAML or a folder of them")
     s.add_argument("--json", action="store_true")
     s.add_argument("--write-card", action="store_true", help="record the scores in the model card")
+    s.add_argument("--model", default=None, help="evaluate this model file instead of the config's")
     s.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser("calibrate", help="cut and store calibration windows for INT8")
+    s.add_argument("--config", required=True, help="config whose model (and sources) to use")
+    s.add_argument("--out", required=True, help="output folder, e.g. calibration/driver-sim")
+    s.add_argument("--from", dest="source", default="sim", choices=["sim", "recordings", "live"],
+                   help="simulated scenarios of the model's task, recorded files, or the "
+                   "config's live sources")
+    s.add_argument("--scenarios", type=int, default=40, help="simulated scenarios (--from sim)")
+    s.add_argument("--seconds", type=float, default=24.0, help="length of each scenario")
+    s.add_argument("--recordings", default=None, help="folder of recording folders")
+    s.add_argument("--live-seconds", type=float, default=60.0, help="capture time (--from live)")
+    s.add_argument("--windows", type=int, default=1024, help="windows to keep (stratified)")
+    s.add_argument("--holdout", type=float, default=0.25,
+                   help="share of scenarios held out for the accuracy gate")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_calibrate)
+
+    s = sub.add_parser("build", help="INT8 QDQ ONNX with an accuracy gate, or a TensorRT plan")
+    s.add_argument("--model", default=None, help="engines/X.onnx (--int8) or X.int8.onnx (--trt)")
+    s.add_argument("--int8", action="store_true", help="quantize to INT8 QDQ (ONNX Runtime)")
+    s.add_argument("--calibration", default=None, help="calibration set folder (--int8)")
+    s.add_argument("--method", default="entropy", choices=["entropy", "percentile", "minmax"])
+    s.add_argument("--budget", type=float, default=1.0, help="allowed macro-F1 drop in points")
+    s.add_argument("--auto-exclude", action="store_true",
+                   help="keep the most sensitive layers in float until the gate passes")
+    s.add_argument("--trt", action="store_true", help="build a TensorRT plan (gpu extra)")
+    s.add_argument("--fp16", action="store_true", help="allow FP16 kernels in the plan")
+    s.add_argument("--workspace-mb", type=int, default=1024, help="TensorRT workspace limit")
+    s.add_argument("--check-trt", default=None, metavar="ONNX",
+                   help="check an ONNX file for what TensorRT's parser would reject (runs anywhere)")
+    s.add_argument("--out", default=None, help="output file (default beside the model)")
+    s.set_defaults(func=_cmd_build)
+
+    s = sub.add_parser("compare", help="two engines on the same windows: logits and F1")
+    s.add_argument("a", help="an engine: X.onnx, X.int8.onnx or X.plan")
+    s.add_argument("b")
+    s.add_argument("--data", required=True, help="calibration set folder")
+    s.add_argument("--part", default="check", choices=["check", "calib", "all"])
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_compare)
 
     s = sub.add_parser("sources", help="run the sources and the window join, print statistics")
     s.add_argument("--config", required=True)

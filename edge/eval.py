@@ -24,7 +24,7 @@ from edge.metrics import score
 from edge.pipeline import replay
 from edge.card import card_path_for, load_card
 from edge.run import Runner, resolve_model_path
-from edge.runtime.base import Engine, load_engine
+from edge.runtime.base import Engine, open_engine
 from edge.sim.scenario import Scenario, label_fraction, load_scenario
 
 def mask_video(w: Window) -> Window:
@@ -78,7 +78,7 @@ def load_model(config: Config, config_path: str | Path | None) -> Engine:
     path = resolve_model_path(config.model.path, config_path)
     card = load_card(card_path_for(path))
     ec = config.model.engine
-    return load_engine(ec.type, path, card, {"threads": ec.threads, "providers": ec.providers})
+    return open_engine(ec.type, path, card, ec.model_dump())
 
 
 def run_scenario(

@@ -7,6 +7,7 @@ dependency (TensorRT, pycuda) is a clear error naming the extra, not an import-t
 from __future__ import annotations
 
 import importlib
+import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,12 @@ import numpy as np
 from edge.card import ModelCard
 from edge.errors import EngineError
 
+log = logging.getLogger(__name__)
+
 # type key -> module that defines the backend's Engine subclass as ``ENGINE``
 BACKENDS = {
     "onnx": "edge.runtime.onnx",
+    "tensorrt": "edge.runtime.tensorrt",
 }
 
 
@@ -68,3 +72,21 @@ def load_engine(
     if not path.is_file():
         raise EngineError(f"{path}: no such model file")
     return engine_cls(path, card, options or {})
+
+
+def open_engine(
+    type_key: str, model_path: str | Path, card: ModelCard, options: dict[str, Any] | None = None
+) -> Engine:
+    """:func:`load_engine`, except that a TensorRT plan built for another GPU, another TensorRT
+    or an older ONNX file is not deserialized: the reason and the rebuild command are logged and
+    its ONNX file is served through ONNX Runtime (CPU) instead."""
+    from edge.trt import PlanMismatch
+
+    try:
+        return load_engine(type_key, model_path, card, options)
+    except PlanMismatch as exc:
+        if exc.fallback is None or not exc.fallback.is_file():
+            raise
+        log.warning("%s; serving %s through ONNX Runtime instead", exc, exc.fallback)
+        opts = {"threads": (options or {}).get("threads", 1)}
+        return load_engine("onnx", exc.fallback, card, opts)

@@ -41,8 +41,26 @@ class OnnxEngine(Engine):
             raise EngineError(
                 f"ONNX Runtime here has no {', '.join(missing)} (available: {', '.join(available)})"
             )
+        chosen: list[Any] = []
+        for p in providers:
+            if p == "TensorrtExecutionProvider":
+                cache = Path(options.get("cache_dir") or model_path.parent / "trt-cache")
+                cache.mkdir(parents=True, exist_ok=True)
+                chosen.append((p, {
+                    "device_id": int(options.get("device", 0)),
+                    "trt_engine_cache_enable": True,
+                    "trt_engine_cache_path": str(cache),
+                    "trt_timing_cache_enable": True,
+                    "trt_timing_cache_path": str(cache),
+                    "trt_int8_enable": model_path.name.endswith(".int8.onnx"),
+                    "trt_fp16_enable": bool(options.get("fp16", False)),
+                }))
+            elif p == "CUDAExecutionProvider":
+                chosen.append((p, {"device_id": int(options.get("device", 0))}))
+            else:
+                chosen.append(p)
         try:
-            self.session = ort.InferenceSession(str(model_path), so, providers=providers)
+            self.session = ort.InferenceSession(str(model_path), so, providers=chosen)
         except Exception as exc:  # ORT raises its own exception types for bad files
             raise EngineError(f"{model_path}: cannot load ONNX model: {str(exc).splitlines()[0]}") from None
         ins = {i.name: (list(i.shape), _DTYPES.get(i.type, i.type)) for i in self.session.get_inputs()}

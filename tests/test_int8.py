@@ -1,0 +1,252 @@
+"""INT8: calibration sets, QDQ builds behind an accuracy gate, compare, and the TensorRT checks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.calib import calibrate, load_calibration, stratified
+from edge.card import TensorInfo, card_path_for, load_card
+from edge.config import parse_config
+from edge.errors import ConfigError, EngineError
+from edge.train.data import WindowSet
+from edge.trt import check_trt, manifest_problems
+
+ROOT = Path(__file__).resolve().parent.parent
+onnx = pytest.importorskip("onnx")
+needs_trt = pytest.mark.skipif(
+    importlib.util.find_spec("tensorrt") is None or importlib.util.find_spec("pycuda") is None,
+    reason="needs TensorRT and pycuda (gpu extra) and an NVIDIA GPU",
+)
+
+
+def reference_model(tmp: Path, name: str = "driver-av") -> Path:
+    """A copy of a committed reference model and its card (the build writes into the card)."""
+    for suffix in (".onnx", ".yaml"):
+        shutil.copy(ROOT / "engines" / f"{name}{suffix}", tmp / f"{name}{suffix}")
+    return tmp / f"{name}.onnx"
+
+
+def config_for(model: Path) -> str:
+    return f"""
+sources:
+  sim: {{type: scenario, scenario: driver, width: 320, height: 240, fps: 15}}
+streams:
+  s: {{video: sim, audio: sim}}
+window: {{seconds: 2.0, frames: 8, hop: 0.5}}
+model: {{path: "{model}"}}
+"""
+
+
+@pytest.fixture(scope="module")
+def driver_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("int8")
+    model = reference_model(tmp)
+    cfg = parse_config(config_for(model))
+    calibrate(cfg, tmp / "calib", scenarios=8, seconds=10.0, count=160, holdout=0.25, log=None)
+    return model, tmp / "calib"
+
+
+def test_calibration_set_is_hashed_split_by_scenario_and_tamper_evident(driver_set: tuple[Path, Path]) -> None:
+    model, calib = driver_set
+    card = load_card(card_path_for(model))
+    cs = load_calibration(calib, card)
+    m = cs.manifest
+    assert m["count"] == len(cs.windows) == 160
+    assert m["calib"] + m["check"] == 160 and m["check"] > 0
+    assert m["classes"] == card.class_names and m["labelled"]
+    # check windows come from scenarios that no calib window comes from
+    assert not set(cs.part("check").scenario) & set(cs.part("calib").scenario)
+    assert cs.windows.video.shape[1:] == tuple(card.inputs["video"].shape[1:])
+    # a changed shard is caught by its hash
+    bad = calib.parent / "tampered"
+    shutil.copytree(calib, bad)
+    shard = bad / m["shards"][0]["file"]
+    data = bytearray(shard.read_bytes())
+    data[-100] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match="hash differs"):
+        load_calibration(bad, card)
+    # and a set cut for another model's inputs is refused
+    other = card.model_copy(deep=True)
+    other.inputs["audio"] = TensorInfo(shape=["B", 1, 64, 99])
+    with pytest.raises(ConfigError, match="takes"):
+        load_calibration(calib, other)
+
+
+def test_stratified_choice_takes_round_robin_over_strata() -> None:
+    n = 100
+    labels = np.zeros((n, 2), np.float32)
+    labels[:5, 1] = 1.0  # a rare class: 5 of 100 windows
+    ws = WindowSet(
+        np.zeros((n, 1, 1, 1, 1), np.float16), np.ones((n, 1), np.float32),
+        np.zeros((n, 1, 1, 1), np.float16), np.ones((n, 1), np.float32), labels,
+        np.zeros(n, np.int32), np.arange(n, dtype=np.float64),
+    )
+    idx = stratified(ws, 10, lambda i: int(labels[i, 1]), seed=0)
+    assert len(idx) == 10 and len(set(idx.tolist())) == 10
+    assert (labels[idx, 1] == 1).sum() == 5  # the rare stratum gets its share, not 0.5
+
+
+def test_int8_build_passes_the_gate_and_records_it_in_the_card(driver_set: tuple[Path, Path]) -> None:
+    from edge.quant import build_int8
+
+    model, calib = driver_set
+    out, res = build_int8(model, calib, method="minmax", log=None)
+    assert out == model.with_name("driver-av.int8.onnx") and out.is_file()
+    q = onnx.load(str(out))
+    ops = {n.op_type for n in q.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert res.drop_points <= 1.0 and res.windows > 0
+    card = load_card(card_path_for(model))
+    assert card.metrics["int8"]["calibration_hash"] == json.loads((calib / "manifest.json").read_text())["hash"]
+    assert card.metrics["int8"]["float_layers"]  # the logits layers stay float
+    # what ONNX Runtime wrote is what TensorRT accepts: symmetric, per-channel weights only
+    assert [f for f in check_trt(out) if f.severity == "error"] == []
+
+
+def test_gate_failure_exits_1_with_a_table_and_auto_exclude_walks_the_layers(
+    driver_set: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli import main
+    from edge.quant import GateFailed, build_int8
+
+    model, calib = driver_set
+    # A budget no model can meet (a negative drop) fails the gate deterministically.
+    rc = main(["build", "--model", str(model), "--int8", "--calibration", str(calib),
+               "--method", "minmax", "--budget", "-50", "--out", str(model.with_name("x.int8.onnx"))])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "accuracy gate failed" in err and "macro" in err and "--auto-exclude" in err
+    assert not model.with_name("x.int8.onnx").exists()
+    with pytest.raises(GateFailed, match="every layer in float"):
+        build_int8(model, calib, method="minmax", budget_points=-50, auto_exclude=True,
+                   out=model.with_name("y.int8.onnx"), log=None)
+
+
+def test_compare_reports_logit_differences_and_f1(driver_set: tuple[Path, Path]) -> None:
+    from edge.compare import compare, format_compare
+    from edge.quant import build_int8
+
+    model, calib = driver_set
+    int8 = model.with_name("driver-av.int8.onnx")
+    if not int8.exists():
+        build_int8(model, calib, method="minmax", log=None)
+    same = compare(model, model, calib)
+    assert same["max_abs_logit_diff"] == 0.0 and same["top_class_agreement"] == 1.0
+    r = compare(model, int8, calib)
+    assert 0.0 < r["max_abs_logit_diff"] < 2.0
+    assert set(r["f1"]["a"]) == set(load_card(card_path_for(model)).class_names)
+    assert "top class agrees" in format_compare(r)
+
+
+def _model(nodes: list, inputs: list, inits: list, opset: int = 17) -> object:
+    from onnx import TensorProto, helper
+
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    g = helper.make_graph(nodes, "g", inputs, [out], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_check_trt_names_what_the_parser_would_reject(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+
+    x4 = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 3, 8, 8])
+    x3 = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 3, 8])
+    w2 = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    w1 = numpy_helper.from_array(np.ones((4, 3, 3), np.float32), "w")
+    s1 = numpy_helper.from_array(np.array(0.1, np.float32), "s")
+    sc = numpy_helper.from_array(np.full(3, 0.1, np.float32), "sc")
+    z0 = numpy_helper.from_array(np.array(0, np.int8), "z0")
+    z5 = numpy_helper.from_array(np.array(5, np.int8), "z5")
+    zc = numpy_helper.from_array(np.zeros(3, np.int8), "zc")
+    cases = {
+        "ok": (_model([helper.make_node("Conv", ["x", "w"], ["y"], name="c")], [x4], [w2]), None),
+        "conv1d": (_model([helper.make_node("Conv", ["x", "w"], ["y"], name="c")], [x3], [w1]), "2D and 3D only"),
+        "custom": (_model([helper.make_node("Gelu", ["x"], ["y"], name="g", domain="com.microsoft")], [x4], []), "custom-domain"),
+        "nonzero": (_model([helper.make_node("NonZero", ["x"], ["y"], name="nz")], [x4], []), "NonZero: not supported"),
+        "asymmetric": (_model([helper.make_node("QuantizeLinear", ["x", "s", "z5"], ["q"], name="q"),
+                               helper.make_node("DequantizeLinear", ["q", "s", "z5"], ["y"], name="dq")],
+                              [x4], [s1, z5]), "is not 0"),
+        "per-channel activation": (_model([helper.make_node("QuantizeLinear", ["x", "sc", "zc"], ["q"], name="q", axis=1),
+                                           helper.make_node("DequantizeLinear", ["q", "sc", "zc"], ["y"], name="dq", axis=1)],
+                                          [x4], [sc, zc]), "per-channel scale on an activation"),
+        "computed weights": (_model([helper.make_node("Relu", ["x"], ["r"], name="r"),
+                                     helper.make_node("Conv", ["x", "r"], ["y"], name="c")], [x4], []), "weights are computed"),
+        "dynamic height": (_model([helper.make_node("Relu", ["x"], ["y"], name="r")],
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 3, "H", 8])], []), "dimension 2 is dynamic"),
+    }
+    _ = z0
+    for name, (model, expect) in cases.items():
+        path = tmp_path / f"{name.replace(' ', '-')}.onnx"
+        onnx.save(model, str(path))
+        errors = [f.message for f in check_trt(path) if f.severity == "error"]
+        if expect is None:
+            assert errors == [], name
+        else:
+            assert any(expect in e for e in errors), (name, errors)
+
+
+def test_check_trt_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge.cli import main
+
+    assert main(["build", "--check-trt", str(ROOT / "engines" / "driver-av.onnx")]) == 0
+    assert "nothing TensorRT" in capsys.readouterr().out
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    assert main(["build", "--check-trt", str(bad)]) == 2
+    assert "not an ONNX model" in capsys.readouterr().err
+
+
+def test_a_plan_whose_onnx_changed_is_not_deserialized_and_onnx_runtime_serves(tmp_path: Path) -> None:
+    from edge.runtime.base import open_engine
+    from edge.trt import manifest_path, sha256_file
+
+    model = reference_model(tmp_path)
+    plan = tmp_path / "driver-av.plan"
+    plan.write_bytes(b"\x00plan bytes")
+    manifest = {"tensorrt": "10.3.0", "gpu": "Orin", "compute_capability": "8.7",
+                "onnx": "driver-av.onnx", "onnx_sha256": "0" * 64, "plan_sha256": sha256_file(plan)}
+    manifest_path(plan).write_text(json.dumps(manifest))
+    assert any("changed since the plan was built" in p for p in manifest_problems(plan))
+    here = {"tensorrt": "10.7.0", "gpu": "Orin", "compute_capability": "8.7"}
+    assert any("built for tensorrt '10.3.0'" in p for p in manifest_problems(plan, here))
+    card = load_card(card_path_for(model))
+    engine = open_engine("tensorrt", plan, card, {"threads": 1})
+    assert engine.type_key == "onnx" and engine.model_path == model
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed")
+def test_missing_tensorrt_is_a_clear_error_naming_the_gpu_extra(tmp_path: Path) -> None:
+    from edge.runtime.base import load_engine
+    from edge.trt import manifest_path, sha256_file
+
+    model = reference_model(tmp_path)
+    plan = tmp_path / "driver-av.plan"
+    plan.write_bytes(b"\x00plan bytes")
+    manifest_path(plan).write_text(json.dumps({
+        "onnx": "driver-av.onnx", "onnx_sha256": sha256_file(model), "plan_sha256": sha256_file(plan)}))
+    with pytest.raises(EngineError, match=r"TensorRT is not installed: pip install -e '\.\[gpu\]'"):
+        load_engine("tensorrt", plan, load_card(card_path_for(model)))
+
+
+@needs_trt
+@pytest.mark.gpu
+def test_tensorrt_plan_matches_onnx_runtime(driver_set: tuple[Path, Path]) -> None:
+    from edge.compare import compare
+    from edge.quant import build_int8
+    from edge.trt import build_plan
+
+    model, calib = driver_set
+    int8 = model.with_name("driver-av.int8.onnx")
+    if not int8.exists():
+        build_int8(model, calib, method="minmax", log=None)
+    plan = build_plan(int8, log=None)
+    r = compare(int8, plan, calib)
+    assert r["top_class_agreement"] >= 0.98
+    assert r["max_abs_logit_diff"] < 0.5
