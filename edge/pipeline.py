@@ -122,9 +122,18 @@ class Spine:
             a = self.sources[sc.audio] if sc.audio else None
             if a is not None and v is not None and a is not v and a.sample_rate <= 0:
                 raise ConfigError(f"streams.{name}.audio: source has no audio")
+            spec = window_spec(config, self.sources, name, sample_grid)
+            ring = a.audio if a is not None else None
+            need_s = spec.audio_span_s + config.window.max_wait_audio + config.window.hop
+            if ring is not None and ring.capacity < need_s * spec.sample_rate:
+                raise ConfigError(
+                    f"sources.{sc.audio}: the audio ring holds {ring.capacity / spec.sample_rate:g} s,"
+                    f" windows of stream {name!r} need {need_s:g} s (raise its buffer_seconds or "
+                    f"audio_buffer_seconds)"
+                )
             self.aligners[name] = Aligner(
                 name,
-                window_spec(config, self.sources, name, sample_grid),
+                spec,
                 frames=v.video if v is not None else None,
                 samples=a.audio if a is not None else None,
                 audio_clock=a.audio_clock if a is not None else None,

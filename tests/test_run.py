@@ -125,3 +125,12 @@ def test_audio_span_comes_from_the_card_unless_the_config_sets_it(tmp_path: Path
     bad = text.replace("hop: 0.5}", "hop: 0.5, audio_seconds: 2.0}")
     with pytest.raises(ConfigError, match=r"2 s of audio per window, but model 'tinyhome' expects 6 s"):
         Runner(parse_config(bad), FakeClock())
+
+
+def test_an_audio_ring_too_short_for_the_window_is_a_config_error(tmp_path: Path) -> None:
+    from edge.errors import ConfigError
+
+    home = tiny_model(tmp_path, make_card("home", "tinyhome"))
+    text = config_for(home).replace("scenario: driver", "scenario: home, audio_buffer_seconds: 4")
+    with pytest.raises(ConfigError, match=r"sources.sim: the audio ring holds 4 s, windows of stream 'cabin' need 6.75 s"):
+        Runner(parse_config(text), FakeClock())
