@@ -136,12 +136,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
     def emit(preds: list[Any]) -> None:
+        events = runner.decide(preds)
         if out is not None:
             for p in preds:
                 out.write(json.dumps(p.to_json()) + "\n")
+            for stream, ev in events:
+                out.write(json.dumps({"stream": stream, **ev.to_json()}) + "\n")
             out.flush()
         if view is not None:
-            view.update(preds, clock.now_ns())
+            view.update(preds, clock.now_ns(), [e for _, e in events])
 
     runner.spine.start(require_open_s=None)
     try:

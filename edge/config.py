@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import ConfigError
+from edge.rules import DecisionsConfig
 
 
 class _Model(BaseModel):
@@ -191,6 +192,9 @@ class Config(_Model):
     streams: dict[str, StreamConfig] = Field(description="Streams by name.")
     window: WindowConfig = Field(default_factory=WindowConfig, description="Window cutting.")
     model: ModelConfig | None = Field(None, description="Model for predictions (edge run).")
+    decisions: DecisionsConfig | None = Field(
+        None, description="Smoothing, states and rules that turn predictions into events."
+    )
 
     @model_validator(mode="after")
     def _streams_name_sources(self) -> "Config":

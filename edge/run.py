@@ -20,11 +20,14 @@ from edge.align import Window
 from edge.capture.base import CaptureSource
 from edge.card import ModelCard, card_path_for, load_card
 from edge.clock import Clock
+from edge.beeps import ALARM_SIGNALS, BeepDetector
 from edge.config import Config
+from edge.decide import Decider, Event, degraded_flags
 from edge.errors import ConfigError
 from edge.pipeline import Spine
 from edge.runtime.base import Engine, open_engine
-from edge.serve import Featurizer, batch, sigmoid
+from edge.features import LogMelSpec
+from edge.serve import Features, Featurizer, batch, sigmoid
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +117,34 @@ class Runner:
         self.classes = self.card.class_names
         self.thresholds = np.array([c.threshold for c in self.card.classes], np.float32)
         self.infer_ns: list[int] = []
+        dc = config.decisions
+        self.deciders = (
+            {} if dc is None else {n: Decider.from_card(dc, self.card) for n in self.spine.aligners}
+        )
+        # Beep detectors for the signals that cadence rules name, per stream with audio.
+        signals: set[str] = set()
+        for rule in dc.rules if dc is not None else []:
+            if rule.cadence is not None:
+                sig = rule.cadence.signal or rule.cadence.class_
+                signals.update([sig] if isinstance(sig, str) else sig)
+        unknown = sorted(signals - set(ALARM_SIGNALS))
+        if unknown:
+            raise ConfigError(
+                f"decisions: unknown beep signal(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(ALARM_SIGNALS))})"
+            )
+        mspec = LogMelSpec.from_dict(self.card.audio)
+        self.beep_detectors = {
+            n: {s: BeepDetector(mspec, ALARM_SIGNALS[s]) for s in sorted(signals)}
+            for n, al in self.spine.aligners.items() if al.samples is not None
+        }
+        self._last: dict[str, tuple[Window, Features]] = {}
 
     def process(self, windows: list[Window]) -> list[Prediction]:
         """Model outputs for the windows of one tick (all streams in one batch)."""
         feats = [self.featurizers[w.stream](w) for w in windows]
+        for w, f in zip(windows, feats):
+            self._last[w.stream] = (w, f)
         t0 = self.clock.now_ns()
         limit = self.engine.max_batch
         if limit is None or limit >= len(feats):
@@ -154,6 +181,41 @@ class Runner:
                 )
             )
         return out
+
+    def decide(self, preds: list[Prediction]) -> list[tuple[str, Event]]:
+        """Feed each stream's decider (``decisions:``); the events of this tick, by stream.
+
+        Each prediction gains ``states`` (classes committed on) and ``rules`` (rules active).
+        """
+        out: list[tuple[str, Event]] = []
+        for p in preds:
+            d = self.deciders.get(p.stream)
+            if d is None:
+                continue
+            flags = degraded_flags(p.video_valid, p.audio_valid)
+            events = d.update(p.t_end_ns, p.probs, flags, self._beeps(p.stream))
+            p.extra["states"] = [n for n, st in d.states().items() if st.on]
+            p.extra["rules"] = d.active()
+            out.extend((p.stream, e) for e in events)
+        return out
+
+    def _beeps(self, stream: str) -> dict[str, list[tuple[int, int]]]:
+        """Beeps that ended in the stream's newest window, per signal, in pipeline time."""
+        dets = self.beep_detectors.get(stream)
+        last = self._last.get(stream)
+        if not dets or last is None:
+            return {}
+        w, f = last
+        if w.audio_n0 is None:
+            return {}
+        hop = int(self.card.audio.get("hop_length", 160))
+        al = self.spine.aligners[stream]
+        first = w.audio_n0 // hop
+        return {
+            s: [(al.time_of_sample(a * hop), al.time_of_sample(b * hop))
+                for a, b in det.push(first, f.audio[0], f.audio_mask > 0)]
+            for s, det in dets.items()
+        }
 
     def run(
         self,

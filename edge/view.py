@@ -1,13 +1,16 @@
-"""The live terminal view of ``edge run``: per class a probability bar and state, per source its
-rate, data age and drops. On a terminal it redraws in place; piped, it prints one line a second.
+"""The live terminal view of ``edge run``: per class a probability bar and state (committed by
+the decision layer where the config has ``decisions:``), active rules and recent events, per
+source its rate, data age and drops. On a terminal it redraws in place; piped, it prints one line a second.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from edge.clock import NS_PER_S
+from edge.decide import Event
 from edge.pipeline import Spine
 from edge.run import Prediction
 
@@ -28,12 +31,17 @@ def render(preds: list[Prediction], spine: Spine, now_ns: int, thresholds: dict[
             f"latency {(p.emitted_ns - p.t_end_ns) / 1e6:5.1f} ms"
         )
         truth = p.extra.get("truth")
+        states = p.extra.get("states")  # committed by the decision layer, where configured
         for name, prob in p.probs.items():
-            state = "ON " if prob >= thresholds.get(name, 0.5) else "   "
+            on = name in states if isinstance(states, list) else prob >= thresholds.get(name, 0.5)
+            state = "ON " if on else "   "
             real = ""
             if isinstance(truth, list):
                 real = "  (scripted: on)" if name in truth else ""
             lines.append(f"  {name:<14} {bar(prob)} {prob:5.2f} {state}{real}")
+        rules = p.extra.get("rules")
+        if isinstance(rules, list):
+            lines.append(f"  rules active: {', '.join(rules) or '-'}")
     for name, src in spine.sources.items():
         age = "-" if src.stats.last_data_ns is None else f"{(now_ns - src.stats.last_data_ns) / 1e6:6.0f} ms"
         drops = src.stats.drops + (src.video.dropped if src.video is not None else 0)
@@ -54,10 +62,22 @@ class LiveView:
         self.tty = self.out.isatty()
         self._drawn = 0
         self._last_line_ns = 0
+        self._log: list[str] = []
 
-    def update(self, preds: list[Prediction], now_ns: int) -> None:
+    def update(self, preds: list[Prediction], now_ns: int, events: Sequence[Event] = ()) -> None:
+        for e in events:  # starts and ends: the last few under the view, or a line each
+            if e.kind != "update":
+                text = (f"{e.kind:<5} {e.rule} ({e.duration_s:.1f} s, peak {e.peak:.2f}"
+                        f"{', flagged' if e.flagged else ''})")
+                if self.tty:
+                    self._log.append(text)
+                else:
+                    self.out.write(f"event {text}\n")
+        del self._log[:-6]
         if self.tty:
-            lines = render(preds, self.spine, now_ns, self.thresholds)
+            lines = render(preds, self.spine, now_ns, self.thresholds) + [
+                f"event {ln}" for ln in self._log
+            ]
             if self._drawn:
                 self.out.write(f"\x1b[{self._drawn}F")
             self.out.write("".join(f"\x1b[2K{ln}\n" for ln in lines))

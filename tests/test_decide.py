@@ -12,18 +12,9 @@ import pytest
 from edge.cadence import CadenceTracker, Interval, match_cadence
 from edge.card import load_card
 from edge.clock import NS_PER_S
-from edge.decide import (
-    DRIVER_RULES,
-    HOME_RULES,
-    CadenceCondition,
-    CadenceRule,
-    Decider,
-    DecisionsConfig,
-    Event,
-    degraded_flags,
-    parse_decisions,
-)
+from edge.decide import CadenceRule, Decider, Event, degraded_flags, parse_decisions
 from edge.errors import ConfigError
+from edge.rules import DRIVER_RULES, HOME_RULES, CadenceCondition, DecisionsConfig
 
 DRIVER = ["eyes_closed", "yawning", "distracted", "phone", "talking"]
 DRIVER_MOD = {"eyes_closed": "video", "yawning": "both", "distracted": "video",
@@ -275,7 +266,7 @@ def test_home_smoke_alarm_rule_events_from_beeps() -> None:
     for i in range(0, 80):
         now = ns(i * 0.25)
         new = [s for s in spans if now - ns(0.25) < s[1] <= now]
-        ev += d.update(now, {"smoke_alarm": 0.9}, beeps={"smoke_alarm": new})
+        ev += d.update(now, {"smoke_alarm": 0.9}, beeps={"beeps_3k": new})
     (start,) = fired(ev, "smoke_alarm")
     (end,) = fired(ev, "smoke_alarm", "end")
     assert start.t_ns == ns(9.0) and start.started_ns == ns(1.0)

@@ -134,3 +134,60 @@ def test_an_audio_ring_too_short_for_the_window_is_a_config_error(tmp_path: Path
     text = config_for(home).replace("scenario: driver", "scenario: home, audio_buffer_seconds: 4")
     with pytest.raises(ConfigError, match=r"sources.sim: the audio ring holds 4 s, windows of stream 'cabin' need 6.75 s"):
         Runner(parse_config(text), FakeClock())
+
+
+def test_decisions_turn_predictions_into_states_and_events(model: Path) -> None:
+    text = config_for(model) + """
+decisions:
+  defaults: {tau: 0.0, on_threshold: 0.01, off_threshold: 0.0}
+  rules:
+    - {name: held, duration: {class: eyes_closed, at_least: 1.0}}
+"""
+    cfg = parse_config(text)
+    clock = FakeClock(100 * NS_PER_S)
+    runner = Runner(cfg, clock)
+    preds, events = [], []
+
+    def on_windows(ws: list) -> None:  # type: ignore[type-arg]
+        ps = runner.process(ws)
+        events.extend(runner.decide(ps))
+        preds.extend(ps)
+
+    replay(runner.spine.sources["sim"], runner.spine, clock, on_windows)  # type: ignore[arg-type]
+    assert all("eyes_closed" in p.extra["states"] for p in preds)
+    starts = [e for s, e in events if e.kind == "start"]
+    assert [e.rule for e in starts] == ["held"]
+    assert starts[0].evidence == {"eyes_closed": "video"}
+    # the rule starts once eyes_closed has been on for 1 s: two ticks after the first
+    assert starts[0].t_ns - preds[0].t_end_ns == pytest.approx(1.0 * NS_PER_S, abs=1)
+    assert preds[-1].extra["rules"] == ["held"]
+
+
+def test_alarm_cadence_rules_fire_from_beeps_heard_through_the_pipeline(tmp_path: Path) -> None:
+    from edge.rules import HOME_RULES
+
+    home = tiny_model(tmp_path, make_card("home", "tinyhome"))
+    sc = tmp_path / "alarms.yaml"
+    sc.write_text(
+        "task: home\nseconds: 32\nseed: 11\nevents:\n"
+        "  - {label: smoke_alarm, start: 2, end: 14, variant: square}\n"
+        "  - {label: speech, start: 14.5, end: 17}\n"
+        "  - {label: co_alarm, start: 17, end: 31}\n"
+    )
+    text = config_for(home).replace("scenario: driver, seconds: 20", f"scenario: {sc}")
+    cfg = parse_config(text + HOME_RULES)
+    clock = FakeClock(100 * NS_PER_S)
+    runner = Runner(cfg, clock)
+    src = runner.spine.sources["sim"]
+    events = []
+    replay(src, runner.spine, clock, lambda ws: events.extend(runner.decide(runner.process(ws))))  # type: ignore[arg-type]
+    t0 = src.scenario_time  # type: ignore[attr-defined]
+    fired = {(e.rule, e.kind): t0(e.started_ns) for _, e in events if e.kind in ("start", "end")}
+    # T3 (520 Hz square): beeps from 2 s; confirmed after two 4 s cycles
+    assert fired[("smoke_alarm", "start")] == pytest.approx(2.0, abs=0.05)
+    assert ("smoke_alarm", "end") in fired
+    # T4 (3 kHz): four 0.1 s beeps every 5.7 s from 17 s; confirmed over two cycles
+    assert fired[("co_alarm", "start")] == pytest.approx(17.0, abs=0.05)
+    # one episode each: speech and the switch from one alarm to the other start nothing more
+    starts = [e.rule for _, e in events if e.kind == "start" and e.rule.endswith("_alarm")]
+    assert sorted(starts) == ["co_alarm", "smoke_alarm"]
