@@ -119,6 +119,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from edge.clock import MonotonicClock
     from edge.config import load_config
     from edge.run import Runner
+    from edge.service import Service
     from edge.view import LiveView
 
     cfg = load_config(args.config)
@@ -132,27 +133,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
         out = open(args.jsonl, "a", encoding="utf-8")
     thresholds = {c.name: c.threshold for c in runner.card.classes}
     view = None if args.no_view else LiveView(runner.spine, thresholds)
+    service = Service(runner, out=out, view=view)
+    server = None
+    if cfg.http is not None:
+        from edge.status import StatusServer
+
+        server = StatusServer(cfg.http, service.healthz, service.metrics)
+        server.start()
+        print(f"edge run: /healthz and /metrics on http://{cfg.http.host}:{server.port}",
+              file=sys.stderr)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-
-    def emit(preds: list[Any]) -> None:
-        events = runner.decide(preds)
-        if out is not None:
-            for p in preds:
-                out.write(json.dumps(p.to_json()) + "\n")
-            for stream, ev in events:
-                out.write(json.dumps({"stream": stream, **ev.to_json()}) + "\n")
-            out.flush()
-        if view is not None:
-            view.update(preds, clock.now_ns(), [e for _, e in events])
-
     runner.spine.start(require_open_s=None)
     try:
-        runner.run(args.duration, emit, stop=stop)
+        runner.spine.run(float("inf") if args.duration is None else args.duration,
+                         service.on_windows, stop=stop)
     except KeyboardInterrupt:
         pass
     finally:
         runner.spine.stop()
+        if server is not None:
+            server.stop()
         if out is not None and out is not sys.stdout:
             out.close()
     eng = runner.engine_ms()

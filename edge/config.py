@@ -13,6 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import ConfigError
+from edge.health import HealthConfig
+from edge.status import HttpConfig
 from edge.rules import DecisionsConfig
 
 
@@ -194,6 +196,12 @@ class Config(_Model):
     model: ModelConfig | None = Field(None, description="Model for predictions (edge run).")
     decisions: DecisionsConfig | None = Field(
         None, description="Smoothing, states and rules that turn predictions into events."
+    )
+    health: HealthConfig = Field(
+        default_factory=HealthConfig, description="Thresholds of the sensor health judgement."
+    )
+    http: HttpConfig | None = Field(
+        None, description="The /healthz and /metrics endpoint (off when absent)."
     )
 
     @model_validator(mode="after")

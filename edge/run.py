@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,12 +22,14 @@ from edge.capture.base import CaptureSource
 from edge.card import ModelCard, card_path_for, load_card
 from edge.clock import Clock
 from edge.beeps import ALARM_SIGNALS, BeepDetector
+from edge.capture.base import SourceState
 from edge.config import Config
 from edge.decide import Decider, Event, degraded_flags
 from edge.errors import ConfigError
 from edge.pipeline import Spine
 from edge.runtime.base import Engine, open_engine
 from edge.features import LogMelSpec
+from edge.health import HealthMonitor, TickStats, clipped_share, frame_stats
 from edge.serve import Features, Featurizer, batch, sigmoid
 
 log = logging.getLogger(__name__)
@@ -139,12 +142,16 @@ class Runner:
             for n, al in self.spine.aligners.items() if al.samples is not None
         }
         self._last: dict[str, tuple[Window, Features]] = {}
+        self.health = HealthMonitor(config.health)
+        self._faults: dict[str, int] = {}
+        self.health_records: list[dict[str, Any]] = []  # of the latest tick
 
     def process(self, windows: list[Window]) -> list[Prediction]:
         """Model outputs for the windows of one tick (all streams in one batch)."""
         feats = [self.featurizers[w.stream](w) for w in windows]
         for w, f in zip(windows, feats):
             self._last[w.stream] = (w, f)
+        self.health_records = self._judge_health(windows)
         t0 = self.clock.now_ns()
         limit = self.engine.max_batch
         if limit is None or limit >= len(feats):
@@ -180,6 +187,9 @@ class Runner:
                     extra={} if truth is None else {"truth": truth},
                 )
             )
+            degraded = [k.split("_")[0] for k, v in self._flags(out[-1]).items() if v]
+            if degraded:  # a prediction resting on a sensor that is not ok says so
+                out[-1].extra["degraded"] = degraded
         return out
 
     def decide(self, preds: list[Prediction]) -> list[tuple[str, Event]]:
@@ -192,12 +202,50 @@ class Runner:
             d = self.deciders.get(p.stream)
             if d is None:
                 continue
-            flags = degraded_flags(p.video_valid, p.audio_valid)
+            flags = self._flags(p)
             events = d.update(p.t_end_ns, p.probs, flags, self._beeps(p.stream))
             p.extra["states"] = [n for n, st in d.states().items() if st.on]
             p.extra["rules"] = d.active()
             out.extend((p.stream, e) for e in events)
         return out
+
+    def _judge_health(self, windows: list[Window]) -> list[dict[str, Any]]:
+        """Health records of the sources whose state changed at this tick."""
+        out: list[dict[str, Any]] = []
+        for w in windows:
+            sc = self.spine.config.streams[w.stream]
+            for name in dict.fromkeys(n for n in (sc.video, sc.audio) if n):
+                src = self.spine.sources[name]
+                st = src.stats
+                faults = st.drops + st.gaps + st.overflows + (src.video.dropped if src.video else 0)
+                new = faults - self._faults.get(name, faults)
+                self._faults[name] = faults
+                gives_video, gives_audio = name == sc.video, name == sc.audio
+                mean, std = frame_stats(w) if gives_video else (None, None)
+                tick = TickStats(
+                    t_ns=w.cut_ns,
+                    running=src.state in (SourceState.RUNNING, SourceState.FINISHED),
+                    video_masked=1.0 - w.video_valid if gives_video else None,
+                    audio_masked=1.0 - w.audio_valid if gives_audio else None,
+                    video_age_ns=w.video_age_ns if gives_video else None,
+                    audio_age_ns=w.audio_age_ns if gives_audio else None,
+                    frame_mean=mean,
+                    frame_std=std,
+                    clipped=clipped_share(w) if gives_audio else None,
+                    faults=max(0, new),
+                )
+                out.extend(self.health.update(name, tick))
+        return out
+
+    def _flags(self, p: Prediction) -> dict[str, bool]:
+        """Which modality of a prediction rests on a sensor that is not ``ok`` (or is masked)."""
+        sc = self.spine.config.streams[p.stream]
+        flags = degraded_flags(p.video_valid, p.audio_valid)
+        if sc.video and self.health.state(sc.video) != "ok":
+            flags["video_degraded"] = True
+        if sc.audio and self.health.state(sc.audio) != "ok":
+            flags["audio_degraded"] = True
+        return flags
 
     def _beeps(self, stream: str) -> dict[str, list[tuple[int, int]]]:
         """Beeps that ended in the stream's newest window, per signal, in pipeline time."""
