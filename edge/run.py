@@ -20,7 +20,7 @@ import numpy as np
 from edge.align import Window
 from edge.capture.base import CaptureSource
 from edge.card import ModelCard, card_path_for, load_card
-from edge.clock import Clock
+from edge.clock import NS_PER_S, Clock
 from edge.beeps import ALARM_SIGNALS, BeepDetector
 from edge.capture.base import SourceState
 from edge.config import Config
@@ -144,6 +144,8 @@ class Runner:
         self._last: dict[str, tuple[Window, Features]] = {}
         self.health = HealthMonitor(config.health)
         self._faults: dict[str, int] = {}
+        self._first_tick: dict[str, int] = {}
+        self._first_data: dict[str, int] = {}
         self.health_records: list[dict[str, Any]] = []  # of the latest tick
 
     def process(self, windows: list[Window]) -> list[Prediction]:
@@ -217,6 +219,8 @@ class Runner:
             for name in dict.fromkeys(n for n in (sc.video, sc.audio) if n):
                 src = self.spine.sources[name]
                 st = src.stats
+                if not self._settled(name, src.stats.last_data_ns, w):
+                    continue
                 faults = st.drops + st.gaps + st.overflows + (src.video.dropped if src.video else 0)
                 new = faults - self._faults.get(name, faults)
                 self._faults[name] = faults
@@ -236,6 +240,17 @@ class Runner:
                 )
                 out.extend(self.health.update(name, tick))
         return out
+
+    def _settled(self, source: str, last_data_ns: int | None, w: Window) -> bool:
+        """Whether a source's windows can be judged: not while its first windows still reach
+        back before its first data (a start, not a fault) — unless no data comes for 5 s."""
+        first_tick = self._first_tick.setdefault(source, w.cut_ns)
+        if last_data_ns is None:
+            return w.cut_ns - first_tick >= 5 * NS_PER_S
+        first = self._first_data.setdefault(source, w.cut_ns)
+        span = max(w.t_end_ns - w.t_start_ns, self.spine.aligners[w.stream].spec.audio_span_ns)
+        return (w.cut_ns - first >= span + self.spine.hop_ns
+                or w.cut_ns - first_tick >= 5 * NS_PER_S + span)
 
     def _flags(self, p: Prediction) -> dict[str, bool]:
         """Which modality of a prediction rests on a sensor that is not ``ok`` (or is masked)."""

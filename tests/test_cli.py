@@ -142,8 +142,11 @@ def test_devices_lists_without_failing() -> None:
 def test_demo_run_prints_rolling_predictions_as_jsonl() -> None:
     proc = edge("run", "--config", "configs/demo.yaml", "--duration", "3", "--jsonl", "-", "--no-view")
     assert proc.returncode == 0, proc.stderr
-    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    rows = [r for r in records if r["type"] == "prediction"]
     assert len(rows) == 6  # one per 0.5 s hop
+    # a healthy simulated source reports no health change while it starts
+    assert [r for r in records if r["type"] == "health"] == []
     classes = {"eyes_closed", "yawning", "distracted", "phone", "talking"}
     for row in rows:
         assert set(row["probs"]) == classes
