@@ -120,6 +120,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from edge.config import load_config
     from edge.run import Runner
     from edge.service import Service
+    from edge.systemd import Notifier
     from edge.view import LiveView
 
     cfg = load_config(args.config)
@@ -142,15 +143,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
         server.start()
         print(f"edge run: /healthz and /metrics on http://{cfg.http.host}:{server.port}",
               file=sys.stderr)
+    notifier = Notifier()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def on_windows(windows: list[Any]) -> None:
+        service.on_windows(windows)
+        notifier.tick(clock.now_ns(), runner.spine.ticks)  # only while ticks advance
+
     runner.spine.start(require_open_s=None)
+    notifier.ready(f"{len(runner.spine.sources)} sources, model {runner.card.name}")
     try:
         runner.spine.run(float("inf") if args.duration is None else args.duration,
-                         service.on_windows, stop=stop)
+                         on_windows, stop=stop)
     except KeyboardInterrupt:
         pass
     finally:
+        notifier.stopping()
         runner.spine.stop()
         if server is not None:
             server.stop()
@@ -310,6 +319,27 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_install_service(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edge.config import load_config
+    from edge.systemd import unit_text
+
+    load_config(args.config)  # refuse to install a unit for a config that does not load
+    text = unit_text(args.config, user=args.user)
+    if args.print:
+        print(text, end="")
+        return 0
+    path = Path(args.unit_dir) / f"{args.name}.service"
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise EdgeError(f"{path}: {exc.strerror} (run as root, or use --print)") from None
+    print(f"wrote {path}; next: useradd --system --groups video,audio {args.user}; "
+          f"systemctl daemon-reload; systemctl enable --now {args.name}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own usage errors: one line, exit 2
         self.exit(EXIT_USAGE, f"edge: error: {message}\n")
@@ -416,6 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_compare)
+
+    s = sub.add_parser("install-service", help="write (or --print) the systemd unit for a config")
+    s.add_argument("--config", required=True)
+    s.add_argument("--print", action="store_true", help="print the unit instead of writing it")
+    s.add_argument("--user", default="edge", help="service user (in the video and audio groups)")
+    s.add_argument("--name", default="edge", help="unit name")
+    s.add_argument("--unit-dir", default="/etc/systemd/system")
+    s.set_defaults(func=_cmd_install_service)
 
     s = sub.add_parser("sources", help="run the sources and the window join, print statistics")
     s.add_argument("--config", required=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -166,9 +167,15 @@ class Spine:
                     self.stop()
                     raise DeviceError(f"{prefix}{err} (gave up after {require_open_s:g} s)")
 
-    def stop(self, timeout_s: float = 2.0) -> None:
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Stop every source within ``timeout_s`` in all: all are told first, then joined
+        against one deadline (capture threads are daemons: a device stuck in a driver call
+        cannot hold the process)."""
+        deadline = time.monotonic() + timeout_s
         for src in self.sources.values():
-            src.stop(timeout_s)
+            src.stop(0.0)
+        for src in self.sources.values():
+            src.stop(max(0.0, deadline - time.monotonic()))
 
     # -- the pure step -------------------------------------------------------------------
     def tick(self, now_ns: int) -> list[Window]:
