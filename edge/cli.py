@@ -145,9 +145,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     notifier = Notifier()
     stop = threading.Event()
+    reload = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())
 
     def on_windows(windows: list[Any]) -> None:
+        if reload.is_set():  # between ticks: the loop thread applies it, capture runs on
+            reload.clear()
+            _reload(args.config, runner, notifier)
         service.on_windows(windows)
         notifier.tick(clock.now_ns(), runner.spine.ticks)  # only while ticks advance
 
@@ -173,6 +178,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _reload(path: str, runner: Any, notifier: Any) -> None:
+    """SIGHUP: re-read the config; apply decisions and health, keep the old on any error."""
+    from edge.config import load_config
+
+    log = logging.getLogger("edge.reload")
+    notifier.send("RELOADING=1")
+    try:
+        cfg = load_config(path)
+        restart = runner.reload(cfg)
+    except EdgeError as exc:
+        log.error("reload of %s rejected, the running config stays: %s", path, exc)
+        print(f"edge run: reload rejected, the running config stays: {exc}", file=sys.stderr)
+    else:
+        note = f"; changed but need a restart: {', '.join(restart)}" if restart else ""
+        log.warning("reloaded decisions and health from %s%s", path, note)
+        print(f"edge run: reloaded decisions and health from {path}{note}", file=sys.stderr)
+    finally:
+        notifier.send("READY=1")
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from edge.clock import NS_PER_S, Clock
 from edge.beeps import ALARM_SIGNALS, BeepDetector
 from edge.capture.base import SourceState
 from edge.config import Config
+from edge.rules import DecisionsConfig
 from edge.decide import Decider, Event, degraded_flags
 from edge.errors import ConfigError
 from edge.pipeline import Spine
@@ -120,29 +121,10 @@ class Runner:
         self.classes = self.card.class_names
         self.thresholds = np.array([c.threshold for c in self.card.classes], np.float32)
         self.infer_ns: list[int] = []
-        dc = config.decisions
-        self.deciders = (
-            {} if dc is None else {n: Decider.from_card(dc, self.card) for n in self.spine.aligners}
-        )
-        # Beep detectors for the signals that cadence rules name, per stream with audio.
-        signals: set[str] = set()
-        for rule in dc.rules if dc is not None else []:
-            if rule.cadence is not None:
-                sig = rule.cadence.signal or rule.cadence.class_
-                signals.update([sig] if isinstance(sig, str) else sig)
-        unknown = sorted(signals - set(ALARM_SIGNALS))
-        if unknown:
-            raise ConfigError(
-                f"decisions: unknown beep signal(s) {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(ALARM_SIGNALS))})"
-            )
-        mspec = LogMelSpec.from_dict(self.card.audio)
-        self.beep_detectors = {
-            n: {s: BeepDetector(mspec, ALARM_SIGNALS[s]) for s in sorted(signals)}
-            for n, al in self.spine.aligners.items() if al.samples is not None
-        }
+        self.set_decisions(config.decisions)
         self._last: dict[str, tuple[Window, Features]] = {}
         self.health = HealthMonitor(config.health)
+        self.config = config
         self._faults: dict[str, int] = {}
         self._first_tick: dict[str, int] = {}
         self._first_data: dict[str, int] = {}
@@ -193,6 +175,45 @@ class Runner:
             if degraded:  # a prediction resting on a sensor that is not ok says so
                 out[-1].extra["degraded"] = degraded
         return out
+
+    def set_decisions(self, dc: DecisionsConfig | None) -> None:
+        """(Re)build the deciders and beep detectors; a rule's running event starts afresh."""
+        deciders = (
+            {} if dc is None else {n: Decider.from_card(dc, self.card) for n in self.spine.aligners}
+        )
+        # Beep detectors for the signals that cadence rules name, per stream with audio.
+        signals: set[str] = set()
+        for rule in dc.rules if dc is not None else []:
+            if rule.cadence is not None:
+                sig = rule.cadence.signal or rule.cadence.class_
+                signals.update([sig] if isinstance(sig, str) else sig)
+        unknown = sorted(signals - set(ALARM_SIGNALS))
+        if unknown:
+            raise ConfigError(
+                f"decisions: unknown beep signal(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(ALARM_SIGNALS))})"
+            )
+        mspec = LogMelSpec.from_dict(self.card.audio)
+        # Assigned only once all of it was built: a bad rule leaves the old ones running.
+        self.deciders = deciders
+        self.beep_detectors = {
+            n: {s: BeepDetector(mspec, ALARM_SIGNALS[s]) for s in sorted(signals)}
+            for n, al in self.spine.aligners.items() if al.samples is not None
+        }
+
+    def reload(self, new: Config) -> list[str]:
+        """Apply what can change while capture runs (decisions, health thresholds) from
+        ``new``; return the sections that differ but need a restart (left as they are)."""
+        old = self.config
+        new = fit_window(new, self.card)
+        needs_restart = [
+            k for k in ("sources", "streams", "window", "model", "http")
+            if getattr(new, k) != getattr(old, k)
+        ]
+        self.set_decisions(new.decisions)
+        self.health.config = new.health
+        self.config = new.model_copy(update={k: getattr(old, k) for k in needs_restart})
+        return needs_restart
 
     def decide(self, preds: list[Prediction]) -> list[tuple[str, Event]]:
         """Feed each stream's decider (``decisions:``); the events of this tick, by stream.

@@ -97,3 +97,63 @@ def test_install_service_prints_a_hardened_notify_unit() -> None:
     proc = subprocess.run([sys.executable, "-m", "edge.cli", "install-service", "--config",
                            "configs/home.yaml", "--print"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0 and "[Service]" in proc.stdout
+
+
+def test_sighup_reloads_rules_without_stopping_capture_and_rejects_a_bad_config(tmp_path: Path) -> None:
+    demo = (ROOT / "configs" / "demo.yaml").read_text()
+    demo = demo.replace("configs/scenarios/", f"{ROOT}/configs/scenarios/")
+    demo = demo.replace("engines/", f"{ROOT}/engines/")
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(demo)
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "run", "--config", str(cfg), "--no-view",
+         "--jsonl", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def records() -> list[dict[str, object]]:
+        import json
+
+        return [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
+
+    def wait(cond: object, timeout: float = 20.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if callable(cond) and cond():
+                return True
+            time.sleep(0.1)
+        return False
+
+    try:
+        assert wait(lambda: len(records()) >= 4)
+        # a new rule that holds while any class is on (the demo starts with talking)
+        cfg.write_text(demo + """    - name: always
+      any_of:
+        - {class: talking, at_least: 0.0}
+        - {class: yawning, at_least: 0.0}
+        - {class: eyes_closed, at_least: 0.0}
+        - {class: distracted, at_least: 0.0}
+        - {class: phone, at_least: 0.0}
+""")
+        n_before = len(records())
+        proc.send_signal(signal.SIGHUP)
+        assert wait(lambda: any("always" in (r.get("rules") or []) for r in records()[n_before:]))
+        # a bad config: rejected, the running one stays, predictions keep coming
+        cfg.write_text(demo.replace("class: eyes_closed", "class: eyes_shut"))
+        proc.send_signal(signal.SIGHUP)
+        n = len(records())
+        assert wait(lambda: len(records()) >= n + 6)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=5)
+        assert proc.returncode == 0
+        assert "reloaded decisions and health" in err
+        assert "reload rejected" in err and "eyes_shut" in err
+        preds = [r for r in records() if r["type"] == "prediction"]
+        ticks = [int(r["t_end_ns"]) for r in preds]  # type: ignore[call-overload]
+        gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+        assert max(gaps) < 1.5 * NS_PER_S  # no tick lost to the reloads: capture never stopped
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
