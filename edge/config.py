@@ -224,21 +224,29 @@ class Config(_Model):
 # -- loading with line numbers ---------------------------------------------------------
 
 
+def _is_tag(node: yaml.Node | None, key: Any, seen: set[int]) -> bool:
+    """Whether ``key`` is the tag a discriminated union inserts into the error path (the
+    mapping's ``type`` value, e.g. 'camera'), met for the first time at this mapping. A tag
+    may also be a real key ('scenario' sources have a `scenario:` field): the tag comes first."""
+    if not isinstance(node, yaml.MappingNode) or id(node) in seen:
+        return False
+    if any(k.value == "type" and getattr(v, "value", None) == str(key) for k, v in node.value):
+        seen.add(id(node))
+        return True
+    return False
+
+
 def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
     """Follow a pydantic error location through the composed YAML tree."""
+    seen: set[int] = set()
     for key in loc:
         if node is None:
             return None
+        if _is_tag(node, key, seen):
+            continue
         if isinstance(node, yaml.MappingNode):
-            found = None
-            for k, v in node.value:
-                if k.value == str(key):
-                    found = v
-                    break
+            found = next((v for k, v in node.value if k.value == str(key)), None)
             if found is None:
-                # Discriminated unions insert the tag ('camera') into the path: skip it.
-                if any(k.value == "type" and v.value == str(key) for k, v in node.value):
-                    continue
                 return node
             node = found
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
@@ -251,12 +259,16 @@ def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
 def _path(loc: tuple[Any, ...], root: yaml.Node | None) -> str:
     parts: list[str] = []
     node = root
+    seen: set[int] = set()
     for key in loc:
+        if _is_tag(node, key, seen):
+            continue  # discriminator tag, not a key of the file
         if isinstance(node, yaml.MappingNode):
-            hit = [v for k, v in node.value if k.value == str(key)]
-            if not hit and any(k.value == "type" and v.value == str(key) for k, v in node.value):
-                continue  # discriminator tag, not a key of the file
-            node = hit[0] if hit else None
+            node = next((v for k, v in node.value if k.value == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+            node = node.value[key] if key < len(node.value) else None
+        else:
+            node = None
         parts.append(str(key))
     return ".".join(parts)
 

@@ -45,7 +45,10 @@ class TensorRTEngine(Engine):
             problems = manifest_problems(model_path, here)
         if problems:
             mf = manifest_path(model_path)
-            m = json.loads(mf.read_text(encoding="utf-8")) if mf.is_file() else {}
+            try:
+                m = json.loads(mf.read_text(encoding="utf-8")) if mf.is_file() else {}
+            except ValueError:
+                m = {}
             onnx = m.get("onnx")
             fallback = None
             if onnx:
