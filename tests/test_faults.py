@@ -134,3 +134,72 @@ decisions:{RULES}""")
     # the bounded per-stream statistics and per-rule state did not grow either
     st = runner.spine.stream_stats["cabin"]
     assert len(st.av_offset_ns) <= 4096 and len(runner.infer_ns) <= 4096
+
+
+class CountingEngine:
+    """Counts calls and batch sizes; a fixed batch limit can be imposed."""
+
+    def __init__(self, inner: Any, limit: int | None) -> None:
+        self.inner, self.card, self.max_batch, self.type_key = inner, inner.card, limit, "count"
+        self.batches: list[int] = []
+
+    def infer(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.batches.append(len(next(iter(batch.values()))))
+        return self.inner.infer(batch)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(("limit", "calls_per_tick"), [(None, 1), (1, 3)])
+def test_three_streams_share_one_engine_call_per_tick_unless_the_engine_takes_one(
+    limit: int | None, calls_per_tick: int
+) -> None:
+    from edge.card import load_card
+    from edge.runtime.base import load_engine
+
+    card = load_card(ROOT / "engines" / "driver-av.yaml")
+    eng = CountingEngine(load_engine("onnx", MODEL, card), limit)
+    cams = "\n".join(
+        f"  cam{i}: {{type: scenario, scenario: driver, seed: {i}, seconds: 8, width: 160,"
+        f" height: 120, fps: 10, loop: false}}" for i in range(3))
+    streams = "\n".join(f"  s{i}: {{video: cam{i}, audio: cam{i}}}" for i in range(3))
+    cfg = parse_config(f"sources:\n{cams}\nstreams:\n{streams}\n"
+                       "window: {seconds: 2.0, frames: 8, hop: 0.5}\n")
+    clock = FakeClock(100 * NS_PER_S)
+    runner = Runner(cfg, clock, engine=eng)  # type: ignore[arg-type]
+    preds: list[Any] = []
+    ticks = 0
+
+    def on_windows(ws: list[Any]) -> None:
+        nonlocal ticks
+        ticks += 1
+        preds.extend(runner.process(ws))
+
+    # three sources on one fake clock: each item goes in when its device time comes, every
+    # tick is cut once all items due by then are in (as edge.pipeline.replay does for one)
+    srcs = list(runner.spine.sources.values())
+    heads: list[Any] = []
+    origins: list[int] = []
+    for src in srcs:
+        src.open()  # type: ignore[attr-defined]
+        heads.append(src.next_item())  # type: ignore[attr-defined]
+        origins.append(src.device_due_ns(heads[-1]))  # type: ignore[attr-defined]
+    start = clock.now_ns()
+    for k in range(1, 13):
+        t = start + k * runner.spine.hop_ns
+        for i, src in enumerate(srcs):
+            while heads[i] is not None:
+                due = start + src.device_due_ns(heads[i]) - origins[i]  # type: ignore[attr-defined]
+                if due > t:
+                    break
+                clock.sleep_until(due)
+                src.write_item(heads[i], due)  # type: ignore[attr-defined]
+                heads[i] = src.next_item()  # type: ignore[attr-defined]
+        clock.sleep_until(t)
+        on_windows(runner.spine.tick(t))
+    assert ticks == 12 and len(preds) == 36
+    assert {p.stream for p in preds} == {"s0", "s1", "s2"}
+    assert len(eng.batches) == 12 * calls_per_tick
+    assert set(eng.batches) == ({3} if limit is None else {1})
+    # each stream has its own rings and clock models
+    al = runner.spine.aligners
+    assert len({id(a.samples) for a in al.values()}) == 3
+    assert len({id(a.audio_clock) for a in al.values()}) == 3
