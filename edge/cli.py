@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -131,7 +132,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.jsonl == "-" or (args.jsonl is None and not sys.stdout.isatty()):
         out = sys.stdout
     elif args.jsonl:
-        out = open(args.jsonl, "a", encoding="utf-8")
+        # Predictions can be personal data: readable by the service user only.
+        fd = os.open(args.jsonl, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        out = os.fdopen(fd, "a", encoding="utf-8")
     thresholds = {c.name: c.threshold for c in runner.card.classes}
     view = None if args.no_view else LiveView(runner.spine, thresholds)
     service = Service(runner, out=out, view=view)

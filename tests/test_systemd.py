@@ -80,6 +80,7 @@ def test_run_tells_systemd_ready_pings_while_running_and_exits_0_within_2_s_of_s
         assert "STOPPING=1" in drain(s)
         lines = (tmp_path / "out.jsonl").read_text().splitlines()
         assert lines and all(line.endswith("}") for line in lines)
+        assert (tmp_path / "out.jsonl").stat().st_mode & 0o777 == 0o600
     finally:
         if proc.poll() is None:
             proc.kill()
