@@ -75,6 +75,11 @@ class Window:
     video_age_ns: int | None  # cut time minus newest frame time
     audio_age_ns: int | None  # cut time minus newest sample time
     av_offset_ns: float | None  # mean (video content time - audio content time) in the window
+    # How it was cut, for an exact re-cut (edge.replay): the clock fits used, and one past the
+    # newest frame seq the video ring held.
+    video_fit: tuple[int, float, float] | None = None
+    audio_fit: tuple[int, float, float] | None = None
+    video_upto: int | None = None
 
     @property
     def video_valid(self) -> float:
@@ -174,7 +179,24 @@ class Aligner:
         )
 
     def cut(self, now_ns: int, t_end_ns: int | None = None) -> Window:
-        """Cut the window ending at ``t_end_ns`` (default: :meth:`next_t_end`)."""
+        """Cut the window ending at ``t_end_ns`` (default: :meth:`next_t_end`).
+
+        The whole cut maps times with one snapshot of each clock fit (the capture threads may
+        refit meanwhile); the window carries those fits and how far the rings were read, so a
+        recording of it can be cut again exactly.
+        """
+        live = self.video_clock, self.audio_clock
+        self.video_clock = live[0].frozen() if live[0] is not None else None
+        if live[1] is live[0]:  # one device clock for both tracks: one snapshot
+            self.audio_clock = self.video_clock
+        else:
+            self.audio_clock = live[1].frozen() if live[1] is not None else None
+        try:
+            return self._cut(now_ns, t_end_ns)
+        finally:
+            self.video_clock, self.audio_clock = live
+
+    def _cut(self, now_ns: int, t_end_ns: int | None) -> Window:
         spec = self.spec
         if t_end_ns is None:
             t_end_ns = self.next_t_end(now_ns)
@@ -185,9 +207,10 @@ class Aligner:
         video_t = np.full(n_targets, -1, dtype=np.int64)
         video = None
         video_age = None
+        video_upto = None
         if self.frames is not None and self._video_buf is not None:
             video = self._video_buf if self.reuse_buffers else np.empty_like(self._video_buf)
-            self._join_video(targets, video, video_mask, video_t)
+            video_upto = self._join_video(targets, video, video_mask, video_t)
             video[~video_mask] = 0  # a masked target is blank, never a stale or invented frame
             newest_v = self.newest_video_ns()
             video_age = None if newest_v is None else now_ns - newest_v
@@ -232,15 +255,19 @@ class Aligner:
             video_age_ns=video_age,
             audio_age_ns=audio_age,
             av_offset_ns=av_offset,
+            video_fit=self.video_clock.params() if self.video_clock is not None else None,
+            audio_fit=self.audio_clock.params() if self.audio_clock is not None else None,
+            video_upto=video_upto,
         )
 
     def _join_video(
         self, targets: np.ndarray, out: np.ndarray, mask: np.ndarray, chosen_t: np.ndarray
-    ) -> None:
+    ) -> int | None:
+        """Fill ``out``; return one past the newest frame seq the ring index held (or None)."""
         assert self.frames is not None and self.video_clock is not None
         idx = self.frames.index()
         if idx.t_ns.size == 0 or not self.video_clock.ready:
-            return
+            return None
         t = self.video_clock.to_pipeline_array(idx.t_ns)
         pos = np.searchsorted(t, targets)
         left = np.clip(pos - 1, 0, t.size - 1)
@@ -251,3 +278,4 @@ class Aligner:
             if self.frames.read_into(int(idx.seq[pick[k]]), out[k]):
                 mask[k] = True
                 chosen_t[k] = t[pick[k]]
+        return int(idx.seq.max()) + 1

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from edge.card import ModelCard
+from edge.card import ModelCard, sha256_file
 from edge.errors import ConfigError
 from edge.train.data import WindowSet
 
@@ -163,14 +163,6 @@ def stratified(
     return np.sort(np.asarray(picked, np.int64))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_set(
     out: Path,
     windows: WindowSet,
@@ -202,7 +194,7 @@ def write_set(
                 t_s=windows.t_s[sl],
                 check=check[sl],
             )
-        shards.append({"file": path.name, "count": len(windows.labels[sl]), "sha256": _sha256(path)})
+        shards.append({"file": path.name, "count": len(windows.labels[sl]), "sha256": sha256_file(path)})
         _progress(log, f"shards {k + 1}")
     if log is not None:
         print(file=log)
@@ -326,7 +318,7 @@ def load_calibration(path: str | Path, card: ModelCard | None = None) -> Calibra
         p = root / s["file"]
         if not p.is_file():
             raise ConfigError(f"{p}: missing shard (regenerate: {manifest.get('command') or 'edge calibrate'})")
-        if _sha256(p) != s["sha256"]:
+        if sha256_file(p) != s["sha256"]:
             raise ConfigError(f"{p}: hash differs from the manifest (changed or damaged)")
         with np.load(p, allow_pickle=False) as z:
             parts.append(WindowSet(z["video"], z["video_mask"], z["audio"], z["audio_mask"],

@@ -8,8 +8,9 @@ against the card and refuses a mismatch with a message naming the tensor and bot
 
 from __future__ import annotations
 
-from pathlib import Path
 import dataclasses
+import hashlib
+from pathlib import Path
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -60,6 +61,15 @@ class ModelCard(_Model):
     @property
     def class_names(self) -> list[str]:
         return [c.name for c in self.classes]
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file (model, card, plan, shard), read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def card_path_for(model: str | Path) -> Path:

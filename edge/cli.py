@@ -137,7 +137,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         out = os.fdopen(fd, "a", encoding="utf-8")
     thresholds = {c.name: c.threshold for c in runner.card.classes}
     view = None if args.no_view else LiveView(runner.spine, thresholds)
-    service = Service(runner, out=out, view=view)
+    recorder = None
+    if cfg.recorder is not None and cfg.recorder.enabled:
+        from pathlib import Path
+
+        from edge.recorder import FlightRecorder, check_recorder
+
+        rc = cfg.recorder
+        out_dir = Path(rc.out_dir)
+        if not out_dir.is_absolute():  # beside the config, as the model path is
+            rc = rc.model_copy(update={"out_dir": str(Path(args.config).resolve().parent / out_dir)})
+        check_recorder(rc, runner.spine)
+        recorder = FlightRecorder.for_runner(rc, runner, config_text=Path(args.config).read_text())
+        recorder.start()
+    service = Service(runner, out=out, view=view, recorder=recorder)
     server = None
     if cfg.http is not None:
         from edge.status import StatusServer
@@ -169,6 +182,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         notifier.stopping()
         runner.spine.stop()
+        if recorder is not None:
+            recorder.close(timeout_s=0.8)  # a recording in progress is saved, marked truncated
         if server is not None:
             server.stop()
         if out is not None and out is not sys.stdout:
@@ -201,6 +216,14 @@ def _reload(path: str, runner: Any, notifier: Any) -> None:
         print(f"edge run: reloaded decisions and health from {path}{note}", file=sys.stderr)
     finally:
         notifier.send("READY=1")
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from edge.replay import format_replay, replay_recording
+
+    r = replay_recording(args.dir, model_path=args.model, verify=not args.no_verify)
+    print(json.dumps(r.to_json(), indent=2) if args.json else format_replay(r))
+    return 0 if r.identical else 1
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
@@ -474,6 +497,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_compare)
+
+    s = sub.add_parser("replay", help="re-run a flight recording; exit 1 unless it reproduces")
+    s.add_argument("dir", help="a recording folder (recorder.out_dir/NAME)")
+    s.add_argument("--model", default=None, help="model file (default: the one recorded)")
+    s.add_argument("--no-verify", action="store_true", help="run without comparing")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_cmd_replay)
 
     s = sub.add_parser("install-service", help="write (or --print) the systemd unit for a config")
     s.add_argument("--config", required=True)

@@ -267,6 +267,20 @@ class ClockModel:
             x = (pipeline_ns - self._origin - self._offset) / (1.0 + self._skew)
             return int(round(self._origin + x))
 
+    def frozen(self) -> "ClockModel":
+        """A copy that maps with the current fit and never learns: one cut of a window maps
+        all its times with one fit, even while the capture thread refits the live model."""
+        out = FrozenClock()
+        with self._lock:
+            origin, offset, skew = self._origin, self._offset, self._skew
+        out.set_fit(None if origin is None else (origin, offset, skew))
+        return out
+
+    def params(self) -> tuple[int, float, float] | None:
+        """``(origin_ns, offset_ns, skew)`` of the mapping now; None before any observation."""
+        with self._lock:
+            return None if self._origin is None else (self._origin, self._offset, self._skew)
+
     def fit(self) -> ClockFit:
         """A consistent snapshot of the current fit, for metrics."""
         with self._lock:
@@ -277,3 +291,19 @@ class ClockModel:
                 residual_ns=self._residual,
                 bins=len(self._points),
             )
+
+
+class FrozenClock(ClockModel):
+    """A :class:`ClockModel` with a given fit (``origin_ns, offset_ns, skew``) that does not
+    learn; its mapping is the live model's arithmetic, so it gives the very same integers."""
+
+    def set_fit(self, fit: tuple[int, float, float] | list[float] | None) -> None:
+        with self._lock:
+            self._clear()
+            if fit is not None:
+                self._origin = int(fit[0])
+                self._offset = float(fit[1])
+                self._skew = float(fit[2])
+
+    def observe(self, device_ns: int, host_ns: int) -> None:
+        raise RuntimeError("a FrozenClock maps with a fixed fit; it does not learn")

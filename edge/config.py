@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edge.errors import ConfigError
 from edge.health import HealthConfig
+from edge.recorder import RecorderConfig
 from edge.status import HttpConfig
 from edge.rules import DecisionsConfig
 
@@ -202,6 +203,9 @@ class Config(_Model):
     )
     http: HttpConfig | None = Field(
         None, description="The /healthz and /metrics endpoint (off when absent)."
+    )
+    recorder: RecorderConfig | None = Field(
+        None, description="Flight recorder: synchronized data around events (off when absent)."
     )
 
     @model_validator(mode="after")

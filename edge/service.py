@@ -69,6 +69,16 @@ class Service:
         for h in health:
             log.warning("source %s is %s: %s", h["source"], h["state"], "; ".join(h["reasons"]))
         records.extend(health)
+        self._emit(records)
+        if self.recorder is not None:
+            rec = self.recorder.on_tick(now, windows, preds, events)
+            self._emit(rec)
+        if self.view is not None:
+            self.view.update(preds, now, [e for _, e in events])
+
+    def _emit(self, records: list[Record]) -> None:
+        if not records:
+            return
         if self.out is not None:
             for rec in records:
                 self.out.write(json.dumps(rec) + "\n")
@@ -76,10 +86,6 @@ class Service:
         if self.publish is not None:
             for rec in records:
                 self.publish(rec)
-        if self.recorder is not None:
-            self.recorder.on_tick(now, windows, preds, events)
-        if self.view is not None:
-            self.view.update(preds, now, [e for _, e in events])
 
     def snapshot(self) -> dict[str, Any]:
         """The spine's report plus health and sinks (for metrics and ``/healthz``)."""

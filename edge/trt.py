@@ -16,13 +16,13 @@ hash, calibration hash, build flags and the batch profile.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from edge.card import sha256_file
 from edge.errors import EngineError
 
 GPU_EXTRA = "pip install -e '.[gpu]' (tensorrt, pycuda) on a machine with an NVIDIA GPU"
@@ -163,14 +163,6 @@ def format_findings(path: str | Path, findings: list[Finding]) -> str:
 
 
 # -- plans and manifests (gpu extra) --------------------------------------------------------
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def import_trt() -> Any:

@@ -1,0 +1,1208 @@
+"""The flight recorder: on a rule's event, the synchronized pre-roll and post-roll of every stream,
+written as one directory that ``edge replay`` (:mod:`edge.replay`) re-runs bit for bit.
+
+A replay reproduces a prediction only if it cuts the same window from the same data and feeds
+the log-mel cache the same way, so a recording holds, besides frames and audio:
+
+* per tick and source, the clock fit (origin, offset, skew) the source's ``ClockModel`` had: the
+  replay maps device time through exactly that fit instead of re-learning it;
+* per window, ``t_end``/cut time and up to which frame and sample the rings held at the cut
+  (derived from the window itself: its data age and its audio mask), so a replay cut sees the
+  same frames and the same audio ``n0``;
+* per stream, the sample range each tick pushed into the featurizer's log-mel cache, and a few
+  *warm-up* ticks before the pre-roll that the replay runs (uncompared) so the cache is built in
+  the same batches as in the live run.
+
+:class:`FlightRecorder` is the core, called once per tick with ``now_ns`` (no clock reads). It
+keeps a short history of tick metadata (no pixels) so that a recording can start in the past,
+copies frames from the rings on the tick thread (oldest first, a bounded number per tick, but
+never later than the ring would overwrite them) and hands chunks to a writer thread through a
+bounded queue. :class:`RecordingStore` is that thread's side: it writes into
+``out_dir/.tmp-NAME/``, writes ``manifest.json`` last and renames the folder to ``out_dir/NAME``,
+so no half-written recording is ever visible under its final name; it keeps the folder under
+the disk quota by deleting the oldest recordings. A full queue, a full disk or the quota abandon
+the recording (reported in :meth:`FlightRecorder.stats`); capture and inference never wait.
+
+Nothing here imports :mod:`edge.config`, :mod:`edge.pipeline` or :mod:`edge.run` at run time, so
+``edge.config`` can import :class:`RecorderConfig` from this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import queue
+import re
+import shutil
+import threading
+import time
+import wave
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edge.buffers import FrameRing, SampleRing
+from edge.card import sha256_file
+from edge.clock import NS_PER_S, ClockModel, FrozenClock
+from edge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edge.align import Window
+    from edge.decide import Event
+    from edge.pipeline import Spine
+    from edge.run import Prediction, Runner
+    from edge.serve import Featurizer
+
+log = logging.getLogger(__name__)
+
+FORMAT = "edge-recording/1"
+TMP_PREFIX = ".tmp-"
+MANIFEST = "manifest.json"
+
+
+class RecorderConfig(BaseModel):
+    """The flight recorder (``recorder:`` in a config).
+
+    The rings must still hold the oldest data a recording needs when it starts: ``pre_roll``
+    plus one window (its audio span, the larger max wait and two hops) — see
+    :func:`ring_seconds_needed`; the caller checks the sources' ``buffer_seconds`` /
+    ``audio_buffer_seconds`` with :func:`check_ring_capacity`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(True, description="Record on events; false keeps the section but records nothing.")
+    out_dir: str = Field(
+        "recordings", description="Folder of the recordings (created 0700), one folder per recording."
+    )
+    rules: list[str] = Field(
+        default_factory=list,
+        description="Rules whose start event triggers a recording; empty: every rule's start.",
+    )
+    pre_roll: float = Field(
+        5.0, ge=0, le=300,
+        description="Seconds of ticks before the triggering one to include, each with its whole "
+        "window of data; the rings must hold pre_roll plus one window.",
+    )
+    post_roll: float = Field(
+        5.0, ge=0, le=600,
+        description="Seconds to go on recording after the last triggering event start.",
+    )
+    max_seconds: float = Field(
+        120.0, gt=0, le=3600,
+        description="Longest a recording runs after its first trigger, however often retriggered.",
+    )
+    quota_mb: float = Field(
+        2048.0, gt=0,
+        description="Disk quota of all recordings together (MiB): the oldest are deleted to stay "
+        "under it; a recording that alone exceeds it is abandoned.",
+    )
+    max_recordings: int = Field(100, ge=1, description="Recordings kept; older ones are deleted.")
+    queue_chunks: int = Field(
+        64, ge=2, le=100_000,
+        description="Ticks of data that may wait for the writer thread; when full, the recording "
+        "is abandoned (one with a hole could not be replayed exactly).",
+    )
+
+    @model_validator(mode="after")
+    def _post_roll_fits(self) -> "RecorderConfig":
+        if self.post_roll > self.max_seconds:
+            raise ValueError(f"max_seconds ({self.max_seconds:g}) must be >= post_roll ({self.post_roll:g})")
+        return self
+
+
+def ring_seconds_needed(
+    config: RecorderConfig, window_s: float, audio_s: float, max_wait_s: float, hop_s: float
+) -> float:
+    """Seconds a ring must hold so that a recording reaches back ``pre_roll`` plus one window."""
+    return config.pre_roll + max(window_s, audio_s) + max_wait_s + 2 * hop_s
+
+
+def check_recorder(config: RecorderConfig, spine: Spine) -> None:
+    """Raise :class:`ConfigError` when the recorder cannot work as configured: a ring too short
+    for the pre-roll, or ``rules`` naming a rule that ``decisions:`` does not have."""
+    if not config.enabled:
+        return
+    problems = []
+    decisions = spine.config.decisions
+    known = [r.name for r in decisions.rules] if decisions is not None else []
+    if not known:
+        problems.append("recorder: nothing can trigger a recording (the config has no decisions rules)")
+    for rule in config.rules:
+        if known and rule not in known:
+            problems.append(f"recorder.rules: no rule named {rule!r} (decisions has {', '.join(known)})")
+    try:
+        check_ring_capacity(config, spine)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def check_ring_capacity(config: RecorderConfig, spine: Spine) -> None:
+    """Raise :class:`ConfigError` naming each source whose ring is too short for the pre-roll."""
+    if not config.enabled:
+        return
+    w = spine.config.window
+    need = max(
+        ring_seconds_needed(config, a.spec.seconds, a.spec.audio_span_s, max(w.max_wait_video, w.max_wait_audio), w.hop)
+        for a in spine.aligners.values()
+    )
+    problems = []
+    for name, src in spine.sources.items():
+        for kind, held in (
+            ("video", src.video.capacity / src.nominal_fps if src.video is not None and src.nominal_fps > 0 else None),
+            ("audio", src.audio.capacity / src.sample_rate if src.audio is not None and src.sample_rate > 0 else None),
+        ):
+            if held is not None and held + 1e-9 < need:
+                problems.append(
+                    f"sources.{name}: the {kind} ring holds {held:g} s, the recorder's pre_roll of "
+                    f"{config.pre_roll:g} s needs {need:g} s (raise its buffer_seconds"
+                    f"{' or audio_buffer_seconds' if kind == 'audio' else ''})"
+                )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model made the recorded predictions: its card's name, the files and their hashes."""
+
+    name: str
+    path: str | None
+    sha256: str | None
+    card_path: str | None = None
+    card_sha256: str | None = None
+    engine: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, name: str, path: str | Path | None, engine: Mapping[str, Any] | None = None) -> ModelInfo:
+        from edge.card import card_path_for
+
+        if path is None:
+            return cls(name, None, None, engine=dict(engine or {}))
+        p = Path(path).resolve()
+        card = card_path_for(p)
+        return cls(
+            name, str(p), file_sha256(p) if p.is_file() else None,
+            str(card), file_sha256(card) if card.is_file() else None, dict(engine or {}),
+        )
+
+
+file_sha256 = sha256_file  # one implementation (edge.card)
+
+
+# A clock model with a recorded fit: the live model's arithmetic, so the very same integers.
+RecordedClock = FrozenClock
+
+
+def fit_of(clock: ClockModel | None) -> list[float] | None:
+    """``[origin_ns, offset_ns, skew]`` of a clock model now, or None when it is not ready."""
+    if clock is None or not clock.ready:
+        return None
+    f = clock.fit()
+    return [f.origin_ns, f.offset_ns, f.skew]
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a new file readable by its owner only (0600) and flush it to disk.
+
+    Every file of a recording goes through here (tests replace it to simulate a full disk).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _mkdir_private(path: Path) -> None:
+    path.mkdir(mode=0o700)
+    os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask; the recorder's must not be
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._-")[:64] or "x"
+
+
+def _npz(**arrays: Any) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # uncompressed: exact, fast, and of predictable size
+    return buf.getvalue()
+
+
+def _wav(samples: np.ndarray, sample_rate: int) -> bytes:
+    """16-bit PCM for listening; the float32 samples in the .npz are what a replay uses."""
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(samples.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+# -- jobs from the core to the writer thread -------------------------------------------------
+
+
+@dataclass
+class _Begin:
+    rec_id: int
+    name: str
+    config_text: str
+
+
+@dataclass
+class _Chunk:
+    rec_id: int
+    # source dir -> (frames [n,H,W,C] uint8, device t_ns, ring seq, pipeline t_ns at copy time)
+    video: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    audio: dict[str, tuple[int, np.ndarray, np.ndarray]]  # source dir -> (n0, samples, mask)
+    ticks: list[str]
+    predictions: list[str]
+    events: list[str]
+
+
+@dataclass
+class _Finish:
+    rec_id: int
+    manifest: dict[str, Any]
+    audio_rates: dict[str, int]
+
+
+_Job = Union[_Begin, _Chunk, _Finish]
+
+
+class _QuotaExceeded(Exception):
+    pass
+
+
+@dataclass
+class _Open:
+    """A recording the writer has under ``.tmp-NAME``."""
+
+    name: str
+    tmp: Path
+    bytes: int = 0
+    chunks: int = 0
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    audio: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    ticks: list[str] = field(default_factory=list)
+    predictions: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+
+
+class RecordingStore:
+    """The recordings folder: atomic writes, the quota, and what went wrong.
+
+    ``handle`` runs on the writer thread only; the counters, ``last_error``, the records and the
+    set of recordings the core abandoned are shared with the tick and status threads.
+    """
+
+    def __init__(self, out_dir: Path, quota_bytes: int, max_recordings: int) -> None:
+        self.out_dir = out_dir
+        self.quota_bytes = quota_bytes
+        self.max_recordings = max_recordings
+        self._open: dict[int, _Open] = {}
+        self._existing: list[tuple[str, int]] = []  # complete recordings (name, bytes), oldest first
+        # Guards the counters below, _abandoned and _records (read by stats() from any thread).
+        self._lock = threading.Lock()
+        self._abandoned: set[int] = set()
+        self._records: deque[dict[str, Any]] = deque(maxlen=256)
+        self.saved = 0
+        self.abandoned = 0
+        self.deleted = 0
+        self.last_error: str | None = None
+        self.last_recording: str | None = None
+        self.failed_last = False
+        self.write_s: float | None = None
+
+    # -- shared with the core --------------------------------------------------------------
+    def abandon(self, rec_id: int, reason: str) -> None:
+        """The core gave up on a recording (queue full); the writer removes its folder."""
+        with self._lock:
+            if rec_id in self._abandoned:
+                return
+            self._abandoned.add(rec_id)
+        self._report_failure(rec_id, reason)
+
+    def is_abandoned(self, rec_id: int) -> bool:
+        with self._lock:
+            return rec_id in self._abandoned
+
+    def drain_records(self) -> list[dict[str, Any]]:
+        with self._lock:
+            out = list(self._records)
+            self._records.clear()
+            return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters and the last error, consistently."""
+        with self._lock:
+            return {
+                "failed_last": self.failed_last, "saved": self.saved, "abandoned": self.abandoned,
+                "deleted": self.deleted, "last_error": self.last_error,
+                "last_recording": self.last_recording, "write_s": self.write_s,
+                "disk_bytes": sum(b for _, b in self._existing),
+            }
+
+    def _report_failure(self, rec_id: int, reason: str, name: str | None = None) -> None:
+        with self._lock:
+            self.abandoned += 1
+            self.last_error = reason
+            self.failed_last = True
+            self._records.append({"type": "recorder", "event": "abandoned", "recording": name, "reason": reason})
+        log.warning("flight recorder: recording abandoned: %s", reason)
+
+    # -- writer side (prepare runs before the thread starts) ---------------------------------
+    def prepare(self) -> None:
+        """Create the folder, remove leftovers of a crash, and measure what is there."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.out_dir, 0o700)
+        for entry in sorted(self.out_dir.iterdir()):
+            if entry.name.startswith(TMP_PREFIX) and entry.is_dir():
+                log.warning("flight recorder: removing %s, left by an interrupted recording", entry)
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.is_dir() and (entry / MANIFEST).is_file():
+                self._existing.append((entry.name, _tree_bytes(entry)))
+        self._existing.sort()
+        try:
+            self._make_room(None, 0)
+        except _QuotaExceeded:
+            pass
+        self._trim_count()
+
+    def reap(self) -> None:
+        """Remove the folders of recordings that the core abandoned."""
+        with self._lock:
+            gone = [i for i in self._open if i in self._abandoned]
+        for rec_id in gone:
+            shutil.rmtree(self._open.pop(rec_id).tmp, ignore_errors=True)
+
+    def handle(self, job: _Job) -> None:
+        if self.is_abandoned(job.rec_id):
+            self.reap()
+            return
+        rec = self._open.get(job.rec_id)
+        try:
+            if isinstance(job, _Begin):
+                self._begin(job)
+            elif rec is not None and isinstance(job, _Chunk):
+                self._chunk(rec, job)
+            elif rec is not None and isinstance(job, _Finish):
+                self._finish(job.rec_id, rec, job)
+        except Exception as exc:  # a failing recorder is reported, never fatal
+            if isinstance(exc, OSError):
+                reason = f"{exc.strerror or exc} ({type(exc).__name__}, errno {exc.errno})"
+            elif isinstance(exc, _QuotaExceeded):
+                reason = str(exc)
+            else:
+                log.exception("flight recorder: writer failed")
+                reason = f"{type(exc).__name__}: {exc}"
+            rec = self._open.pop(job.rec_id, None)
+            name = rec.name if rec is not None else getattr(job, "name", None)
+            if rec is not None:
+                shutil.rmtree(rec.tmp, ignore_errors=True)
+            with self._lock:
+                self._abandoned.add(job.rec_id)
+            self._report_failure(job.rec_id, f"{name}: {reason}", name)
+
+    def _begin(self, job: _Begin) -> None:
+        name = job.name
+        k = 2
+        while (self.out_dir / name).exists() or (self.out_dir / (TMP_PREFIX + name)).exists():
+            name, k = f"{job.name}-{k}", k + 1
+        tmp = self.out_dir / (TMP_PREFIX + name)
+        rec = _Open(name, tmp)
+        self._open[job.rec_id] = rec
+        _mkdir_private(tmp)
+        for sub in ("video", "audio"):
+            _mkdir_private(tmp / sub)
+        self._put(rec, "config.yaml", job.config_text.encode())
+
+    def _chunk(self, rec: _Open, job: _Chunk) -> None:
+        for src, (frames, t_ns, seq, pipe_ns) in job.video.items():
+            if not (rec.tmp / "video" / src).is_dir():
+                _mkdir_private(rec.tmp / "video" / src)
+            if len(frames):
+                self._put(rec, f"video/{src}/{rec.chunks:06d}.npz",
+                          _npz(frames=frames, t_ns=t_ns, seq=seq, pipeline_ns=pipe_ns))
+        rec.chunks += 1
+        for src, part in job.audio.items():
+            rec.audio.setdefault(src, []).append(part)
+        rec.ticks += job.ticks
+        rec.predictions += job.predictions
+        rec.events += job.events
+
+    def _finish(self, rec_id: int, rec: _Open, job: _Finish) -> None:
+        t0 = time.perf_counter()
+        audio_meta: dict[str, Any] = {}
+        for src, parts in rec.audio.items():
+            n0 = parts[0][0] if parts else 0
+            samples = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 1), np.float32)
+            mask = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, bool)
+            self._put(rec, f"audio/{src}.npz", _npz(samples=samples, mask=mask, n0=np.int64(n0)))
+            self._put(rec, f"audio/{src}.wav", _wav(np.where(mask[:, None], samples, 0), job.audio_rates[src]))
+            audio_meta[src] = {"n0": int(n0), "samples": int(len(samples))}
+        for fname, lines in (("ticks.jsonl", rec.ticks), ("predictions.jsonl", rec.predictions),
+                             ("events.jsonl", rec.events)):
+            self._put(rec, fname, "".join(line + "\n" for line in lines).encode())
+        manifest = dict(job.manifest)
+        manifest["name"] = rec.name
+        manifest["audio_files"] = audio_meta
+        manifest["files"] = dict(sorted(rec.files.items()))
+        manifest["bytes"] = rec.bytes
+        self._put(rec, MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())  # last: complete
+        _fsync_dir(rec.tmp)
+        final = self.out_dir / rec.name
+        os.rename(rec.tmp, final)
+        _fsync_dir(self.out_dir)
+        del self._open[rec_id]
+        with self._lock:
+            self._existing.append((rec.name, rec.bytes))
+            self.saved += 1
+            self.failed_last = False
+            self.last_recording = str(final)
+            self.write_s = time.perf_counter() - t0
+            self._records.append({"type": "recorder", "event": "saved", "recording": rec.name,
+                                  "path": str(final), "bytes": rec.bytes})
+        log.info("flight recorder: saved %s (%.1f MiB)", final, rec.bytes / 2**20)
+        self._trim_count()
+
+    def _put(self, rec: _Open, rel: str, data: bytes) -> None:
+        self._make_room(rec, len(data))
+        write_private(rec.tmp / rel, data)
+        rec.bytes += len(data)
+        rec.files[rel] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+    def _make_room(self, rec: _Open | None, more: int) -> None:
+        """Delete the oldest recordings until ``more`` bytes fit; raise if they never can."""
+        current = (rec.bytes if rec is not None else 0) + more
+        while self._existing and sum(b for _, b in self._existing) + current > self.quota_bytes:
+            self._delete_oldest("quota")
+        if current > self.quota_bytes:
+            raise _QuotaExceeded(
+                f"the recording outgrew the quota of {self.quota_bytes / 2**20:g} MiB on its own"
+            )
+
+    def _trim_count(self) -> None:
+        while len(self._existing) > self.max_recordings:
+            self._delete_oldest("max_recordings")
+
+    def _delete_oldest(self, why: str) -> None:
+        with self._lock:
+            name, size = self._existing.pop(0)
+            self.deleted += 1
+            self._records.append({"type": "recorder", "event": "deleted", "recording": name, "reason": why})
+        # Rename first, so a crash mid-delete leaves a .tmp- folder (cleaned at start), never a
+        # recording with files missing under its final name.
+        doomed = self.out_dir / f"{TMP_PREFIX}deleted-{name}"
+        try:
+            os.rename(self.out_dir / name, doomed)
+        except OSError:
+            return
+        shutil.rmtree(doomed, ignore_errors=True)
+        log.info("flight recorder: deleted %s (%s)", name, why)
+
+
+def _tree_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _writer_loop(jobs: queue.Queue[_Job | None], store: RecordingStore) -> None:
+    """The writer thread: jobs in order until the ``None`` sentinel."""
+    while True:
+        try:
+            job = jobs.get(timeout=0.2)
+        except queue.Empty:
+            store.reap()
+            continue
+        if job is None:
+            store.reap()
+            return
+        store.handle(job)
+
+
+# -- the core --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tap:
+    """One source as the recorder reads it."""
+
+    name: str
+    dir: str  # its folder name inside a recording
+    kind: str
+    video: FrameRing | None
+    audio: SampleRing | None
+    video_clock: ClockModel | None
+    audio_clock: ClockModel | None
+    fps: float
+    sample_rate: int
+    scratch: RecordedClock = field(default_factory=RecordedClock)  # for mapping with a snapshot
+    newest: int = -1  # newest frame seq at the last tick
+    arrived: int = 0  # frames that arrived during the last tick
+
+
+@dataclass
+class _Tick:
+    """What one tick was, without pixels: enough to replay it."""
+
+    now_ns: int
+    line: dict[str, Any]
+    predictions: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+
+@dataclass
+class _Recording:
+    rec_id: int
+    name: str
+    wall_s: float  # wall-clock time of the trigger, for names and the manifest
+    rule: str
+    trigger_ns: int
+    last_trigger_ns: int
+    ends_ns: int
+    first_compared_ns: int | None
+    triggers: list[dict[str, Any]]
+    pending: dict[str, deque[int]]  # source -> frame seqs still to copy, oldest first
+    next_seq: dict[str, int]  # source -> next new frame seq to take
+    audio_next: dict[str, int]  # source -> next sample to take
+    audio_start: dict[str, int]
+    frames: dict[str, int]
+    ticks: int = 0
+    compared: int = 0
+    warmup: int = 0
+    last_tick_ns: int = 0
+    taking_ticks: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+def _feed_end(featurizer: Featurizer) -> int | None:
+    # The Featurizer keeps no public record of how far it fed its log-mel cache; read right after
+    # process(), this private field says exactly which samples that tick pushed.
+    value = getattr(featurizer, "_pushed", None)
+    return None if value is None else int(value)
+
+
+def _prediction_line(p: Prediction) -> dict[str, Any]:
+    return {
+        "stream": p.stream, "t_end_ns": p.t_end_ns, "cut_ns": p.cut_ns, "emitted_ns": p.emitted_ns,
+        "probs": {k: float(v) for k, v in p.probs.items()},  # full precision: replay compares bits
+        "active": list(p.active), "video_valid": p.video_valid, "audio_valid": p.audio_valid,
+        "video_age_ns": p.video_age_ns, "audio_age_ns": p.audio_age_ns, "extra": p.extra,
+    }
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), default=str)
+
+
+class FlightRecorder:
+    """Records the rings, windows and predictions around rule events (see the module docstring).
+
+    Parameters
+    ----------
+    config:
+        The ``recorder:`` section.
+    spine:
+        The running spine: its sources' rings and clock models, and its aligners' window specs.
+    featurizers:
+        The runner's featurizers by stream (``Runner.featurizers``). Without them a replay
+        still cuts identical windows, but builds its log-mel cache in other batches than the
+        live run (equal only where numpy's FFT and BLAS give batch-independent columns).
+    config_text:
+        The config YAML to store (default: the spine's config dumped to YAML).
+    model:
+        The model that made the predictions (name, absolute path, sha256, engine options).
+    wall_clock:
+        Seconds since the epoch, for recording names only (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        config: RecorderConfig,
+        spine: Spine,
+        *,
+        featurizers: Mapping[str, Featurizer] | None = None,
+        config_text: str | None = None,
+        model: ModelInfo | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.spine = spine
+        self.featurizers = dict(featurizers or {})
+        if config_text is None:
+            config_text = yaml.safe_dump(spine.config.model_dump(mode="json", by_alias=True), sort_keys=False)
+        self.config_text = config_text
+        self.model = model
+        self.wall_clock = wall_clock
+        self.hop_ns = spine.hop_ns
+        self.taps: dict[str, _Tap] = {}
+        used = {n for sc in spine.config.streams.values() for n in (sc.video, sc.audio) if n}
+        dirs: set[str] = set()
+        for name, src in spine.sources.items():
+            if name not in used:
+                continue
+            d = _safe(name)
+            while d in dirs:
+                d += "_"
+            dirs.add(d)
+            self.taps[name] = _Tap(
+                name, d, src.kind, src.video, src.audio, src.video_clock, src.audio_clock,
+                src.nominal_fps, src.sample_rate,
+            )
+        n_fft = max((f.mspec.n_fft for f in self.featurizers.values()), default=0)
+        rate = max((t.sample_rate for t in self.taps.values()), default=0)
+        w = spine.config.window
+        lookback_s = max(a.spec.audio_span_s for a in spine.aligners.values()) + w.max_wait_audio
+        lookback_s += 2 * w.hop + (n_fft / rate if rate else 0.0)
+        self.pre_ns = int(round(config.pre_roll * NS_PER_S))
+        self.lookback_ns = int(round(lookback_s * NS_PER_S))
+        self.horizon_ns = self.pre_ns + self.lookback_ns + 2 * self.hop_ns
+        self._history: deque[_Tick] = deque(maxlen=100_000)
+        self._fed: dict[str, int | None] = {s: _feed_end(f) for s, f in self.featurizers.items()}
+        self._rec: _Recording | None = None
+        self._next_id = 1
+        self._last_name = ""
+        self._records: list[dict[str, Any]] = []
+        self.store = RecordingStore(
+            Path(config.out_dir), int(config.quota_mb * 2**20), config.max_recordings
+        )
+        self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=config.queue_chunks)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.tick_ms_last = 0.0
+        self.tick_ms_max = 0.0
+
+    @classmethod
+    def for_runner(
+        cls,
+        config: RecorderConfig,
+        runner: Runner,
+        *,
+        config_text: str | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> FlightRecorder:
+        """A recorder over a :class:`~edge.run.Runner`'s spine, featurizers and engine."""
+        engine = runner.engine
+        info = dict(engine.describe())
+        info["options"] = dict(getattr(engine, "options", {}) or {})
+        model = ModelInfo.of(runner.card.name, getattr(engine, "model_path", None), info)
+        return cls(config, runner.spine, featurizers=runner.featurizers, config_text=config_text,
+                   model=model, wall_clock=wall_clock)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Prepare the folder (removing ``.tmp-*`` leftovers) and start the writer (idempotent)."""
+        if not self.config.enabled or self._thread is not None:
+            return
+        self.store.prepare()
+        self._thread = threading.Thread(
+            target=_writer_loop, args=(self._jobs, self.store), name="edge-recorder", daemon=True
+        )
+        self._thread.start()
+
+    def close(self, timeout_s: float = 2.0) -> None:
+        """Save a recording in progress as it stands (``truncated``), then stop the writer.
+
+        Bounded: after ``timeout_s`` the writer is left behind (a daemon thread); whatever it
+        had not renamed stays a ``.tmp-`` folder, removed at the next start.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + timeout_s
+        rec = self._rec
+        if rec is not None:
+            self._rec = None
+            chunk = self._new_chunk(rec)
+            self._copy_frames(rec, chunk, everything=True)
+            if self._submit(rec, chunk):
+                self._submit(rec, self._finish_job(rec, truncated=rec.taking_ticks))
+        if self._thread is not None:
+            try:
+                self._jobs.put(None, timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Full:
+                log.warning("flight recorder: writer still busy at shutdown; leaving it")
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+
+    # -- the tick ------------------------------------------------------------------------------
+    def on_tick(
+        self,
+        now_ns: int,
+        windows: Sequence[Window],
+        predictions: Sequence[Prediction],
+        events: Sequence[tuple[str, Event]],
+    ) -> list[dict[str, Any]]:
+        """Observe one tick; start, extend or end a recording. Returns recorder records
+        (``{"type": "recorder", "event": "started"|"saved"|"abandoned"|"deleted", ...}``) that
+        happened since the last call."""
+        if not self.config.enabled or self._closed:
+            return []
+        t0 = time.perf_counter()  # the recorder's own cost, for stats(); not pipeline time
+        try:
+            self._tick(now_ns, windows, predictions, events)
+        except Exception as exc:  # a recorder bug must not stop the pipeline: report, go on
+            log.exception("flight recorder: tick failed")
+            rec, self._rec = self._rec, None
+            if rec is not None:
+                self.store.abandon(rec.rec_id, f"{rec.name}: {type(exc).__name__}: {exc}")
+            else:
+                self.store.abandon(0, f"{type(exc).__name__}: {exc}")
+        ms = (time.perf_counter() - t0) * 1e3
+        self.tick_ms_last, self.tick_ms_max = ms, max(self.tick_ms_max, ms)
+        out, self._records = self._records + self.store.drain_records(), []
+        return out
+
+    def _tick(
+        self,
+        now_ns: int,
+        windows: Sequence[Window],
+        predictions: Sequence[Prediction],
+        events: Sequence[tuple[str, Event]],
+    ) -> None:
+        if self._thread is None:
+            self.start()
+        tick = self._observe(now_ns, windows, predictions, events)
+        self._history.append(tick)
+        while self._history and self._history[0].now_ns < now_ns - self.horizon_ns:
+            self._history.popleft()
+        rec = self._rec
+        if rec is not None and self.store.is_abandoned(rec.rec_id):
+            self._rec = rec = None
+        rules = set(self.config.rules)
+        triggers = [(s, e) for s, e in events if e.kind == "start" and (not rules or e.rule in rules)]
+        if rec is None:
+            if triggers:
+                self._start_recording(tick, triggers)
+        else:
+            self._continue(rec, tick, triggers)
+
+    def _observe(
+        self,
+        now_ns: int,
+        windows: Sequence[Window],
+        predictions: Sequence[Prediction],
+        events: Sequence[tuple[str, Event]],
+    ) -> _Tick:
+        clocks: dict[str, dict[str, Any]] = {}
+        for name, tap in self.taps.items():
+            clocks[name] = {"video": fit_of(tap.video_clock), "audio": fit_of(tap.audio_clock)}
+            if tap.video is not None:
+                newest = tap.video.written - 1
+                tap.arrived, tap.newest = max(0, newest - tap.newest), newest
+        streams = self.spine.config.streams
+        for w in windows:  # the fits the cut itself used, where the window carries them
+            sc = streams[w.stream]
+            if sc.video in clocks and w.video_fit is not None:
+                clocks[sc.video]["video"] = list(w.video_fit)
+            if sc.audio in clocks and w.audio_fit is not None:
+                clocks[sc.audio]["audio"] = list(w.audio_fit)
+        wins = []
+        for w in windows:
+            sc = streams[w.stream]
+            entry: dict[str, Any] = {
+                "stream": w.stream, "t_start_ns": w.t_start_ns, "t_end_ns": w.t_end_ns,
+                "cut_ns": w.cut_ns, "audio_n0": w.audio_n0, "video_t_ns": w.video_t_ns.tolist(),
+                "video_valid": w.video_valid, "audio_valid": w.audio_valid,
+            }
+            if sc.video and sc.video in self.taps:
+                seq, exact = self._visible(self.taps[sc.video], clocks[sc.video]["video"], w)
+                entry["video_upto"], entry["video_exact"] = seq, exact
+            if w.audio_n0 is not None and w.audio_mask.size:
+                # The ring held at least the window's last valid sample at the cut; anything past
+                # it the replay leaves unwritten until after the cut (it was masked either way).
+                valid = np.flatnonzero(w.audio_mask)
+                entry["audio_upto"] = None if valid.size == 0 else w.audio_n0 + int(valid[-1]) + 1
+            wins.append(entry)
+        feeds: dict[str, Any] = {}
+        for stream, f in self.featurizers.items():
+            cur, prev = _feed_end(f), self._fed.get(stream)
+            ring = self.spine.aligners[stream].samples
+            if cur is None or cur == prev or ring is None:
+                feeds[stream] = None
+            elif prev is None:  # the featurizer's first feed started at the ring's oldest sample
+                start = ring.start if ring.start is not None else cur
+                feeds[stream] = {"from": max(start, cur - ring.capacity), "to": cur, "first": True}
+            else:
+                feeds[stream] = {"from": prev, "to": cur, "first": False}
+            self._fed[stream] = cur
+        audio_end = {n: t.audio.end for n, t in self.taps.items() if t.audio is not None}
+        line = {"now_ns": now_ns, "clocks": clocks, "windows": wins, "feeds": feeds, "audio_end": audio_end}
+        preds = [_prediction_line(p) for p in predictions]
+        evs = [{"stream": s, **e.to_json()} for s, e in events]
+        return _Tick(now_ns, line, preds, evs)
+
+    def _visible(self, tap: _Tap, fit: list[float] | None, w: Window) -> tuple[int | None, bool]:
+        """Newest frame seq the ring held at the window's cut, and whether that is exact.
+
+        At the cut the newest frame mapped to ``cut - video_age``; with the tick's fit the same
+        frame maps to the same integer (a newer one arrived since the cut maps later).
+        """
+        if w.video_upto is not None:  # the cut says how far it read the ring
+            return w.video_upto - 1, True
+        ring = tap.video
+        if ring is None or fit is None or w.video_age_ns is None:
+            return None, True
+        tap.scratch.set_fit(fit)
+        newest_ns = w.cut_ns - w.video_age_ns
+        idx = ring.index()
+        for k in range(idx.seq.size - 1, max(-1, idx.seq.size - 64), -1):
+            t = tap.scratch.to_pipeline(int(idx.t_ns[k]))
+            if t == newest_ns:
+                return int(idx.seq[k]), True
+            if t < newest_ns:
+                return int(idx.seq[k]), False
+        return (int(idx.seq[0]) if idx.seq.size else None), False
+
+    # -- recordings ----------------------------------------------------------------------------
+    def _name(self, rule: str, wall: float) -> str:
+        stamp = datetime.fromtimestamp(wall, timezone.utc).strftime("%Y%m%dT%H%M%S")
+        name = f"{stamp}.{int(wall * 1000) % 1000:03d}Z-{_safe(rule)}"
+        if name <= self._last_name:  # same millisecond, or the wall clock stepped back
+            name = f"{self._last_name}-{self._next_id}"
+        self._last_name = name
+        return name
+
+    def _start_recording(self, tick: _Tick, triggers: list[tuple[str, Event]]) -> None:
+        T = tick.now_ns
+        rule = triggers[0][1].rule
+        cfg = self.config
+        rec_id, self._next_id = self._next_id, self._next_id + 1
+        ticks = [t for t in self._history if t.now_ns >= T - self.horizon_ns]
+        compared_from = next(i for i, t in enumerate(ticks) if t.now_ns >= T - self.pre_ns)
+        streams = self.spine.config.streams
+        # Frames: every frame a compared window may have chosen (nearest within tolerance).
+        frames_from: dict[str, int] = {}
+        need_n0: dict[str, int] = {}
+        for t in ticks[compared_from:]:
+            for wl in t.line["windows"]:
+                sc, spec = streams[wl["stream"]], self.spine.aligners[wl["stream"]].spec
+                if sc.video:
+                    lo = wl["t_start_ns"] - spec.tolerance_ns - int(NS_PER_S / max(1.0, self.taps[sc.video].fps))
+                    frames_from[sc.video] = min(frames_from.get(sc.video, lo), lo)
+                if sc.audio and wl["audio_n0"] is not None:
+                    need_n0[sc.audio] = min(need_n0.get(sc.audio, wl["audio_n0"]), wl["audio_n0"])
+        first, audio_from, exact_cache = self._warmup_start(ticks, compared_from, need_n0)
+        ticks = ticks[first:]
+        compared_from -= first
+        notes = [] if exact_cache else [
+            "the log-mel cache of the replay starts without the live run's warm-up: equal only "
+            "where log-mel columns do not depend on how many are computed at once"
+        ]
+        pending: dict[str, deque[int]] = {}
+        next_seq: dict[str, int] = {}
+        wrapped_after: dict[str, int] = {}  # source -> pipeline time of its oldest frame, if evicted some
+        for name, tap in self.taps.items():
+            if tap.video is None:
+                continue
+            idx = tap.video.index()
+            keep = np.ones(idx.seq.size, bool)
+            if tap.video_clock is not None and tap.video_clock.ready and name in frames_from:
+                keep = tap.video_clock.to_pipeline_array(idx.t_ns) >= frames_from[name]
+            pending[name] = deque(int(s) for s in idx.seq[keep])
+            next_seq[name] = tap.video.written
+            if tap.video.written > tap.video.capacity and idx.seq.size and tap.video_clock is not None \
+                    and tap.video_clock.ready:
+                wrapped_after[name] = tap.video_clock.to_pipeline(int(idx.t_ns[0]))
+        audio_start = {}
+        for name, tap in self.taps.items():
+            if tap.audio is not None and tap.audio.start is not None:
+                audio_start[name] = audio_from.get(name, max(tap.audio.start, tap.audio.end - tap.audio.capacity))
+        wall = self.wall_clock()
+        rec = _Recording(
+            rec_id=rec_id, name=self._name(rule, wall), wall_s=wall, rule=rule, trigger_ns=T, last_trigger_ns=T,
+            ends_ns=T + int(round(min(cfg.post_roll, cfg.max_seconds) * NS_PER_S)),
+            first_compared_ns=None, triggers=[], pending=pending, next_seq=next_seq,
+            audio_next=dict(audio_start), audio_start=dict(audio_start),
+            frames={n: 0 for n in pending}, notes=notes,
+        )
+        if not self._submit(rec, _Begin(rec_id, rec.name, self.config_text)):
+            return
+        self._rec = rec
+        self._records.append({"type": "recorder", "event": "started", "recording": rec.name, "rule": rule})
+        log.info("flight recorder: %s started recording %s", rule, rec.name)
+        chunk = self._new_chunk(rec)
+        for i, t in enumerate(ticks):
+            role = "warmup" if i < compared_from else ("pre" if t.now_ns < T else "trigger")
+            covered = role != "warmup" and self._covered(t, rec, wrapped_after)
+            self._add_tick(rec, chunk, t, role, covered)
+        self._add_triggers(rec, chunk, T, triggers)
+        if self._take_audio(rec, chunk):
+            self._step_end(rec, chunk)
+
+    def _warmup_start(
+        self, ticks: list[_Tick], compared_from: int, need_n0: dict[str, int]
+    ) -> tuple[int, dict[str, int], bool]:
+        """The first tick to record, and from which sample each audio source must be kept.
+
+        The replay's log-mel cache must be built in the live run's batches: a tick whose feed
+        started at column ``c`` had the samples from ``c * hop`` in its cache's tail, so a
+        replay ring starting there and fed from that tick on repeats every later batch. The
+        latest such tick whose start still precedes the first compared window is chosen.
+        """
+        by_source: dict[str, list[str]] = {}
+        for stream, f in self.featurizers.items():
+            src = self.spine.config.streams[stream].audio
+            if src is not None and src in self.taps and self.taps[src].audio is not None:
+                by_source.setdefault(src, []).append(stream)
+        if not by_source:
+            return compared_from, {}, not any(t.audio is not None for t in self.taps.values())
+        for i in range(compared_from, -1, -1):
+            starts = self._feed_starts(ticks[i], by_source, need_n0)
+            if starts is not None:
+                return i, starts, True
+        return 0, {}, False
+
+    def _feed_starts(
+        self, tick: _Tick, by_source: dict[str, list[str]], need_n0: dict[str, int]
+    ) -> dict[str, int] | None:
+        """Per audio source, the sample a replay ring must start at for ``tick`` to be the
+        replay's first feed; None when that tick cannot be (no feed, or data already gone)."""
+        starts: dict[str, int] = {}
+        for src, stream_names in by_source.items():
+            ring = self.taps[src].audio
+            assert ring is not None
+            oldest = max(ring.start or 0, ring.end - ring.capacity)
+            for s in stream_names:
+                feed = tick.line["feeds"].get(s)
+                if feed is None:
+                    return None
+                spec = self.featurizers[s].mspec
+                if feed["first"]:  # the live cache began here too: nothing earlier to rebuild
+                    s0 = feed["from"]
+                else:  # the first column the cache had not computed, i.e. the start of its tail
+                    s0 = ((feed["from"] - spec.n_fft) // spec.hop_length + 1) * spec.hop_length
+                if s0 < oldest or (not feed["first"] and s0 > need_n0.get(src, s0)):
+                    return None
+                starts[src] = min(starts.get(src, s0), s0)
+        return starts
+
+    def _covered(self, t: _Tick, rec: _Recording, wrapped_after: dict[str, int]) -> bool:
+        """Whether the recorded data hold everything this (past) tick's windows could use."""
+        streams = self.spine.config.streams
+        for wl in t.line["windows"]:
+            sc = streams[wl["stream"]]
+            if sc.video and sc.video in wrapped_after:
+                tol = self.spine.aligners[wl["stream"]].spec.tolerance_ns
+                if wrapped_after[sc.video] > wl["t_start_ns"] - tol:
+                    return False
+            if sc.audio and wl["audio_n0"] is not None and sc.audio in rec.audio_start:
+                ring = self.taps[sc.audio].audio
+                assert ring is not None
+                if rec.audio_start[sc.audio] > wl["audio_n0"] and rec.audio_start[sc.audio] != ring.start:
+                    return False
+        return True
+
+    def _add_tick(self, rec: _Recording, chunk: _Chunk, t: _Tick, role: str, compare: bool) -> None:
+        line = {"tick": rec.ticks, "role": role, "compare": compare, **t.line}
+        chunk.ticks.append(_dumps(line))
+        for p in t.predictions:
+            chunk.predictions.append(_dumps({"tick": rec.ticks, "now_ns": t.now_ns, "compare": compare, **p}))
+        for e in t.events:
+            chunk.events.append(_dumps({"tick": rec.ticks, "now_ns": t.now_ns, **e}))
+        rec.ticks += 1
+        rec.warmup += role == "warmup"
+        rec.compared += compare
+        if compare and rec.first_compared_ns is None:
+            rec.first_compared_ns = t.now_ns
+        rec.last_tick_ns = t.now_ns
+
+    def _add_triggers(self, rec: _Recording, chunk: _Chunk, now_ns: int, triggers: list[tuple[str, Event]]) -> None:
+        cap = rec.trigger_ns + int(round(self.config.max_seconds * NS_PER_S))
+        for stream, e in triggers:
+            rec.triggers.append({"tick": rec.ticks - 1, "now_ns": now_ns, "stream": stream, "rule": e.rule,
+                                 "started_ns": e.started_ns})
+        rec.last_trigger_ns = now_ns
+        rec.ends_ns = min(cap, now_ns + int(round(self.config.post_roll * NS_PER_S)))
+
+    def _continue(self, rec: _Recording, tick: _Tick, triggers: list[tuple[str, Event]]) -> None:
+        chunk = self._new_chunk(rec)
+        if rec.taking_ticks:
+            self._add_tick(rec, chunk, tick, "post", True)
+            if triggers:
+                self._add_triggers(rec, chunk, tick.now_ns, triggers)
+            if not self._take_audio(rec, chunk):
+                return
+        self._step_end(rec, chunk)
+
+    def _step_end(self, rec: _Recording, chunk: _Chunk) -> None:
+        """Enqueue new frames, copy some, hand the chunk over, and finish when all is in."""
+        if rec.taking_ticks:
+            for name, tap in self.taps.items():
+                if tap.video is not None and name in rec.pending:
+                    newest = tap.video.written
+                    rec.pending[name].extend(range(rec.next_seq[name], newest))
+                    rec.next_seq[name] = newest
+            if rec.last_tick_ns >= rec.ends_ns:
+                rec.taking_ticks = False
+        if not self._copy_frames(rec, chunk):
+            return
+        if not self._submit(rec, chunk):
+            return
+        if not rec.taking_ticks and not any(rec.pending.values()):
+            self._rec = None
+            self._submit(rec, self._finish_job(rec, truncated=False))
+
+    def _take_audio(self, rec: _Recording, chunk: _Chunk) -> bool:
+        for name, tap in self.taps.items():
+            ring = tap.audio
+            if ring is None or ring.start is None:
+                continue
+            if name not in rec.audio_next:  # its first samples arrived during the recording
+                rec.audio_next[name] = rec.audio_start[name] = ring.start
+            a, b = rec.audio_next[name], ring.end
+            if a < b - ring.capacity:
+                self._abandon(rec, f"{rec.name}: audio of source {name!r} was overwritten before "
+                                   "the recorder read it (raise audio_buffer_seconds)")
+                return False
+            if b > a:
+                data, mask = ring.read(a, b - a)
+                chunk.audio[tap.dir] = (a, data, mask)
+                rec.audio_next[name] = b
+        return True
+
+    def _copy_frames(self, rec: _Recording, chunk: _Chunk, everything: bool = False) -> bool:
+        """Copy pending frames, oldest first: those the ring will overwrite before the next tick,
+        and enough more that the backlog is gone by the end of the post-roll."""
+        left_ticks = max(1, (rec.ends_ns - rec.last_tick_ns) // max(1, self.hop_ns))
+        for name, q in rec.pending.items():
+            tap = self.taps[name]
+            ring = tap.video
+            if ring is None or not q:
+                continue
+            newest = ring.written - 1
+            margin = 2 * tap.arrived + 2
+            must = sum(1 for s in q if s <= newest - ring.capacity + margin)
+            budget = len(q) if everything or not rec.taking_ticks else max(
+                must, 2 * tap.arrived + 1, -(-len(q) // left_ticks)
+            )
+            n = min(len(q), budget)
+            frames = np.empty((n, *ring.shape), np.uint8)
+            seqs = np.empty(n, np.int64)
+            t_ns = np.empty(n, np.int64)
+            idx = ring.index()
+            where = {int(s): int(t) for s, t in zip(idx.seq, idx.t_ns)}
+            for k in range(n):
+                s = q.popleft()
+                if s not in where or not ring.read_into(s, frames[k]):
+                    self._abandon(rec, f"{rec.name}: frame {s} of source {name!r} was overwritten "
+                                       "before the recorder copied it (raise buffer_seconds)")
+                    return False
+                seqs[k], t_ns[k] = s, where[s]
+            pipe = (tap.video_clock.to_pipeline_array(t_ns) if tap.video_clock is not None
+                    and tap.video_clock.ready else np.full(n, -1, np.int64))
+            chunk.video[tap.dir] = (frames, t_ns, seqs, pipe)
+            rec.frames[name] += n
+        return True
+
+    def _new_chunk(self, rec: _Recording) -> _Chunk:
+        return _Chunk(rec.rec_id, {}, {}, [], [], [])
+
+    def _submit(self, rec: _Recording, job: _Job) -> bool:
+        try:
+            self._jobs.put_nowait(job)
+            return True
+        except queue.Full:
+            self._abandon(rec, f"{rec.name}: the writer fell {self.config.queue_chunks} ticks behind")
+            return False
+
+    def _abandon(self, rec: _Recording, reason: str) -> None:
+        if self._rec is rec:
+            self._rec = None
+        self.store.abandon(rec.rec_id, reason)
+
+    def _finish_job(self, rec: _Recording, truncated: bool) -> _Finish:
+        sources: dict[str, Any] = {}
+        rates: dict[str, int] = {}
+        for name, tap in self.taps.items():
+            meta: dict[str, Any] = {"kind": tap.kind, "dir": tap.dir,
+                                    "shared_clock": tap.video_clock is tap.audio_clock}
+            if tap.video is not None:
+                meta["video"] = {"shape": list(tap.video.shape), "capacity": tap.video.capacity,
+                                 "fps": tap.fps, "frames": rec.frames.get(name, 0)}
+            if tap.audio is not None:
+                meta["audio"] = {"sample_rate": tap.sample_rate, "channels": tap.audio.channels,
+                                 "capacity": tap.audio.capacity, "n0": rec.audio_start.get(name),
+                                 "samples": rec.audio_next.get(name, 0) - rec.audio_start.get(name, 0)}
+                rates[tap.dir] = tap.sample_rate
+            sources[name] = meta
+        manifest = {
+            "format": FORMAT,
+            "rule": rec.rule,
+            "trigger_utc": datetime.fromtimestamp(rec.wall_s, timezone.utc).isoformat(timespec="milliseconds"),
+            "trigger_ns": rec.trigger_ns,
+            "last_trigger_ns": rec.last_trigger_ns,
+            "triggers": rec.triggers,
+            "pre_roll_s": self.config.pre_roll,
+            "post_roll_s": self.config.post_roll,
+            "recorded_pre_roll_s": None if rec.first_compared_ns is None
+            else (rec.trigger_ns - rec.first_compared_ns) / NS_PER_S,
+            "recorded_post_roll_s": (rec.last_tick_ns - rec.last_trigger_ns) / NS_PER_S,
+            "ticks": rec.ticks,
+            "compared_ticks": rec.compared,
+            "warmup_ticks": rec.warmup,
+            "truncated": truncated,
+            "hop_ns": self.hop_ns,
+            "sources": sources,
+            "streams": {n: {"video": sc.video, "audio": sc.audio} for n, sc in self.spine.config.streams.items()},
+            "model": None if self.model is None else {
+                "name": self.model.name, "path": self.model.path, "sha256": self.model.sha256,
+                "card": self.model.card_path, "card_sha256": self.model.card_sha256,
+                "engine": self.model.engine,
+            },
+            "config": "config.yaml",
+            "notes": rec.notes,
+        }
+        return _Finish(rec.rec_id, manifest, rates)
+
+    # -- reporting -----------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """The recorder's state for ``/healthz``: ``recorder_state`` is ``disabled``, ``idle``,
+        ``recording``, ``error`` (the last recording was abandoned) or ``stopped``."""
+        s = self.store.snapshot()
+        if not self.config.enabled:
+            state = "disabled"
+        elif self._closed:
+            state = "stopped"
+        elif self._rec is not None:
+            state = "recording"
+        else:
+            state = "error" if s["failed_last"] else "idle"
+        return {
+            "recorder_state": state,
+            "last_error": s["last_error"],
+            "recording": self._rec.name if self._rec is not None else None,
+            "saved": s["saved"],
+            "abandoned": s["abandoned"],
+            "deleted": s["deleted"],
+            "last_recording": s["last_recording"],
+            "disk_mb": round(s["disk_bytes"] / 2**20, 3),
+            "quota_mb": self.config.quota_mb,
+            "queue": self._jobs.qsize(),
+            "tick_ms": {"last": round(self.tick_ms_last, 3), "max": round(self.tick_ms_max, 3)},
+            "write_s_last": None if s["write_s"] is None else round(s["write_s"], 3),
+        }
