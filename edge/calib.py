@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import numpy as np
 
@@ -245,9 +245,10 @@ def calibrate(
     recordings: str | Path | None = None,
     live_seconds: float = 60.0,
     command: str = "",
-    log: TextIO | None = sys.stderr,
+    log: TextIO | None | Literal["stderr"] = "stderr",
 ) -> dict[str, Any]:
     """Cut, choose and store a calibration set for the config's model; returns the manifest."""
+    log = sys.stderr if log == "stderr" else log  # looked up now: stderr may be swapped
     from edge.card import card_path_for, load_card
     from edge.run import resolve_model_path
 

@@ -150,7 +150,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         check_recorder(rc, runner.spine)
         recorder = FlightRecorder.for_runner(rc, runner, config_text=Path(args.config).read_text())
         recorder.start()
-    service = Service(runner, out=out, view=view, recorder=recorder)
+    sinks = None
+    if cfg.sinks:
+        from edge.sinks import SinkSet
+
+        sinks = SinkSet(cfg.sinks)  # builds them all first: a bad secret source is exit 2
+        sinks.start()
+    service = Service(runner, out=out, view=view, recorder=recorder,
+                      publish=sinks.publish if sinks is not None else None,
+                      sink_stats=sinks.stats if sinks is not None else None)
     server = None
     if cfg.http is not None:
         from edge.status import StatusServer
@@ -168,7 +176,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     def on_windows(windows: list[Any]) -> None:
         if reload.is_set():  # between ticks: the loop thread applies it, capture runs on
             reload.clear()
-            _reload(args.config, runner, notifier)
+            _reload(args.config, runner, notifier, sinks)
         service.on_windows(windows)
         notifier.tick(clock.now_ns(), runner.spine.ticks)  # only while ticks advance
 
@@ -181,9 +189,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         pass
     finally:
         notifier.stopping()
-        runner.spine.stop()
+        runner.spine.stop(timeout_s=0.5)
         if recorder is not None:
-            recorder.close(timeout_s=0.8)  # a recording in progress is saved, marked truncated
+            recorder.close(timeout_s=0.5)  # a recording in progress is saved, marked truncated
+        if sinks is not None:
+            sinks.stop(timeout_s=0.7)  # flushes what it can; the rest is counted as abandoned
         if server is not None:
             server.stop()
         if out is not None and out is not sys.stdout:
@@ -198,22 +208,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reload(path: str, runner: Any, notifier: Any) -> None:
-    """SIGHUP: re-read the config; apply decisions and health, keep the old on any error."""
+def _reload(path: str, runner: Any, notifier: Any, sinks: Any) -> None:
+    """SIGHUP: re-read the config; apply decisions, health and sinks, keep the old on any error."""
     from edge.config import load_config
 
     log = logging.getLogger("edge.reload")
     notifier.send("RELOADING=1")
     try:
         cfg = load_config(path)
+        if sinks is not None:
+            sinks.reconfigure(cfg.sinks, 1.5)  # unchanged sinks keep running with their queues
+        elif cfg.sinks:
+            log.warning("sinks added to %s: they start with the next restart", path)
         restart = runner.reload(cfg)
     except EdgeError as exc:
         log.error("reload of %s rejected, the running config stays: %s", path, exc)
         print(f"edge run: reload rejected, the running config stays: {exc}", file=sys.stderr)
     else:
         note = f"; changed but need a restart: {', '.join(restart)}" if restart else ""
-        log.warning("reloaded decisions and health from %s%s", path, note)
-        print(f"edge run: reloaded decisions and health from {path}{note}", file=sys.stderr)
+        log.warning("reloaded decisions, health and sinks from %s%s", path, note)
+        print(f"edge run: reloaded decisions, health and sinks from {path}{note}", file=sys.stderr)
     finally:
         notifier.send("READY=1")
 

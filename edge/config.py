@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from edge.errors import ConfigError
 from edge.health import HealthConfig
 from edge.recorder import RecorderConfig
+from edge.sinks.base import SinkConfig
 from edge.status import HttpConfig
 from edge.rules import DecisionsConfig
 
@@ -203,6 +204,9 @@ class Config(_Model):
     )
     http: HttpConfig | None = Field(
         None, description="The /healthz and /metrics endpoint (off when absent)."
+    )
+    sinks: dict[str, SinkConfig] = Field(
+        default_factory=dict, description="Outputs by name: jsonl, mqtt, webhook (edge/sinks)."
     )
     recorder: RecorderConfig | None = Field(
         None, description="Flight recorder: synchronized data around events (off when absent)."

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import numpy as np
 
@@ -126,9 +126,10 @@ def evaluate(
     config: Config,
     scenarios: list[Path],
     config_path: str | Path | None = None,
-    log: TextIO | None = sys.stderr,
+    log: TextIO | None | Literal["stderr"] = "stderr",
 ) -> dict[str, Any]:
     """Scores over all scenarios: both modalities, video masked, audio masked."""
+    log = sys.stderr if log == "stderr" else log  # looked up now: stderr may be swapped
     loaded = [load_scenario(p) for p in scenarios]
     engine = load_model(config, config_path)
     report: dict[str, Any] = {"scenarios": [str(p) for p in scenarios]}

@@ -23,7 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import numpy as np
 
@@ -270,9 +270,10 @@ def build_int8(
     budget_points: float = 1.0,
     auto_exclude: bool = False,
     out: str | Path | None = None,
-    log: TextIO | None = sys.stderr,
+    log: TextIO | None | Literal["stderr"] = "stderr",
 ) -> tuple[Path, GateResult]:
     """Quantize, gate, write ``X.int8.onnx`` and the INT8 metrics into the card."""
+    log = sys.stderr if log == "stderr" else log  # looked up now: stderr may be swapped
     import onnx
 
     if method not in METHODS:

@@ -55,6 +55,7 @@ from edge.buffers import FrameRing, SampleRing
 from edge.card import sha256_file
 from edge.clock import NS_PER_S, ClockModel, FrozenClock
 from edge.errors import ConfigError
+from edge.files import sync_dir
 
 if TYPE_CHECKING:
     from edge.align import Window
@@ -229,12 +230,6 @@ def write_private(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _mkdir_private(path: Path) -> None:
@@ -475,10 +470,10 @@ class RecordingStore:
         manifest["files"] = dict(sorted(rec.files.items()))
         manifest["bytes"] = rec.bytes
         self._put(rec, MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())  # last: complete
-        _fsync_dir(rec.tmp)
+        sync_dir(rec.tmp)
         final = self.out_dir / rec.name
         os.rename(rec.tmp, final)
-        _fsync_dir(self.out_dir)
+        sync_dir(self.out_dir)
         del self._open[rec_id]
         with self._lock:
             self._existing.append((rec.name, rec.bytes))

@@ -207,7 +207,7 @@ class Runner:
         old = self.config
         new = fit_window(new, self.card)
         needs_restart = [
-            k for k in ("sources", "streams", "window", "model", "http")
+            k for k in ("sources", "streams", "window", "model", "http", "recorder")
             if getattr(new, k) != getattr(old, k)
         ]
         self.set_decisions(new.decisions)

@@ -123,12 +123,19 @@ class _Snapshot(Collector):
         ticks.add_metric(["run"], float(s.get("ticks", 0)))
         ticks.add_metric(["skipped"], float(s.get("skipped_ticks", 0)))
         fams.append(ticks)
-        for name, st in s.get("sinks", {}).items():
-            for key in ("sent", "failures", "dropped_predictions", "dropped_events"):
+        sinks = s.get("sinks", {})
+        for key in ("sent", "failures", "retries", "rejected", "dropped_predictions",
+                    "dropped_events", "abandoned"):  # one family per key, a sample per sink
+            c = CounterMetricFamily(f"edge_sink_{key}", f"Sink records: {key}.", labels=["sink"])
+            for name, st in sinks.items():
                 if key in st:
-                    c = CounterMetricFamily(f"edge_sink_{key}", f"Sink records {key}.", labels=["sink"])
                     c.add_metric([name], float(st[key]))
-                    fams.append(c)
+            fams.append(c)
+        depth = GaugeMetricFamily("edge_sink_queue_depth", "Records waiting in a sink's queue.",
+                                  labels=["sink"])
+        for name, st in sinks.items():
+            depth.add_metric([name], float(st.get("queue_depth", 0)))
+        fams.append(depth)
         return fams
 
 

@@ -20,7 +20,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from edge.card import sha256_file
 from edge.errors import EngineError
@@ -237,9 +237,10 @@ def build_plan(
     out: str | Path | None = None,
     workspace_mb: int = 1024,
     max_batch: int = 8,
-    log: TextIO | None = sys.stderr,
+    log: TextIO | None | Literal["stderr"] = "stderr",
 ) -> Path:
     """Parse a (QDQ) ONNX file and build a serialized TensorRT plan plus its manifest."""
+    log = sys.stderr if log == "stderr" else log  # looked up now: stderr may be swapped
     from edge.card import card_path_for, load_card
 
     trt = import_trt()

@@ -148,7 +148,7 @@ def test_sighup_reloads_rules_without_stopping_capture_and_rejects_a_bad_config(
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=5)
         assert proc.returncode == 0
-        assert "reloaded decisions and health" in err
+        assert "reloaded decisions, health and sinks" in err
         assert "reload rejected" in err and "eyes_shut" in err
         preds = [r for r in records() if r["type"] == "prediction"]
         ticks = [int(r["t_end_ns"]) for r in preds]  # type: ignore[call-overload]

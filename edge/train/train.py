@@ -152,8 +152,9 @@ def pick_thresholds(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO = sys.stderr) -> ModelCard:
+def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None = None) -> ModelCard:
     """Train, export ``out_dir/name.onnx`` and write its card; returns the card."""
+    log = sys.stderr if log is None else log  # looked up now: stderr may be swapped
     import torch
 
     from edge.train.model import FusionNet

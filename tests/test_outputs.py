@@ -1,0 +1,52 @@
+"""The run loop's outputs together: sinks from the config, their stats in /metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from edge.clock import NS_PER_S, FakeClock
+from edge.config import parse_config
+from edge.pipeline import replay
+from edge.run import Runner
+from edge.service import Service
+from edge.sinks import SinkSet
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_two_jsonl_sinks_get_every_record_and_metrics_carry_both(tmp_path: Path) -> None:
+    demo = (ROOT / "configs" / "demo.yaml").read_text()
+    demo = demo.replace("configs/scenarios/", f"{ROOT}/configs/scenarios/")
+    demo = demo.replace("engines/", f"{ROOT}/engines/").replace("loop: true", "loop: false")
+    cfg = parse_config(demo + f"""
+sinks:
+  all: {{type: jsonl, path: "{tmp_path / 'all.jsonl'}"}}
+  events: {{type: jsonl, path: "{tmp_path / 'ev' / 'events.jsonl'}", records: [event]}}
+""")
+    clock = FakeClock(1_000 * NS_PER_S)
+    runner = Runner(cfg, clock)
+    sinks = SinkSet(cfg.sinks)
+    sinks.start()
+    service = Service(runner, publish=sinks.publish, sink_stats=sinks.stats)
+    replay(runner.spine.sources["cabin"], runner.spine, clock, service.on_windows,  # type: ignore[arg-type]
+           max_seconds=30)
+    sinks.stop(timeout_s=5.0)
+    rows = [json.loads(x) for x in (tmp_path / "all.jsonl").read_text().splitlines()]
+    preds = [r for r in rows if r["type"] == "prediction"]
+    events = [r for r in rows if r["type"] == "event"]
+    assert len(preds) == runner.spine.ticks == 60
+    # the scripted eyes closed 13-17 s makes a sleep episode (>= 3 s): its start and end
+    assert [(e["rule"], e["event"]) for e in events if e["event"] != "update"][:2] == [
+        ("sleep", "start"), ("sleep", "end")]
+    only = [json.loads(x) for x in (tmp_path / "ev" / "events.jsonl").read_text().splitlines()]
+    assert only == events
+    assert (tmp_path / "ev").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "all.jsonl").stat().st_mode & 0o777 == 0o600
+    fams = {f.name: f for f in text_string_to_metric_families(service.metrics.text().decode())}
+    sent = {s.labels["sink"]: s.value for s in fams["edge_sink_sent"].samples
+            if s.name == "edge_sink_sent_total"}
+    assert sent == {"all": float(len(rows)), "events": float(len(events))}
+    assert {s.labels["rule"] for s in fams["edge_events"].samples} >= {"sleep"}
