@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.clock import NS_PER_S, FakeClock
@@ -50,3 +51,21 @@ sinks:
             if s.name == "edge_sink_sent_total"}
     assert sent == {"all": float(len(rows)), "events": float(len(events))}
     assert {s.labels["rule"] for s in fams["edge_events"].samples} >= {"sleep"}
+
+
+def test_shipped_device_configs_pass_the_run_time_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond the schema: the model loads, rules name its classes, the rings hold what the
+    window and the recorder's pre-roll need, and the sinks build (secrets from the env)."""
+    from edge.clock import MonotonicClock
+    from edge.config import load_config
+    from edge.recorder import check_recorder
+
+    monkeypatch.setenv("EDGE_MQTT_PASSWORD", "x")
+    for name in ("driver.yaml", "home.yaml", "demo.yaml"):
+        path = ROOT / "configs" / name
+        cfg = load_config(path)
+        runner = Runner(cfg, MonotonicClock(), config_path=path)
+        assert runner.deciders, name
+        if cfg.recorder is not None:
+            check_recorder(cfg.recorder, runner.spine)
+        SinkSet(cfg.sinks)  # built, not started: no broker needed
