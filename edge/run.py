@@ -249,7 +249,8 @@ class Runner:
                 mean, std = frame_stats(w) if gives_video else (None, None)
                 tick = TickStats(
                     t_ns=w.cut_ns,
-                    running=src.state in (SourceState.RUNNING, SourceState.FINISHED),
+                    # IDLE: fed by a replay on a fake clock, never started as a thread
+                    running=src.state in (SourceState.RUNNING, SourceState.IDLE),
                     video_masked=1.0 - w.video_valid if gives_video else None,
                     audio_masked=1.0 - w.audio_valid if gives_audio else None,
                     video_age_ns=w.video_age_ns if gives_video else None,
