@@ -156,7 +156,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         sinks = SinkSet(cfg.sinks)  # builds them all first: a bad secret source is exit 2
         sinks.start()
-    service = Service(runner, out=out, view=view, recorder=recorder,
+    from edge.supervise import Supervisor
+
+    supervisor = Supervisor()
+    supervisor.watch_sources(runner.spine.sources.values())
+    if sinks is not None:
+        supervisor.watch_sinks(sinks)
+    service = Service(runner, out=out, view=view, recorder=recorder, supervisor=supervisor,
                       publish=sinks.publish if sinks is not None else None,
                       sink_stats=sinks.stats if sinks is not None else None)
     server = None

@@ -35,6 +35,7 @@ class Service:
         sink_stats: Callable[[], dict[str, Any]] | None = None,
         view: Any = None,
         recorder: Any = None,
+        supervisor: Any = None,
     ) -> None:
         self.runner = runner
         self.out = out
@@ -42,6 +43,7 @@ class Service:
         self.sink_stats = sink_stats
         self.view = view
         self.recorder = recorder
+        self.supervisor = supervisor
         self.metrics = Metrics(self.snapshot)
         self.last_tick_ns: int | None = None
         self.event_counts: dict[str, int] = {}
@@ -50,8 +52,10 @@ class Service:
         r = self.runner
         preds = r.process(windows)
         events = r.decide(preds)
-        health = r.health_records
         now = r.clock.now_ns()
+        health = list(r.health_records)
+        if self.supervisor is not None:
+            health += self.supervisor.check(now)
         self.last_tick_ns = now
         if r.infer_ns:
             self.metrics.engine_latency.observe(r.infer_ns[-1] / NS_PER_S)
@@ -126,6 +130,7 @@ class Service:
             "engine": engine,
             "sinks": snap["sinks"],
             "recorder": self.recorder.stats() if self.recorder is not None else None,
+            "supervisor": self.supervisor.snapshot() if self.supervisor is not None else None,
             "ticks": snap["ticks"],
             "skipped_ticks": snap["skipped_ticks"],
             "last_tick_age_s": age,

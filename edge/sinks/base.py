@@ -505,6 +505,16 @@ class SinkWorker:
             )
             self._thread.start()
 
+    @property
+    def thread_alive(self) -> bool:
+        t = self._thread
+        return t is not None and t.is_alive()
+
+    @property
+    def should_run(self) -> bool:
+        """Started and not asked to stop (a supervisor restarts a thread that died anyway)."""
+        return self._thread is not None and not self._stopping
+
     def request_stop(self, deadline: float) -> None:
         """Ask the thread to drain until ``deadline`` (time.monotonic()) and then close."""
         with self._cond:
@@ -735,6 +745,10 @@ class SinkSet:
     @property
     def names(self) -> list[str]:
         return list(self._workers)
+
+    def workers(self) -> list[SinkWorker]:
+        """The running workers (for a supervisor)."""
+        return list(self._workers.values())
 
     def start(self) -> None:
         with self._lock:
