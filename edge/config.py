@@ -149,6 +149,11 @@ class WindowConfig(_Model):
     tolerance: float | None = Field(
         None, gt=0, description="Nearest-frame tolerance in s; default half a frame interval."
     )
+    budget: float | None = Field(
+        None, gt=0, le=60,
+        description="Latency budget (s) from a window's end to its prediction: windows already "
+        "older at the tick are skipped (counted), later predictions are counted over budget.",
+    )
 
 
 class StreamConfig(_Model):

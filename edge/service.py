@@ -46,11 +46,25 @@ class Service:
         self.supervisor = supervisor
         self.metrics = Metrics(self.snapshot)
         self.last_tick_ns: int | None = None
+        self.late_windows = 0  # skipped: older than the latency budget at their tick
+        self.over_budget = 0  # predictions emitted later than the budget
         self.event_counts: dict[str, int] = {}
 
     def on_windows(self, windows: list[Window]) -> None:
         r = self.runner
+        budget = r.config.window.budget
+        budget_ns = None if budget is None else int(budget * NS_PER_S)
+        if budget_ns is not None:
+            # Already too old to make the budget: skipped, never queued.
+            now = r.clock.now_ns()
+            fresh = [w for w in windows if now - w.t_end_ns <= budget_ns]
+            self.late_windows += len(windows) - len(fresh)
+            windows = fresh
+            if not windows:
+                return
         preds = r.process(windows)
+        if budget_ns is not None:
+            self.over_budget += sum(p.emitted_ns - p.t_end_ns > budget_ns for p in preds)
         events = r.decide(preds)
         now = r.clock.now_ns()
         health = list(r.health_records)
@@ -97,6 +111,7 @@ class Service:
         rep: dict[str, Any] = dict(r.spine.report(r.clock.now_ns()))
         rep["health"] = r.health.snapshot()
         rep["sinks"] = self.sink_stats() if self.sink_stats is not None else {}
+        rep["budget"] = {"late_windows": self.late_windows, "over_budget": self.over_budget}
         return rep
 
     def healthz(self) -> dict[str, Any]:
@@ -133,5 +148,6 @@ class Service:
             "supervisor": self.supervisor.snapshot() if self.supervisor is not None else None,
             "ticks": snap["ticks"],
             "skipped_ticks": snap["skipped_ticks"],
+            "budget": snap["budget"],
             "last_tick_age_s": age,
         }

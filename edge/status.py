@@ -122,6 +122,12 @@ class _Snapshot(Collector):
                                     labels=["outcome"])
         ticks.add_metric(["run"], float(s.get("ticks", 0)))
         ticks.add_metric(["skipped"], float(s.get("skipped_ticks", 0)))
+        budget = s.get("budget", {})
+        ticks.add_metric(["late"], float(budget.get("late_windows", 0)))
+        over = CounterMetricFamily("edge_predictions_over_budget",
+                                   "Predictions emitted later than window.budget.")
+        over.add_metric([], float(budget.get("over_budget", 0)))
+        fams.append(over)
         fams.append(ticks)
         sinks = s.get("sinks", {})
         for key in ("sent", "failures", "retries", "rejected", "dropped_predictions",

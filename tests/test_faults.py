@@ -82,7 +82,7 @@ sources:
   sim: {{type: scenario, scenario: driver, seconds: 30, width: 160, height: 120, fps: 15}}
 streams:
   cabin: {{video: sim, audio: sim}}
-window: {{seconds: 2.0, frames: 8, hop: 0.25}}
+window: {{seconds: 2.0, frames: 8, hop: 0.25, budget: 0.5}}
 """)
     runner = Runner(cfg, MonotonicClock(), engine=slow)  # type: ignore[arg-type]
     service = run_live(runner, 9.0)
@@ -95,6 +95,11 @@ window: {{seconds: 2.0, frames: 8, hop: 0.25}}
     mean_age = sum(s.value for s in ages) / sum(s.value for s in counts)
     # data age stays the engine time plus the join's wait, not a growing backlog
     assert mean_age < 0.75 + 0.5
+    # every prediction missed the 0.5 s budget (the engine alone takes 0.75 s), and is counted;
+    # no window was already too old at its tick: late ticks were skipped before the cut
+    assert service.over_budget == slow.calls
+    assert service.late_windows == 0
+    assert service.healthz()["budget"] == {"late_windows": 0, "over_budget": slow.calls}
 
 
 def rss_kb() -> int:

@@ -69,3 +69,22 @@ def test_shipped_device_configs_pass_the_run_time_checks(monkeypatch: pytest.Mon
         if cfg.recorder is not None:
             check_recorder(cfg.recorder, runner.spine)
         SinkSet(cfg.sinks)  # built, not started: no broker needed
+
+
+def test_windows_already_older_than_the_budget_are_skipped_and_counted() -> None:
+    demo = (ROOT / "configs" / "demo.yaml").read_text()
+    demo = demo.replace("configs/scenarios/", f"{ROOT}/configs/scenarios/")
+    demo = demo.replace("engines/", f"{ROOT}/engines/").replace("loop: true", "loop: false")
+    # A budget shorter than a frame interval: the newest frame is usually older than that.
+    cfg = parse_config(demo.replace("  hop: 0.5", "  hop: 0.5\n  budget: 0.02"))
+    clock = FakeClock(1_000 * NS_PER_S)
+    runner = Runner(cfg, clock)
+    preds: list[object] = []
+    service = Service(runner, publish=lambda r: preds.append(r) if r["type"] == "prediction" else None)
+    replay(runner.spine.sources["cabin"], runner.spine, clock, service.on_windows,  # type: ignore[arg-type]
+           max_seconds=10)
+    assert runner.spine.ticks == 20
+    assert service.late_windows > 0 and len(preds) == 20 - service.late_windows
+    fams = {f.name: f for f in text_string_to_metric_families(service.metrics.text().decode())}
+    late = [s.value for s in fams["edge_ticks"].samples if s.labels.get("outcome") == "late"]
+    assert late == [float(service.late_windows)]
