@@ -11,7 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -26,6 +26,16 @@ def need(tool: str) -> str:
             pytest.fail(msg)
         pytest.skip(msg)
     return path
+
+
+def wait_for(cond: Callable[[], object], timeout_s: float, step_s: float = 0.05) -> bool:
+    """Poll ``cond`` until it is true or ``timeout_s`` passes; whether it became true."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step_s)
+    return False
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from edge.capture.base import SourceState
 from edge.clock import NS_PER_S, MonotonicClock
 from edge.config import parse_config
 from edge.pipeline import Spine
-from tests.conftest import MjpegServer
+from tests.conftest import MjpegServer, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -30,14 +30,6 @@ window: {{seconds: 1.0, frames: 8, hop: 0.25, max_wait_video: 0.3}}
     )
     return Spine(cfg, MonotonicClock())
 
-
-def wait_for(cond: object, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if callable(cond) and cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_served_stream_arrives_at_its_fps_and_recovers_after_the_server_dies(

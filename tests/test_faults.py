@@ -77,12 +77,12 @@ def test_an_engine_three_times_slower_than_the_hop_skips_ticks_never_queues() ->
 
     card = load_card(ROOT / "engines" / "driver-av.yaml")
     slow = SlowEngine(load_engine("onnx", MODEL, card), 0.75)  # hop 0.25 s
-    cfg = parse_config(f"""
+    cfg = parse_config("""
 sources:
-  sim: {{type: scenario, scenario: driver, seconds: 30, width: 160, height: 120, fps: 15}}
+  sim: {type: scenario, scenario: driver, seconds: 30, width: 160, height: 120, fps: 15}
 streams:
-  cabin: {{video: sim, audio: sim}}
-window: {{seconds: 2.0, frames: 8, hop: 0.25, budget: 0.5}}
+  cabin: {video: sim, audio: sim}
+window: {seconds: 2.0, frames: 8, hop: 0.25, budget: 0.5}
 """)
     runner = Runner(cfg, MonotonicClock(), engine=slow)  # type: ignore[arg-type]
     service = run_live(runner, 9.0)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from edge.clock import NS_PER_S
-from tests.conftest import need
+from tests.conftest import need, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.system
@@ -88,21 +88,14 @@ health: {{horizon: 2.0}}
         rows = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
         return [r["state"] for r in rows if r["type"] == "health" and r["source"] == "mic"]
 
-    def wait(cond: object, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if callable(cond) and cond():
-                return True
-            time.sleep(0.1)
-        return False
 
     try:
         time.sleep(6.0)  # running, microphone healthy
         assert health() == []
         pulse.kill()
-        assert wait(lambda: "lost" in health(), 10.0), health()
+        assert wait_for(lambda: "lost" in health(), 10.0), health()
         pulse.start()
-        assert wait(lambda: health()[-1:] == ["ok"], 20.0), health()
+        assert wait_for(lambda: health()[-1:] == ["ok"], 20.0), health()
         run.send_signal(signal.SIGTERM)
         _, err = run.communicate(timeout=5)
         assert run.returncode == 0, err

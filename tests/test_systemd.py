@@ -15,6 +15,7 @@ import pytest
 
 from edge.clock import NS_PER_S
 from edge.systemd import Notifier, unit_text
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,16 +119,9 @@ def test_sighup_reloads_rules_without_stopping_capture_and_rejects_a_bad_config(
 
         return [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
 
-    def wait(cond: object, timeout: float = 20.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if callable(cond) and cond():
-                return True
-            time.sleep(0.1)
-        return False
 
     try:
-        assert wait(lambda: len(records()) >= 4)
+        assert wait_for(lambda: len(records()) >= 4, 20.0)
         # a new rule that holds while any class is on (the demo starts with talking)
         cfg.write_text(demo + """    - name: always
       any_of:
@@ -139,12 +133,14 @@ def test_sighup_reloads_rules_without_stopping_capture_and_rejects_a_bad_config(
 """)
         n_before = len(records())
         proc.send_signal(signal.SIGHUP)
-        assert wait(lambda: any("always" in (r.get("rules") or []) for r in records()[n_before:]))
+        assert wait_for(
+            lambda: any("always" in (r.get("rules") or []) for r in records()[n_before:]), 20.0
+        )
         # a bad config: rejected, the running one stays, predictions keep coming
         cfg.write_text(demo.replace("class: eyes_closed", "class: eyes_shut"))
         proc.send_signal(signal.SIGHUP)
         n = len(records())
-        assert wait(lambda: len(records()) >= n + 6)
+        assert wait_for(lambda: len(records()) >= n + 6, 20.0)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=5)
         assert proc.returncode == 0
