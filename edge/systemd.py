@@ -14,7 +14,6 @@ import socket
 import sys
 from pathlib import Path
 
-from edge.clock import NS_PER_S
 
 UNIT = """\
 [Unit]
