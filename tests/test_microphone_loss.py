@@ -108,3 +108,57 @@ health: {{horizon: 2.0}}
         if run.poll() is None:
             run.kill()
             run.communicate()
+
+
+def test_input_overflows_mask_their_samples_count_and_degrade_the_microphone(
+    pulse_null_sink: str,
+) -> None:
+    """Overflows injected into the real callback (as PortAudio reports them in its status):
+    the lost blocks are masked, counted, and the microphone is reported degraded, while
+    predictions keep coming."""
+    import threading
+    from types import SimpleNamespace
+    from typing import Any
+
+    from edge.clock import MonotonicClock
+    from edge.config import parse_config
+    from edge.run import Runner
+    from edge.service import Service
+
+    cfg = parse_config(f"""
+sources:
+  mic: {{type: microphone, device: pulse, sample_rate: 16000, block_seconds: 0.02}}
+  cam: {{type: scenario, scenario: driver, seconds: 60, width: 160, height: 120, fps: 10}}
+streams:
+  cabin: {{video: cam, audio: mic}}
+window: {{seconds: 2.0, frames: 8, hop: 0.5}}
+model: {{path: "{ROOT / 'engines' / 'driver-av.int8.onnx'}"}}
+health: {{horizon: 2.0}}
+""")
+    runner = Runner(cfg, MonotonicClock())
+    mic: Any = runner.spine.sources["mic"]
+    real = mic._callback
+    blocks = {"n": 0}
+
+    def flaky(indata: Any, frames: int, time_info: Any, status: Any) -> None:
+        blocks["n"] += 1
+        if 200 <= blocks["n"] < 225:  # half a second of overflows, 4 s in
+            status = SimpleNamespace(input_overflow=True)
+        real(indata, frames, time_info, status)
+
+    mic._callback = flaky
+    health: list[dict[str, Any]] = []
+    service = Service(runner, publish=lambda r: health.append(r) if r["type"] == "health" else None)
+    stop = threading.Event()
+    runner.spine.start(require_open_s=5)
+    try:
+        runner.spine.run(9.0, service.on_windows, stop=stop)
+    finally:
+        runner.spine.stop()
+    assert blocks["n"] > 300
+    assert mic.stats.overflows == 25
+    states = [(h["source"], h["state"]) for h in health]
+    assert ("mic", "degraded") in states
+    reasons = " ".join(r for h in health for r in h["reasons"])
+    assert "drops/gaps/overflows" in reasons or "audio masked" in reasons
+    assert runner.spine.ticks >= 16
