@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -225,7 +225,9 @@ class Runner:
             d = self.deciders.get(p.stream)
             if d is None:
                 continue
-            flags = self._flags(p)
+            # judged once, in process(): the modalities resting on a sensor that is not ok
+            degraded = cast(list[str], p.extra.get("degraded", []))
+            flags = {f"{m}_degraded": m in degraded for m in ("video", "audio")}
             events = d.update(p.t_end_ns, p.probs, flags, self._beeps(p.stream))
             p.extra["states"] = [n for n, st in d.states().items() if st.on]
             p.extra["rules"] = d.active()
