@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edge.errors import ConfigError
 from edge.health import HealthConfig
+from edge.paths import PathsConfig, confine
 from edge.recorder import RecorderConfig
 from edge.sinks.base import SinkConfig
 from edge.status import HttpConfig
@@ -216,6 +217,11 @@ class Config(_Model):
     recorder: RecorderConfig | None = Field(
         None, description="Flight recorder: synchronized data around events (off when absent)."
     )
+    paths: PathsConfig = Field(
+        default_factory=PathsConfig,
+        description="Folders the files named here may lie in (edge/paths.py); default: this "
+        "file's folder.",
+    )
 
     @model_validator(mode="after")
     def _streams_name_sources(self) -> "Config":
@@ -359,5 +365,9 @@ def read_text(path: str | Path, what: str) -> str:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate a config file."""
-    return parse_config(read_text(path, "config"), str(path))
+    """Read and validate a config file; its file paths come back resolved and confined to
+    ``paths.roots`` (:mod:`edge.paths`)."""
+    text = read_text(path, "config")
+    config = parse_config(text, str(path))
+    root = yaml.compose(text)  # parsed once already: only for the line numbers of path errors
+    return confine(config, path, lambda key: line_of(root, tuple(key.split("."))))

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
 DEMO["sources"]["cabin"]["scenario"] = str(ROOT / "configs" / "scenarios" / "demo-driver.yaml")
 DEMO["model"]["path"] = str(ROOT / "engines" / "driver-av.int8.onnx")
+DEMO["paths"] = {"roots": [str(ROOT)]}  # the copies lie in a temporary folder
 
 
 def one_line(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> str:
@@ -65,6 +66,9 @@ CONFIG_CASES = [
     ("health.horizon", 0, "health.horizon"),
     ("http", {"port": 70000}, "http.port"),
     ("sinkz", {}, "sinkz"),
+    ("model.path", "/etc/passwd", "model.path: /etc/passwd lies outside"),
+    ("sources.cabin.scenario", "../../x.yaml", "sources.cabin.scenario: ../../x.yaml (resolves to"),
+    ("model.engine.cache_dir", "/tmp", "model.engine.cache_dir"),
 ]
 
 
@@ -100,6 +104,7 @@ def test_semantic_config_errors_surface_when_run(tmp_path: Path, capsys: pytest.
 
 def model_config(tmp_path: Path, model: Path, engine: str = "onnx") -> Path:
     cfg = mutate("model", {"path": str(model), "engine": {"type": engine}})
+    cfg["paths"] = {"roots": [str(ROOT), str(tmp_path)]}
     f = tmp_path / "m.yaml"
     f.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return f

@@ -90,7 +90,7 @@ def test_missing_camera_device(tmp_path: Path) -> None:
 
 
 def test_missing_video_file(tmp_path: Path) -> None:
-    cfg = config_with(tmp_path, "{type: camera, device: /no/such/file.mp4}")
+    cfg = config_with(tmp_path, "{type: camera, device: no-such-file.mp4}")
     assert_one_line_error(edge("sources", "--config", str(cfg), "--seconds", "1"), "no such file")
 
 
@@ -159,6 +159,7 @@ def test_demo_run_prints_rolling_predictions_as_jsonl() -> None:
 def test_run_without_a_model_or_with_a_missing_one_is_a_one_line_error(tmp_path: Path) -> None:
     base = (ROOT / "configs/demo.yaml").read_text().split("model:")[0]
     base = base.replace("configs/scenarios/", f"{ROOT}/configs/scenarios/")
+    base += f"paths: {{roots: [{ROOT}]}}\n"
     no_model = tmp_path / "a.yaml"
     no_model.write_text(base)
     assert_one_line_error(edge("run", "--config", str(no_model), "--duration", "1"), "no `model:` section")

@@ -75,6 +75,7 @@ streams:
   cabin: {{video: cam, audio: mic}}
 window: {{seconds: 2.0, frames: 8, hop: 0.5}}
 model: {{path: "{ROOT / 'engines' / 'driver-av.int8.onnx'}"}}
+paths: {{roots: [{ROOT}]}}
 health: {{horizon: 2.0}}
 """)
     out = tmp_path / "out.jsonl"
@@ -133,6 +134,7 @@ streams:
   cabin: {{video: cam, audio: mic}}
 window: {{seconds: 2.0, frames: 8, hop: 0.5}}
 model: {{path: "{ROOT / 'engines' / 'driver-av.int8.onnx'}"}}
+paths: {{roots: [{ROOT}]}}
 health: {{horizon: 2.0}}
 """)
     runner = Runner(cfg, MonotonicClock())

@@ -104,7 +104,7 @@ def test_install_service_prints_a_hardened_notify_unit() -> None:
 def test_sighup_reloads_rules_without_stopping_capture_and_rejects_a_bad_config(tmp_path: Path) -> None:
     demo = (ROOT / "configs" / "demo.yaml").read_text()
     demo = demo.replace("configs/scenarios/", f"{ROOT}/configs/scenarios/")
-    demo = demo.replace("engines/", f"{ROOT}/engines/")
+    demo = demo.replace("engines/", f"{ROOT}/engines/").replace("roots: [..]", f"roots: [{ROOT}]")
     cfg = tmp_path / "run.yaml"
     cfg.write_text(demo)
     out = tmp_path / "out.jsonl"

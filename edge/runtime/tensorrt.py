@@ -52,7 +52,10 @@ class TensorRTEngine(Engine):
             onnx = m.get("onnx")
             fallback = None
             if onnx:
-                fallback = Path(onnx) if Path(onnx).is_absolute() else model_path.parent / onnx
+                # The manifest is data, not config: its ONNX is used only from the plan's folder.
+                candidate = (model_path.parent / onnx).resolve()
+                if candidate.parent == model_path.parent.resolve():
+                    fallback = candidate
             raise PlanMismatch(
                 f"{model_path}: " + "; ".join(problems) + f". Rebuild: {rebuild_command(m, model_path)}",
                 fallback=fallback,
