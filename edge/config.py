@@ -148,7 +148,7 @@ class WindowConfig(_Model):
         0.25, ge=0, le=10, description="Longest the window end trails the newest sample (s)."
     )
     tolerance: float | None = Field(
-        None, gt=0, description="Nearest-frame tolerance in s; default half a frame interval."
+        None, gt=0, description="Nearest-frame tolerance in s; default 3/4 of a frame interval."
     )
     budget: float | None = Field(
         None, gt=0, le=60,

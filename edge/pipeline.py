@@ -56,7 +56,10 @@ def window_spec(
     sc = config.streams[stream]
     fps = sources[sc.video].nominal_fps if sc.video else 30.0
     rate = sources[sc.audio].sample_rate if sc.audio else 16000
-    tol = w.tolerance if w.tolerance is not None else 0.5 / fps
+    # The nearest frame to a target is at most half an interval away when none is missing; the
+    # other quarter is room for arrival jitter (at exactly half, every jittered frame midway
+    # between two targets' frames was masked).
+    tol = w.tolerance if w.tolerance is not None else 0.75 / fps
     return WindowSpec(
         seconds=w.seconds,
         frames=w.frames,
