@@ -80,6 +80,7 @@ class Window:
     video_fit: tuple[int, float, float] | None = None
     audio_fit: tuple[int, float, float] | None = None
     video_upto: int | None = None
+    video_seq: np.ndarray | None = None  # [T] int64 ring seq of the chosen frame (-1 where masked)
 
     @property
     def video_valid(self) -> float:
@@ -205,12 +206,13 @@ class Aligner:
         n_targets = spec.frames if self.frames is not None else 0
         video_mask = np.zeros(n_targets, dtype=bool)
         video_t = np.full(n_targets, -1, dtype=np.int64)
+        video_seq = np.full(n_targets, -1, dtype=np.int64)
         video = None
         video_age = None
         video_upto = None
         if self.frames is not None and self._video_buf is not None:
             video = self._video_buf if self.reuse_buffers else np.empty_like(self._video_buf)
-            video_upto = self._join_video(targets, video, video_mask, video_t)
+            video_upto = self._join_video(targets, video, video_mask, video_t, video_seq)
             video[~video_mask] = 0  # a masked target is blank, never a stale or invented frame
             newest_v = self.newest_video_ns()
             video_age = None if newest_v is None else now_ns - newest_v
@@ -258,10 +260,12 @@ class Aligner:
             video_fit=self.video_clock.params() if self.video_clock is not None else None,
             audio_fit=self.audio_clock.params() if self.audio_clock is not None else None,
             video_upto=video_upto,
+            video_seq=video_seq,
         )
 
     def _join_video(
-        self, targets: np.ndarray, out: np.ndarray, mask: np.ndarray, chosen_t: np.ndarray
+        self, targets: np.ndarray, out: np.ndarray, mask: np.ndarray, chosen_t: np.ndarray,
+        chosen_seq: np.ndarray,
     ) -> int | None:
         """Fill ``out``; return one past the newest frame seq the ring index held (or None)."""
         assert self.frames is not None and self.video_clock is not None
@@ -278,4 +282,5 @@ class Aligner:
             if self.frames.read_into(int(idx.seq[pick[k]]), out[k]):
                 mask[k] = True
                 chosen_t[k] = t[pick[k]]
+                chosen_seq[k] = idx.seq[pick[k]]
         return int(idx.seq.max()) + 1

@@ -1,7 +1,8 @@
 """Model inputs from windows, and the loop that turns windows into predictions.
 
 :class:`Featurizer` is the one place where a :class:`~edge.align.Window` becomes model inputs:
-frames through :func:`edge.features.preprocess_frames`, audio through a per-stream
+frames through :func:`edge.features.preprocess_frames`, each frame once (consecutive windows
+share most of their frames: at a 0.5 s hop, 6 of 8), audio through a per-stream
 :class:`edge.features.StreamingLogMel` that is fed each tick with the samples that arrived since
 the last one (every STFT column is computed once). Training, calibration, evaluation and serving
 all call it, so they cannot drift apart.
@@ -65,6 +66,27 @@ class Featurizer:
         capacity = self.n_columns * 4
         self.logmel = StreamingLogMel(self.mspec, capacity)
         self._pushed: int | None = None  # absolute index of the next sample to feed
+        self._frames: dict[int, np.ndarray] = {}  # ring seq of a frame -> its model input
+
+    def _video(self, w: Window) -> np.ndarray:
+        """The window's frames as model input; frames of the previous window are reused.
+
+        A frame is known by its sequence number in the stream's ring (a ring lives as long as
+        its source), so a frame chosen again is the same pixels and gives the same numbers;
+        only new frames are resized.
+        """
+        assert w.video is not None
+        out = np.empty(self.vspec.shape(len(w.video_mask)), np.float32)
+        seqs = w.video_seq if w.video_seq is not None else np.full(len(w.video_mask), -1)
+        keys = [int(q) if ok and q >= 0 else None for q, ok in zip(seqs, w.video_mask)]
+        new = [k for k, key in enumerate(keys) if key is None or key not in self._frames]
+        if new:
+            out[new] = preprocess_frames(w.video[new], self.vspec)
+        for k, key in enumerate(keys):
+            if key is not None and k not in new:
+                out[k] = self._frames[key]
+        self._frames = {key: out[k] for k, key in enumerate(keys) if key is not None}
+        return out
 
     def _feed(self) -> None:
         ring = self.aligner.samples
@@ -81,7 +103,7 @@ class Featurizer:
     def __call__(self, w: Window) -> Features:
         vs = self.vspec
         if w.video is not None and w.video_mask.any():
-            video = preprocess_frames(w.video, vs)
+            video = self._video(w)
             vmask = w.video_mask.astype(np.float32)
         else:
             video = np.zeros((self.aligner.spec.frames, vs.channels, vs.height, vs.width), np.float32)

@@ -323,3 +323,58 @@ def test_video_spec_from_card() -> None:
         VideoSpec.from_dict({"mean": [0.1, 0.2]})
     with pytest.raises(ValueError, match="uint8"):
         preprocess_frames(np.zeros((1, 8, 8, 3), np.float32), spec)
+
+
+def test_the_featurizer_resizes_each_frame_once_and_gives_the_same_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Consecutive windows share frames; a shared frame is not resized again, and every window's
+    video input equals preprocessing all its frames from scratch."""
+    from pathlib import Path
+
+    import edge.serve
+    from edge.card import load_card
+    from edge.clock import NS_PER_S, FakeClock
+    from edge.config import parse_config
+    from edge.pipeline import replay
+    from edge.run import Runner
+
+    root = Path(__file__).resolve().parents[1]
+    card = load_card(root / "engines" / "driver-av.yaml")
+    cfg = parse_config("""
+sources:
+  cam: {type: synthetic, width: 320, height: 240, fps: 30, skew_ppm: 80, jitter_ms: 2, seed: 1}
+streams:
+  s: {video: cam, audio: cam}
+window: {seconds: 2.0, frames: 8, hop: 0.5}
+""")
+    clock = FakeClock(50 * NS_PER_S)
+    runner = Runner(cfg, clock, engine=object(), card=card)  # type: ignore[arg-type]
+    resized: list[int] = []
+    real = edge.serve.preprocess_frames
+
+    def counting(frames: np.ndarray, spec: VideoSpec) -> np.ndarray:
+        resized.append(len(frames))
+        return real(frames, spec)
+
+    monkeypatch.setattr(edge.serve, "preprocess_frames", counting)
+    feat = runner.featurizers["s"]
+    checked = 0
+    before: set[int] = set()
+    expected = 0
+
+    def on_windows(ws: list[object]) -> None:
+        nonlocal checked, before, expected
+        (w,) = ws
+        f = feat(w)  # type: ignore[arg-type]
+        seqs = [int(q) for q, ok in zip(w.video_seq, w.video_mask) if ok]  # type: ignore[attr-defined]
+        expected += len(w.video_mask) - sum(q in before for q in seqs)  # type: ignore[attr-defined]
+        before = set(seqs)
+        assert sum(resized) == expected  # only frames the previous window did not hold
+        if w.video_mask.all():  # type: ignore[attr-defined]
+            np.testing.assert_array_equal(f.video, real(w.video, feat.vspec))  # type: ignore[attr-defined]
+            checked += 1
+
+    replay(runner.spine.sources["cam"], runner.spine, clock, on_windows, max_seconds=12.0)  # type: ignore[arg-type]
+    assert checked >= 18
+    assert sum(resized) < 0.6 * 8 * 24  # most frames come from the previous window
