@@ -123,6 +123,11 @@ class ClockModel:
     reset_after_ns:
         A jump of the device clock (backwards, or an offset change larger than this) means the
         device restarted its clock: the model starts over instead of fitting across the jump.
+        An item *later* than that is first taken for a delivery stall (the items queued behind
+        it arrive in a burst, then on time again) and left out of the fit; only when items stay
+        that late for ``confirm_late_ns`` of host time has the device clock fallen behind.
+    confirm_late_ns:
+        Host time items must stay over ``reset_after_ns`` late before the model starts over.
     """
 
     def __init__(
@@ -130,16 +135,19 @@ class ClockModel:
         bin_s: float = 1.0,
         history_s: float = 300.0,
         reset_after_ns: int = 2 * NS_PER_S,
+        confirm_late_ns: int = NS_PER_S,
     ) -> None:
         if bin_s <= 0 or history_s < 2 * bin_s:
             raise ValueError("ClockModel needs bin_s > 0 and history_s >= 2 * bin_s")
         self._bin_ns = int(bin_s * NS_PER_S)
         self._max_bins = int(history_s / bin_s)
         self._reset_after_ns = reset_after_ns
+        self._confirm_late_ns = confirm_late_ns
         # The model is written by one capture thread and read by the scheduler; the lock
         # guards the fitted coefficients and the envelope so a reader never sees half a fit.
         self._lock = threading.Lock()
         self.resets = 0
+        self.late_skipped = 0  # items left out as part of a delivery stall
         self._clear()
 
     def _clear(self) -> None:
@@ -152,6 +160,7 @@ class ClockModel:
         self._residual = 0.0
         self._last_device: int | None = None
         self._min_offset = float("inf")
+        self._late_since: int | None = None  # host time of the first of a run of late items
 
     # -- writer side -------------------------------------------------------------------
     def observe(self, device_ns: int, host_ns: int) -> None:
@@ -167,9 +176,21 @@ class ClockModel:
                 self._last_device = device_ns
             x = float(device_ns - self._origin)
             off = float(host_ns - device_ns)
-            if self._points and abs(off - self._predict_offset(x)) > self._reset_after_ns:
+            jump = off - self._predict_offset(x) if self._points else 0.0
+            if jump > self._reset_after_ns:
+                # Late: a stall drains as a burst and is over, or the clock fell behind for good.
+                if self._late_since is None:
+                    self._late_since = host_ns
+                if host_ns - self._late_since < self._confirm_late_ns:
+                    self.late_skipped += 1
+                    return
                 self._reset_locked(device_ns)
                 x = 0.0
+            elif jump < -self._reset_after_ns:  # early: no delay explains it, the clock jumped
+                self._reset_locked(device_ns)
+                x = 0.0
+            else:
+                self._late_since = None
             self._min_offset = min(self._min_offset, off)
             b = int(x // self._bin_ns)
             if b != self._bin_index:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,36 @@ def test_fake_clock_moves_only_forward_and_sleep_advances_it() -> None:
     assert clock.advance(50) == 300
     with pytest.raises(ValueError):
         clock.set_ns(10)
+
+
+def feed(model: ClockModel, t0_s: float, t1_s: float, host_of: Callable[[int], int]) -> None:
+    for i in range(int(t0_s * 50), int(t1_s * 50)):
+        dev = i * 20_000_000
+        model.observe(dev, host_of(dev))
+
+
+def test_a_delivery_stall_longer_than_the_reset_threshold_is_ridden_out() -> None:
+    """A 2.5 s stall: the queued blocks arrive in one burst, then on time again. The model
+    keeps its fit (no reset) and maps as well after the stall as before it."""
+    model = ClockModel()
+    base = 5 * NS_PER_S
+    skew = 1 + 300e-6
+    feed(model, 0, 30, lambda d: base + int(d * skew) + 1_000_000)
+    stall_end = base + int(32.5 * NS_PER_S * skew)
+    # blocks from 30 s to 32.5 s arrive together when the stall ends
+    feed(model, 30, 32.5, lambda d: max(base + int(d * skew), stall_end) + 1_000_000)
+    feed(model, 32.5, 60, lambda d: base + int(d * skew) + 1_000_000)
+    assert model.resets == 0 and model.late_skipped > 0
+    dev = 59 * NS_PER_S
+    assert abs(model.to_pipeline(dev) - (base + dev * skew)) <= 1_500_000
+
+
+def test_a_device_clock_that_falls_behind_for_good_resets_after_a_second() -> None:
+    model = ClockModel()
+    base = 5 * NS_PER_S
+    feed(model, 0, 30, lambda d: base + d)
+    # from 30 s on the device counter lags 3 s (samples lost without the counter moving)
+    feed(model, 30, 45, lambda d: base + d + 3 * NS_PER_S)
+    assert model.resets == 1
+    dev = 44 * NS_PER_S
+    assert abs(model.to_pipeline(dev) - (base + dev + 3 * NS_PER_S)) <= 1_000_000
