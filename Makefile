@@ -28,10 +28,16 @@ test: $(VENV)/.installed-dev
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Each benchmark writes benchmarks/results/NAME.json and NAME.png; report.py makes the table
+# the README shows (benchmarks/results/summary.md). About 4 minutes on 2 cores.
 bench: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/bench_buffers.py --out benchmarks/results/buffers.json
-	$(BIN)/python benchmarks/bench_engine.py --model engines/driver-av.onnx --out benchmarks/results/engine-driver.json
-	$(BIN)/python benchmarks/bench_engine.py --model engines/home-av.onnx --out benchmarks/results/engine-home.json
+	$(BIN)/python benchmarks/bench_pipeline.py
+	$(BIN)/python benchmarks/bench_logmel.py
+	$(BIN)/python benchmarks/bench_buffers.py
+	$(BIN)/python benchmarks/bench_engine.py --model engines/driver-av.onnx --name engine-driver
+	$(BIN)/python benchmarks/bench_engine.py --model engines/home-av.onnx --name engine-home
+	$(BIN)/python benchmarks/bench_clock.py
+	$(BIN)/python benchmarks/report.py > benchmarks/results/summary.md
 
 # Retrain the reference models (CPU; torch from the train extra).
 train: $(VENV)/.installed-dev
