@@ -143,10 +143,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         from edge.recorder import FlightRecorder, check_recorder
 
-        rc = cfg.recorder
-        out_dir = Path(rc.out_dir)
-        if not out_dir.is_absolute():  # beside the config, as the model path is
-            rc = rc.model_copy(update={"out_dir": str(Path(args.config).resolve().parent / out_dir)})
+        rc = cfg.recorder  # out_dir already resolved and confined by load_config
         check_recorder(rc, runner.spine)
         recorder = FlightRecorder.for_runner(rc, runner, config_text=Path(args.config).read_text())
         recorder.start()

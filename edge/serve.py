@@ -83,7 +83,7 @@ class Featurizer:
         if new:
             out[new] = preprocess_frames(w.video[new], self.vspec)
         for k, key in enumerate(keys):
-            if key is not None and k not in new:
+            if key in self._frames:
                 out[k] = self._frames[key]
         self._frames = {key: out[k] for k, key in enumerate(keys) if key is not None}
         return out

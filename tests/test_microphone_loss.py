@@ -54,6 +54,22 @@ class PrivatePulse:
             self.proc = None
 
 
+def mic_config(mic_extra: str = "") -> str:
+    """A cabin stream: the private sound server's microphone and a simulated camera."""
+    extra = f", {mic_extra}" if mic_extra else ""
+    return f"""
+sources:
+  mic: {{type: microphone, device: pulse, sample_rate: 16000, block_seconds: 0.02{extra}}}
+  cam: {{type: scenario, scenario: driver, seconds: 60, width: 160, height: 120, fps: 10}}
+streams:
+  cabin: {{video: cam, audio: mic}}
+window: {{seconds: 2.0, frames: 8, hop: 0.5}}
+model: {{path: "{ROOT / 'engines' / 'driver-av.int8.onnx'}"}}
+paths: {{roots: [{ROOT}]}}
+health: {{horizon: 2.0}}
+"""
+
+
 @pytest.fixture
 def pulse(tmp_path: Path) -> Iterator[PrivatePulse]:
     p = PrivatePulse(tmp_path)
@@ -66,18 +82,8 @@ def test_sound_server_killed_and_restarted_predictions_go_on_health_lost_then_ok
     pulse: PrivatePulse, tmp_path: Path
 ) -> None:
     cfg = tmp_path / "mic.yaml"
-    cfg.write_text(f"""
-sources:
-  mic: {{type: microphone, device: pulse, sample_rate: 16000, block_seconds: 0.02,
-         stall_timeout: 1.0, backoff_initial: 0.25, backoff_max: 1.0}}
-  cam: {{type: scenario, scenario: driver, seconds: 60, width: 160, height: 120, fps: 10}}
-streams:
-  cabin: {{video: cam, audio: mic}}
-window: {{seconds: 2.0, frames: 8, hop: 0.5}}
-model: {{path: "{ROOT / 'engines' / 'driver-av.int8.onnx'}"}}
-paths: {{roots: [{ROOT}]}}
-health: {{horizon: 2.0}}
-""")
+    cfg.write_text(mic_config(
+        "stall_timeout: 1.0, backoff_initial: 0.25, backoff_max: 1.0"))
     out = tmp_path / "out.jsonl"
     env = dict(os.environ, PULSE_SERVER=f"unix:{pulse.socket}", PULSE_SOURCE="mic2.monitor")
     run = subprocess.Popen(
@@ -126,17 +132,7 @@ def test_input_overflows_mask_their_samples_count_and_degrade_the_microphone(
     from edge.run import Runner
     from edge.service import Service
 
-    cfg = parse_config(f"""
-sources:
-  mic: {{type: microphone, device: pulse, sample_rate: 16000, block_seconds: 0.02}}
-  cam: {{type: scenario, scenario: driver, seconds: 60, width: 160, height: 120, fps: 10}}
-streams:
-  cabin: {{video: cam, audio: mic}}
-window: {{seconds: 2.0, frames: 8, hop: 0.5}}
-model: {{path: "{ROOT / 'engines' / 'driver-av.int8.onnx'}"}}
-paths: {{roots: [{ROOT}]}}
-health: {{horizon: 2.0}}
-""")
+    cfg = parse_config(mic_config())
     runner = Runner(cfg, MonotonicClock())
     mic: Any = runner.spine.sources["mic"]
     real = mic._callback
