@@ -35,6 +35,13 @@ class VideoSpec:
         ``(x / 255 - mean) / std``.
     layout:
         ``'TCHW'`` (the reference models' ``video`` input) or ``'THWC'``.
+    resize:
+        ``'area'``: one ``cv2.INTER_AREA`` resize of the colour frame, then the colour
+        conversion (exact, and slow for ratios that are not whole numbers: 0.8 ms for
+        640x480 -> 96x96 on one core). ``'block-area'``: grey first when the model takes grey
+        (OpenCV's BT.601, rounded to uint8), then the mean of whole pixel blocks by the largest
+        factors that divide the frame (OpenCV's fast integer path), then ``INTER_AREA`` on that
+        small image; 0.16 ms for the same frame, at most a few grey levels from ``'area'``.
     """
 
     height: int = 112
@@ -44,6 +51,7 @@ class VideoSpec:
     mean: tuple[float, ...] = (0.0,)
     std: tuple[float, ...] = (1.0,)
     layout: str = "TCHW"
+    resize: str = "area"
 
     def __post_init__(self) -> None:
         want = {"rgb": 3, "gray": 1}
@@ -62,6 +70,8 @@ class VideoSpec:
             raise ValueError("std must be > 0")
         if self.layout not in ("TCHW", "THWC"):
             raise ValueError(f"layout {self.layout!r}: use 'TCHW' or 'THWC'")
+        if self.resize not in ("area", "block-area"):
+            raise ValueError(f"resize {self.resize!r}: use 'area' or 'block-area'")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "video") -> VideoSpec:
@@ -79,14 +89,58 @@ class VideoSpec:
         return (frames, c, h, w) if self.layout == "TCHW" else (frames, h, w, c)
 
 
+def block_factor(size: int, target: int) -> int:
+    """The largest whole factor ``k`` that divides ``size`` with ``size / k >= target``."""
+    k = max(1, size // target)
+    while size % k:
+        k -= 1
+    return k
+
+
+def _area(frames: np.ndarray, h: int, w: int) -> np.ndarray:
+    """``INTER_AREA`` of uint8 ``[T, H, W, C]`` frames to ``[T, h, w, C]``.
+
+    Downscaling averages whole input rows into output rows and H/h rows per frame line up
+    exactly, so the frames stacked into one tall image resize exactly as one by one (tested)
+    and twice as fast: OpenCV parallelises the big image.
+    """
+    t, h_in, w_in, c_in = frames.shape
+    small = np.empty((t, h, w, c_in), np.uint8)
+    if h <= h_in and w <= w_in:
+        src = np.ascontiguousarray(frames).reshape(t * h_in, w_in, c_in)
+        pairs = [(src, small.reshape(t * h, w, c_in))]
+    else:  # upscaling interpolates, which would blend neighbouring frames
+        pairs = list(zip(frames, small))
+    for a, b in pairs:
+        if c_in == 1:  # cv2 drops a singleton channel axis, so resize 2-D views
+            a, b = a[..., 0], b[..., 0]
+        cv2.resize(a, (w, len(b)), dst=b, interpolation=cv2.INTER_AREA)
+    return small
+
+
+def _block_area(frames: np.ndarray, spec: VideoSpec) -> np.ndarray:
+    """The ``'block-area'`` resize: grey first (when the model takes grey), whole blocks, area."""
+    t, h_in, w_in, c_in = frames.shape
+    x = frames
+    if c_in == 3 and spec.channels == 1:
+        tall = np.ascontiguousarray(x).reshape(t * h_in, w_in, 3)
+        x = cv2.cvtColor(tall, cv2.COLOR_BGR2GRAY).reshape(t, h_in, w_in, 1)
+    ky, kx = block_factor(h_in, spec.height), block_factor(w_in, spec.width)
+    if ky > 1 or kx > 1:  # whole factors: OpenCV's exact, fast block mean
+        x = _area(x, h_in // ky, w_in // kx)
+    if x.shape[1:3] != (spec.height, spec.width):
+        x = _area(x, spec.height, spec.width)
+    return x
+
+
 def preprocess_frames(
     frames: np.ndarray, spec: VideoSpec, out: np.ndarray | None = None
 ) -> np.ndarray:
     """BGR uint8 frames to the model's float32 video tensor.
 
-    Resize first (``cv2.INTER_AREA``, one rounding to uint8), then colour and normalisation in
-    float32 in one pass per output channel: converting colour on the small image is cheaper
-    and rounds once.
+    Resize first (``spec.resize``, one rounding to uint8 per step), then colour and
+    normalisation in float32 in one pass per output channel: converting colour on the small
+    image is cheaper and rounds once.
 
     Parameters
     ----------
@@ -105,25 +159,13 @@ def preprocess_frames(
     if frames.dtype != np.uint8 or frames.ndim not in (3, 4):
         raise ValueError(f"frames must be uint8 [T, H, W(, C)], got {frames.dtype} {frames.shape}")
     x = frames if frames.ndim == 4 else frames[..., None]
-    t, h_in, w_in, c_in = x.shape
-    if c_in not in (1, 3):
-        raise ValueError(f"frames must have 1 (gray) or 3 (BGR) channels, got {c_in}")
-    h, w = spec.height, spec.width
-    if (h_in, w_in) != (h, w):
-        small = np.empty((t, h, w, c_in), np.uint8)
-        if h <= h_in and w <= w_in:
-            # Downscaling averages whole input rows into output rows and H/h rows per frame
-            # line up exactly, so the frames stacked into one tall image resize exactly as one
-            # by one (tested) and twice as fast: OpenCV parallelises the big image.
-            src = np.ascontiguousarray(x).reshape(t * h_in, w_in, c_in)
-            pairs = [(src, small.reshape(t * h, w, c_in))]
-        else:  # upscaling interpolates, which would blend neighbouring frames
-            pairs = list(zip(x, small))
-        for a, b in pairs:
-            if c_in == 1:  # cv2 drops a singleton channel axis, so resize 2-D views
-                a, b = a[..., 0], b[..., 0]
-            cv2.resize(a, (w, len(b)), dst=b, interpolation=cv2.INTER_AREA)
-        x = small
+    if x.shape[3] not in (1, 3):
+        raise ValueError(f"frames must have 1 (gray) or 3 (BGR) channels, got {x.shape[3]}")
+    if spec.resize == "block-area":
+        x = _block_area(x, spec)
+    elif x.shape[1:3] != (spec.height, spec.width):
+        x = _area(x, spec.height, spec.width)
+    t, c_in = x.shape[0], x.shape[3]
     if out is None:
         out = np.empty(spec.shape(t), np.float32)
     elif out.shape != spec.shape(t) or out.dtype != np.float32:

@@ -69,7 +69,10 @@ def make_card(task: str, name: str) -> ModelCard:
     """The card of a reference model (I/O contract and preprocessing), before metrics."""
     classes = CLASSES[task]
     side, audio_seconds = TASK_SHAPES.get(task, (64, 2.0))
-    vspec = VideoSpec(height=side, width=side, channels=1, colour="gray", mean=(0.45,), std=(0.25,))
+    vspec = VideoSpec(
+        height=side, width=side, channels=1, colour="gray", mean=(0.45,), std=(0.25,),
+        resize="block-area",
+    )
     mspec = LogMelSpec()
     seconds, frames = 2.0, 8
     n_cols = mspec.n_frames(int(round(audio_seconds * mspec.sample_rate)))
