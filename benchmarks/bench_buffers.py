@@ -188,7 +188,7 @@ def bench_join(h: int, w: int, frames: int, rounds: int) -> dict[str, float]:
         end_ns = int((n0 + BLOCK) * NS_PER_S / sr)
         clock.observe(end_ns, end_ns)
     spec = WindowSpec(seconds, frames, sr, 250_000_000, 250_000_000, int(NS_PER_S / fps / 2))
-    aligner = Aligner("s", spec, ring, samples, clock, video_clock=clock, reuse_buffers=True)
+    aligner = Aligner("s", spec, ring, samples, clock, video_clock=clock)
     now = int(3.9 * NS_PER_S)
     out_v = np.zeros((frames, h, w, 3), np.uint8)
     out_a = np.zeros((spec.samples, 1), np.float32)

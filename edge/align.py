@@ -11,7 +11,7 @@ audio source's clock model, so its length never jitters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -59,13 +59,19 @@ class WindowSpec:
 
 @dataclass
 class Window:
-    """One aligned audio+video window and what is known about its quality."""
+    """One aligned audio+video window and what is known about its quality.
+
+    Its frames are read-only copies shared with the neighbouring windows of the stream (at a
+    0.5 s hop, 6 of 8 frames are the previous window's): a cut copies only frames it has not
+    copied before. :attr:`video` stacks them when somebody asks.
+    """
 
     stream: str
     t_start_ns: int
     t_end_ns: int
     cut_ns: int
-    video: np.ndarray | None  # [T, H, W, C] uint8
+    frames: tuple[np.ndarray | None, ...] | None  # [T] uint8 [H, W, C] each (None where masked)
+    frame_shape: tuple[int, ...] | None  # [H, W, C] of the stream's frames
     video_mask: np.ndarray  # [T] bool
     video_t_ns: np.ndarray  # [T] int64 time of the chosen frame (-1 where masked)
     target_t_ns: np.ndarray  # [T] int64
@@ -81,6 +87,40 @@ class Window:
     audio_fit: tuple[int, float, float] | None = None
     video_upto: int | None = None
     video_seq: np.ndarray | None = None  # [T] int64 ring seq of the chosen frame (-1 where masked)
+    _video: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def video(self) -> np.ndarray | None:
+        """The frames stacked, uint8 ``[T, H, W, C]``, blank where masked (built on first use)."""
+        if self.frames is None or self.frame_shape is None:
+            return None
+        if self._video is None:
+            v = np.zeros((len(self.frames), *self.frame_shape), np.uint8)
+            for k, f in enumerate(self.frames):
+                if f is not None:
+                    v[k] = f
+            self._video = v
+        return self._video
+
+    def newest_frame(self) -> np.ndarray | None:
+        """The newest valid frame, or None."""
+        for f in reversed(self.frames or ()):
+            if f is not None:
+                return f
+        return None
+
+    def mask_video(self) -> None:
+        """Mask every frame target (the window then holds blank video)."""
+        self.video_mask[:] = False
+        if self.frames is not None:
+            self.frames = (None,) * len(self.frames)
+        self._video = None
+
+    def mask_audio(self) -> None:
+        """Mask every sample (the window then holds silence)."""
+        self.audio_mask[:] = False
+        if self.audio is not None:
+            self.audio[:] = 0
 
     @property
     def video_valid(self) -> float:
@@ -121,7 +161,6 @@ class Aligner:
         samples: SampleRing | None = None,
         audio_clock: ClockModel | None = None,
         video_clock: ClockModel | None = None,
-        reuse_buffers: bool = False,
     ) -> None:
         if frames is None and samples is None:
             raise ValueError(f"stream {stream!r} has neither video nor audio")
@@ -137,13 +176,9 @@ class Aligner:
         self.video_clock = video_clock
         self._ns_per_sample = NS_PER_S / spec.sample_rate
         self.last_t_end_ns: int | None = None
-        # With reuse_buffers the video array is preallocated once and overwritten by the next
-        # cut: for a consumer that is done with a window before the next tick (it saves a
-        # page-faulting allocation of T frames per tick). Otherwise every window owns its data.
-        self.reuse_buffers = reuse_buffers
-        self._video_buf = (
-            np.zeros((spec.frames, *frames.shape), dtype=np.uint8) if frames is not None else None
-        )
+        # Copies of the frames the last window chose, by ring seq: the next cut takes them from
+        # here instead of copying them out of the ring again (a frame never changes once made).
+        self._held: dict[int, np.ndarray] = {}
 
     # -- audio index <-> pipeline time ---------------------------------------------------
     def sample_at(self, t_ns: int) -> int:
@@ -207,13 +242,13 @@ class Aligner:
         video_mask = np.zeros(n_targets, dtype=bool)
         video_t = np.full(n_targets, -1, dtype=np.int64)
         video_seq = np.full(n_targets, -1, dtype=np.int64)
-        video = None
+        frames: list[np.ndarray | None] | None = None
         video_age = None
         video_upto = None
-        if self.frames is not None and self._video_buf is not None:
-            video = self._video_buf if self.reuse_buffers else np.empty_like(self._video_buf)
-            video_upto = self._join_video(targets, video, video_mask, video_t, video_seq)
-            video[~video_mask] = 0  # a masked target is blank, never a stale or invented frame
+        if self.frames is not None:
+            # a masked target is blank, never a stale or invented frame
+            frames = [None] * n_targets
+            video_upto = self._join_video(targets, frames, video_mask, video_t, video_seq)
             newest_v = self.newest_video_ns()
             video_age = None if newest_v is None else now_ns - newest_v
             if self.video_clock is not None and self.video_clock.ready:
@@ -247,7 +282,8 @@ class Aligner:
             t_start_ns=t_start,
             t_end_ns=t_end_ns,
             cut_ns=now_ns,
-            video=video,
+            frames=None if frames is None else tuple(frames),
+            frame_shape=None if self.frames is None else self.frames.shape,
             video_mask=video_mask,
             video_t_ns=video_t,
             target_t_ns=targets,
@@ -264,12 +300,13 @@ class Aligner:
         )
 
     def _join_video(
-        self, targets: np.ndarray, out: np.ndarray, mask: np.ndarray, chosen_t: np.ndarray,
-        chosen_seq: np.ndarray,
+        self, targets: np.ndarray, out: list[np.ndarray | None], mask: np.ndarray,
+        chosen_t: np.ndarray, chosen_seq: np.ndarray,
     ) -> int | None:
         """Fill ``out``; return one past the newest frame seq the ring index held (or None)."""
         assert self.frames is not None and self.video_clock is not None
         idx = self.frames.index()
+        held, self._held = self._held, {}
         if idx.t_ns.size == 0 or not self.video_clock.ready:
             return None
         t = self.video_clock.to_pipeline_array(idx.t_ns)
@@ -279,8 +316,15 @@ class Aligner:
         pick = np.where(np.abs(t[left] - targets) <= np.abs(t[right] - targets), left, right)
         dist = np.abs(t[pick] - targets)
         for k in np.flatnonzero(dist <= self.spec.tolerance_ns):
-            if self.frames.read_into(int(idx.seq[pick[k]]), out[k]):
-                mask[k] = True
-                chosen_t[k] = t[pick[k]]
-                chosen_seq[k] = idx.seq[pick[k]]
+            seq = int(idx.seq[pick[k]])
+            frame = held.get(seq)
+            if frame is None:
+                frame = self.frames.read(seq)
+                if frame is None:  # overwritten since the index was taken
+                    continue
+                frame.flags.writeable = False  # shared by the windows that choose it
+            out[k] = self._held[seq] = frame
+            mask[k] = True
+            chosen_t[k] = t[pick[k]]
+            chosen_seq[k] = seq
         return int(idx.seq.max()) + 1

@@ -28,16 +28,12 @@ from edge.runtime.base import Engine, open_engine
 from edge.sim.scenario import Scenario, label_fraction, load_scenario
 
 def mask_video(w: Window) -> Window:
-    w.video_mask[:] = False
-    if w.video is not None:
-        w.video[:] = 0
+    w.mask_video()
     return w
 
 
 def mask_audio(w: Window) -> Window:
-    w.audio_mask[:] = False
-    if w.audio is not None:
-        w.audio[:] = 0
+    w.mask_audio()
     return w
 
 

@@ -68,10 +68,10 @@ class TickStats:
 
 def frame_stats(w: Window) -> tuple[float | None, float | None]:
     """Mean and spread of the newest valid frame's grey level (every 4th pixel: cheap)."""
-    if w.video is None or not w.video_mask.any():
+    newest = w.newest_frame()
+    if newest is None:
         return None, None
-    k = int(np.flatnonzero(w.video_mask)[-1])
-    f = w.video[k, ::4, ::4]
+    f = newest[::4, ::4]
     g = f.mean(axis=-1) if f.ndim == 3 else f
     return float(g.mean()), float(g.std())
 

@@ -73,15 +73,20 @@ class Featurizer:
 
         A frame is known by its sequence number in the stream's ring (a ring lives as long as
         its source), so a frame chosen again is the same pixels and gives the same numbers;
-        only new frames are resized.
+        only new frames are resized. A masked target is a blank frame.
         """
-        assert w.video is not None
-        out = np.empty(self.vspec.shape(len(w.video_mask)), np.float32)
-        seqs = w.video_seq if w.video_seq is not None else np.full(len(w.video_mask), -1)
-        keys = [int(q) if ok and q >= 0 else None for q, ok in zip(seqs, w.video_mask)]
+        assert w.frames is not None and w.frame_shape is not None
+        n = len(w.frames)
+        out = np.empty(self.vspec.shape(n), np.float32)
+        seqs = w.video_seq if w.video_seq is not None else np.full(n, -1)
+        keys = [int(q) if f is not None and ok and q >= 0 else None
+                for f, q, ok in zip(w.frames, seqs, w.video_mask)]
         new = [k for k, key in enumerate(keys) if key is None or key not in self._frames]
         if new:
-            out[new] = preprocess_frames(w.video[new], self.vspec)
+            blank = np.zeros(w.frame_shape, np.uint8)
+            picked = [f if (f := w.frames[k]) is not None and keys[k] is not None else blank
+                      for k in new]
+            out[new] = preprocess_frames(np.stack(picked), self.vspec)
         for k, key in enumerate(keys):
             if key in self._frames:
                 out[k] = self._frames[key]
@@ -102,7 +107,7 @@ class Featurizer:
 
     def __call__(self, w: Window) -> Features:
         vs = self.vspec
-        if w.video is not None and w.video_mask.any():
+        if w.frames is not None and w.video_mask.any():
             video = self._video(w)
             vmask = w.video_mask.astype(np.float32)
         else:

@@ -76,6 +76,44 @@ def test_targets_without_a_frame_in_tolerance_are_masked_not_invented() -> None:
     assert (w.video_t_ns[missing] == -1).all()
 
 
+def test_consecutive_windows_share_their_frames_and_copy_each_frame_once() -> None:
+    frames, samples, model = filled(fps=16.0)  # a frame every 62.5 ms: targets land on frames
+    al = Aligner("s", spec(), frames, samples, model, video_clock=model)
+    reads: list[int] = []
+    read = frames.read
+
+    def counting(seq: int) -> np.ndarray | None:
+        reads.append(seq)
+        return read(seq)
+
+    frames.read = counting  # type: ignore[method-assign]
+    a = al.cut(now_ns=3 * NS_PER_S, t_end_ns=3 * NS_PER_S)
+    assert len(reads) == 8
+    b = al.cut(now_ns=int(3.5 * NS_PER_S), t_end_ns=int(3.5 * NS_PER_S))
+    assert len(reads) == 10  # two new frames; six are the previous window's
+    assert a.frames is not None and b.frames is not None and a.video_seq is not None
+    assert all(x is y for x, y in zip(a.frames[2:], b.frames[:6]))
+    assert a.video is not None and b.video is not None
+    np.testing.assert_array_equal(a.video[2:], b.video[:6])
+    # a frame is a copy, read-only: neither the ring's writer nor a consumer can change it
+    kept = int(a.video_seq[-1])
+    for i in range(300):
+        frames.write(np.full((8, 8, 3), 255, np.uint8), t_ns=int((5 + i / 16) * NS_PER_S))
+    assert frames.read(kept) is None and (a.frames[-1] == kept % 256).all()
+    with pytest.raises(ValueError, match="read-only"):
+        a.frames[-1][0, 0, 0] = 1  # type: ignore[index]
+
+
+def test_a_masked_window_holds_blank_video() -> None:
+    frames, samples, model = filled()
+    w = Aligner("s", spec(), frames, samples, model, video_clock=model).cut(
+        now_ns=4 * NS_PER_S, t_end_ns=4 * NS_PER_S)
+    assert w.video is not None and w.video.any()
+    w.mask_video()
+    assert not w.video_mask.any() and w.newest_frame() is None
+    assert w.video is not None and w.video.shape == (8, 8, 8, 3) and not w.video.any()
+
+
 def test_late_video_is_masked_after_max_wait_and_audio_is_kept() -> None:
     frames, samples, model = filled(seconds=3.0)
     # Audio keeps coming until 6 s; video stopped at 3 s.
