@@ -7,12 +7,25 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from edge.align import Window
 from edge.clock import NS_PER_S
-from edge.health import DEGRADED, LOST, OK, HealthConfig, HealthMonitor, TickStats, judge
+from edge.health import (
+    DEGRADED,
+    LOST,
+    OK,
+    HealthConfig,
+    HealthMonitor,
+    TickStats,
+    clipped_share,
+    frame_stats,
+    judge,
+)
 from tests.conftest import MjpegServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +42,43 @@ def tick(t_s: float, **kw: object) -> TickStats:
 
 
 CFG = HealthConfig()
+
+
+def window(frames: Sequence[np.ndarray | None], audio: np.ndarray, mask: np.ndarray) -> Window:
+    shape = next((f.shape for f in frames if f is not None), (4, 4, 3))
+    return Window(
+        stream="s", t_start_ns=0, t_end_ns=2 * NS_PER_S, cut_ns=2 * NS_PER_S,
+        frames=tuple(frames), frame_shape=shape,
+        video_mask=np.array([f is not None for f in frames]), video_t_ns=np.zeros(len(frames)),
+        target_t_ns=np.zeros(len(frames)), audio=audio, audio_mask=mask, audio_n0=0,
+        video_age_ns=None, audio_age_ns=None, av_offset_ns=None,
+    )
+
+
+def test_frame_statistics_are_the_newest_valid_frames_grey_level() -> None:
+    half = np.zeros((480, 640, 3), np.uint8)
+    half[:, 320:] = 255
+    blue = np.zeros((480, 640, 3), np.uint8)
+    blue[..., 0] = 255  # BGR: BT.601 luma of pure blue is 0.114 * 255
+    silence = np.zeros((16, 1), np.float32)
+    mean, std = frame_stats(window([blue, half, None], silence, np.ones(16, bool)))
+    assert mean == pytest.approx(127.5) and std == pytest.approx(127.5)
+    mean, std = frame_stats(window([half, blue], silence, np.ones(16, bool)))
+    assert mean == pytest.approx(29.0, abs=0.5) and std == 0.0
+    grey_camera = np.full((481, 643, 1), 200, np.uint8)
+    assert frame_stats(window([grey_camera], silence, np.ones(16, bool))) == (200.0, 0.0)
+    assert frame_stats(window([None, None], silence, np.ones(16, bool))) == (None, None)
+
+
+def test_clipped_share_counts_valid_samples_of_every_channel() -> None:
+    audio = np.zeros((10, 2), np.float32)
+    audio[0, 0], audio[1, 1], audio[9, :] = 1.0, -0.9995, 1.0
+    frame = [np.zeros((4, 4, 3), np.uint8)]
+    assert clipped_share(window(frame, audio, np.ones(10, bool))) == pytest.approx(4 / 20)
+    mask = np.ones(10, bool)
+    mask[9] = False  # a gap's samples are not the microphone's
+    assert clipped_share(window(frame, audio, mask)) == pytest.approx(2 / 18)
+    assert clipped_share(window(frame, audio, np.zeros(10, bool))) is None
 
 
 @pytest.mark.parametrize(
