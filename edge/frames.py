@@ -7,7 +7,7 @@ trained; training, calibration and serving all call :func:`preprocess_frames`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,13 +118,20 @@ def _area(frames: np.ndarray, h: int, w: int) -> np.ndarray:
     return small
 
 
-def _block_area(frames: np.ndarray, spec: VideoSpec) -> np.ndarray:
-    """The ``'block-area'`` resize: grey first (when the model takes grey), whole blocks, area."""
-    t, h_in, w_in, c_in = frames.shape
-    x = frames
+def _block_area(frames: np.ndarray | Sequence[np.ndarray], spec: VideoSpec) -> np.ndarray:
+    """The ``'block-area'`` resize: grey first (when the model takes grey), whole blocks, area.
+
+    ``frames`` are ``[H, W, C]`` each; colour frames are converted to grey one by one into one
+    tall image, so they are never stacked at full size in colour.
+    """
+    t, (h_in, w_in, c_in) = len(frames), frames[0].shape
     if c_in == 3 and spec.channels == 1:
-        tall = np.ascontiguousarray(x).reshape(t * h_in, w_in, 3)
-        x = cv2.cvtColor(tall, cv2.COLOR_BGR2GRAY).reshape(t, h_in, w_in, 1)
+        grey = np.empty((t, h_in, w_in, 1), np.uint8)
+        for f, g in zip(frames, grey):
+            cv2.cvtColor(f, cv2.COLOR_BGR2GRAY, dst=g[..., 0])
+        x = grey
+    else:
+        x = frames if isinstance(frames, np.ndarray) else np.stack(frames)
     ky, kx = block_factor(h_in, spec.height), block_factor(w_in, spec.width)
     if ky > 1 or kx > 1:  # whole factors: OpenCV's exact, fast block mean
         x = _area(x, h_in // ky, w_in // kx)
@@ -133,8 +140,29 @@ def _block_area(frames: np.ndarray, spec: VideoSpec) -> np.ndarray:
     return x
 
 
+def _checked(frames: np.ndarray | Sequence[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    """Frames as a uint8 ``[T, H, W, C]`` array or a list of ``[H, W, C]`` frames, C 1 or 3."""
+    if isinstance(frames, np.ndarray):
+        if frames.dtype != np.uint8 or frames.ndim not in (3, 4):
+            raise ValueError(
+                f"frames must be uint8 [T, H, W(, C)], got {frames.dtype} {frames.shape}"
+            )
+        x = frames if frames.ndim == 4 else frames[..., None]
+        channels = x.shape[3]
+        checked: np.ndarray | list[np.ndarray] = x
+    else:
+        xs = [f if f.ndim == 3 else f[..., None] for f in frames]  # grey [H, W] frames too
+        if not xs or any(f.dtype != np.uint8 or f.ndim != 3 or f.shape != xs[0].shape for f in xs):
+            raise ValueError("frames must be one or more uint8 [H, W(, C)] frames of one shape")
+        channels = xs[0].shape[2]
+        checked = xs
+    if channels not in (1, 3):
+        raise ValueError(f"frames must have 1 (gray) or 3 (BGR) channels, got {channels}")
+    return checked
+
+
 def preprocess_frames(
-    frames: np.ndarray, spec: VideoSpec, out: np.ndarray | None = None
+    frames: np.ndarray | Sequence[np.ndarray], spec: VideoSpec, out: np.ndarray | None = None
 ) -> np.ndarray:
     """BGR uint8 frames to the model's float32 video tensor.
 
@@ -145,7 +173,9 @@ def preprocess_frames(
     Parameters
     ----------
     frames:
-        uint8 ``[T, H, W, 3]`` BGR (OpenCV's order) or ``[T, H, W]`` / ``[T, H, W, 1]`` gray.
+        uint8 ``[T, H, W, 3]`` BGR (OpenCV's order) or ``[T, H, W]`` / ``[T, H, W, 1]`` gray,
+        or a sequence of T such frames (a ``'block-area'`` grey model then never stacks them
+        at full size).
     spec:
         The model card's video parameters.
     out:
@@ -156,15 +186,13 @@ def preprocess_frames(
     numpy.ndarray
         float32 ``[T, C, h, w]`` (or ``[T, h, w, C]`` for layout ``'THWC'``).
     """
-    if frames.dtype != np.uint8 or frames.ndim not in (3, 4):
-        raise ValueError(f"frames must be uint8 [T, H, W(, C)], got {frames.dtype} {frames.shape}")
-    x = frames if frames.ndim == 4 else frames[..., None]
-    if x.shape[3] not in (1, 3):
-        raise ValueError(f"frames must have 1 (gray) or 3 (BGR) channels, got {x.shape[3]}")
+    seq = _checked(frames)
     if spec.resize == "block-area":
-        x = _block_area(x, spec)
-    elif x.shape[1:3] != (spec.height, spec.width):
-        x = _area(x, spec.height, spec.width)
+        x = _block_area(seq, spec)
+    else:
+        x = seq if isinstance(seq, np.ndarray) else np.stack(seq)
+        if x.shape[1:3] != (spec.height, spec.width):
+            x = _area(x, spec.height, spec.width)
     t, c_in = x.shape[0], x.shape[3]
     if out is None:
         out = np.empty(spec.shape(t), np.float32)

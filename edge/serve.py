@@ -67,6 +67,7 @@ class Featurizer:
         self.logmel = StreamingLogMel(self.mspec, capacity)
         self._pushed: int | None = None  # absolute index of the next sample to feed
         self._frames: dict[int, np.ndarray] = {}  # ring seq of a frame -> its model input
+        self._blank_input: tuple[tuple[int, ...], np.ndarray] | None = None
 
     def _video(self, w: Window) -> np.ndarray:
         """The window's frames as model input; frames of the previous window are reused.
@@ -81,17 +82,23 @@ class Featurizer:
         seqs = w.video_seq if w.video_seq is not None else np.full(n, -1)
         keys = [int(q) if f is not None and ok and q >= 0 else None
                 for f, q, ok in zip(w.frames, seqs, w.video_mask)]
-        new = [k for k, key in enumerate(keys) if key is None or key not in self._frames]
-        if new:
-            blank = np.zeros(w.frame_shape, np.uint8)
-            picked = [f if (f := w.frames[k]) is not None and keys[k] is not None else blank
-                      for k in new]
-            out[new] = preprocess_frames(np.stack(picked), self.vspec)
+        todo = [(k, f) for k, (key, f) in enumerate(zip(keys, w.frames))
+                if key is not None and f is not None and key not in self._frames]
+        if todo:
+            out[[k for k, _ in todo]] = preprocess_frames([f for _, f in todo], self.vspec)
         for k, key in enumerate(keys):
-            if key in self._frames:
+            if key is None:
+                out[k] = self._blank(w.frame_shape)
+            elif key in self._frames:
                 out[k] = self._frames[key]
         self._frames = {key: out[k] for k, key in enumerate(keys) if key is not None}
         return out
+
+    def _blank(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Model input of a blank frame (a masked target), computed once per frame shape."""
+        if self._blank_input is None or self._blank_input[0] != shape:
+            self._blank_input = shape, preprocess_frames(np.zeros((1, *shape), np.uint8), self.vspec)[0]
+        return self._blank_input[1]
 
     def _feed(self) -> None:
         ring = self.aligner.samples

@@ -312,6 +312,7 @@ def test_a_batch_of_frames_equals_one_frame_at_a_time(
         batch = preprocess_frames(frames, spec)
         for i in range(4):
             np.testing.assert_array_equal(batch[i], preprocess_frames(frames[i : i + 1], spec)[0])
+        np.testing.assert_array_equal(preprocess_frames(list(frames), spec), batch)  # a list too
         gray_in = preprocess_frames(frames[..., 1], spec)
         np.testing.assert_array_equal(gray_in[3], preprocess_frames(frames[3:, ..., 1], spec)[0])
 
@@ -375,6 +376,8 @@ def test_video_spec_from_card() -> None:
         VideoSpec.from_dict({"mean": [0.1, 0.2]})
     with pytest.raises(ValueError, match="uint8"):
         preprocess_frames(np.zeros((1, 8, 8, 3), np.float32), spec)
+    with pytest.raises(ValueError, match="of one shape"):
+        preprocess_frames([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8)], spec)
 
 
 def test_the_featurizer_resizes_each_frame_once_and_gives_the_same_numbers(
@@ -403,10 +406,14 @@ window: {seconds: 2.0, frames: 8, hop: 0.5}
     clock = FakeClock(50 * NS_PER_S)
     runner = Runner(cfg, clock, engine=object(), card=card)  # type: ignore[arg-type]
     resized: list[int] = []
+    blanks: list[int] = []
     real = edge.serve.preprocess_frames
 
     def counting(frames: np.ndarray, spec: VideoSpec) -> np.ndarray:
-        resized.append(len(frames))
+        if isinstance(frames, np.ndarray) and not frames.any():
+            blanks.append(len(frames))  # a masked target's input, made once
+        else:
+            resized.append(len(frames))
         return real(frames, spec)
 
     monkeypatch.setattr(edge.serve, "preprocess_frames", counting)
@@ -420,13 +427,16 @@ window: {seconds: 2.0, frames: 8, hop: 0.5}
         (w,) = ws
         f = feat(w)  # type: ignore[arg-type]
         seqs = [int(q) for q, ok in zip(w.video_seq, w.video_mask) if ok]  # type: ignore[attr-defined]
-        expected += len(w.video_mask) - sum(q in before for q in seqs)  # type: ignore[attr-defined]
+        expected += sum(q not in before for q in seqs)
         before = set(seqs)
         assert sum(resized) == expected  # only frames the previous window did not hold
-        if w.video_mask.all():  # type: ignore[attr-defined]
+        assert blanks in ([], [1])
+        if w.video_mask.any():  # type: ignore[attr-defined]
+            # masked targets are blank frames in both
             np.testing.assert_array_equal(f.video, real(w.video, feat.vspec))  # type: ignore[attr-defined]
             checked += 1
 
     replay(runner.spine.sources["cam"], runner.spine, clock, on_windows, max_seconds=12.0)  # type: ignore[arg-type]
     assert checked >= 18
     assert sum(resized) < 0.6 * 8 * 24  # most frames come from the previous window
+    assert blanks == [1]  # the first windows reach back before the first frame: masked
