@@ -69,6 +69,11 @@ class Featurizer:
         self._frames: dict[int, np.ndarray] = {}  # ring seq of a frame -> its model input
         self._blank_input: tuple[tuple[int, ...], np.ndarray] | None = None
 
+    @property
+    def fed_until(self) -> int | None:
+        """Absolute index of the next sample to feed the log-mel cache, or None."""
+        return self._pushed
+
     def _video(self, w: Window) -> np.ndarray:
         """The window's frames as model input; frames of the previous window are reused.
 

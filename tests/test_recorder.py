@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import edge.recorder as recorder_mod
+import edge.recorder.store as recorder_store
 from edge.clock import NS_PER_S, FakeClock
 from edge.config import parse_config
 from edge.errors import ConfigError
@@ -282,7 +283,7 @@ def test_a_full_disk_abandons_the_recording_and_the_pipeline_goes_on(
     def full(path: Path, data: bytes) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(recorder_mod, "write_private", full)
+    monkeypatch.setattr(recorder_store, "write_private", full)
     out = tmp_path / "rec"
     run = run_recorded(model, out, close=False, pre_roll=1.5, post_roll=1.0)
     assert len(run.preds) == 18  # every tick predicted, before and after the failure
@@ -306,7 +307,7 @@ def test_a_stalled_writer_never_blocks_the_tick(model: Path, tmp_path: Path, mon
         release.wait(30)
         real(path, data)
 
-    monkeypatch.setattr(recorder_mod, "write_private", stalled)
+    monkeypatch.setattr(recorder_store, "write_private", stalled)
     out = tmp_path / "rec"
     run = run_recorded(model, out, close=False, pre_roll=1.5, post_roll=1.0, queue_chunks=2)
     assert len(run.preds) == 18

@@ -1,5 +1,4 @@
-"""The flight recorder: on a rule's event, the synchronized pre-roll and post-roll of every stream,
-written as one directory that ``edge replay`` (:mod:`edge.replay`) re-runs bit for bit.
+"""The flight recorder's per-tick core: :class:`FlightRecorder`.
 
 A replay reproduces a prediction only if it cuts the same window from the same data and feeds
 the log-mel cache the same way, so a recording holds, besides frames and audio:
@@ -17,45 +16,33 @@ the log-mel cache the same way, so a recording holds, besides frames and audio:
 keeps a short history of tick metadata (no pixels) so that a recording can start in the past,
 copies frames from the rings on the tick thread (oldest first, a bounded number per tick, but
 never later than the ring would overwrite them) and hands chunks to a writer thread through a
-bounded queue. :class:`RecordingStore` is that thread's side: it writes into
-``out_dir/.tmp-NAME/``, writes ``manifest.json`` last and renames the folder to ``out_dir/NAME``,
-so no half-written recording is ever visible under its final name; it keeps the folder under
-the disk quota by deleting the oldest recordings. A full queue, a full disk or the quota abandon
-the recording (reported in :meth:`FlightRecorder.stats`); capture and inference never wait.
-
-Nothing here imports :mod:`edge.config`, :mod:`edge.pipeline` or :mod:`edge.run` at run time, so
-``edge.config`` can import :class:`RecorderConfig` from this module.
+bounded queue (:class:`~edge.recorder.store.RecordingStore` is that thread's side). A full
+queue, a full disk or the quota abandon the recording (reported in
+:meth:`FlightRecorder.stats`); capture and inference never wait.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import logging
-import os
 import queue
 import re
-import shutil
 import threading
 import time
-import wave
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.buffers import FrameRing, SampleRing
-from edge.card import sha256_file
-from edge.clock import NS_PER_S, ClockModel, FrozenClock
-from edge.errors import ConfigError
-from edge.files import sync_dir
+from edge.clock import NS_PER_S, ClockModel
+from edge.recorder.config import ModelInfo, RecordedClock, RecorderConfig, fit_of
+from edge.recorder.store import FORMAT, RecordingStore, _Begin, _Chunk, _Finish, _Job, _writer_loop
 
 if TYPE_CHECKING:
     from edge.align import Window
@@ -64,483 +51,11 @@ if TYPE_CHECKING:
     from edge.run import Prediction, Runner
     from edge.serve import Featurizer
 
-log = logging.getLogger(__name__)
-
-FORMAT = "edge-recording/1"
-TMP_PREFIX = ".tmp-"
-MANIFEST = "manifest.json"
-
-
-class RecorderConfig(BaseModel):
-    """The flight recorder (``recorder:`` in a config).
-
-    The rings must still hold the oldest data a recording needs when it starts: ``pre_roll``
-    plus one window (its audio span, the larger max wait and two hops) — see
-    :func:`ring_seconds_needed`; the caller checks the sources' ``buffer_seconds`` /
-    ``audio_buffer_seconds`` with :func:`check_ring_capacity`.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = Field(True, description="Record on events; false keeps the section but records nothing.")
-    out_dir: str = Field(
-        "recordings", description="Folder of the recordings (created 0700), one folder per recording."
-    )
-    rules: list[str] = Field(
-        default_factory=list,
-        description="Rules whose start event triggers a recording; empty: every rule's start.",
-    )
-    pre_roll: float = Field(
-        5.0, ge=0, le=300,
-        description="Seconds of ticks before the triggering one to include, each with its whole "
-        "window of data; the rings must hold pre_roll plus one window.",
-    )
-    post_roll: float = Field(
-        5.0, ge=0, le=600,
-        description="Seconds to go on recording after the last triggering event start.",
-    )
-    max_seconds: float = Field(
-        120.0, gt=0, le=3600,
-        description="Longest a recording runs after its first trigger, however often retriggered.",
-    )
-    quota_mb: float = Field(
-        2048.0, gt=0,
-        description="Disk quota of all recordings together (MiB): the oldest are deleted to stay "
-        "under it; a recording that alone exceeds it is abandoned.",
-    )
-    max_recordings: int = Field(100, ge=1, description="Recordings kept; older ones are deleted.")
-    queue_chunks: int = Field(
-        64, ge=2, le=100_000,
-        description="Ticks of data that may wait for the writer thread; when full, the recording "
-        "is abandoned (one with a hole could not be replayed exactly).",
-    )
-
-    @model_validator(mode="after")
-    def _post_roll_fits(self) -> "RecorderConfig":
-        if self.post_roll > self.max_seconds:
-            raise ValueError(f"max_seconds ({self.max_seconds:g}) must be >= post_roll ({self.post_roll:g})")
-        return self
-
-
-def ring_seconds_needed(
-    config: RecorderConfig, window_s: float, audio_s: float, max_wait_s: float, hop_s: float
-) -> float:
-    """Seconds a ring must hold so that a recording reaches back ``pre_roll`` plus one window."""
-    return config.pre_roll + max(window_s, audio_s) + max_wait_s + 2 * hop_s
-
-
-def check_recorder(config: RecorderConfig, spine: Spine) -> None:
-    """Raise :class:`ConfigError` when the recorder cannot work as configured: a ring too short
-    for the pre-roll, or ``rules`` naming a rule that ``decisions:`` does not have."""
-    if not config.enabled:
-        return
-    problems = []
-    decisions = spine.config.decisions
-    known = [r.name for r in decisions.rules] if decisions is not None else []
-    if not known:
-        problems.append("recorder: nothing can trigger a recording (the config has no decisions rules)")
-    for rule in config.rules:
-        if known and rule not in known:
-            problems.append(f"recorder.rules: no rule named {rule!r} (decisions has {', '.join(known)})")
-    try:
-        check_ring_capacity(config, spine)
-    except ConfigError as exc:
-        problems.append(str(exc))
-    if problems:
-        raise ConfigError("\n".join(problems))
-
-
-def check_ring_capacity(config: RecorderConfig, spine: Spine) -> None:
-    """Raise :class:`ConfigError` naming each source whose ring is too short for the pre-roll."""
-    if not config.enabled:
-        return
-    w = spine.config.window
-    need = max(
-        ring_seconds_needed(config, a.spec.seconds, a.spec.audio_span_s, max(w.max_wait_video, w.max_wait_audio), w.hop)
-        for a in spine.aligners.values()
-    )
-    problems = []
-    for name, src in spine.sources.items():
-        for kind, held in (
-            ("video", src.video.capacity / src.nominal_fps if src.video is not None and src.nominal_fps > 0 else None),
-            ("audio", src.audio.capacity / src.sample_rate if src.audio is not None and src.sample_rate > 0 else None),
-        ):
-            if held is not None and held + 1e-9 < need:
-                problems.append(
-                    f"sources.{name}: the {kind} ring holds {held:g} s, the recorder's pre_roll of "
-                    f"{config.pre_roll:g} s needs {need:g} s (raise its buffer_seconds"
-                    f"{' or audio_buffer_seconds' if kind == 'audio' else ''})"
-                )
-    if problems:
-        raise ConfigError("\n".join(problems))
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Which model made the recorded predictions: its card's name, the files and their hashes."""
-
-    name: str
-    path: str | None
-    sha256: str | None
-    card_path: str | None = None
-    card_sha256: str | None = None
-    engine: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, name: str, path: str | Path | None, engine: Mapping[str, Any] | None = None) -> ModelInfo:
-        from edge.card import card_path_for
-
-        if path is None:
-            return cls(name, None, None, engine=dict(engine or {}))
-        p = Path(path).resolve()
-        card = card_path_for(p)
-        return cls(
-            name, str(p), file_sha256(p) if p.is_file() else None,
-            str(card), file_sha256(card) if card.is_file() else None, dict(engine or {}),
-        )
-
-
-file_sha256 = sha256_file  # one implementation (edge.card)
-
-
-# A clock model with a recorded fit: the live model's arithmetic, so the very same integers.
-RecordedClock = FrozenClock
-
-
-def fit_of(clock: ClockModel | None) -> list[float] | None:
-    """``[origin_ns, offset_ns, skew]`` of a clock model now, or None when it is not ready."""
-    if clock is None or not clock.ready:
-        return None
-    f = clock.fit()
-    return [f.origin_ns, f.offset_ns, f.skew]
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a new file readable by its owner only (0600) and flush it to disk.
-
-    Every file of a recording goes through here (tests replace it to simulate a full disk).
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-
-
-def _mkdir_private(path: Path) -> None:
-    path.mkdir(mode=0o700)
-    os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask; the recorder's must not be
+log = logging.getLogger("edge.recorder")  # the package's logger, as before the split
 
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._-")[:64] or "x"
-
-
-def _npz(**arrays: Any) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)  # uncompressed: exact, fast, and of predictable size
-    return buf.getvalue()
-
-
-def _wav(samples: np.ndarray, sample_rate: int) -> bytes:
-    """16-bit PCM for listening; the float32 samples in the .npz are what a replay uses."""
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(samples.shape[1])
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
-
-
-# -- jobs from the core to the writer thread -------------------------------------------------
-
-
-@dataclass
-class _Begin:
-    rec_id: int
-    name: str
-    config_text: str
-
-
-@dataclass
-class _Chunk:
-    rec_id: int
-    # source dir -> (frames [n,H,W,C] uint8, device t_ns, ring seq, pipeline t_ns at copy time)
-    video: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
-    audio: dict[str, tuple[int, np.ndarray, np.ndarray]]  # source dir -> (n0, samples, mask)
-    ticks: list[str]
-    predictions: list[str]
-    events: list[str]
-
-
-@dataclass
-class _Finish:
-    rec_id: int
-    manifest: dict[str, Any]
-    audio_rates: dict[str, int]
-
-
-_Job = Union[_Begin, _Chunk, _Finish]
-
-
-class _QuotaExceeded(Exception):
-    pass
-
-
-@dataclass
-class _Open:
-    """A recording the writer has under ``.tmp-NAME``."""
-
-    name: str
-    tmp: Path
-    bytes: int = 0
-    chunks: int = 0
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)
-    audio: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = field(default_factory=dict)
-    ticks: list[str] = field(default_factory=list)
-    predictions: list[str] = field(default_factory=list)
-    events: list[str] = field(default_factory=list)
-
-
-class RecordingStore:
-    """The recordings folder: atomic writes, the quota, and what went wrong.
-
-    ``handle`` runs on the writer thread only; the counters, ``last_error``, the records and the
-    set of recordings the core abandoned are shared with the tick and status threads.
-    """
-
-    def __init__(self, out_dir: Path, quota_bytes: int, max_recordings: int) -> None:
-        self.out_dir = out_dir
-        self.quota_bytes = quota_bytes
-        self.max_recordings = max_recordings
-        self._open: dict[int, _Open] = {}
-        self._existing: list[tuple[str, int]] = []  # complete recordings (name, bytes), oldest first
-        # Guards the counters below, _abandoned and _records (read by stats() from any thread).
-        self._lock = threading.Lock()
-        self._abandoned: set[int] = set()
-        self._records: deque[dict[str, Any]] = deque(maxlen=256)
-        self.saved = 0
-        self.abandoned = 0
-        self.deleted = 0
-        self.last_error: str | None = None
-        self.last_recording: str | None = None
-        self.failed_last = False
-        self.write_s: float | None = None
-
-    # -- shared with the core --------------------------------------------------------------
-    def abandon(self, rec_id: int, reason: str) -> None:
-        """The core gave up on a recording (queue full); the writer removes its folder."""
-        with self._lock:
-            if rec_id in self._abandoned:
-                return
-            self._abandoned.add(rec_id)
-        self._report_failure(rec_id, reason)
-
-    def is_abandoned(self, rec_id: int) -> bool:
-        with self._lock:
-            return rec_id in self._abandoned
-
-    def drain_records(self) -> list[dict[str, Any]]:
-        with self._lock:
-            out = list(self._records)
-            self._records.clear()
-            return out
-
-    def snapshot(self) -> dict[str, Any]:
-        """Counters and the last error, consistently."""
-        with self._lock:
-            return {
-                "failed_last": self.failed_last, "saved": self.saved, "abandoned": self.abandoned,
-                "deleted": self.deleted, "last_error": self.last_error,
-                "last_recording": self.last_recording, "write_s": self.write_s,
-                "disk_bytes": sum(b for _, b in self._existing),
-            }
-
-    def _report_failure(self, rec_id: int, reason: str, name: str | None = None) -> None:
-        with self._lock:
-            self.abandoned += 1
-            self.last_error = reason
-            self.failed_last = True
-            self._records.append({"type": "recorder", "event": "abandoned", "recording": name, "reason": reason})
-        log.warning("flight recorder: recording abandoned: %s", reason)
-
-    # -- writer side (prepare runs before the thread starts) ---------------------------------
-    def prepare(self) -> None:
-        """Create the folder, remove leftovers of a crash, and measure what is there."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.out_dir, 0o700)
-        for entry in sorted(self.out_dir.iterdir()):
-            if entry.name.startswith(TMP_PREFIX) and entry.is_dir():
-                log.warning("flight recorder: removing %s, left by an interrupted recording", entry)
-                shutil.rmtree(entry, ignore_errors=True)
-            elif entry.is_dir() and (entry / MANIFEST).is_file():
-                self._existing.append((entry.name, _tree_bytes(entry)))
-        self._existing.sort()
-        try:
-            self._make_room(None, 0)
-        except _QuotaExceeded:
-            pass
-        self._trim_count()
-
-    def reap(self) -> None:
-        """Remove the folders of recordings that the core abandoned."""
-        with self._lock:
-            gone = [i for i in self._open if i in self._abandoned]
-        for rec_id in gone:
-            shutil.rmtree(self._open.pop(rec_id).tmp, ignore_errors=True)
-
-    def handle(self, job: _Job) -> None:
-        if self.is_abandoned(job.rec_id):
-            self.reap()
-            return
-        rec = self._open.get(job.rec_id)
-        try:
-            if isinstance(job, _Begin):
-                self._begin(job)
-            elif rec is not None and isinstance(job, _Chunk):
-                self._chunk(rec, job)
-            elif rec is not None and isinstance(job, _Finish):
-                self._finish(job.rec_id, rec, job)
-        except Exception as exc:  # a failing recorder is reported, never fatal
-            if isinstance(exc, OSError):
-                reason = f"{exc.strerror or exc} ({type(exc).__name__}, errno {exc.errno})"
-            elif isinstance(exc, _QuotaExceeded):
-                reason = str(exc)
-            else:
-                log.exception("flight recorder: writer failed")
-                reason = f"{type(exc).__name__}: {exc}"
-            rec = self._open.pop(job.rec_id, None)
-            name = rec.name if rec is not None else getattr(job, "name", None)
-            if rec is not None:
-                shutil.rmtree(rec.tmp, ignore_errors=True)
-            with self._lock:
-                self._abandoned.add(job.rec_id)
-            self._report_failure(job.rec_id, f"{name}: {reason}", name)
-
-    def _begin(self, job: _Begin) -> None:
-        name = job.name
-        k = 2
-        while (self.out_dir / name).exists() or (self.out_dir / (TMP_PREFIX + name)).exists():
-            name, k = f"{job.name}-{k}", k + 1
-        tmp = self.out_dir / (TMP_PREFIX + name)
-        rec = _Open(name, tmp)
-        self._open[job.rec_id] = rec
-        _mkdir_private(tmp)
-        for sub in ("video", "audio"):
-            _mkdir_private(tmp / sub)
-        self._put(rec, "config.yaml", job.config_text.encode())
-
-    def _chunk(self, rec: _Open, job: _Chunk) -> None:
-        for src, (frames, t_ns, seq, pipe_ns) in job.video.items():
-            if not (rec.tmp / "video" / src).is_dir():
-                _mkdir_private(rec.tmp / "video" / src)
-            if len(frames):
-                self._put(rec, f"video/{src}/{rec.chunks:06d}.npz",
-                          _npz(frames=frames, t_ns=t_ns, seq=seq, pipeline_ns=pipe_ns))
-        rec.chunks += 1
-        for src, part in job.audio.items():
-            rec.audio.setdefault(src, []).append(part)
-        rec.ticks += job.ticks
-        rec.predictions += job.predictions
-        rec.events += job.events
-
-    def _finish(self, rec_id: int, rec: _Open, job: _Finish) -> None:
-        t0 = time.perf_counter()
-        audio_meta: dict[str, Any] = {}
-        for src, parts in rec.audio.items():
-            n0 = parts[0][0] if parts else 0
-            samples = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 1), np.float32)
-            mask = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, bool)
-            self._put(rec, f"audio/{src}.npz", _npz(samples=samples, mask=mask, n0=np.int64(n0)))
-            self._put(rec, f"audio/{src}.wav", _wav(np.where(mask[:, None], samples, 0), job.audio_rates[src]))
-            audio_meta[src] = {"n0": int(n0), "samples": int(len(samples))}
-        for fname, lines in (("ticks.jsonl", rec.ticks), ("predictions.jsonl", rec.predictions),
-                             ("events.jsonl", rec.events)):
-            self._put(rec, fname, "".join(line + "\n" for line in lines).encode())
-        manifest = dict(job.manifest)
-        manifest["name"] = rec.name
-        manifest["audio_files"] = audio_meta
-        manifest["files"] = dict(sorted(rec.files.items()))
-        manifest["bytes"] = rec.bytes
-        self._put(rec, MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())  # last: complete
-        sync_dir(rec.tmp)
-        final = self.out_dir / rec.name
-        os.rename(rec.tmp, final)
-        sync_dir(self.out_dir)
-        del self._open[rec_id]
-        with self._lock:
-            self._existing.append((rec.name, rec.bytes))
-            self.saved += 1
-            self.failed_last = False
-            self.last_recording = str(final)
-            self.write_s = time.perf_counter() - t0
-            self._records.append({"type": "recorder", "event": "saved", "recording": rec.name,
-                                  "path": str(final), "bytes": rec.bytes})
-        log.info("flight recorder: saved %s (%.1f MiB)", final, rec.bytes / 2**20)
-        self._trim_count()
-
-    def _put(self, rec: _Open, rel: str, data: bytes) -> None:
-        self._make_room(rec, len(data))
-        write_private(rec.tmp / rel, data)
-        rec.bytes += len(data)
-        rec.files[rel] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-    def _make_room(self, rec: _Open | None, more: int) -> None:
-        """Delete the oldest recordings until ``more`` bytes fit; raise if they never can."""
-        current = (rec.bytes if rec is not None else 0) + more
-        while self._existing and sum(b for _, b in self._existing) + current > self.quota_bytes:
-            self._delete_oldest("quota")
-        if current > self.quota_bytes:
-            raise _QuotaExceeded(
-                f"the recording outgrew the quota of {self.quota_bytes / 2**20:g} MiB on its own"
-            )
-
-    def _trim_count(self) -> None:
-        while len(self._existing) > self.max_recordings:
-            self._delete_oldest("max_recordings")
-
-    def _delete_oldest(self, why: str) -> None:
-        with self._lock:
-            name, size = self._existing.pop(0)
-            self.deleted += 1
-            self._records.append({"type": "recorder", "event": "deleted", "recording": name, "reason": why})
-        # Rename first, so a crash mid-delete leaves a .tmp- folder (cleaned at start), never a
-        # recording with files missing under its final name.
-        doomed = self.out_dir / f"{TMP_PREFIX}deleted-{name}"
-        try:
-            os.rename(self.out_dir / name, doomed)
-        except OSError:
-            return
-        shutil.rmtree(doomed, ignore_errors=True)
-        log.info("flight recorder: deleted %s (%s)", name, why)
-
-
-def _tree_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _writer_loop(jobs: queue.Queue[_Job | None], store: RecordingStore) -> None:
-    """The writer thread: jobs in order until the ``None`` sentinel."""
-    while True:
-        try:
-            job = jobs.get(timeout=0.2)
-        except queue.Empty:
-            store.reap()
-            continue
-        if job is None:
-            store.reap()
-            return
-        store.handle(job)
-
-
-# -- the core --------------------------------------------------------------------------------
 
 
 @dataclass
@@ -596,9 +111,9 @@ class _Recording:
 
 
 def _feed_end(featurizer: Featurizer) -> int | None:
-    # The Featurizer keeps no public record of how far it fed its log-mel cache; read right after
-    # process(), this private field says exactly which samples that tick pushed.
-    value = getattr(featurizer, "_pushed", None)
+    # Read right after process(), how far the featurizer fed its log-mel cache says exactly which
+    # samples that tick pushed.
+    value = featurizer.fed_until
     return None if value is None else int(value)
 
 
