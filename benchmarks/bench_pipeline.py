@@ -38,7 +38,7 @@ from edge.config import parse_config
 from edge.run import Runner
 from edge.runtime.base import load_engine
 from edge.service import Service
-from edge.sinks.base import SinkSet
+from edge.sinks import SinkSet
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "engines" / "driver-av.int8.onnx"

@@ -16,7 +16,7 @@ from edge.errors import ConfigError
 from edge.health import HealthConfig
 from edge.paths import PathsConfig, confine
 from edge.recorder import RecorderConfig
-from edge.sinks.base import SinkConfig
+from edge.sinks.config import SinkConfig
 from edge.status import HttpConfig
 from edge.rules import DecisionsConfig
 

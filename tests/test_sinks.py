@@ -34,9 +34,10 @@ from edge.sinks import (
     SinkWorker,
     WebhookSinkConfig,
 )
-from edge.sinks.base import backoff_delay, encode_record
 from edge.sinks.jsonl import JsonlSink, rotated_name
 from edge.sinks.mqtt import MqttSink, discovery_message
+from edge.sinks.records import encode_record
+from edge.sinks.worker import backoff_delay
 from tests.conftest import _listening, free_port, need
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +107,7 @@ def test_sink_config_is_chosen_by_type_and_unknown_keys_are_errors() -> None:
 
 
 def test_every_sink_config_field_has_a_description() -> None:
-    from edge.sinks.base import MqttTlsConfig
+    from edge.sinks.config import MqttTlsConfig
 
     for model in (JsonlSinkConfig, MqttSinkConfig, MqttTlsConfig, WebhookSinkConfig):
         missing = [n for n, f in model.model_fields.items() if not f.description]
@@ -413,7 +414,7 @@ def test_jsonl_cuts_a_torn_last_line_when_it_reopens(tmp_path: Path) -> None:
 
 _WRITER = """
 import sys
-from edge.sinks.base import JsonlSinkConfig
+from edge.sinks.config import JsonlSinkConfig
 from edge.sinks.jsonl import JsonlSink
 sink = JsonlSink("w", JsonlSinkConfig(type="jsonl", path=sys.argv[1], fsync_interval=60,
                                       max_bytes=1 << 20, backups=1))

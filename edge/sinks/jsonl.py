@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from edge.files import sync_dir
-from edge.sinks.base import JsonlSinkConfig, Record, Sink, encode_record, record_type
+from edge.sinks.config import JsonlSinkConfig
+from edge.sinks.records import Record, encode_record, record_type
+from edge.sinks.sink import Sink
 
 log = logging.getLogger(__name__)
 

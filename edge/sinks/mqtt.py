@@ -43,17 +43,9 @@ from typing import TYPE_CHECKING, Any
 
 from edge import __version__
 from edge.errors import ConfigError
-from edge.sinks.base import (
-    MqttSinkConfig,
-    Record,
-    RecordDropped,
-    RecordRejected,
-    Sink,
-    SinkUnavailable,
-    encode_record,
-    read_secret,
-    record_type,
-)
+from edge.sinks.config import MqttSinkConfig, read_secret
+from edge.sinks.records import Record, encode_record, record_type
+from edge.sinks.sink import RecordDropped, RecordRejected, Sink, SinkUnavailable
 
 if TYPE_CHECKING:
     from paho.mqtt.client import Client, MQTTMessageInfo

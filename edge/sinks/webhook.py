@@ -23,15 +23,9 @@ from urllib.parse import urlsplit
 
 from edge import __version__
 from edge.errors import ConfigError
-from edge.sinks.base import (
-    Record,
-    RecordRejected,
-    Sink,
-    SinkUnavailable,
-    WebhookSinkConfig,
-    encode_record,
-    read_secret,
-)
+from edge.sinks.config import WebhookSinkConfig, read_secret
+from edge.sinks.records import Record, encode_record
+from edge.sinks.sink import RecordRejected, Sink, SinkUnavailable
 
 REJECT = frozenset({400, 413, 415, 422})
 
