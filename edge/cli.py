@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -114,125 +113,10 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import signal
-    import threading
+    from edge.service import run_service
 
-    from edge.clock import MonotonicClock
-    from edge.config import load_config
-    from edge.run import Runner
-    from edge.service import Service
-    from edge.systemd import Notifier
-    from edge.view import LiveView
-
-    cfg = load_config(args.config)
-    clock = MonotonicClock()
-    runner = Runner(cfg, clock, config_path=args.config)
-    runner.engine.warmup()
-    out = None
-    if args.jsonl == "-" or (args.jsonl is None and not sys.stdout.isatty()):
-        out = sys.stdout
-    elif args.jsonl:
-        # Predictions can be personal data: readable by the service user only.
-        fd = os.open(args.jsonl, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        out = os.fdopen(fd, "a", encoding="utf-8")
-    thresholds = {c.name: c.threshold for c in runner.card.classes}
-    view = None if args.no_view else LiveView(runner.spine, thresholds)
-    recorder = None
-    if cfg.recorder is not None and cfg.recorder.enabled:
-        from pathlib import Path
-
-        from edge.recorder import FlightRecorder, check_recorder
-
-        rc = cfg.recorder  # out_dir already resolved and confined by load_config
-        check_recorder(rc, runner.spine)
-        recorder = FlightRecorder.for_runner(rc, runner, config_text=Path(args.config).read_text())
-        recorder.start()
-    sinks = None
-    if cfg.sinks:
-        from edge.sinks import SinkSet
-
-        sinks = SinkSet(cfg.sinks)  # builds them all first: a bad secret source is exit 2
-        sinks.start()
-    from edge.supervise import Supervisor
-
-    supervisor = Supervisor()
-    supervisor.watch_sources(runner.spine.sources.values())
-    if sinks is not None:
-        supervisor.watch_sinks(sinks)
-    service = Service(runner, out=out, view=view, recorder=recorder, supervisor=supervisor,
-                      publish=sinks.publish if sinks is not None else None,
-                      sink_stats=sinks.stats if sinks is not None else None)
-    server = None
-    if cfg.http is not None:
-        from edge.status import StatusServer
-
-        server = StatusServer(cfg.http, service.healthz, service.metrics)
-        server.start()
-        print(f"edge run: /healthz and /metrics on http://{cfg.http.host}:{server.port}",
-              file=sys.stderr)
-    notifier = Notifier()
-    stop = threading.Event()
-    reload = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: reload.set())
-
-    def on_windows(windows: list[Any]) -> None:
-        if reload.is_set():  # between ticks: the loop thread applies it, capture runs on
-            reload.clear()
-            _reload(args.config, runner, notifier, sinks)
-        service.on_windows(windows)
-        notifier.tick(clock.now_ns(), runner.spine.ticks)  # only while ticks advance
-
-    runner.spine.start(require_open_s=None)
-    notifier.ready(f"{len(runner.spine.sources)} sources, model {runner.card.name}")
-    try:
-        runner.spine.run(float("inf") if args.duration is None else args.duration,
-                         on_windows, stop=stop)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        notifier.stopping()
-        runner.spine.stop(timeout_s=0.5)
-        if recorder is not None:
-            recorder.close(timeout_s=0.5)  # a recording in progress is saved, marked truncated
-        if sinks is not None:
-            sinks.stop(timeout_s=0.7)  # flushes what it can; the rest is counted as abandoned
-        if server is not None:
-            server.stop()
-        if out is not None and out is not sys.stdout:
-            out.close()
-    eng = runner.engine_ms()
-    if eng is not None:
-        print(
-            f"edge run: {runner.spine.ticks} ticks, {runner.spine.skipped_ticks} skipped, "
-            f"engine p50 {eng['p50']:.1f} ms / p99 {eng['p99']:.1f} ms",
-            file=sys.stderr,
-        )
-    return 0
-
-
-def _reload(path: str, runner: Any, notifier: Any, sinks: Any) -> None:
-    """SIGHUP: re-read the config; apply decisions, health and sinks, keep the old on any error."""
-    from edge.config import load_config
-
-    log = logging.getLogger("edge.reload")
-    notifier.send("RELOADING=1")
-    try:
-        cfg = load_config(path)
-        if sinks is not None:
-            sinks.reconfigure(cfg.sinks, 1.5)  # unchanged sinks keep running with their queues
-        elif cfg.sinks:
-            log.warning("sinks added to %s: they start with the next restart", path)
-        restart = runner.reload(cfg)
-    except EdgeError as exc:
-        log.error("reload of %s rejected, the running config stays: %s", path, exc)
-        print(f"edge run: reload rejected, the running config stays: {exc}", file=sys.stderr)
-    else:
-        note = f"; changed but need a restart: {', '.join(restart)}" if restart else ""
-        log.warning("reloaded decisions, health and sinks from %s%s", path, note)
-        print(f"edge run: reloaded decisions, health and sinks from {path}{note}", file=sys.stderr)
-    finally:
-        notifier.send("READY=1")
+    return run_service(args.config, duration=args.duration, jsonl=args.jsonl,
+                       live_view=not args.no_view)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:

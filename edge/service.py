@@ -1,21 +1,29 @@
-"""``edge run``'s tick: predictions, decisions, health, metrics and outputs, in one place.
+"""``edge run``: the daemon's wiring and its tick, in one place.
 
 :class:`Service` wraps a :class:`~edge.run.Runner` and, per tick, takes the windows through the
 model and the decision layer, judges sensor health, observes metrics, and hands predictions,
 events and health records to the outputs (JSONL on stdout or a file, the sinks, the flight
 recorder, the live view). Nothing here waits on an output: sinks have queues of their own.
 :meth:`healthz` is what ``/healthz`` serves.
+
+:func:`run_service` is the running daemon around it: it builds the runner, the outputs, the
+sinks, the flight recorder, the supervisor and the HTTP status server, installs the SIGTERM and
+SIGHUP handlers (:func:`reload_config`), runs the loop, and stops everything again in order.
+``edge run`` only parses its arguments and calls it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from edge.align import Window
 from edge.clock import NS_PER_S
+from edge.errors import EdgeError
 from edge.run import Runner
 from edge.status import Metrics
 
@@ -151,3 +159,143 @@ class Service:
             "budget": snap["budget"],
             "last_tick_age_s": age,
         }
+
+
+def run_service(
+    config_path: str,
+    *,
+    duration: float | None = None,
+    jsonl: str | None = None,
+    live_view: bool = True,
+    stdout: TextIO | None = None,
+) -> int:
+    """Run the pipeline as a daemon until ``duration`` passes, SIGTERM or Ctrl-C; exit code 0.
+
+    ``config_path`` is the config file (re-read on SIGHUP, see :func:`reload_config`).
+    ``jsonl`` is where predictions, events and health records go: ``"-"`` for ``stdout``, a
+    file path (appended to, created mode 0600), or ``None`` for ``stdout`` unless it is a
+    terminal. ``live_view`` draws the live terminal view. ``stdout`` defaults to
+    :data:`sys.stdout`, looked up at call time. Status lines go to :data:`sys.stderr`.
+    Errors a user can cause (a bad config, a missing model, a bad secret source) raise
+    :class:`~edge.errors.EdgeError`. Installs SIGTERM and SIGHUP handlers, so it must be called
+    from the main thread.
+    """
+    import signal
+    import threading
+
+    from edge.clock import MonotonicClock
+    from edge.config import load_config
+    from edge.systemd import Notifier
+    from edge.view import LiveView
+
+    if stdout is None:
+        stdout = sys.stdout
+    cfg = load_config(config_path)
+    clock = MonotonicClock()
+    runner = Runner(cfg, clock, config_path=config_path)
+    runner.engine.warmup()
+    out = None
+    if jsonl == "-" or (jsonl is None and not stdout.isatty()):
+        out = stdout
+    elif jsonl:
+        # Predictions can be personal data: readable by the service user only.
+        fd = os.open(jsonl, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        out = os.fdopen(fd, "a", encoding="utf-8")
+    thresholds = {c.name: c.threshold for c in runner.card.classes}
+    view = LiveView(runner.spine, thresholds) if live_view else None
+    recorder = None
+    if cfg.recorder is not None and cfg.recorder.enabled:
+        from pathlib import Path
+
+        from edge.recorder import FlightRecorder, check_recorder
+
+        rc = cfg.recorder  # out_dir already resolved and confined by load_config
+        check_recorder(rc, runner.spine)
+        recorder = FlightRecorder.for_runner(rc, runner, config_text=Path(config_path).read_text())
+        recorder.start()
+    sinks = None
+    if cfg.sinks:
+        from edge.sinks import SinkSet
+
+        sinks = SinkSet(cfg.sinks)  # builds them all first: a bad secret source is exit 2
+        sinks.start()
+    from edge.supervise import Supervisor
+
+    supervisor = Supervisor()
+    supervisor.watch_sources(runner.spine.sources.values())
+    if sinks is not None:
+        supervisor.watch_sinks(sinks)
+    service = Service(runner, out=out, view=view, recorder=recorder, supervisor=supervisor,
+                      publish=sinks.publish if sinks is not None else None,
+                      sink_stats=sinks.stats if sinks is not None else None)
+    server = None
+    if cfg.http is not None:
+        from edge.status import StatusServer
+
+        server = StatusServer(cfg.http, service.healthz, service.metrics)
+        server.start()
+        print(f"edge run: /healthz and /metrics on http://{cfg.http.host}:{server.port}",
+              file=sys.stderr)
+    notifier = Notifier()
+    stop = threading.Event()
+    reload = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())
+
+    def on_windows(windows: list[Any]) -> None:
+        if reload.is_set():  # between ticks: the loop thread applies it, capture runs on
+            reload.clear()
+            reload_config(config_path, runner, notifier, sinks)
+        service.on_windows(windows)
+        notifier.tick(clock.now_ns(), runner.spine.ticks)  # only while ticks advance
+
+    runner.spine.start(require_open_s=None)
+    notifier.ready(f"{len(runner.spine.sources)} sources, model {runner.card.name}")
+    try:
+        runner.spine.run(float("inf") if duration is None else duration,
+                         on_windows, stop=stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        notifier.stopping()
+        runner.spine.stop(timeout_s=0.5)
+        if recorder is not None:
+            recorder.close(timeout_s=0.5)  # a recording in progress is saved, marked truncated
+        if sinks is not None:
+            sinks.stop(timeout_s=0.7)  # flushes what it can; the rest is counted as abandoned
+        if server is not None:
+            server.stop()
+        if out is not None and out is not stdout:
+            out.close()
+    eng = runner.engine_ms()
+    if eng is not None:
+        print(
+            f"edge run: {runner.spine.ticks} ticks, {runner.spine.skipped_ticks} skipped, "
+            f"engine p50 {eng['p50']:.1f} ms / p99 {eng['p99']:.1f} ms",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def reload_config(path: str, runner: Any, notifier: Any, sinks: Any) -> None:
+    """SIGHUP: re-read the config; apply decisions, health and sinks, keep the old on any error."""
+    from edge.config import load_config
+
+    log = logging.getLogger("edge.reload")
+    notifier.send("RELOADING=1")
+    try:
+        cfg = load_config(path)
+        if sinks is not None:
+            sinks.reconfigure(cfg.sinks, 1.5)  # unchanged sinks keep running with their queues
+        elif cfg.sinks:
+            log.warning("sinks added to %s: they start with the next restart", path)
+        restart = runner.reload(cfg)
+    except EdgeError as exc:
+        log.error("reload of %s rejected, the running config stays: %s", path, exc)
+        print(f"edge run: reload rejected, the running config stays: {exc}", file=sys.stderr)
+    else:
+        note = f"; changed but need a restart: {', '.join(restart)}" if restart else ""
+        log.warning("reloaded decisions, health and sinks from %s%s", path, note)
+        print(f"edge run: reloaded decisions, health and sinks from {path}{note}", file=sys.stderr)
+    finally:
+        notifier.send("READY=1")

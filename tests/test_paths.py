@@ -132,7 +132,7 @@ def test_shipped_configs_load_with_their_own_roots() -> None:
 def test_sighup_reload_keeps_the_old_config_when_a_new_sink_path_escapes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from edge.cli import _reload
+    from edge.service import reload_config
 
     class Runner:
         reloaded: list[object] = []
@@ -149,7 +149,7 @@ def test_sighup_reload_keeps_the_old_config_when_a_new_sink_path_escapes(
 
     cfg = write(tmp_path / "conf", "sinks:\n  log: {type: jsonl, path: /etc/e.jsonl}\n")
     runner, notifier = Runner(), Notifier()
-    _reload(str(cfg), runner, notifier, None)
+    reload_config(str(cfg), runner, notifier, None)
     assert runner.reloaded == [] and notifier.sent == ["RELOADING=1", "READY=1"]
     assert "reload rejected" in capsys.readouterr().err
 
