@@ -91,6 +91,12 @@ def buffers(d: dict[str, Any]) -> list[str]:
     a = d["audio_16khz_20ms_blocks_2s_window"]["per_0.5s_hop_ms"]
     rows += ["", "Audio, 25 blocks of 20 ms in + the last 2 s out per 0.5 s hop (ms): "
              + ", ".join(f"{k} {v:.3f}" for k, v in a.items()) + "."]
+    j = d["join_30fps_16khz_2s_8frames"]["ring 640x480"]
+    rows += ["", "Window join at 640x480 (8 frames + 2 s of audio), against copying them with "
+             f"`np.copyto` ({j['raw_copy_ms']:.3f} ms): a stream's first window "
+             f"{j['first_window_ms']:.3f} ms ({j['first_ratio']:.2f}x), the next hop "
+             f"{j['next_hop_ms']:.3f} ms ({j['hop_ratio']:.2f}x: 6 of 8 frames are the last "
+             "window's, shared, not copied)."]
     return rows
 
 
