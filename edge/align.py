@@ -317,7 +317,9 @@ class Aligner:
         dist = np.abs(t[pick] - targets)
         for k in np.flatnonzero(dist <= self.spec.tolerance_ns):
             seq = int(idx.seq[pick[k]])
-            frame = held.get(seq)
+            frame = self._held.get(seq)  # two targets can pick one frame (a slow camera)
+            if frame is None:
+                frame = held.get(seq)
             if frame is None:
                 frame = self.frames.read(seq)
                 if frame is None:  # overwritten since the index was taken

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from statistics import median
+from statistics import fmean, median
 from typing import Any
 
 import cv2
@@ -40,7 +40,9 @@ class HealthConfig(BaseModel):
     masked_lost: float = Field(0.9, ge=0, le=1, description="Masked share that makes it lost.")
     age_degraded: float = Field(1.0, gt=0, description="Data age (s) that makes it degraded.")
     age_lost: float = Field(5.0, gt=0, description="Data age (s) that makes it lost.")
-    dark_mean: float = Field(12.0, ge=0, le=255, description="Mean grey level below which video is dark.")
+    dark_mean: float = Field(
+        12.0, ge=0, le=255, description="Mean grey level (BT.601 luma) below which video is dark."
+    )
     bright_mean: float = Field(
         243.0, ge=0, le=255, description="Mean grey level above which video is overexposed."
     )
@@ -142,7 +144,7 @@ def judge(ticks: list[TickStats], cfg: HealthConfig) -> tuple[str, list[str]]:
     for kind in ("video", "audio"):
         shares = [x for t in ticks if (x := getattr(t, f"{kind}_masked")) is not None]
         if shares:  # plain Python: a horizon holds about ten ticks, too few for NumPy to pay
-            m = sum(shares) / len(shares)
+            m = fmean(shares)
             if m >= cfg.masked_lost:
                 lost.append(f"{kind} masked {m:.0%}")
             elif m >= cfg.masked_degraded:
@@ -167,8 +169,8 @@ def judge(ticks: list[TickStats], cfg: HealthConfig) -> tuple[str, list[str]]:
         elif std < cfg.flat_std:
             degraded.append(f"video occluded (flat, spread {std:.1f})")
     clips = [t.clipped for t in ticks if t.clipped is not None]
-    if clips and sum(clips) / len(clips) >= cfg.clip_fraction:
-        degraded.append(f"audio clipping {sum(clips) / len(clips):.1%}")
+    if clips and fmean(clips) >= cfg.clip_fraction:
+        degraded.append(f"audio clipping {fmean(clips):.1%}")
     if lost:
         return LOST, lost + degraded
     if degraded:

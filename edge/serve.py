@@ -85,16 +85,18 @@ class Featurizer:
         n = len(w.frames)
         out = np.empty(self.vspec.shape(n), np.float32)
         seqs = w.video_seq if w.video_seq is not None else np.full(n, -1)
-        keys = [int(q) if f is not None and ok and q >= 0 else None
-                for f, q, ok in zip(w.frames, seqs, w.video_mask)]
-        todo = [(k, f) for k, (key, f) in enumerate(zip(keys, w.frames))
-                if key is not None and f is not None and key not in self._frames]
+        frames = [f if ok else None for f, ok in zip(w.frames, w.video_mask)]
+        # No seq (a window cut without one): its frame is preprocessed, never cached.
+        keys = [int(q) if f is not None and q >= 0 else None for f, q in zip(frames, seqs)]
+        todo = [(k, f) for k, (key, f) in enumerate(zip(keys, frames))
+                if f is not None and (key is None or key not in self._frames)]
         if todo:
             out[[k for k, _ in todo]] = preprocess_frames([f for _, f in todo], self.vspec)
-        for k, key in enumerate(keys):
-            if key is None:
+        done = {k for k, _ in todo}
+        for k, (key, f) in enumerate(zip(keys, frames)):
+            if f is None:
                 out[k] = self._blank(w.frame_shape)
-            elif key in self._frames:
+            elif key is not None and k not in done:  # a cached frame
                 out[k] = self._frames[key]
         self._frames = {key: out[k] for k, key in enumerate(keys) if key is not None}
         return out

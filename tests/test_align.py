@@ -104,6 +104,24 @@ def test_consecutive_windows_share_their_frames_and_copy_each_frame_once() -> No
         a.frames[-1][0, 0, 0] = 1  # type: ignore[index]
 
 
+def test_a_frame_two_targets_pick_is_copied_once() -> None:
+    frames, samples, model = filled(fps=3.0)  # a slow camera: 8 targets over 2 s, 6 frames
+    spec_slow = WindowSpec(2.0, 8, SR, 200 * MS, 200 * MS, tolerance_ns=NS_PER_S // 4)
+    al = Aligner("s", spec_slow, frames, samples, model, video_clock=model)
+    reads: list[int] = []
+    read = frames.read
+    frames.read = lambda seq: reads.append(seq) or read(seq)  # type: ignore[method-assign]
+    w = al.cut(now_ns=4 * NS_PER_S, t_end_ns=4 * NS_PER_S)
+    assert w.video_seq is not None and w.frames is not None
+    seqs = w.video_seq[w.video_mask].tolist()
+    assert len(set(seqs)) < len(seqs)  # some frame stands for two targets
+    assert sorted(reads) == sorted(set(seqs))
+    for a in range(8):
+        for b in range(8):
+            if w.video_mask[a] and w.video_mask[b] and w.video_seq[a] == w.video_seq[b]:
+                assert w.frames[a] is w.frames[b]
+
+
 def test_a_masked_window_holds_blank_video() -> None:
     frames, samples, model = filled()
     w = Aligner("s", spec(), frames, samples, model, video_clock=model).cut(

@@ -440,3 +440,40 @@ window: {seconds: 2.0, frames: 8, hop: 0.5}
     assert checked >= 18
     assert sum(resized) < 0.6 * 8 * 24  # most frames come from the previous window
     assert blanks == [1]  # the first windows reach back before the first frame: masked
+
+
+def test_the_featurizer_preprocesses_frames_without_a_seq_and_blanks_masked_ones() -> None:
+    """A window cut without ring seqs (none to cache by) still gets its own frames' numbers."""
+    import dataclasses
+    from pathlib import Path
+
+    from edge.align import Window
+    from edge.card import load_card
+    from edge.clock import NS_PER_S, FakeClock
+    from edge.config import parse_config
+    from edge.pipeline import replay
+    from edge.run import Runner
+
+    card = load_card(Path(__file__).resolve().parents[1] / "engines" / "driver-av.yaml")
+    cfg = parse_config("""
+sources:
+  cam: {type: synthetic, width: 320, height: 240, fps: 30, seed: 2}
+streams:
+  s: {video: cam, audio: cam}
+window: {seconds: 2.0, frames: 8, hop: 0.5}
+""")
+    clock = FakeClock(50 * NS_PER_S)
+    runner = Runner(cfg, clock, engine=object(), card=card)  # type: ignore[arg-type]
+    feat = runner.featurizers["s"]
+    windows: list[Window] = []
+    replay(runner.spine.sources["cam"], runner.spine, clock, windows.extend, max_seconds=4.0)  # type: ignore[arg-type]
+    w = windows[-1]
+    assert w.video_mask.all() and w.frames is not None
+    mask = w.video_mask.copy()
+    mask[[0, 5]] = False
+    frames = tuple(None if not ok else f for f, ok in zip(w.frames, mask))
+    for seq in (None, w.video_seq):  # without seqs, and with them after a cut of its own
+        bare = dataclasses.replace(w, frames=frames, video_mask=mask, video_seq=seq)
+        got = feat(bare).video
+        np.testing.assert_array_equal(got, preprocess_frames(bare.video, feat.vspec))  # type: ignore[arg-type]
+        assert (got[0] == got[0].flat[0]).all() and got[1].std() > 0.1  # blank vs a picture

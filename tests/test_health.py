@@ -109,6 +109,13 @@ def test_each_sign_of_trouble_has_its_threshold_and_its_reason(
         assert any(r.startswith(reason) for r in reasons), reasons
 
 
+def test_a_share_exactly_at_its_threshold_counts_over_a_whole_horizon() -> None:
+    # Ten ticks of 0.2 masked average to 0.2 exactly (a naive sum / len gives 0.19999...).
+    got, reasons = judge([tick(i * 0.5, video_masked=0.2, clipped=0.01) for i in range(10)], CFG)
+    assert got == DEGRADED
+    assert "video masked 20%" in reasons and "audio clipping 1.0%" in reasons
+
+
 def test_one_late_tick_does_not_flap_but_a_lasting_fault_is_announced_once() -> None:
     mon = HealthMonitor(HealthConfig(horizon=5.0))
     records = []
