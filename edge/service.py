@@ -194,70 +194,78 @@ def run_service(
     clock = MonotonicClock()
     runner = Runner(cfg, clock, config_path=config_path)
     runner.engine.warmup()
-    out = None
-    if jsonl == "-" or (jsonl is None and not stdout.isatty()):
-        out = stdout
-    elif jsonl:
-        # Predictions can be personal data: readable by the service user only.
-        fd = os.open(jsonl, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        out = os.fdopen(fd, "a", encoding="utf-8")
-    thresholds = {c.name: c.threshold for c in runner.card.classes}
-    view = LiveView(runner.spine, thresholds) if live_view else None
+    out: TextIO | None = None
     recorder = None
-    if cfg.recorder is not None and cfg.recorder.enabled:
-        from pathlib import Path
-
-        from edge.recorder import FlightRecorder, check_recorder
-
-        rc = cfg.recorder  # out_dir already resolved and confined by load_config
-        check_recorder(rc, runner.spine)
-        recorder = FlightRecorder.for_runner(rc, runner, config_text=Path(config_path).read_text())
-        recorder.start()
     sinks = None
-    if cfg.sinks:
-        from edge.sinks import SinkSet
-
-        sinks = SinkSet(cfg.sinks)  # builds them all first: a bad secret source is exit 2
-        sinks.start()
-    from edge.supervise import Supervisor
-
-    supervisor = Supervisor()
-    supervisor.watch_sources(runner.spine.sources.values())
-    if sinks is not None:
-        supervisor.watch_sinks(sinks)
-    service = Service(runner, out=out, view=view, recorder=recorder, supervisor=supervisor,
-                      publish=sinks.publish if sinks is not None else None,
-                      sink_stats=sinks.stats if sinks is not None else None)
     server = None
-    if cfg.http is not None:
-        from edge.status import StatusServer
-
-        server = StatusServer(cfg.http, service.healthz, service.metrics)
-        server.start()
-        print(f"edge run: /healthz and /metrics on http://{cfg.http.host}:{server.port}",
-              file=sys.stderr)
-    notifier = Notifier()
-    stop = threading.Event()
-    reload = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: reload.set())
-
-    def on_windows(windows: list[Any]) -> None:
-        if reload.is_set():  # between ticks: the loop thread applies it, capture runs on
-            reload.clear()
-            reload_config(config_path, runner, notifier, sinks)
-        service.on_windows(windows)
-        notifier.tick(clock.now_ns(), runner.spine.ticks)  # only while ticks advance
-
-    runner.spine.start(require_open_s=None)
-    notifier.ready(f"{len(runner.spine.sources)} sources, model {runner.card.name}")
+    notifier = None
+    # Everything started so far is stopped again in `finally`, also when a later part fails
+    # to start (a bad secret source for a sink: exit 2 without a recorder thread left behind).
     try:
-        runner.spine.run(float("inf") if duration is None else duration,
-                         on_windows, stop=stop)
-    except KeyboardInterrupt:
-        pass
+        if jsonl == "-" or (jsonl is None and not stdout.isatty()):
+            out = stdout
+        elif jsonl:
+            # Predictions can be personal data: readable by the service user only.
+            fd = os.open(jsonl, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            out = os.fdopen(fd, "a", encoding="utf-8")
+        thresholds = {c.name: c.threshold for c in runner.card.classes}
+        view = LiveView(runner.spine, thresholds) if live_view else None
+        if cfg.recorder is not None and cfg.recorder.enabled:
+            from pathlib import Path
+
+            from edge.recorder import FlightRecorder, check_recorder
+
+            rc = cfg.recorder  # out_dir already resolved and confined by load_config
+            check_recorder(rc, runner.spine)
+            recorder = FlightRecorder.for_runner(
+                rc, runner, config_text=Path(config_path).read_text()
+            )
+            recorder.start()
+        if cfg.sinks:
+            from edge.sinks import SinkSet
+
+            sinks = SinkSet(cfg.sinks)  # builds them all first: a bad secret source is exit 2
+            sinks.start()
+        from edge.supervise import Supervisor
+
+        supervisor = Supervisor()
+        supervisor.watch_sources(runner.spine.sources.values())
+        if sinks is not None:
+            supervisor.watch_sinks(sinks)
+        service = Service(runner, out=out, view=view, recorder=recorder, supervisor=supervisor,
+                          publish=sinks.publish if sinks is not None else None,
+                          sink_stats=sinks.stats if sinks is not None else None)
+        if cfg.http is not None:
+            from edge.status import StatusServer
+
+            server = StatusServer(cfg.http, service.healthz, service.metrics)
+            server.start()
+            print(f"edge run: /healthz and /metrics on http://{cfg.http.host}:{server.port}",
+                  file=sys.stderr)
+        notifier = Notifier()
+        stop = threading.Event()
+        reload = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: reload.set())
+
+        def on_windows(windows: list[Any]) -> None:
+            assert notifier is not None
+            if reload.is_set():  # between ticks: the loop thread applies it, capture runs on
+                reload.clear()
+                reload_config(config_path, runner, notifier, sinks)
+            service.on_windows(windows)
+            notifier.tick(clock.now_ns(), runner.spine.ticks)  # only while ticks advance
+
+        runner.spine.start(require_open_s=None)
+        notifier.ready(f"{len(runner.spine.sources)} sources, model {runner.card.name}")
+        try:
+            runner.spine.run(float("inf") if duration is None else duration,
+                             on_windows, stop=stop)
+        except KeyboardInterrupt:
+            pass
     finally:
-        notifier.stopping()
+        if notifier is not None:
+            notifier.stopping()
         runner.spine.stop(timeout_s=0.5)
         if recorder is not None:
             recorder.close(timeout_s=0.5)  # a recording in progress is saved, marked truncated

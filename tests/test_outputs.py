@@ -88,3 +88,33 @@ def test_windows_already_older_than_the_budget_are_skipped_and_counted() -> None
     fams = {f.name: f for f in text_string_to_metric_families(service.metrics.text().decode())}
     late = [s.value for s in fams["edge_ticks"].samples if s.labels.get("outcome") == "late"]
     assert late == [float(service.late_windows)]
+
+
+def test_a_run_that_fails_to_start_leaves_nothing_running_or_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recorder is started, then a sink's secret is missing (exit 2 in `edge run`): the
+    recorder's thread and the predictions file are closed again, not left to the process."""
+    import os
+    import threading
+
+    from edge.errors import ConfigError
+    from edge.service import run_service
+
+    monkeypatch.delenv("EDGE_TEST_NO_SUCH_SECRET", raising=False)
+    demo = (ROOT / "configs" / "demo.yaml").read_text()
+    cfg = tmp_path / "run.yaml"
+    demo = demo.replace("roots: [..]", f"roots: [{ROOT}, {tmp_path}]")
+    demo = demo.replace("    loop: true\n", "    loop: true\n    buffer_seconds: 6\n")
+    cfg.write_text(demo + f"""
+recorder: {{out_dir: "{tmp_path / 'rec'}", rules: [sleep], pre_roll: 1.0, post_roll: 1.0}}
+sinks:
+  broker: {{type: mqtt, host: 127.0.0.1, username: u, password_env: EDGE_TEST_NO_SUCH_SECRET}}
+""")
+    preds = tmp_path / "preds.jsonl"
+    with pytest.raises(ConfigError, match="EDGE_TEST_NO_SUCH_SECRET is not set"):
+        run_service(str(cfg), duration=1.0, jsonl=str(preds), live_view=False)
+    assert preds.exists()  # it was opened before the sinks failed ...
+    open_files = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
+    assert str(preds) not in open_files  # ... and is closed again
+    assert not [t for t in threading.enumerate() if t.name == "edge-recorder"]
