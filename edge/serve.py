@@ -125,7 +125,7 @@ class Featurizer:
             video = self._video(w)
             vmask = w.video_mask.astype(np.float32)
         else:
-            video = np.zeros((self.aligner.spec.frames, vs.channels, vs.height, vs.width), np.float32)
+            video = np.zeros(vs.shape(self.aligner.spec.frames), np.float32)
             vmask = np.zeros(self.aligner.spec.frames, np.float32)
         mels = self.mspec.n_mels
         if w.audio_n0 is not None:

@@ -477,3 +477,34 @@ window: {seconds: 2.0, frames: 8, hop: 0.5}
         got = feat(bare).video
         np.testing.assert_array_equal(got, preprocess_frames(bare.video, feat.vspec))  # type: ignore[arg-type]
         assert (got[0] == got[0].flat[0]).all() and got[1].std() > 0.1  # blank vs a picture
+
+
+def test_a_window_without_video_has_the_cards_layout() -> None:
+    from pathlib import Path
+
+    from edge.align import Window
+    from edge.card import load_card
+    from edge.clock import NS_PER_S, FakeClock
+    from edge.config import parse_config
+    from edge.pipeline import replay
+    from edge.run import Runner
+
+    card = load_card(Path(__file__).resolve().parents[1] / "engines" / "driver-av.yaml")
+    card = card.model_copy(update={"video": {**card.video, "layout": "THWC"}})
+    cfg = parse_config("""
+sources:
+  cam: {type: synthetic, width: 320, height: 240, fps: 30, seed: 3}
+streams:
+  s: {video: cam, audio: cam}
+window: {seconds: 2.0, frames: 8, hop: 0.5}
+""")
+    clock = FakeClock(50 * NS_PER_S)
+    runner = Runner(cfg, clock, engine=object(), card=card)  # type: ignore[arg-type]
+    feat = runner.featurizers["s"]
+    windows: list[Window] = []
+    replay(runner.spine.sources["cam"], runner.spine, clock, windows.extend, max_seconds=3.0)  # type: ignore[arg-type]
+    seen = feat(windows[-1]).video
+    windows[-1].mask_video()
+    blind = feat(windows[-1]).video
+    assert seen.shape == blind.shape == feat.vspec.shape(8) == (8, 96, 96, 1)
+    assert not blind.any()
