@@ -1,9 +1,12 @@
-"""Small file-system helpers shared by the outputs that must survive a crash."""
+"""Small file-system helpers: folder syncs for the outputs that must survive a crash, and
+secrets (passwords, tokens) a config names by environment variable or file."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from edge.errors import ConfigError
 
 
 def sync_dir(folder: str | Path) -> None:
@@ -13,3 +16,19 @@ def sync_dir(folder: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_secret(where: str, env: str | None, file: str | None) -> str | None:
+    """A secret from an environment variable or a file, or None; a missing one is a
+    :class:`ConfigError` that names ``where`` and the source, never the value."""
+    if env:
+        value = os.environ.get(env)
+        if not value:
+            raise ConfigError(f"{where}: environment variable {env} is not set")
+        return value
+    if file:
+        try:
+            return Path(file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}: {exc.strerror}: {file}") from None
+    return None

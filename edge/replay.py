@@ -1,7 +1,7 @@
 """``edge replay``: re-run a flight recording through the serving code and compare, bit for bit.
 
 The recorded frames and samples go into rings of the recorded shapes and capacities; each
-source's clock model is a :class:`~edge.recorder.RecordedClock` set, tick by tick, to the fit the
+source's clock model is a :class:`~edge.clock.FrozenClock` set, tick by tick, to the fit the
 live model had. Before each window is cut, the rings are filled exactly as far as they were at
 its cut (the recorded newest frame and last valid sample), then the same
 :class:`~edge.align.Aligner` cuts it at the recorded ``t_end`` and cut time; before the tick's
@@ -25,10 +25,11 @@ import numpy as np
 
 from edge.buffers import FrameRing, SampleRing
 from edge.capture.base import CaptureSource, SourceState
-from edge.clock import NS_PER_S, FakeClock
+from edge.card import sha256_file
+from edge.clock import NS_PER_S, FakeClock, FrozenClock
 from edge.config import parse_config
 from edge.errors import EdgeError
-from edge.recorder import FORMAT, MANIFEST, RecordedClock, file_sha256
+from edge.recorder import FORMAT, MANIFEST
 from edge.run import Runner
 from edge.runtime.base import Engine
 
@@ -138,7 +139,7 @@ def load_recording(path: str | Path, verify: bool = True) -> Recording:
             p = root / rel
             if not p.is_file():
                 raise RecordingError(f"{root}: {rel} is missing")
-            if file_sha256(p) != meta["sha256"]:
+            if sha256_file(p) != meta["sha256"]:
                 raise RecordingError(f"{root}: {rel} does not match its sha256 in the manifest")
     try:
         data: dict[str, _SourceData] = {}
@@ -176,19 +177,19 @@ class _RecordedSource(CaptureSource):
 
     def __init__(self, name: str, clock: FakeClock, meta: Mapping[str, Any]) -> None:
         super().__init__(name, clock)
-        self.vclock: RecordedClock | None = None
-        self.aclock: RecordedClock | None = None
+        self.vclock: FrozenClock | None = None
+        self.aclock: FrozenClock | None = None
         if "video" in meta:
             v = meta["video"]
             self.video = FrameRing(int(v["capacity"]), tuple(v["shape"]))
             self.nominal_fps = float(v["fps"])
-            self.vclock = RecordedClock()
+            self.vclock = FrozenClock()
             self.video_clock = self.vclock
         if "audio" in meta:
             a = meta["audio"]
             self.audio = SampleRing(int(a["capacity"]), int(a["channels"]))
             self.sample_rate = int(a["sample_rate"])
-            self.aclock = RecordedClock()
+            self.aclock = FrozenClock()
             self.audio_clock = self.aclock
         self.state = SourceState.RUNNING  # as the live source was while it fed the rings
 
@@ -274,7 +275,7 @@ def replay_recording(
     used_path = getattr(runner.engine, "model_path", None)
     matches = None
     if recorded_model.get("sha256") and used_path is not None and Path(used_path).is_file():
-        matches = file_sha256(used_path) == recorded_model["sha256"]
+        matches = sha256_file(used_path) == recorded_model["sha256"]
     feeders = {name: _Feeder(src, rec.data[name]) for name, src in sources.items()}
     recorded: dict[tuple[int, str], dict[str, Any]] = {(p["tick"], p["stream"]): p for p in rec.predictions}
     comparisons: list[TickComparison] = []

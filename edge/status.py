@@ -13,11 +13,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -26,6 +24,7 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.errors import ConfigError
+from edge.files import read_secret
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +45,9 @@ class HttpConfig(BaseModel):
 
     def token(self) -> str | None:
         """The bearer token, or None; a missing source is a config error."""
-        if self.token_env:
-            value = os.environ.get(self.token_env)
-            if not value:
-                raise ConfigError(f"http.token_env: environment variable {self.token_env} is not set")
-            return value.strip()
-        if self.token_file:
-            try:
-                return Path(self.token_file).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"http.token_file: {exc.strerror}: {self.token_file}") from None
-        return None
+        where = "http.token_env" if self.token_env else "http.token_file"
+        value = read_secret(where, self.token_env, self.token_file)
+        return None if value is None else value.strip()
 
 
 class Metrics:

@@ -19,6 +19,7 @@ import pytest
 
 import edge.recorder as recorder_mod
 import edge.recorder.store as recorder_store
+from edge.card import sha256_file
 from edge.clock import NS_PER_S, FakeClock
 from edge.config import parse_config
 from edge.errors import ConfigError
@@ -128,8 +129,8 @@ def test_an_event_writes_one_private_recording_spanning_pre_and_post_roll(model:
     assert m["recorded_pre_roll_s"] == 1.5 and m["recorded_post_roll_s"] == 1.0
     assert (m["compared_ticks"], m["warmup_ticks"]) == (6, 3)
     assert m["model"]["name"] == "tiny" and m["model"]["path"] == str(model.resolve())
-    assert m["model"]["sha256"] == recorder_mod.file_sha256(model)
-    assert m["model"]["card_sha256"] == recorder_mod.file_sha256(model.with_suffix(".yaml"))
+    assert m["model"]["sha256"] == sha256_file(model)
+    assert m["model"]["card_sha256"] == sha256_file(model.with_suffix(".yaml"))
     assert m["trigger_utc"] == "2023-11-14T22:15:04.500+00:00"
     assert (d / "config.yaml").read_text() == config_text(model, ONE_RULE)
 

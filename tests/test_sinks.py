@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from edge.capture.base import Backoff
 from edge.errors import ConfigError
 from edge.sinks import (
     JsonlSinkConfig,
@@ -37,7 +38,6 @@ from edge.sinks import (
 from edge.sinks.jsonl import JsonlSink, rotated_name
 from edge.sinks.mqtt import MqttSink, discovery_message
 from edge.sinks.records import encode_record
-from edge.sinks.worker import backoff_delay
 from tests.conftest import _listening, free_port, need
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,8 +140,9 @@ def test_queue_pops_predictions_and_events_in_publish_order() -> None:
 
 
 def test_backoff_doubles_from_initial_up_to_the_cap() -> None:
-    assert [backoff_delay(k, 0.5, 3.0) for k in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-    assert backoff_delay(10_000, 0.5, 3.0) == 3.0
+    backoff = Backoff(0.5, 3.0)  # the sinks' retries wait delay_s(failures - 1)
+    assert [backoff.delay_s(k - 1) for k in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert backoff.delay_s(10_000 - 1) == 3.0
 
 
 def test_encoded_records_are_one_line_of_strict_json() -> None:

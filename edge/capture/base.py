@@ -50,7 +50,8 @@ class Backoff:
     maximum_s: float = 5.0
 
     def delay_s(self, attempt: int) -> float:
-        return float(min(self.maximum_s, self.initial_s * (2.0 ** max(0, attempt))))
+        # The exponent is capped: a device gone for hours must not overflow the float.
+        return float(min(self.maximum_s, self.initial_s * (2.0 ** min(max(0, attempt), 60))))
 
 
 class RateMeter:

@@ -5,7 +5,7 @@ The package re-exports its public names, so ``from edge.recorder import X`` is t
 
 * :mod:`edge.recorder.config`: :class:`RecorderConfig` (``recorder:`` in a config), the checks
   of it against a spine, and the manifest helpers (:class:`ModelInfo`, :func:`file_sha256`,
-  :func:`fit_of`, :data:`RecordedClock`);
+  :func:`fit_of`);
 * :mod:`edge.recorder.store`: :class:`RecordingStore`, the recordings folder (atomic writes,
   the quota) and the writer thread, and the names of the on-disk format;
 * :mod:`edge.recorder.core`: :class:`FlightRecorder`, called once per tick, which decides what
@@ -17,11 +17,9 @@ Nothing here imports :mod:`edge.config`, :mod:`edge.pipeline` or :mod:`edge.run`
 
 from edge.recorder.config import (
     ModelInfo,
-    RecordedClock,
     RecorderConfig,
     check_recorder,
     check_ring_capacity,
-    file_sha256,
     fit_of,
     ring_seconds_needed,
 )
@@ -34,12 +32,10 @@ __all__ = [
     "TMP_PREFIX",
     "FlightRecorder",
     "ModelInfo",
-    "RecordedClock",
     "RecorderConfig",
     "RecordingStore",
     "check_recorder",
     "check_ring_capacity",
-    "file_sha256",
     "fit_of",
     "ring_seconds_needed",
     "write_private",

@@ -3,9 +3,8 @@
 :class:`RecorderConfig` is the ``recorder:`` section of a config; :func:`check_recorder` and
 :func:`check_ring_capacity` check it against a running spine (the rules it names, and whether
 the rings hold ``pre_roll`` plus one window). The manifest helpers describe a recording's
-inputs: :class:`ModelInfo` (the model and its card, with their hashes), :func:`file_sha256`,
-:func:`fit_of` (a clock model's fit now) and :data:`RecordedClock` (a clock model set to a
-recorded fit).
+inputs: :class:`ModelInfo` (the model and its card, with their hashes) and :func:`fit_of` (a clock
+model's fit now, as the manifest stores it).
 
 Nothing here imports :mod:`edge.config`, :mod:`edge.pipeline` or :mod:`edge.run` at run time, so
 ``edge.config`` can import :class:`RecorderConfig` from this package.
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.card import sha256_file
-from edge.clock import ClockModel, FrozenClock
+from edge.clock import ClockModel
 from edge.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -152,21 +151,13 @@ class ModelInfo:
         p = Path(path).resolve()
         card = card_path_for(p)
         return cls(
-            name, str(p), file_sha256(p) if p.is_file() else None,
-            str(card), file_sha256(card) if card.is_file() else None, dict(engine or {}),
+            name, str(p), sha256_file(p) if p.is_file() else None,
+            str(card), sha256_file(card) if card.is_file() else None, dict(engine or {}),
         )
 
 
-file_sha256 = sha256_file  # one implementation (edge.card)
-
-
-# A clock model with a recorded fit: the live model's arithmetic, so the very same integers.
-RecordedClock = FrozenClock
-
-
 def fit_of(clock: ClockModel | None) -> list[float] | None:
-    """``[origin_ns, offset_ns, skew]`` of a clock model now, or None when it is not ready."""
-    if clock is None or not clock.ready:
-        return None
-    f = clock.fit()
-    return [f.origin_ns, f.offset_ns, f.skew]
+    """``[origin_ns, offset_ns, skew]`` of a clock model now (:meth:`ClockModel.params`, as
+    JSON keeps it), or None when it is not ready."""
+    fit = None if clock is None else clock.params()
+    return None if fit is None else list(fit)

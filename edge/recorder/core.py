@@ -40,8 +40,8 @@ import numpy as np
 import yaml
 
 from edge.buffers import FrameRing, SampleRing
-from edge.clock import NS_PER_S, ClockModel
-from edge.recorder.config import ModelInfo, RecordedClock, RecorderConfig, fit_of
+from edge.clock import NS_PER_S, ClockModel, FrozenClock
+from edge.recorder.config import ModelInfo, RecorderConfig, fit_of
 from edge.recorder.store import FORMAT, RecordingStore, _Begin, _Chunk, _Finish, _Job, _writer_loop
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class _Tap:
     audio_clock: ClockModel | None
     fps: float
     sample_rate: int
-    scratch: RecordedClock = field(default_factory=RecordedClock)  # for mapping with a snapshot
+    scratch: FrozenClock = field(default_factory=FrozenClock)  # for mapping with a snapshot
     newest: int = -1  # newest frame seq at the last tick
     arrived: int = 0  # frames that arrived during the last tick
 
@@ -193,6 +193,7 @@ class FlightRecorder:
         self.lookback_ns = int(round(lookback_s * NS_PER_S))
         self.horizon_ns = self.pre_ns + self.lookback_ns + 2 * self.hop_ns
         self._history: deque[_Tick] = deque(maxlen=100_000)
+        self._rules = frozenset(config.rules)  # the rules that start a recording (none: any)
         self._fed: dict[str, int | None] = {s: _feed_end(f) for s, f in self.featurizers.items()}
         self._rec: _Recording | None = None
         self._next_id = 1
@@ -303,7 +304,7 @@ class FlightRecorder:
         rec = self._rec
         if rec is not None and self.store.is_abandoned(rec.rec_id):
             self._rec = rec = None
-        rules = set(self.config.rules)
+        rules = self._rules
         triggers = [(s, e) for s, e in events if e.kind == "start" and (not rules or e.rule in rules)]
         if rec is None:
             if triggers:
@@ -402,7 +403,7 @@ class FlightRecorder:
         rule = triggers[0][1].rule
         cfg = self.config
         rec_id, self._next_id = self._next_id, self._next_id + 1
-        ticks = [t for t in self._history if t.now_ns >= T - self.horizon_ns]
+        ticks = list(self._history)  # trimmed to the horizon by this very tick
         compared_from = next(i for i, t in enumerate(ticks) if t.now_ns >= T - self.pre_ns)
         streams = self.spine.config.streams
         # Frames: every frame a compared window may have chosen (nearest within tolerance).
@@ -694,18 +695,19 @@ class FlightRecorder:
         """The recorder's state for ``/healthz``: ``recorder_state`` is ``disabled``, ``idle``,
         ``recording``, ``error`` (the last recording was abandoned) or ``stopped``."""
         s = self.store.snapshot()
+        rec = self._rec  # read once: the tick thread may end the recording meanwhile
         if not self.config.enabled:
             state = "disabled"
         elif self._closed:
             state = "stopped"
-        elif self._rec is not None:
+        elif rec is not None:
             state = "recording"
         else:
             state = "error" if s["failed_last"] else "idle"
         return {
             "recorder_state": state,
             "last_error": s["last_error"],
-            "recording": self._rec.name if self._rec is not None else None,
+            "recording": rec.name if rec is not None else None,
             "saved": s["saved"],
             "abandoned": s["abandoned"],
             "deleted": s["deleted"],

@@ -15,7 +15,7 @@ uses them.
 The package re-exports its public names, so ``from edge.sinks import X`` is the way in:
 
 * :mod:`edge.sinks.records`: the record types and :func:`encode_record`;
-* :mod:`edge.sinks.config`: the config models of every sink type and :func:`read_secret`;
+* :mod:`edge.sinks.config`: the config models of every sink type;
 * :mod:`edge.sinks.sink`: the :class:`Sink` interface, the exceptions of ``send`` and the
   registry (:func:`build_sink`);
 * :mod:`edge.sinks.record_queue`: :class:`RecordQueue` and its :class:`DropPolicy`;

@@ -1,6 +1,5 @@
 """Sink configuration: a pydantic model per sink type, the :data:`SinkConfig` union that a
-config's ``sinks:`` mapping is validated against, and :func:`read_secret`, which resolves a
-password or token a sink config names.
+config's ``sinks:`` mapping is validated against.
 
 The config models of every sink type live here (not beside each sink) so that the main config
 can validate ``sinks:`` without importing paho-mqtt or any other sink dependency.
@@ -8,14 +7,11 @@ can validate ``sinks:`` without importing paho-mqtt or any other sink dependency
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge.errors import ConfigError
 from edge.sinks.records import ALL_RECORDS, EVENTS_ONLY, RecordType
 
 
@@ -197,18 +193,3 @@ SinkConfig = Annotated[
 ]
 AnySinkConfig = Union[JsonlSinkConfig, MqttSinkConfig, WebhookSinkConfig]
 
-
-def read_secret(where: str, env: str | None, file: str | None) -> str | None:
-    """A secret from an environment variable or a file, or None; a missing one is a
-    :class:`ConfigError` that names ``where`` and the source, never the value."""
-    if env:
-        value = os.environ.get(env)
-        if not value:
-            raise ConfigError(f"{where}: environment variable {env} is not set")
-        return value
-    if file:
-        try:
-            return Path(file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"{where}: {exc.strerror}: {file}") from None
-    return None

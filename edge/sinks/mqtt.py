@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 from edge import __version__
 from edge.errors import ConfigError
-from edge.sinks.config import MqttSinkConfig, read_secret
+from edge.files import read_secret
+from edge.sinks.config import MqttSinkConfig
 from edge.sinks.records import Record, encode_record, record_type
 from edge.sinks.sink import RecordDropped, RecordRejected, Sink, SinkUnavailable
 

@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 
 from edge import __version__
 from edge.errors import ConfigError
-from edge.sinks.config import WebhookSinkConfig, read_secret
+from edge.files import read_secret
+from edge.sinks.config import WebhookSinkConfig
 from edge.sinks.records import Record, encode_record
 from edge.sinks.sink import RecordRejected, Sink, SinkUnavailable
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from edge.capture.base import Backoff
 from edge.sinks.config import AnySinkConfig
 from edge.sinks.record_queue import RecordQueue
 from edge.sinks.records import Record, record_type
@@ -31,11 +32,6 @@ def scrub(text: str, secrets: tuple[str, ...]) -> str:
         if s:
             text = text.replace(s, "***")
     return text
-
-
-def backoff_delay(failures: int, initial: float, cap: float) -> float:
-    """Seconds to wait after the ``failures``-th consecutive failure (1, 2, ...)."""
-    return float(min(cap, initial * 2.0 ** max(0, min(failures - 1, 60))))
 
 
 # -- the worker: the thread shell around one sink ----------------------------------------
@@ -80,6 +76,7 @@ class SinkWorker:
         self._last_error: str | None = None
         self._woken = False
         self._streak = 0  # consecutive failures (worker thread only)
+        self._backoff = Backoff(config.retry_initial, config.retry_max)
         self._streak_t0 = 0.0
         self.sent = 0
         self.dropped_predictions = 0
@@ -91,9 +88,6 @@ class SinkWorker:
         sink.bind_wakeup(self._wakeup)
 
     # -- caller side ------------------------------------------------------------------
-
-    def accepts(self, record: Record) -> bool:
-        return record_type(record) in self._records
 
     def publish(self, record: Record) -> None:
         """Queue ``record`` if this sink takes its type; never waits on the sink.
@@ -307,7 +301,7 @@ class SinkWorker:
             self._streak_t0 = now
             log.warning("sink %s: %s failed, retrying: %s", self.name, what, msg)
         self._streak += 1
-        delay = backoff_delay(self._streak, self.config.retry_initial, self.config.retry_max)
+        delay = self._backoff.delay_s(self._streak - 1)  # the first retry waits retry_initial
         with self._cond:
             self.failures += 1
             give_up = self._stopping and now + delay >= self._deadline
