@@ -39,7 +39,8 @@ class Supervisor:
         self.max_restarts = max_restarts
         self.window_ns = int(window_s * NS_PER_S)
         self._workers: list[_Worker] = []
-        self._sink_cache: dict[int, _Worker] = {}
+        self._sinkset: Any = None  # a SinkSet: its workers are looked up at each check
+        self._sink_cache: dict[Any, _Worker] = {}  # SinkWorker -> its entry (by identity)
         self.total_restarts = 0
 
     def watch(self, name: str, kind: str, alive: Callable[[], bool],
@@ -68,18 +69,14 @@ class Supervisor:
         self._sinkset = sinks
 
     def _sink_workers(self) -> list[_Worker]:
-        sinks = getattr(self, "_sinkset", None)
-        if sinks is None:
+        if self._sinkset is None:
             return []
-        out = []
-        for sw in sinks.workers():
-            w = self._sink_cache.get(id(sw))
-            if w is None:
-                w = _Worker(sw.name, "sink", _attr(sw, "thread_alive"), _attr(sw, "should_run"),
-                            sw.start)
-            out.append(w)
-        self._sink_cache = {id(sw): w for sw, w in zip(sinks.workers(), out)}
-        return out
+        self._sink_cache = {
+            sw: self._sink_cache.get(sw) or _Worker(
+                sw.name, "sink", _attr(sw, "thread_alive"), _attr(sw, "should_run"), sw.start)
+            for sw in self._sinkset.workers()
+        }
+        return list(self._sink_cache.values())
 
     def check(self, now_ns: int) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
