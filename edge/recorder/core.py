@@ -430,15 +430,19 @@ class FlightRecorder:
         for name, tap in self.taps.items():
             if tap.video is None:
                 continue
+            # `written` first: a frame committed while the index is taken has a seq >= written
+            # and is copied later with the new frames (before, it fell between the two).
+            written = tap.video.written
             idx = tap.video.index()
-            keep = np.ones(idx.seq.size, bool)
+            seqs, t_ns = idx.seq[idx.seq < written], idx.t_ns[idx.seq < written]
+            keep = np.ones(seqs.size, bool)
             if tap.video_clock is not None and tap.video_clock.ready and name in frames_from:
-                keep = tap.video_clock.to_pipeline_array(idx.t_ns) >= frames_from[name]
-            pending[name] = deque(int(s) for s in idx.seq[keep])
-            next_seq[name] = tap.video.written
-            if tap.video.written > tap.video.capacity and idx.seq.size and tap.video_clock is not None \
+                keep = tap.video_clock.to_pipeline_array(t_ns) >= frames_from[name]
+            pending[name] = deque(int(s) for s in seqs[keep])
+            next_seq[name] = written
+            if written > tap.video.capacity and seqs.size and tap.video_clock is not None \
                     and tap.video_clock.ready:
-                wrapped_after[name] = tap.video_clock.to_pipeline(int(idx.t_ns[0]))
+                wrapped_after[name] = tap.video_clock.to_pipeline(int(t_ns[0]))
         audio_start = {}
         for name, tap in self.taps.items():
             if tap.audio is not None and tap.audio.start is not None:
