@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import RESULTS
 
 
 def load(name: str) -> dict[str, Any] | None:
@@ -30,12 +30,12 @@ def pipeline(d: dict[str, Any]) -> list[str]:
             "| INT8 engine per tick (baseline) | goal (1 stream): p99 <= 1 ms, <= 5 % |",
             "|---|---|---|---|---|---|---|"]
     for name, r in d["overhead"].items():
-        stages = {k: v for k, v in r["stages_ms_p50"].items()}
+        stages = r["stages_ms_p50"]
         top = max(stages, key=stages.__getitem__)
         cpu = r["cpu_share_of_one_core_ticks"] + r["cpu_share_of_one_core_capture_ingest"]
         goal = ""
         if name == "1 stream":
-            goal = (f"p99 {ok(r['tick_ms']['p99'] <= 1.0)}, CPU {ok(cpu <= 0.05)}")
+            goal = f"p99 {ok(r['tick_ms']['p99'] <= 1.0)}, CPU {ok(cpu <= 0.05)}"
         rows.append(
             f"| {name} ({r['frame_size']}) | {r['tick_ms']['p50']:.2f} ms | {r['tick_ms']['p99']:.2f} ms"
             f" | {100 * r['cpu_share_of_one_core_ticks']:.2f} % + {100 * r['cpu_share_of_one_core_capture_ingest']:.2f} %"
@@ -100,7 +100,7 @@ def buffers(d: dict[str, Any]) -> list[str]:
     return rows
 
 
-def engines(name: str, d: dict[str, Any]) -> list[str]:
+def engines(d: dict[str, Any]) -> list[str]:
     ms = d["per_window_ms"]
     rows = [f"### Engine `{Path(d['model']).name}` (`benchmarks/bench_engine.py`), ms per window", "",
             "| threads, batch | ORT FP32 | ORT INT8 | PyTorch eager | INT8 speed-up | ORT FP32 vs PyTorch |",
@@ -129,19 +129,16 @@ def clock(d: dict[str, Any]) -> list[str]:
     return rows
 
 
+SECTIONS = (("pipeline", pipeline), ("logmel", logmel), ("buffers", buffers),
+            ("engine-driver", engines), ("engine-home", engines), ("clock", clock))
+
+
 def main() -> None:
     out: list[str] = []
-    for name, fn in (("pipeline", pipeline), ("logmel", logmel), ("buffers", buffers)):
+    for name, fn in SECTIONS:
         d = load(name)
         if d is not None:
             out += fn(d) + [""]
-    for name in ("engine-driver", "engine-home"):
-        d = load(name)
-        if d is not None:
-            out += engines(name, d) + [""]
-    d = load("clock")
-    if d is not None:
-        out += clock(d) + [""]
     sys.stdout.write("\n".join(out))
 
 

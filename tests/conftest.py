@@ -6,16 +6,20 @@ reason, except when ``EDGE_REQUIRE_SYSTEM=1`` (set by CI), where a missing tool 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 REQUIRE_SYSTEM = os.environ.get("EDGE_REQUIRE_SYSTEM") == "1"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def need(tool: str) -> str:
@@ -36,6 +40,34 @@ def wait_for(cond: Callable[[], object], timeout_s: float, step_s: float = 0.05)
             return True
         time.sleep(step_s)
     return False
+
+
+def demo_config(loop: bool = True) -> str:
+    """``configs/demo.yaml`` with its scenario and model paths made absolute (it parses from any
+    folder); ``loop=False``: the scripted drive plays once."""
+    demo = (ROOT / "configs" / "demo.yaml").read_text()
+    demo = demo.replace("configs/scenarios/", f"{ROOT}/configs/scenarios/")
+    demo = demo.replace("engines/", f"{ROOT}/engines/")
+    return demo if loop else demo.replace("loop: true", "loop: false")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file, one per line."""
+    return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines()]
+
+
+def run_live(runner: Any, seconds: float, require_open_s: float | None = None, **service: Any) -> Any:
+    """``seconds`` of the live loop on ``runner``'s spine through a ``Service(runner, **service)``,
+    the spine stopped after; returns the service."""
+    from edge.service import Service
+
+    svc = Service(runner, **service)
+    runner.spine.start(require_open_s=require_open_s)
+    try:
+        runner.spine.run(seconds, svc.on_windows)
+    finally:
+        runner.spine.stop()
+    return svc
 
 
 def free_port() -> int:

@@ -52,6 +52,19 @@ def filled(fps: float = 30.0, seconds: float = 5.0, skip: tuple[int, ...] = ()) 
     return frames, samples, model
 
 
+def count_reads(frames: FrameRing) -> list[int]:
+    """Every seq read from ``frames`` from now on, in order (the ring still answers)."""
+    reads: list[int] = []
+    read = frames.read
+
+    def counting(seq: int) -> np.ndarray | None:
+        reads.append(seq)
+        return read(seq)
+
+    frames.read = counting  # type: ignore[method-assign]
+    return reads
+
+
 def test_window_has_exactly_n_samples_and_nearest_frames() -> None:
     frames, samples, model = filled()
     al = Aligner("s", spec(), frames, samples, model, video_clock=model)
@@ -79,14 +92,7 @@ def test_targets_without_a_frame_in_tolerance_are_masked_not_invented() -> None:
 def test_consecutive_windows_share_their_frames_and_copy_each_frame_once() -> None:
     frames, samples, model = filled(fps=16.0)  # a frame every 62.5 ms: targets land on frames
     al = Aligner("s", spec(), frames, samples, model, video_clock=model)
-    reads: list[int] = []
-    read = frames.read
-
-    def counting(seq: int) -> np.ndarray | None:
-        reads.append(seq)
-        return read(seq)
-
-    frames.read = counting  # type: ignore[method-assign]
+    reads = count_reads(frames)
     a = al.cut(now_ns=3 * NS_PER_S, t_end_ns=3 * NS_PER_S)
     assert len(reads) == 8
     b = al.cut(now_ns=int(3.5 * NS_PER_S), t_end_ns=int(3.5 * NS_PER_S))
@@ -108,9 +114,7 @@ def test_a_frame_two_targets_pick_is_copied_once() -> None:
     frames, samples, model = filled(fps=3.0)  # a slow camera: 8 targets over 2 s, 6 frames
     spec_slow = WindowSpec(2.0, 8, SR, 200 * MS, 200 * MS, tolerance_ns=NS_PER_S // 4)
     al = Aligner("s", spec_slow, frames, samples, model, video_clock=model)
-    reads: list[int] = []
-    read = frames.read
-    frames.read = lambda seq: reads.append(seq) or read(seq)  # type: ignore[method-assign]
+    reads = count_reads(frames)
     w = al.cut(now_ns=4 * NS_PER_S, t_end_ns=4 * NS_PER_S)
     assert w.video_seq is not None and w.frames is not None
     seqs = w.video_seq[w.video_mask].tolist()

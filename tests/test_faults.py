@@ -3,7 +3,6 @@ hop, and hours of running without growing. Each keeps predictions coming and rep
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,21 +15,11 @@ from edge.config import parse_config
 from edge.pipeline import replay
 from edge.run import Runner
 from edge.service import Service
+from tests.conftest import run_live
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "engines" / "driver-av.int8.onnx"
 RULES = (ROOT / "configs" / "demo.yaml").read_text().split("decisions:")[1]
-
-
-def run_live(runner: Runner, seconds: float) -> Service:
-    service = Service(runner)
-    stop = threading.Event()
-    runner.spine.start(require_open_s=None)
-    try:
-        runner.spine.run(seconds, service.on_windows, stop=stop)
-    finally:
-        runner.spine.stop()
-    return service
 
 
 def test_a_camera_never_reachable_at_start_leaves_predictions_flowing_and_reports_lost() -> None:

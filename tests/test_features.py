@@ -4,12 +4,17 @@ gaps and evictions), and frame preprocessing shapes, colour order and normalisat
 from __future__ import annotations
 
 from itertools import product
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from edge.align import Window
 from edge.buffers import SampleRing
+from edge.card import load_card
+from edge.clock import NS_PER_S, FakeClock
+from edge.config import parse_config
 from edge.errors import EngineError
 from edge.features import (
     LogMelSpec,
@@ -21,6 +26,8 @@ from edge.features import (
     preprocess_frames,
 )
 from edge.frames import block_factor
+from edge.pipeline import replay
+from edge.run import Runner
 
 SR = 16000
 SPEC = LogMelSpec()
@@ -380,31 +387,38 @@ def test_video_spec_from_card() -> None:
         preprocess_frames([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8)], spec)
 
 
+def synthetic_runner(cam: str, video: dict[str, object] | None = None) -> tuple[Runner, FakeClock]:
+    """driver-av's card (``video`` overrides its video section) without an engine, on one
+    synthetic 320x240 camera with its own audio: 2 s windows of 8 frames every 0.5 s.
+    ``cam``: the camera's further keys (its seed, skew, jitter)."""
+    card = load_card(Path(__file__).resolve().parents[1] / "engines" / "driver-av.yaml")
+    if video is not None:
+        card = card.model_copy(update={"video": {**card.video, **video}})
+    cfg = parse_config(f"""
+sources:
+  cam: {{type: synthetic, width: 320, height: 240, fps: 30, {cam}}}
+streams:
+  s: {{video: cam, audio: cam}}
+window: {{seconds: 2.0, frames: 8, hop: 0.5}}
+""")
+    clock = FakeClock(50 * NS_PER_S)
+    return Runner(cfg, clock, engine=object(), card=card), clock  # type: ignore[arg-type]
+
+
+def replayed_windows(runner: Runner, clock: FakeClock, seconds: float) -> list[Window]:
+    windows: list[Window] = []
+    replay(runner.spine.sources["cam"], runner.spine, clock, windows.extend, max_seconds=seconds)  # type: ignore[arg-type]
+    return windows
+
+
 def test_the_featurizer_resizes_each_frame_once_and_gives_the_same_numbers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Consecutive windows share frames; a shared frame is not resized again, and every window's
     video input equals preprocessing all its frames from scratch."""
-    from pathlib import Path
-
     import edge.serve
-    from edge.card import load_card
-    from edge.clock import NS_PER_S, FakeClock
-    from edge.config import parse_config
-    from edge.pipeline import replay
-    from edge.run import Runner
 
-    root = Path(__file__).resolve().parents[1]
-    card = load_card(root / "engines" / "driver-av.yaml")
-    cfg = parse_config("""
-sources:
-  cam: {type: synthetic, width: 320, height: 240, fps: 30, skew_ppm: 80, jitter_ms: 2, seed: 1}
-streams:
-  s: {video: cam, audio: cam}
-window: {seconds: 2.0, frames: 8, hop: 0.5}
-""")
-    clock = FakeClock(50 * NS_PER_S)
-    runner = Runner(cfg, clock, engine=object(), card=card)  # type: ignore[arg-type]
+    runner, clock = synthetic_runner("skew_ppm: 80, jitter_ms: 2, seed: 1")
     resized: list[int] = []
     blanks: list[int] = []
     real = edge.serve.preprocess_frames
@@ -445,29 +459,10 @@ window: {seconds: 2.0, frames: 8, hop: 0.5}
 def test_the_featurizer_preprocesses_frames_without_a_seq_and_blanks_masked_ones() -> None:
     """A window cut without ring seqs (none to cache by) still gets its own frames' numbers."""
     import dataclasses
-    from pathlib import Path
 
-    from edge.align import Window
-    from edge.card import load_card
-    from edge.clock import NS_PER_S, FakeClock
-    from edge.config import parse_config
-    from edge.pipeline import replay
-    from edge.run import Runner
-
-    card = load_card(Path(__file__).resolve().parents[1] / "engines" / "driver-av.yaml")
-    cfg = parse_config("""
-sources:
-  cam: {type: synthetic, width: 320, height: 240, fps: 30, seed: 2}
-streams:
-  s: {video: cam, audio: cam}
-window: {seconds: 2.0, frames: 8, hop: 0.5}
-""")
-    clock = FakeClock(50 * NS_PER_S)
-    runner = Runner(cfg, clock, engine=object(), card=card)  # type: ignore[arg-type]
+    runner, clock = synthetic_runner("seed: 2")
     feat = runner.featurizers["s"]
-    windows: list[Window] = []
-    replay(runner.spine.sources["cam"], runner.spine, clock, windows.extend, max_seconds=4.0)  # type: ignore[arg-type]
-    w = windows[-1]
+    w = replayed_windows(runner, clock, 4.0)[-1]
     assert w.video_mask.all() and w.frames is not None
     mask = w.video_mask.copy()
     mask[[0, 5]] = False
@@ -480,29 +475,9 @@ window: {seconds: 2.0, frames: 8, hop: 0.5}
 
 
 def test_a_window_without_video_has_the_cards_layout() -> None:
-    from pathlib import Path
-
-    from edge.align import Window
-    from edge.card import load_card
-    from edge.clock import NS_PER_S, FakeClock
-    from edge.config import parse_config
-    from edge.pipeline import replay
-    from edge.run import Runner
-
-    card = load_card(Path(__file__).resolve().parents[1] / "engines" / "driver-av.yaml")
-    card = card.model_copy(update={"video": {**card.video, "layout": "THWC"}})
-    cfg = parse_config("""
-sources:
-  cam: {type: synthetic, width: 320, height: 240, fps: 30, seed: 3}
-streams:
-  s: {video: cam, audio: cam}
-window: {seconds: 2.0, frames: 8, hop: 0.5}
-""")
-    clock = FakeClock(50 * NS_PER_S)
-    runner = Runner(cfg, clock, engine=object(), card=card)  # type: ignore[arg-type]
+    runner, clock = synthetic_runner("seed: 3", video={"layout": "THWC"})
     feat = runner.featurizers["s"]
-    windows: list[Window] = []
-    replay(runner.spine.sources["cam"], runner.spine, clock, windows.extend, max_seconds=3.0)  # type: ignore[arg-type]
+    windows = replayed_windows(runner, clock, 3.0)
     seen = feat(windows[-1]).video
     windows[-1].mask_video()
     blind = feat(windows[-1]).video

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,13 @@ from edge.pipeline import replay
 from edge.run import Runner
 from edge.service import Service
 from edge.sinks import SinkSet
+from tests.conftest import demo_config, read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_two_jsonl_sinks_get_every_record_and_metrics_carry_both(tmp_path: Path) -> None:
-    demo = (ROOT / "configs" / "demo.yaml").read_text()
-    demo = demo.replace("configs/scenarios/", f"{ROOT}/configs/scenarios/")
-    demo = demo.replace("engines/", f"{ROOT}/engines/").replace("loop: true", "loop: false")
+    demo = demo_config(loop=False)
     cfg = parse_config(demo + f"""
 sinks:
   all: {{type: jsonl, path: "{tmp_path / 'all.jsonl'}"}}
@@ -35,14 +33,14 @@ sinks:
     replay(runner.spine.sources["cabin"], runner.spine, clock, service.on_windows,  # type: ignore[arg-type]
            max_seconds=30)
     sinks.stop(timeout_s=5.0)
-    rows = [json.loads(x) for x in (tmp_path / "all.jsonl").read_text().splitlines()]
+    rows = read_jsonl(tmp_path / "all.jsonl")
     preds = [r for r in rows if r["type"] == "prediction"]
     events = [r for r in rows if r["type"] == "event"]
     assert len(preds) == runner.spine.ticks == 60
     # the scripted eyes closed 13-17 s makes a sleep episode (>= 3 s): its start and end
     assert [(e["rule"], e["event"]) for e in events if e["event"] != "update"][:2] == [
         ("sleep", "start"), ("sleep", "end")]
-    only = [json.loads(x) for x in (tmp_path / "ev" / "events.jsonl").read_text().splitlines()]
+    only = read_jsonl(tmp_path / "ev" / "events.jsonl")
     assert only == events
     assert (tmp_path / "ev").stat().st_mode & 0o777 == 0o700
     assert (tmp_path / "all.jsonl").stat().st_mode & 0o777 == 0o600
@@ -72,9 +70,7 @@ def test_shipped_device_configs_pass_the_run_time_checks(monkeypatch: pytest.Mon
 
 
 def test_windows_already_older_than_the_budget_are_skipped_and_counted() -> None:
-    demo = (ROOT / "configs" / "demo.yaml").read_text()
-    demo = demo.replace("configs/scenarios/", f"{ROOT}/configs/scenarios/")
-    demo = demo.replace("engines/", f"{ROOT}/engines/").replace("loop: true", "loop: false")
+    demo = demo_config(loop=False)
     # A budget shorter than a frame interval: the newest frame is usually older than that.
     cfg = parse_config(demo.replace("  hop: 0.5", "  hop: 0.5\n  budget: 0.02"))
     clock = FakeClock(1_000 * NS_PER_S)

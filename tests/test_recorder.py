@@ -8,7 +8,6 @@ import json
 import os
 import stat
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-import edge.recorder as recorder_mod
 import edge.recorder.store as recorder_store
 from edge.card import sha256_file
 from edge.clock import NS_PER_S, FakeClock
@@ -28,6 +26,7 @@ from edge.recorder import FlightRecorder, RecorderConfig, check_recorder, check_
 from edge.replay import RecordingError, _arrays, format_replay, load_recording, replay_recording
 from edge.run import Prediction, Runner
 from edge.train.train import make_card
+from tests.conftest import wait_for
 from tests.tiny_model import tiny_model
 
 START_S = 100  # the FakeClock's start; the first tick is at 100.5 s, one every 0.5 s
@@ -74,10 +73,12 @@ class Run:
 
 def run_recorded(
     model: Path, out: Path, decisions: str = ONE_RULE, close: bool = True,
-    after_tick: Callable[[Run], None] | None = None, **recorder: Any,
+    after_tick: Callable[[Run], None] | None = None, text: str | None = None,
+    max_seconds: float | None = None, **recorder: Any,
 ) -> Run:
-    """A scenario through Runner -> decide -> recorder, as the run loop calls them."""
-    text = config_text(model, decisions)
+    """A scenario through Runner -> decide -> recorder, as the run loop calls them (``text``:
+    another config than ``config_text(model, decisions)``)."""
+    text = config_text(model, decisions) if text is None else text
     clock = FakeClock(START_S * NS_PER_S)
     runner = Runner(parse_config(text), clock)
     rc = RecorderConfig(out_dir=str(out), **recorder)
@@ -96,7 +97,7 @@ def run_recorded(
         if after_tick is not None:
             after_tick(run)
 
-    replay(runner.spine.sources["sim"], runner.spine, clock, on_windows)  # type: ignore[arg-type]
+    replay(runner.spine.sources["sim"], runner.spine, clock, on_windows, max_seconds)  # type: ignore[arg-type]
     if close:
         rec.close(timeout_s=30)
     return run
@@ -104,13 +105,6 @@ def run_recorded(
 
 def recordings(out: Path) -> list[Path]:
     return sorted(p for p in out.iterdir() if not p.name.startswith("."))
-
-
-def wait_for(cond: Callable[[], bool], timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_an_event_writes_one_private_recording_spanning_pre_and_post_roll(model: Path, tmp_path: Path) -> None:
@@ -204,17 +198,7 @@ def test_replay_follows_a_drifting_clock_fit_exactly(model: Path, tmp_path: Path
     text = config_text(model, ONE_RULE).replace(
         "type: scenario, scenario: driver, seconds: 9, seed: 3,", "type: synthetic, skew_ppm: 300, jitter_ms: 3, seed: 4,"
     ).replace("loop: false, ", "")
-    clock = FakeClock(START_S * NS_PER_S)
-    runner = Runner(parse_config(text), clock)
-    rec = FlightRecorder.for_runner(RecorderConfig(out_dir=str(out), pre_roll=1.5, post_roll=1.0), runner,
-                                    config_text=text)
-
-    def on_windows(ws: list[Any]) -> None:
-        ps = runner.process(ws)
-        rec.on_tick(clock.now_ns(), ws, ps, runner.decide(ps))
-
-    replay(runner.spine.sources["sim"], runner.spine, clock, on_windows, max_seconds=9)  # type: ignore[arg-type]
-    rec.close(timeout_s=30)
+    run_recorded(model, out, text=text, max_seconds=9, pre_roll=1.5, post_roll=1.0)
     [d] = recordings(out)
     fits = {tuple(t["clocks"]["sim"]["video"]) for t in load_recording(d).ticks}
     assert len(fits) >= 3  # the fit changed while recording
@@ -289,7 +273,7 @@ def test_a_full_disk_abandons_the_recording_and_the_pipeline_goes_on(
     run = run_recorded(model, out, close=False, pre_roll=1.5, post_roll=1.0)
     assert len(run.preds) == 18  # every tick predicted, before and after the failure
     rec = run.recorder
-    wait_for(lambda: rec.stats()["abandoned"] == 1)
+    assert wait_for(lambda: rec.stats()["abandoned"] == 1, 20.0)
     st = rec.stats()
     assert st["recorder_state"] == "error" and st["saved"] == 0
     assert st["last_error"].startswith("20231114T221504.500Z-held: No space left on device")
@@ -302,7 +286,7 @@ def test_a_stalled_writer_never_blocks_the_tick(model: Path, tmp_path: Path, mon
     # The writer hangs on its first file; with room for 2 chunks the recording is abandoned
     # (named and counted), while every tick goes on at once.
     release = threading.Event()
-    real = recorder_mod.write_private
+    real = recorder_store.write_private
 
     def stalled(path: Path, data: bytes) -> None:
         release.wait(30)

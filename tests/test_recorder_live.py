@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,7 @@ from edge.config import parse_config
 from edge.recorder import FlightRecorder, check_recorder
 from edge.replay import replay_recording
 from edge.run import Runner
-from edge.service import Service
-from tests.conftest import MjpegServer
+from tests.conftest import MjpegServer, run_live
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,13 +45,7 @@ recorder: {{out_dir: "{tmp_path / 'rec'}", pre_roll: 2.0, post_roll: 2.0, max_se
     check_recorder(cfg.recorder, runner.spine)
     recorder = FlightRecorder.for_runner(cfg.recorder, runner, config_text=text)
     recorder.start()
-    service = Service(runner, recorder=recorder)
-    stop = threading.Event()
-    runner.spine.start(require_open_s=5)
-    loop = threading.Thread(target=runner.spine.run, args=(14.0, service.on_windows, stop))
-    loop.start()
-    loop.join(30)
-    runner.spine.stop()
+    run_live(runner, 14.0, require_open_s=5, recorder=recorder)
     recorder.close(timeout_s=5.0)
     saved = [p for p in (tmp_path / "rec").iterdir() if not p.name.startswith(".")]
     assert len(saved) >= 1, recorder.stats()

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from edge.sinks import (
 from edge.sinks.jsonl import JsonlSink, rotated_name
 from edge.sinks.mqtt import MqttSink, discovery_message
 from edge.sinks.records import encode_record
-from tests.conftest import _listening, free_port, need
+from tests.conftest import _listening, free_port, need, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 ADAPTER: TypeAdapter[Any] = TypeAdapter(SinkConfig)
@@ -72,15 +72,6 @@ def prediction(i: int, stream: str = "s1", on: bool = True) -> dict[str, Any]:
 def health(i: int) -> dict[str, Any]:
     return {"type": "health", "source": "cam", "state": "degraded", "reasons": ["dark"],
             "t_ns": i}
-
-
-def wait_for(cond: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:

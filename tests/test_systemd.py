@@ -15,7 +15,7 @@ import pytest
 
 from edge.clock import NS_PER_S
 from edge.systemd import Notifier, unit_text
-from tests.conftest import wait_for
+from tests.conftest import demo_config, read_jsonl, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,9 +102,7 @@ def test_install_service_prints_a_hardened_notify_unit() -> None:
 
 
 def test_sighup_reloads_rules_without_stopping_capture_and_rejects_a_bad_config(tmp_path: Path) -> None:
-    demo = (ROOT / "configs" / "demo.yaml").read_text()
-    demo = demo.replace("configs/scenarios/", f"{ROOT}/configs/scenarios/")
-    demo = demo.replace("engines/", f"{ROOT}/engines/").replace("roots: [..]", f"roots: [{ROOT}]")
+    demo = demo_config().replace("roots: [..]", f"roots: [{ROOT}]")
     cfg = tmp_path / "run.yaml"
     cfg.write_text(demo)
     out = tmp_path / "out.jsonl"
@@ -115,10 +113,7 @@ def test_sighup_reloads_rules_without_stopping_capture_and_rejects_a_bad_config(
     )
 
     def records() -> list[dict[str, object]]:
-        import json
-
-        return [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
-
+        return read_jsonl(out) if out.exists() else []
 
     try:
         assert wait_for(lambda: len(records()) >= 4, 20.0)
