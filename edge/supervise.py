@@ -105,7 +105,8 @@ class Supervisor:
     def snapshot(self) -> dict[str, Any]:
         return {
             "restarts": self.total_restarts,
-            "given_up": [w.name for w in self._workers if w.given_up],
+            "given_up": [w.name for w in self._workers + list(self._sink_cache.values())
+                         if w.given_up],
         }
 
 

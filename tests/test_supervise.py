@@ -65,3 +65,26 @@ def test_no_restart_for_a_stopped_or_finished_source() -> None:
     sup.watch("a", "source", alive=lambda: False, should_run=lambda: False,
               restart=lambda: calls.append("a"))
     assert sup.check(NS_PER_S) == [] and calls == []
+
+
+def test_a_sink_left_down_is_reported_as_given_up() -> None:
+    class Worker:  # a SinkWorker whose thread keeps dying
+        name = "broker"
+        thread_alive = False
+        should_run = True
+
+        def start(self) -> None:
+            pass
+
+    class Sinks:
+        def __init__(self) -> None:
+            self.worker = Worker()
+
+        def workers(self) -> list[Worker]:
+            return [self.worker]
+
+    sup = Supervisor(max_restarts=1)
+    sup.watch_sinks(Sinks())
+    for k in range(1, 4):
+        sup.check(k * NS_PER_S)
+    assert sup.snapshot() == {"restarts": 1, "given_up": ["broker"]}
