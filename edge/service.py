@@ -68,7 +68,10 @@ class Service:
             fresh = [w for w in windows if now - w.t_end_ns <= budget_ns]
             self.late_windows += len(windows) - len(fresh)
             windows = fresh
-            if not windows:
+            if not windows:  # the tick still happened: threads are still supervised
+                self.last_tick_ns = now
+                if self.supervisor is not None:
+                    self._emit(self.supervisor.check(now))
                 return
         preds = r.process(windows)
         if budget_ns is not None:

@@ -86,6 +86,26 @@ def test_windows_already_older_than_the_budget_are_skipped_and_counted() -> None
     assert late == [float(service.late_windows)]
 
 
+def test_a_tick_whose_windows_are_all_too_late_is_still_supervised() -> None:
+    from edge.supervise import Supervisor
+
+    cfg = parse_config(demo_config(loop=False).replace("  hop: 0.5", "  hop: 0.5\n  budget: 0.001"))
+    clock = FakeClock(1_000 * NS_PER_S)
+    runner = Runner(cfg, clock)
+    checks: list[int] = []
+    sup = Supervisor()
+    sup.watch("cabin", "source", alive=lambda: False, should_run=lambda: False,
+              restart=lambda: None)
+    check = sup.check
+    sup.check = lambda now: checks.append(now) or check(now)  # type: ignore[method-assign]
+    service = Service(runner, supervisor=sup)
+    replay(runner.spine.sources["cabin"], runner.spine, clock, service.on_windows,  # type: ignore[arg-type]
+           max_seconds=3)
+    assert runner.spine.ticks == 6 and service.late_windows >= 2  # some ticks had no window
+    assert len(checks) == 6  # yet every tick was supervised
+    assert service.last_tick_ns == checks[-1]
+
+
 def test_a_run_that_fails_to_start_leaves_nothing_running_or_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
