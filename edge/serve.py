@@ -104,7 +104,8 @@ class Featurizer:
     def _blank(self, shape: tuple[int, ...]) -> np.ndarray:
         """Model input of a blank frame (a masked target), computed once per frame shape."""
         if self._blank_input is None or self._blank_input[0] != shape:
-            self._blank_input = shape, preprocess_frames(np.zeros((1, *shape), np.uint8), self.vspec)[0]
+            blank = preprocess_frames(np.zeros((1, *shape), np.uint8), self.vspec)[0]
+            self._blank_input = shape, blank
         return self._blank_input[1]
 
     def _feed(self) -> None:

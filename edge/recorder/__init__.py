@@ -4,10 +4,11 @@ written as one directory that ``edge replay`` (:mod:`edge.replay`) re-runs bit f
 The package re-exports its public names, so ``from edge.recorder import X`` is the way in:
 
 * :mod:`edge.recorder.config`: :class:`RecorderConfig` (``recorder:`` in a config), the checks
-  of it against a spine, and the manifest helpers (:class:`ModelInfo`, :func:`file_sha256`,
-  :func:`fit_of`);
+  of it against a spine, and the manifest helpers (:class:`ModelInfo`, :func:`fit_of`);
 * :mod:`edge.recorder.store`: :class:`RecordingStore`, the recordings folder (atomic writes,
   the quota) and the writer thread, and the names of the on-disk format;
+* :mod:`edge.recorder.journal`: :class:`~edge.recorder.journal.TickJournal`, the history of
+  ticks (no pixels) a recording starts from;
 * :mod:`edge.recorder.core`: :class:`FlightRecorder`, called once per tick, which decides what
   to record and copies it from the rings.
 

@@ -1,0 +1,214 @@
+"""The flight recorder's tick journal: what each tick was, without pixels.
+
+A recording starts in the past (its pre-roll), so the recorder keeps, always, a short history of
+every tick: per tick and source the clock fit the cut used, per window its times and up to
+which frame and sample the rings held at the cut, per stream the samples the tick pushed into
+the featurizer's log-mel cache, and the tick's predictions and events. :class:`TickJournal`
+keeps that history over a horizon of the pre-roll plus one window's lookback;
+:class:`~edge.recorder.core.FlightRecorder` reads it when a recording starts and as it goes on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edge.buffers import FrameRing, SampleRing
+from edge.clock import NS_PER_S, ClockModel, FrozenClock
+from edge.recorder.config import fit_of
+
+if TYPE_CHECKING:
+    from edge.align import Window
+    from edge.decide import Event
+    from edge.pipeline import Spine
+    from edge.run import Prediction
+    from edge.serve import Featurizer
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._-")[:64] or "x"
+
+
+@dataclass
+class _Tap:
+    """One source as the recorder reads it."""
+
+    name: str
+    dir: str  # its folder name inside a recording
+    kind: str
+    video: FrameRing | None
+    audio: SampleRing | None
+    video_clock: ClockModel | None
+    audio_clock: ClockModel | None
+    fps: float
+    sample_rate: int
+    scratch: FrozenClock = field(default_factory=FrozenClock)  # for mapping with a snapshot
+    newest: int = -1  # newest frame seq at the last tick
+    arrived: int = 0  # frames that arrived during the last tick
+
+
+@dataclass
+class _Tick:
+    """What one tick was, without pixels: enough to replay it."""
+
+    now_ns: int
+    line: dict[str, Any]
+    predictions: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+
+def _feed_end(featurizer: Featurizer) -> int | None:
+    # Read right after process(), how far the featurizer fed its log-mel cache says exactly which
+    # samples that tick pushed.
+    value = featurizer.fed_until
+    return None if value is None else int(value)
+
+
+def _prediction_line(p: Prediction) -> dict[str, Any]:
+    return {
+        "stream": p.stream, "t_end_ns": p.t_end_ns, "cut_ns": p.cut_ns, "emitted_ns": p.emitted_ns,
+        "probs": {k: float(v) for k, v in p.probs.items()},  # full precision: replay compares bits
+        "active": list(p.active), "video_valid": p.video_valid, "audio_valid": p.audio_valid,
+        "video_age_ns": p.video_age_ns, "audio_age_ns": p.audio_age_ns, "extra": p.extra,
+    }
+
+
+class TickJournal:
+    """The history of ticks a recording can start from (see the module docstring).
+
+    Parameters
+    ----------
+    spine:
+        The running spine: its sources' rings and clock models, and its aligners' specs.
+    featurizers:
+        The runner's featurizers by stream: how far each fed its log-mel cache.
+    pre_roll_s:
+        The recorder's pre-roll; the history reaches back that far plus one window.
+    """
+
+    def __init__(
+        self, spine: Spine, featurizers: Mapping[str, Featurizer], pre_roll_s: float
+    ) -> None:
+        self.spine = spine
+        self.featurizers = featurizers
+        self.hop_ns = spine.hop_ns
+        self.taps: dict[str, _Tap] = {}
+        used = {n for sc in spine.config.streams.values() for n in (sc.video, sc.audio) if n}
+        dirs: set[str] = set()
+        for name, src in spine.sources.items():
+            if name not in used:
+                continue
+            d = _safe(name)
+            while d in dirs:
+                d += "_"
+            dirs.add(d)
+            self.taps[name] = _Tap(
+                name, d, src.kind, src.video, src.audio, src.video_clock, src.audio_clock,
+                src.nominal_fps, src.sample_rate,
+            )
+        n_fft = max((f.mspec.n_fft for f in self.featurizers.values()), default=0)
+        rate = max((t.sample_rate for t in self.taps.values()), default=0)
+        w = spine.config.window
+        lookback_s = max(a.spec.audio_span_s for a in spine.aligners.values()) + w.max_wait_audio
+        lookback_s += 2 * w.hop + (n_fft / rate if rate else 0.0)
+        self.pre_ns = int(round(pre_roll_s * NS_PER_S))
+        self.lookback_ns = int(round(lookback_s * NS_PER_S))
+        self.horizon_ns = self.pre_ns + self.lookback_ns + 2 * self.hop_ns
+        self.history: deque[_Tick] = deque(maxlen=100_000)
+        self._fed: dict[str, int | None] = {s: _feed_end(f) for s, f in featurizers.items()}
+
+    def record(
+        self,
+        now_ns: int,
+        windows: Sequence[Window],
+        predictions: Sequence[Prediction],
+        events: Sequence[tuple[str, Event]],
+    ) -> _Tick:
+        """Add one tick to the history (and forget what fell out of the horizon); return it."""
+        tick = self._observe(now_ns, windows, predictions, events)
+        self.history.append(tick)
+        while self.history and self.history[0].now_ns < now_ns - self.horizon_ns:
+            self.history.popleft()
+        return tick
+
+    def _observe(
+        self,
+        now_ns: int,
+        windows: Sequence[Window],
+        predictions: Sequence[Prediction],
+        events: Sequence[tuple[str, Event]],
+    ) -> _Tick:
+        clocks: dict[str, dict[str, Any]] = {}
+        for name, tap in self.taps.items():
+            clocks[name] = {"video": fit_of(tap.video_clock), "audio": fit_of(tap.audio_clock)}
+            if tap.video is not None:
+                newest = tap.video.written - 1
+                tap.arrived, tap.newest = max(0, newest - tap.newest), newest
+        streams = self.spine.config.streams
+        for w in windows:  # the fits the cut itself used, where the window carries them
+            sc = streams[w.stream]
+            if sc.video in clocks and w.video_fit is not None:
+                clocks[sc.video]["video"] = list(w.video_fit)
+            if sc.audio in clocks and w.audio_fit is not None:
+                clocks[sc.audio]["audio"] = list(w.audio_fit)
+        wins = []
+        for w in windows:
+            sc = streams[w.stream]
+            entry: dict[str, Any] = {
+                "stream": w.stream, "t_start_ns": w.t_start_ns, "t_end_ns": w.t_end_ns,
+                "cut_ns": w.cut_ns, "audio_n0": w.audio_n0, "video_t_ns": w.video_t_ns.tolist(),
+                "video_valid": w.video_valid, "audio_valid": w.audio_valid,
+            }
+            if sc.video and sc.video in self.taps:
+                seq, exact = self._visible(self.taps[sc.video], clocks[sc.video]["video"], w)
+                entry["video_upto"], entry["video_exact"] = seq, exact
+            if w.audio_n0 is not None and w.audio_mask.size:
+                # The ring held at least the window's last valid sample at the cut; anything past
+                # it the replay leaves unwritten until after the cut (it was masked either way).
+                valid = np.flatnonzero(w.audio_mask)
+                entry["audio_upto"] = None if valid.size == 0 else w.audio_n0 + int(valid[-1]) + 1
+            wins.append(entry)
+        feeds: dict[str, Any] = {}
+        for stream, f in self.featurizers.items():
+            cur, prev = _feed_end(f), self._fed.get(stream)
+            ring = self.spine.aligners[stream].samples
+            if cur is None or cur == prev or ring is None:
+                feeds[stream] = None
+            elif prev is None:  # the featurizer's first feed started at the ring's oldest sample
+                start = ring.start if ring.start is not None else cur
+                feeds[stream] = {"from": max(start, cur - ring.capacity), "to": cur, "first": True}
+            else:
+                feeds[stream] = {"from": prev, "to": cur, "first": False}
+            self._fed[stream] = cur
+        audio_end = {n: t.audio.end for n, t in self.taps.items() if t.audio is not None}
+        line = {"now_ns": now_ns, "clocks": clocks, "windows": wins, "feeds": feeds, "audio_end": audio_end}
+        preds = [_prediction_line(p) for p in predictions]
+        evs = [{"stream": s, **e.to_json()} for s, e in events]
+        return _Tick(now_ns, line, preds, evs)
+
+    def _visible(self, tap: _Tap, fit: list[float] | None, w: Window) -> tuple[int | None, bool]:
+        """Newest frame seq the ring held at the window's cut, and whether that is exact.
+
+        At the cut the newest frame mapped to ``cut - video_age``; with the tick's fit the same
+        frame maps to the same integer (a newer one arrived since the cut maps later).
+        """
+        if w.video_upto is not None:  # the cut says how far it read the ring
+            return w.video_upto - 1, True
+        ring = tap.video
+        if ring is None or fit is None or w.video_age_ns is None:
+            return None, True
+        tap.scratch.set_fit(fit)
+        newest_ns = w.cut_ns - w.video_age_ns
+        idx = ring.index()
+        for k in range(idx.seq.size - 1, max(-1, idx.seq.size - 64), -1):
+            t = tap.scratch.to_pipeline(int(idx.t_ns[k]))
+            if t == newest_ns:
+                return int(idx.seq[k]), True
+            if t < newest_ns:
+                return int(idx.seq[k]), False
+        return (int(idx.seq[0]) if idx.seq.size else None), False
