@@ -230,6 +230,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("onnx") is None:  # a dependency of edge; a broken install lacks it
+        raise EdgeError("edge build needs the onnx package: pip install 'onnx>=1.15' (or reinstall edge)")
     if args.check_trt:
         from edge.trt import check_trt, format_findings
 
