@@ -24,6 +24,15 @@ def _cmd_validate_config(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.file)
     print(f"{args.file}: ok ({len(cfg.sources)} sources, {len(cfg.streams)} streams)")
+    if args.devices:
+        from edge.devices import check_devices
+
+        problems = 0
+        for name, problem in check_devices(cfg).items():
+            print(f"  {name}: {problem or 'there'}")
+            problems += problem is not None
+        if problems:
+            raise DeviceError(f"{args.file}: {problems} configured device(s) not there now")
     return 0
 
 
@@ -116,7 +125,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from edge.service import run_service
 
     return run_service(args.config, duration=args.duration, jsonl=args.jsonl,
-                       live_view=not args.no_view)
+                       live_view=not args.no_view, strict=args.strict)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -311,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("validate-config", help="check a config file")
     s.add_argument("file")
+    s.add_argument("--devices", action="store_true",
+                   help="also check that every configured camera and microphone is there now")
     s.set_defaults(func=_cmd_validate_config)
 
     s = sub.add_parser("devices", help="list cameras and microphones")
@@ -322,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     s.add_argument("--jsonl", default=None, help="write predictions here ('-': stdout)")
     s.add_argument("--no-view", action="store_true", help="no live terminal view")
+    s.add_argument("--strict", action="store_true",
+                   help="exit 2 unless every camera and microphone is there and opens (a daemon "
+                   "waits for a missing device instead)")
     s.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("sim", help="render a scenario to a video file, a WAV and labels.json")

@@ -93,3 +93,29 @@ def list_microphones() -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def check_devices(config: Any) -> dict[str, str | None]:
+    """Per configured source, what keeps it from opening now (None: it is there).
+
+    Device files, files and microphones are looked up; a network or indexed camera is opened
+    once (within its ``open_timeout``). Simulated sources are always there.
+    """
+    from edge.clock import MonotonicClock
+    from edge.pipeline import make_source
+
+    out: dict[str, str | None] = {}
+    for name, cfg in config.sources.items():
+        src = make_source(name, cfg, MonotonicClock())
+        try:
+            check = getattr(src, "check", None)
+            if check is not None:
+                check()
+            if cfg.type == "camera" and getattr(src, "target", "") in ("url", "index", "gstreamer"):
+                src.open()
+            out[name] = None
+        except DeviceError as exc:
+            out[name] = str(exc)
+        finally:
+            src.close()
+    return out

@@ -21,3 +21,8 @@ class DeviceError(EdgeError):
 
 class EngineError(EdgeError):
     """A model or engine cannot be loaded or run."""
+
+
+class DeviceMissing(DeviceError):
+    """A device, stream or file that is not there now and may appear later (a USB camera that
+    enumerates late, a microphone unplugged). A daemon waits for it; ``--strict`` fails."""

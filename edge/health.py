@@ -68,6 +68,7 @@ class TickStats:
     frame_std: float | None
     clipped: float | None  # share of audio samples at |x| >= 0.999
     faults: int  # new drops + gaps + overflows since the previous tick
+    error: str | None = None  # why the device is not open ("no such device"), when it is not
 
 
 def frame_stats(w: Window) -> tuple[float | None, float | None]:
@@ -140,7 +141,7 @@ def judge(ticks: list[TickStats], cfg: HealthConfig) -> tuple[str, list[str]]:
     lost: list[str] = []
     degraded: list[str] = []
     if not last.running:
-        lost.append("not capturing")
+        lost.append(f"not capturing: {last.error}" if last.error else "not capturing")
     for kind in ("video", "audio"):
         shares = [x for t in ticks if (x := getattr(t, f"{kind}_masked")) is not None]
         if shares:  # plain Python: a horizon holds about ten ticks, too few for NumPy to pay

@@ -20,7 +20,7 @@ from edge.capture.base import CaptureSource, EndOfStream
 from edge.capture.items import ItemSource
 from edge.clock import NS_PER_S, Clock
 from edge.config import Config, SourceConfig
-from edge.errors import ConfigError, DeviceError
+from edge.errors import ConfigError, DeviceError, DeviceMissing
 
 log = logging.getLogger(__name__)
 
@@ -149,16 +149,30 @@ class Spine:
         self.skipped_ticks = 0
 
     # -- lifecycle -----------------------------------------------------------------------
-    def check(self) -> None:
-        """Fail fast on sources that can never open (missing device, missing file)."""
+    def check(self, strict: bool = True) -> list[str]:
+        """Fail fast on sources that cannot open: a device, stream or file that is not there
+        (:class:`DeviceMissing`) raises only when ``strict``, and is otherwise returned as a
+        message; what can never open (no GStreamer, no PortAudio) always raises."""
+        missing = []
         for src in self.sources.values():
             check = getattr(src, "check", None)
-            if check is not None:
+            if check is None:
+                continue
+            try:
                 check()
+            except DeviceMissing as exc:
+                if strict:
+                    raise
+                missing.append(str(exc))
+        return missing
 
-    def start(self, require_open_s: float | None = None) -> None:
-        """Start every source; with ``require_open_s``, fail unless each opens in time."""
-        self.check()
+    def start(self, require_open_s: float | None = None, strict: bool = True) -> list[str]:
+        """Start every source; with ``require_open_s``, fail unless each opens in time.
+
+        Not ``strict`` (a daemon), a source whose device is not there yet starts anyway: it is
+        retried with its backoff and reported lost until it appears. Returns what is missing.
+        """
+        missing = self.check(strict)
         for src in self.sources.values():
             src.start()
         if require_open_s is not None:
@@ -169,6 +183,7 @@ class Spine:
                     err = err[len(prefix) :] if err.startswith(prefix) else err
                     self.stop()
                     raise DeviceError(f"{prefix}{err} (gave up after {require_open_s:g} s)")
+        return missing
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Stop every source within ``timeout_s`` in all: all are told first, then joined

@@ -249,10 +249,11 @@ class Runner:
                 self._faults[name] = faults
                 gives_video, gives_audio = name == sc.video, name == sc.audio
                 mean, std = frame_stats(w) if gives_video else (None, None)
+                # IDLE: fed by a replay on a fake clock, never started as a thread
+                running = src.state in (SourceState.RUNNING, SourceState.IDLE)
                 tick = TickStats(
                     t_ns=w.cut_ns,
-                    # IDLE: fed by a replay on a fake clock, never started as a thread
-                    running=src.state in (SourceState.RUNNING, SourceState.IDLE),
+                    running=running,
                     video_masked=1.0 - w.video_valid if gives_video else None,
                     audio_masked=1.0 - w.audio_valid if gives_audio else None,
                     video_age_ns=w.video_age_ns if gives_video else None,
@@ -261,6 +262,7 @@ class Runner:
                     frame_std=std,
                     clipped=clipped_share(w) if gives_audio else None,
                     faults=max(0, new),
+                    error=None if running else src.stats.last_error,
                 )
                 out.extend(self.health.update(name, tick))
         return out

@@ -164,6 +164,9 @@ class Service:
         }
 
 
+STRICT_OPEN_S = 10.0  # edge run --strict: how long each source may take to open
+
+
 def run_service(
     config_path: str,
     *,
@@ -171,13 +174,17 @@ def run_service(
     jsonl: str | None = None,
     live_view: bool = True,
     stdout: TextIO | None = None,
+    strict: bool = False,
 ) -> int:
     """Run the pipeline as a daemon until ``duration`` passes, SIGTERM or Ctrl-C; exit code 0.
 
     ``config_path`` is the config file (re-read on SIGHUP, see :func:`reload_config`).
     ``jsonl`` is where predictions, events and health records go: ``"-"`` for ``stdout``, a
     file path (appended to, created mode 0600), or ``None`` for ``stdout`` unless it is a
-    terminal. ``live_view`` draws the live terminal view. ``stdout`` defaults to
+    terminal. ``live_view`` draws the live terminal view. A camera or microphone that is not
+    there at start is a lost source, retried until it appears, while the other modality's
+    predictions go on; ``strict`` fails instead (exit 2) unless every source is there and opens
+    within ``STRICT_OPEN_S``. ``stdout`` defaults to
     :data:`sys.stdout`, looked up at call time. Status lines go to :data:`sys.stderr`.
     Errors a user can cause (a bad config, a missing model, a bad secret source) raise
     :class:`~edge.errors.EdgeError`. Installs SIGTERM and SIGHUP handlers, so it must be called
@@ -259,7 +266,12 @@ def run_service(
             service.on_windows(windows)
             notifier.tick(clock.now_ns(), runner.spine.ticks)  # only while ticks advance
 
-        runner.spine.start(require_open_s=None)
+        missing = runner.spine.start(
+            require_open_s=STRICT_OPEN_S if strict else None, strict=strict
+        )
+        for m in missing:
+            print(f"edge run: {m}: waiting for it (edge run --strict fails instead)",
+                  file=sys.stderr)
         notifier.ready(f"{len(runner.spine.sources)} sources, model {runner.card.name}")
         try:
             runner.spine.run(float("inf") if duration is None else duration,

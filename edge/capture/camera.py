@@ -21,7 +21,7 @@ from edge.buffers import FrameRing
 from edge.capture.base import Backoff, CaptureSource, EndOfStream
 from edge.clock import NS_PER_S, Clock, ClockModel
 from edge.config import CameraSourceConfig
-from edge.errors import DeviceError
+from edge.errors import DeviceError, DeviceMissing
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +83,13 @@ class CameraSource(CaptureSource):
         return f"camera {self.name!r} ({redact(dev) if isinstance(dev, str) else dev})"
 
     def check(self) -> None:
-        """Fail fast on targets that can never open (missing device file, missing file)."""
+        """Fail fast on targets that cannot open now: :class:`DeviceMissing` for a device file
+        or file that is not there (yet), :class:`DeviceError` for what never can."""
         dev = self.cfg.device
         if self.target == "v4l2" and not os.path.exists(str(dev)):
-            raise DeviceError(f"{self.describe()}: no such device")
+            raise DeviceMissing(f"{self.describe()}: no such device")
         if self.target == "file" and not os.path.isfile(str(dev)):
-            raise DeviceError(f"{self.describe()}: no such file")
+            raise DeviceMissing(f"{self.describe()}: no such file")
         if self.target == "gstreamer" and not has_gstreamer():
             raise DeviceError(
                 f"{self.describe()}: this OpenCV build has no GStreamer support "

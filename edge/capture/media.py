@@ -20,7 +20,7 @@ from edge.capture.camera import classify, redact
 from edge.capture.items import AudioItem, Item, ItemSource, VideoItem
 from edge.clock import NS_PER_S, Clock
 from edge.config import MediaSourceConfig
-from edge.errors import DeviceError
+from edge.errors import DeviceError, DeviceMissing
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class MediaSource(ItemSource):
     def check(self) -> None:
         _import_av()
         if self.target == "file" and not os.path.isfile(self.cfg.url):
-            raise DeviceError(f"{self.describe()}: no such file")
+            raise DeviceMissing(f"{self.describe()}: no such file")
 
     def open(self) -> None:
         self.check()
