@@ -105,15 +105,13 @@ def recorded_windows(card: ModelCard, root: Path, log: TextIO | None) -> WindowS
     return WindowSet.concat(parts)
 
 
-def live_windows(
-    config: Any, config_path: str | Path | None, seconds: float, log: TextIO | None
-) -> WindowSet:
+def live_windows(config: Any, seconds: float, log: TextIO | None) -> WindowSet:
     """Windows of the config's live sources for ``seconds`` (unlabelled: labels are -1)."""
     from edge.clock import MonotonicClock
     from edge.run import Runner
 
     clock = MonotonicClock()
-    runner = Runner(config, clock, config_path=config_path)
+    runner = Runner(config, clock)
     rows: list[tuple[Any, ...]] = []
     streams = sorted(runner.featurizers)
     t0 = time.monotonic()
@@ -250,13 +248,12 @@ def calibrate(
     """Cut, choose and store a calibration set for the config's model; returns the manifest."""
     log = sys.stderr if log == "stderr" else log  # looked up now: stderr may be swapped
     from edge.card import card_path_for, load_card
-    from edge.run import resolve_model_path
 
     if config.model is None:
         raise ConfigError("the config has no `model:` section (whose inputs to calibrate)")
     if not 0.0 <= holdout < 1.0:
         raise ConfigError(f"--holdout must be in [0, 1), not {holdout:g}")
-    model_path = resolve_model_path(config.model.path, config_path)
+    model_path = Path(config.model.path)  # resolved by load_config (edge.paths)
     card = load_card(card_path_for(model_path))
     if source == "sim":
         if log is not None:
@@ -271,7 +268,7 @@ def calibrate(
         ws = recorded_windows(card, Path(recordings), log)
         info = {"source": f"recordings in {recordings}"}
     elif source == "live":
-        ws = live_windows(config, config_path, live_seconds, log)
+        ws = live_windows(config, live_seconds, log)
         info = {"source": f"live sources of {config_path}", "seconds": live_seconds}
     else:
         raise ConfigError(f"unknown calibration source {source!r} (sim, recordings, live)")

@@ -7,7 +7,6 @@ cause are :class:`EdgeError`: one line on stderr and exit code 2, never a traceb
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from typing import Any
 
 from edge import __version__
 from edge.errors import DeviceError, EdgeError
+from edge.jsonout import dumps
 
 EXIT_USAGE = 2
 
@@ -46,7 +46,7 @@ def _cmd_devices(args: argparse.Namespace) -> int:
         report["microphones"] = []
         report["microphones_error"] = str(exc)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(dumps(report, indent=2))
         return 0
     print("cameras:")
     for c in report["cameras"] or [{"device": "(none found)"}]:
@@ -86,7 +86,7 @@ def _cmd_sources(args: argparse.Namespace) -> int:
     finally:
         spine.stop()
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(dumps(report, indent=2))
     else:
         print(format_report(report))
     return 0
@@ -124,7 +124,8 @@ def format_report(report: dict[str, Any]) -> str:
 def _cmd_run(args: argparse.Namespace) -> int:
     from edge.service import run_service
 
-    return run_service(args.config, duration=args.duration, jsonl=args.jsonl,
+    jsonl = "" if args.no_jsonl else args.jsonl
+    return run_service(args.config, duration=args.duration, jsonl=jsonl,
                        live_view=not args.no_view, strict=args.strict)
 
 
@@ -132,7 +133,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from edge.replay import format_replay, replay_recording
 
     r = replay_recording(args.dir, model_path=args.model, verify=not args.no_verify)
-    print(json.dumps(r.to_json(), indent=2) if args.json else format_replay(r))
+    print(dumps(r.to_json(), indent=2) if args.json else format_replay(r))
     return 0 if r.identical else 1
 
 
@@ -188,6 +189,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from edge.config import load_config
     from edge.eval import evaluate, format_report, scenario_files
 
@@ -195,22 +198,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.model is not None:
         if cfg.model is None:
             raise EdgeError("the config has no `model:` section to override")
-        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": args.model})})
+        # A path on the command line is relative to the working directory, like any other.
+        model = str(Path(args.model).resolve())
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": model})})
     files = scenario_files(args.scenario)
-    report = evaluate(cfg, files, config_path=args.config)
+    report = evaluate(cfg, files)
     if args.write_card:
         from edge.card import card_path_for, load_card, save_card
         from edge.eval import card_metrics
-        from edge.run import resolve_model_path
 
         assert cfg.model is not None
-        path = card_path_for(resolve_model_path(cfg.model.path, args.config))
+        path = card_path_for(Path(cfg.model.path))
         card = load_card(path)
         kind = cfg.model.engine.type + ("_int8" if cfg.model.path.endswith(".int8.onnx") else "")
         card.metrics[f"heldout_{kind}"] = card_metrics(report, args.scenario)
         save_card(card, path)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(dumps(report, indent=2))
     else:
         print(format_report(report))
     return 0
@@ -280,7 +284,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from edge.compare import compare, format_compare
 
     report = compare(args.a, args.b, args.data, part=args.part, threads=args.threads)
-    print(json.dumps(report, indent=2) if args.json else format_compare(report))
+    print(dumps(report, indent=2) if args.json else format_compare(report))
     return 0
 
 
@@ -331,7 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run the pipeline: predictions as JSONL and a live view")
     s.add_argument("--config", required=True)
     s.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    s.add_argument("--jsonl", default=None, help="write predictions here ('-': stdout)")
+    records = s.add_mutually_exclusive_group()
+    records.add_argument("--jsonl", default=None,
+                         help="write predictions here ('-': stdout; default: stdout unless a "
+                         "terminal)")
+    records.add_argument("--no-jsonl", action="store_true",
+                         help="no JSONL output of its own: the config's sinks are the outputs "
+                         "(the systemd unit)")
     s.add_argument("--no-view", action="store_true", help="no live terminal view")
     s.add_argument("--strict", action="store_true",
                    help="exit 2 unless every camera and microphone is there and opens (a daemon "

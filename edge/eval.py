@@ -23,7 +23,7 @@ from edge.errors import ConfigError
 from edge.metrics import score
 from edge.pipeline import replay
 from edge.card import card_path_for, load_card
-from edge.run import Runner, resolve_model_path
+from edge.run import Runner
 from edge.runtime.base import Engine, open_engine
 from edge.sim.scenario import Scenario, label_fraction, load_scenario
 
@@ -67,11 +67,11 @@ def eval_config(config: Config) -> tuple[Config, ScenarioSourceConfig]:
     return cfg, src
 
 
-def load_model(config: Config, config_path: str | Path | None) -> Engine:
+def load_model(config: Config) -> Engine:
     """The engine a config names, loaded once for many scenarios."""
     if config.model is None:
         raise ConfigError("the config has no `model:` section (which model to evaluate)")
-    path = resolve_model_path(config.model.path, config_path)
+    path = Path(config.model.path)  # resolved by load_config (edge.paths)
     card = load_card(card_path_for(path))
     ec = config.model.engine
     return open_engine(ec.type, path, card, ec.model_dump())
@@ -81,14 +81,13 @@ def run_scenario(
     config: Config,
     scenario: Scenario,
     engine: Engine | None = None,
-    config_path: str | Path | None = None,
     mask: Callable[[Window], Window] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray]:
     """Probabilities, labels and tick times of one scenario (and classes, thresholds)."""
     cfg, src_cfg = eval_config(config)
     clock = FakeClock(1_000 * NS_PER_S)
     source = ScenarioSource("sim", src_cfg, clock, scenario=scenario)
-    runner = Runner(cfg, clock, config_path=config_path, engine=engine, sources={"sim": source})
+    runner = Runner(cfg, clock, engine=engine, sources={"sim": source})
     if list(runner.classes) != list(scenario.classes):
         raise ConfigError(
             f"model classes {runner.classes} are not the scenario's ({scenario.task}: "
@@ -121,13 +120,12 @@ def run_scenario(
 def evaluate(
     config: Config,
     scenarios: list[Path],
-    config_path: str | Path | None = None,
     log: TextIO | None | Literal["stderr"] = "stderr",
 ) -> dict[str, Any]:
     """Scores over all scenarios: both modalities, video masked, audio masked."""
     log = sys.stderr if log == "stderr" else log  # looked up now: stderr may be swapped
     loaded = [load_scenario(p) for p in scenarios]
-    engine = load_model(config, config_path)
+    engine = load_model(config)
     report: dict[str, Any] = {"scenarios": [str(p) for p in scenarios]}
     for mode, mask in (("both", None), ("video_masked", mask_video), ("audio_masked", mask_audio)):
         P, L, T, segs = [], [], [], []
@@ -138,7 +136,7 @@ def evaluate(
             if log is not None:
                 print(f"\r  {mode}: scenario {i + 1}/{len(loaded)}", end="", file=log, flush=True)
             probs, labels, times, classes, thresholds = run_scenario(
-                config, sc, engine=engine, config_path=config_path, mask=mask
+                config, sc, engine=engine, mask=mask
             )
             P.append(probs)
             L.append(labels)

@@ -313,7 +313,9 @@ def replay_recording(
             want = recorded.get((tick["tick"], p.stream))
             diff = math.inf
             if want is not None and set(want["probs"]) == set(p.probs):
-                diff = max((abs(p.probs[c] - float(want["probs"][c])) for c in p.probs), default=0.0)
+                # a non-finite probability was recorded as null (JSON has no NaN)
+                got = {c: math.nan if v is None else float(v) for c, v in want["probs"].items()}
+                diff = max((abs(p.probs[c] - got[c]) for c in p.probs), default=0.0)
             mismatches = tuple(
                 k for k, same in (
                     ("audio_n0", w.audio_n0 == wl["audio_n0"]),

@@ -65,18 +65,6 @@ class Prediction:
         }
 
 
-def resolve_model_path(path: str, config_path: str | Path | None) -> Path:
-    """A model path as given, else relative to the config file's folder and its parent."""
-    p = Path(path)
-    if p.is_absolute() or p.exists() or config_path is None:
-        return p
-    base = Path(config_path).resolve().parent
-    for root in (base, base.parent):
-        if (root / p).exists():
-            return root / p
-    return p
-
-
 def fit_window(config: Config, card: ModelCard) -> Config:
     """The config with ``window.audio_seconds`` taken from the card where it leaves it unset."""
     if config.window.audio_seconds is not None or "audio_seconds" not in card.window:
@@ -87,6 +75,22 @@ def fit_window(config: Config, card: ModelCard) -> Config:
     return config.model_copy(update={"window": window})
 
 
+@dataclass(frozen=True)
+class _Decisions:
+    deciders: dict[str, Decider]
+    beep_detectors: dict[str, dict[str, BeepDetector]]
+
+
+@dataclass(frozen=True)
+class RunnerReload:
+    """A reload prepared by :meth:`Runner.prepare_reload`; :meth:`Runner.apply_reload`
+    switches to it."""
+
+    config: Config
+    decisions: _Decisions
+    needs_restart: list[str]
+
+
 class Runner:
     """Spine + features + engine of one config."""
 
@@ -94,7 +98,6 @@ class Runner:
         self,
         config: Config,
         clock: Clock,
-        config_path: str | Path | None = None,
         engine: Engine | None = None,
         card: ModelCard | None = None,
         sources: dict[str, CaptureSource] | None = None,
@@ -103,7 +106,9 @@ class Runner:
             raise ConfigError("the config has no `model:` section (which model to run)")
         if engine is None:
             assert config.model is not None
-            model_path = resolve_model_path(config.model.path, config_path)
+            # load_config resolved it against the config's folder (edge.paths); a config
+            # built in code names it as it is meant.
+            model_path = Path(config.model.path)
             card = load_card(card_path_for(model_path))
             ec = config.model.engine
             engine = open_engine(
@@ -178,6 +183,11 @@ class Runner:
 
     def set_decisions(self, dc: DecisionsConfig | None) -> None:
         """(Re)build the deciders and beep detectors; a rule's running event starts afresh."""
+        self._use_decisions(self._build_decisions(dc))
+
+    def _build_decisions(self, dc: DecisionsConfig | None) -> _Decisions:
+        """The deciders and beep detectors of ``dc``, built without touching the running ones;
+        raises :class:`ConfigError` for rules the model cannot serve."""
         deciders = (
             {} if dc is None else {n: Decider.from_card(dc, self.card) for n in self.spine.aligners}
         )
@@ -194,26 +204,51 @@ class Runner:
                 f"(known: {', '.join(sorted(ALARM_SIGNALS))})"
             )
         mspec = LogMelSpec.from_dict(self.card.audio)
-        # Assigned only once all of it was built: a bad rule leaves the old ones running.
-        self.deciders = deciders
-        self.beep_detectors = {
+        beeps = {
             n: {s: BeepDetector(mspec, ALARM_SIGNALS[s]) for s in sorted(signals)}
             for n, al in self.spine.aligners.items() if al.samples is not None
         }
+        return _Decisions(deciders, beeps)
 
-    def reload(self, new: Config) -> list[str]:
-        """Apply what can change while capture runs (decisions, health thresholds) from
-        ``new``; return the sections that differ but need a restart (left as they are)."""
+    def _use_decisions(self, d: _Decisions) -> None:
+        self.deciders = d.deciders
+        self.beep_detectors = d.beep_detectors
+
+    def prepare_reload(self, new: Config) -> RunnerReload:
+        """Everything :meth:`apply_reload` needs to switch to ``new``, built and checked
+        without changing what runs; raises :class:`ConfigError` for a config it cannot take."""
         old = self.config
         new = fit_window(new, self.card)
         needs_restart = [
             k for k in ("sources", "streams", "window", "model", "http", "recorder")
             if getattr(new, k) != getattr(old, k)
         ]
-        self.set_decisions(new.decisions)
-        self.health.config = new.health
-        self.config = new.model_copy(update={k: getattr(old, k) for k in needs_restart})
-        return needs_restart
+        return RunnerReload(
+            config=new.model_copy(update={k: getattr(old, k) for k in needs_restart}),
+            decisions=self._build_decisions(new.decisions),
+            needs_restart=needs_restart,
+        )
+
+    def apply_reload(self, plan: RunnerReload) -> list[str]:
+        """Switch to a prepared reload (cannot fail); return the sections that differ but
+        need a restart (left as they are)."""
+        self._use_decisions(plan.decisions)
+        self.health.config = plan.config.health
+        self.config = plan.config
+        return list(plan.needs_restart)
+
+    def reload(self, new: Config) -> list[str]:
+        """Apply what can change while capture runs (decisions, health thresholds) from
+        ``new``; return the sections that differ but need a restart (left as they are).
+        A config it cannot take raises before anything changed."""
+        return self.apply_reload(self.prepare_reload(new))
+
+    def output_names(self) -> tuple[list[str], list[str], list[str]]:
+        """The streams, model classes and rules whose states the predictions carry (for
+        outputs that describe them up front: Home Assistant discovery)."""
+        dc = self.config.decisions
+        rules = [r.name for r in dc.rules] if dc is not None else []
+        return list(self.spine.config.streams), list(self.classes), rules
 
     def decide(self, preds: list[Prediction]) -> list[tuple[str, Event]]:
         """Feed each stream's decider (``decisions:``); the events of this tick, by stream.

@@ -14,7 +14,6 @@ SIGHUP handlers (:func:`reload_config`), runs the loop, and stops everything aga
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -24,6 +23,7 @@ from typing import Any, TextIO
 from edge.align import Window
 from edge.clock import NS_PER_S
 from edge.errors import EdgeError
+from edge.jsonout import dumps
 from edge.run import Runner
 from edge.status import Metrics
 
@@ -110,7 +110,8 @@ class Service:
             return
         if self.out is not None:
             for rec in records:
-                self.out.write(json.dumps(rec) + "\n")
+                # the line the JSONL sink writes (NaN as null), ASCII for any stdout's encoding
+                self.out.write(dumps(rec, compact=True) + "\n")
             self.out.flush()
         if self.publish is not None:
             for rec in records:
@@ -180,8 +181,10 @@ def run_service(
 
     ``config_path`` is the config file (re-read on SIGHUP, see :func:`reload_config`).
     ``jsonl`` is where predictions, events and health records go: ``"-"`` for ``stdout``, a
-    file path (appended to, created mode 0600), or ``None`` for ``stdout`` unless it is a
-    terminal. ``live_view`` draws the live terminal view. A camera or microphone that is not
+    file path (appended to, created mode 0600), ``""`` for nowhere (the config's sinks are the
+    outputs: the systemd unit), or ``None`` for ``stdout`` unless it is a terminal. A JSONL
+    sink of the config writing the same file is a config error (one writer per file).
+    ``live_view`` draws the live terminal view. A camera or microphone that is not
     there at start is a lost source, retried until it appears, while the other modality's
     predictions go on; ``strict`` fails instead (exit 2) unless every source is there and opens
     within ``STRICT_OPEN_S``. ``stdout`` defaults to
@@ -202,7 +205,7 @@ def run_service(
         stdout = sys.stdout
     cfg = load_config(config_path)
     clock = MonotonicClock()
-    runner = Runner(cfg, clock, config_path=config_path)
+    runner = Runner(cfg, clock)
     runner.engine.warmup()
     out: TextIO | None = None
     recorder = None
@@ -212,6 +215,11 @@ def run_service(
     # Everything started so far is stopped again in `finally`, also when a later part fails
     # to start (a bad secret source for a sink: exit 2 without a recorder thread left behind).
     try:
+        taken = {"--jsonl": jsonl} if jsonl and jsonl != "-" else {}
+        if cfg.sinks:
+            from edge.sinks.sinkset import check_files
+
+            check_files(cfg.sinks, taken)  # before the file is created
         if jsonl == "-" or (jsonl is None and not stdout.isatty()):
             out = stdout
         elif jsonl:
@@ -234,7 +242,9 @@ def run_service(
         if cfg.sinks:
             from edge.sinks import SinkSet
 
-            sinks = SinkSet(cfg.sinks)  # builds them all first: a bad secret source is exit 2
+            # builds them all first: a bad secret source is exit 2
+            sinks = SinkSet(cfg.sinks, taken=taken)
+            sinks.announce(*runner.output_names())  # Home Assistant knows every sensor at once
             sinks.start()
         from edge.supervise import Supervisor
 
@@ -301,22 +311,31 @@ def run_service(
 
 
 def reload_config(path: str, runner: Any, notifier: Any, sinks: Any) -> None:
-    """SIGHUP: re-read the config; apply decisions, health and sinks, keep the old on any error."""
+    """SIGHUP: re-read the config; apply decisions, health and sinks, keep the old on any error.
+
+    Two steps: everything is checked and built first (the config, the new sinks, the new
+    deciders) without touching what runs; only when all of it succeeded is it switched to.
+    A rejected reload changes nothing.
+    """
     from edge.config import load_config
 
     log = logging.getLogger("edge.reload")
     notifier.send("RELOADING=1")
     try:
-        cfg = load_config(path)
+        try:
+            cfg = load_config(path)
+            sink_plan = sinks.prepare(cfg.sinks) if sinks is not None else None
+            runner_plan = runner.prepare_reload(cfg)
+        except EdgeError as exc:
+            log.error("reload of %s rejected, the running config stays: %s", path, exc)
+            print(f"edge run: reload rejected, the running config stays: {exc}", file=sys.stderr)
+            return
+        restart = runner.apply_reload(runner_plan)
         if sinks is not None:
-            sinks.reconfigure(cfg.sinks, 1.5)  # unchanged sinks keep running with their queues
+            sinks.apply(sink_plan, 1.5)  # unchanged sinks keep running with their queues
+            sinks.announce(*runner.output_names())  # a rule added is in Home Assistant at once
         elif cfg.sinks:
             log.warning("sinks added to %s: they start with the next restart", path)
-        restart = runner.reload(cfg)
-    except EdgeError as exc:
-        log.error("reload of %s rejected, the running config stays: %s", path, exc)
-        print(f"edge run: reload rejected, the running config stays: {exc}", file=sys.stderr)
-    else:
         note = f"; changed but need a restart: {', '.join(restart)}" if restart else ""
         log.warning("reloaded decisions, health and sinks from %s%s", path, note)
         print(f"edge run: reloaded decisions, health and sinks from {path}{note}", file=sys.stderr)

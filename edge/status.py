@@ -11,7 +11,6 @@ counted by rule and kind.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -25,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from edge.errors import ConfigError
 from edge.files import read_secret
+from edge.jsonout import dumps
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def _handler(
                     return
             path = self.path.split("?")[0]
             if path == "/healthz":
-                body = json.dumps(healthz(), default=str).encode() + b"\n"
+                body = dumps(healthz()).encode() + b"\n"
                 self._send(200, body, "application/json")
             elif path == "/metrics":
                 self._send(200, metrics.text(), "text/plain; version=0.0.4; charset=utf-8")

@@ -24,7 +24,8 @@ After=network-online.target sound.target
 [Service]
 Type=notify
 NotifyAccess=main
-ExecStart={exe} run --config {config} --no-view --jsonl {jsonl}
+# Records go to the config's sinks only: stdout (the journal) gets none, no second copy.
+ExecStart={exe} run --config {config} --no-view --no-jsonl
 ExecReload=/bin/kill -HUP $MAINPID
 WatchdogSec=10
 Restart=on-failure
@@ -57,11 +58,11 @@ WantedBy=multi-user.target
 """
 
 
-def unit_text(config: str | Path, user: str = "edge", jsonl: str = "/var/log/edge/edge.jsonl") -> str:
+def unit_text(config: str | Path, user: str = "edge") -> str:
     """The unit for this install: the ``edge`` executable beside the running Python."""
     exe = shutil.which("edge") or str(Path(sys.executable).with_name("edge"))
     cfg = Path(config).resolve()
-    return UNIT.format(exe=exe, config=cfg, jsonl=jsonl, user=user, workdir=cfg.parent.parent)
+    return UNIT.format(exe=exe, config=cfg, user=user, workdir=cfg.parent.parent)
 
 
 class Notifier:

@@ -62,7 +62,7 @@ def test_shipped_device_configs_pass_the_run_time_checks(monkeypatch: pytest.Mon
     for name in ("driver.yaml", "home.yaml", "demo.yaml"):
         path = ROOT / "configs" / name
         cfg = load_config(path)
-        runner = Runner(cfg, MonotonicClock(), config_path=path)
+        runner = Runner(cfg, MonotonicClock())
         assert runner.deciders, name
         if cfg.recorder is not None:
             check_recorder(cfg.recorder, runner.spine)
@@ -134,3 +134,83 @@ sinks:
     open_files = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
     assert str(preds) not in open_files  # ... and is closed again
     assert not [t for t in threading.enumerate() if t.name == "edge-recorder"]
+
+
+def strict_json(line: str) -> object:
+    """Parse as JSON proper: NaN and Infinity are not JSON."""
+    import json
+
+    def refuse(word: str) -> object:
+        raise ValueError(f"not JSON: {word}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_records_on_stdout_are_strict_json_with_nan_as_null_like_the_jsonl_sink() -> None:
+    import io
+    import math
+
+    from edge.sinks.records import encode_record
+
+    runner = Runner(parse_config(demo_config()), FakeClock(1_000 * NS_PER_S))
+    out = io.StringIO()
+    rec = {"type": "prediction", "stream": "cabin", "probs": {"talking": math.nan},
+           "latency_ms": math.inf, "skew": [-math.inf, 0.5]}
+    Service(runner, out=out)._emit([rec])
+    line = out.getvalue()
+    assert strict_json(line) == {"type": "prediction", "stream": "cabin",
+                                 "probs": {"talking": None}, "latency_ms": None,
+                                 "skew": [None, 0.5]}
+    assert line.encode() == encode_record(rec) + b"\n"  # the same line as the JSONL sink's
+
+
+def test_reports_and_healthz_json_write_nan_as_null() -> None:
+    import math
+
+    from edge.jsonout import dumps
+
+    doc = {"f1": math.nan, "per_class": [{"p": math.inf}], "ok": 1.0}
+    for text in (dumps(doc), dumps(doc, indent=2), dumps(doc, compact=True)):
+        assert strict_json(text) == {"f1": None, "per_class": [{"p": None}], "ok": 1.0}
+
+
+def test_two_jsonl_sinks_writing_one_file_are_a_config_error(tmp_path: Path) -> None:
+    from edge.errors import ConfigError
+    from edge.sinks import JsonlSinkConfig
+
+    (tmp_path / "link").symlink_to(tmp_path)
+    a = JsonlSinkConfig(type="jsonl", path=str(tmp_path / "x.jsonl"))
+    b = JsonlSinkConfig(type="jsonl", path=str(tmp_path / "link" / "x.jsonl"))
+    with pytest.raises(ConfigError, match=r"sinks\.b\.path: .* also written by sinks\.a"):
+        SinkSet({"a": a, "b": b})
+
+
+def test_run_refuses_a_jsonl_option_naming_a_file_a_jsonl_sink_writes(tmp_path: Path) -> None:
+    """Under systemd every record was written twice (--jsonl and the config's sink): one
+    writer per file, refused before the file is created."""
+    from edge.errors import ConfigError
+    from edge.service import run_service
+
+    demo = demo_config().replace("roots: [..]", f"roots: [{ROOT}, {tmp_path}]")
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f'sinks:\n  log: {{type: jsonl, path: "{tmp_path / "edge.jsonl"}"}}\n' + demo)
+    (tmp_path / "link").symlink_to(tmp_path)
+    with pytest.raises(ConfigError, match=r"sinks\.log\.path: .* also written by --jsonl"):
+        run_service(str(cfg), duration=1.0, jsonl=str(tmp_path / "link" / "edge.jsonl"),
+                    live_view=False)
+    assert not (tmp_path / "edge.jsonl").exists()
+
+
+def test_run_with_no_jsonl_writes_records_only_to_the_config_sinks(tmp_path: Path) -> None:
+    import io
+
+    from edge.service import run_service
+
+    demo = demo_config().replace("roots: [..]", f"roots: [{ROOT}, {tmp_path}]")
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f'sinks:\n  log: {{type: jsonl, path: "{tmp_path / "edge.jsonl"}"}}\n' + demo)
+    stdout = io.StringIO()  # not a terminal: without --no-jsonl it would get every record
+    assert run_service(str(cfg), duration=1.5, jsonl="", live_view=False, stdout=stdout) == 0
+    assert stdout.getvalue() == ""
+    rows = read_jsonl(tmp_path / "edge.jsonl")
+    assert [r for r in rows if r["type"] == "prediction"]

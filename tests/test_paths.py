@@ -170,3 +170,39 @@ def test_a_plan_manifest_naming_an_onnx_outside_its_folder_gets_no_fallback(tmp_
         "plan_sha256": sha256_file(plan)}))
     with pytest.raises(EngineError, match="changed since the plan was built"):
         open_engine("tensorrt", plan, card, {"threads": 1})
+
+
+def test_the_runner_loads_a_relative_model_path_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """load_config resolves the model against the first root once; nothing searches again
+    (edge.run had a fallback search of the config's folder and its parent, never reached)."""
+    from edge.clock import FakeClock
+    from edge.run import Runner
+
+    cfg = write(tmp_path / "conf", f"paths: {{roots: [{ROOT}]}}\n"
+                "model: {path: engines/driver-av.int8.onnx}\n")
+    monkeypatch.chdir(tmp_path)  # neither the config's folder nor the model's root
+    c = load_config(cfg)
+    assert c.model is not None and c.model.path == str(ROOT / "engines" / "driver-av.int8.onnx")
+    assert Runner(c, FakeClock()).card.class_names
+
+
+def test_eval_model_option_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import edge.eval
+
+    seen: list[str] = []
+
+    def fake_evaluate(config: object, files: object, **kw: object) -> dict[str, object]:
+        seen.append(config.model.path)  # type: ignore[attr-defined]
+        return {}
+
+    monkeypatch.setattr(edge.eval, "evaluate", fake_evaluate)
+    cfg = write(tmp_path / "conf", "model: {path: m.onnx}\n")
+    monkeypatch.chdir(ROOT)
+    code = main(["eval", "--config", str(cfg), "--scenario", "configs/scenarios/demo-driver.yaml",
+                 "--model", "engines/driver-av.onnx", "--json"])
+    assert code == 0 and seen == [str(ROOT / "engines" / "driver-av.onnx")]
+    assert json.loads(capsys.readouterr().out) == {}

@@ -662,6 +662,18 @@ def test_discovery_templates_turn_on_and_off_with_the_state_message() -> None:
     assert json.loads(attrs) == {"probability": 0.8}
 
 
+def test_mqtt_announced_names_are_kept_for_connect_and_a_removed_rule_is_dropped() -> None:
+    sink = MqttSink("m", cfg(type="mqtt", host="h", streams=["s0"], rules=["pinned"]))
+    sink.announce(["s1"], ["eyes_closed", "yawn"], ["sleep", "microsleep"])
+    d = sink.describe()  # not connected: on_connect announces all of these
+    assert d["streams"] == ["s0", "s1"] and d["classes"] == ["eyes_closed", "yawn"]
+    assert d["rules"] == ["pinned", "sleep", "microsleep"]
+    sink.announce(["s1"], ["eyes_closed", "yawn"], ["sleep", "pinned"])  # a reload
+    assert sink.describe()["rules"] == ["pinned", "sleep"]  # the config's own rule stays
+    sink.announce(["s1"], ["eyes_closed", "yawn"], ["sleep"])
+    assert sink.describe()["rules"] == ["pinned", "sleep"]
+
+
 def test_mqtt_password_comes_from_the_environment_and_never_shows(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

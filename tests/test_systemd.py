@@ -149,3 +149,10 @@ def test_sighup_reloads_rules_without_stopping_capture_and_rejects_a_bad_config(
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_the_unit_leaves_records_to_the_config_sinks_so_each_is_written_once() -> None:
+    for text in (unit_text(ROOT / "configs" / "home.yaml"),
+                 (ROOT / "configs" / "edge.service").read_text()):
+        start = next(ln for ln in text.splitlines() if ln.startswith("ExecStart="))
+        assert "--no-jsonl" in start and "--jsonl" not in start.replace("--no-jsonl", "")

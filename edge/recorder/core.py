@@ -23,7 +23,6 @@ queue, a full disk or the quota abandon the recording (reported in
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -39,6 +38,7 @@ import numpy as np
 import yaml
 
 from edge.clock import NS_PER_S
+from edge.jsonout import dumps
 from edge.recorder.config import ModelInfo, RecorderConfig
 from edge.recorder.journal import TickJournal, _safe, _Tick
 from edge.recorder.store import FORMAT, RecordingStore, _Begin, _Chunk, _Finish, _Job, _writer_loop
@@ -78,7 +78,7 @@ class _Recording:
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), default=str)
+    return dumps(obj, compact=True)
 
 
 class FlightRecorder:

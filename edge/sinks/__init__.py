@@ -4,9 +4,11 @@ worker thread and bounded queue so that no output ever holds up the pipeline.
 Wiring::
 
     sinks = SinkSet(config.sinks)      # dict[str, SinkConfig]; raises ConfigError early
+    sinks.announce(streams, classes, rules)  # what MQTT discovery publishes at connect
     sinks.start()
     sinks.publish({"type": "event", ...})   # from the inference thread; never blocks
     sinks.stats()                      # per sink: state, counters, queue depth, last error
+    sinks.apply(sinks.prepare(new.sinks))   # SIGHUP: build and check, then switch
     sinks.stop(timeout_s=1.5)          # flushes what it can in time
 
 Sink modules (and their dependencies, such as paho-mqtt) are imported only when a config

@@ -9,9 +9,14 @@ Topics (``P`` = ``prefix``, ``D`` = ``device``, ``S`` = a stream)::
     H/binary_sensor/D/S_class_C/config, H/binary_sensor/D/S_rule_R/config   (H = discovery_prefix)
 
 Each model class is a binary sensor that is on while the class is committed (``states`` of the
-prediction records); each rule is one that is on while the rule is active. Discovery configs
-are retained and sent on every connect (a broker without persistence forgets them) and when a
-new stream, class or rule shows up in the records.
+prediction records); each rule is one that is on while the rule is active. Which ones: the
+``streams``/``classes``/``rules`` of the sink's config, those the pipeline announces
+(:meth:`MqttSink.announce`: every stream, model class and configured rule, at start and after
+each reload) and any new one that shows up in the records. So Home Assistant knows every
+sensor before it first turns on. Discovery configs are retained and sent on every connect (a
+broker without persistence forgets them, and a reconnect may be to a restarted one) and when
+one is added; a rule a reload removed gets an empty retained config, which removes it from
+Home Assistant.
 
 Delivery. paho's network thread connects, reconnects with ``reconnect_min..max`` delays and
 keeps every QoS>0 message it was handed until the broker acknowledges it, resending on
@@ -141,6 +146,8 @@ class MqttSink(Sink):
         self._streams: dict[str, None] = dict.fromkeys(config.streams)  # ordered sets
         self._classes: dict[str, None] = dict.fromkeys(config.classes)
         self._rules: dict[str, None] = dict.fromkeys(config.rules)
+        self._announced: tuple[list[str], list[str]] = ([], [])  # the pipeline's classes, rules
+        self._unannounce: list[tuple[str, str, str]] = []  # removed while disconnected
         self._pending: deque[MQTTMessageInfo] = deque()  # handed over, maybe not yet acked
         self._last_state: dict[str, float] = {}
         self._problem: str | None = None  # last refusal or disconnect reason, for describe()
@@ -150,6 +157,7 @@ class MqttSink(Sink):
         self.states_published = 0
         self.states_coalesced = 0
         self.discovery_published = 0
+        self.discovery_removed = 0
         self.handed_while_offline = 0
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -257,6 +265,10 @@ class MqttSink(Sink):
                 self._problem = None
                 self.connects += 1
                 entities = self._entities(self._streams, self._classes, self._rules)
+                gone = [e for e in self._unannounce if e not in entities]
+                self._unannounce = []
+            if gone:
+                self._announce(client, gone, remove=True)
             self._announce(client, entities)
             gate = client.publish(self.availability_topic, "online", qos=1,
                                   retain=self.cfg.retain_availability)
@@ -305,14 +317,35 @@ class MqttSink(Sink):
             (s, RULE, r) for s in streams for r in rules
         ]
 
-    def _learn(self, stream: str | None, classes: Iterable[str], rules: Iterable[str]) -> None:
+    def announce(self, streams: list[str], classes: list[str], rules: list[str]) -> None:
+        """The pipeline's streams, model classes and rules (see the module docstring); safe
+        from any thread. Before the connection they wait for on_connect."""
+        with self._lock:
+            old_c, old_r = self._announced
+            self._announced = (list(classes), list(rules))
+            gone_c = [c for c in old_c if c not in classes and c not in self.cfg.classes]
+            gone_r = [r for r in old_r if r not in rules and r not in self.cfg.rules]
+            for c in gone_c:
+                self._classes.pop(c, None)
+            for r in gone_r:
+                self._rules.pop(r, None)
+            gone = self._entities(self._streams, gone_c, gone_r)
+            client = self._client if self._connected else None
+            if client is None:  # a broker with persistence keeps them: removed on connect
+                self._unannounce += gone
+        if gone and client is not None:
+            self._announce(client, gone, remove=True)
+        self._learn(streams, classes, rules)
+
+    def _learn(self, streams: Iterable[str], classes: Iterable[str], rules: Iterable[str]) -> None:
         """Note new names; announce the entities they add if connected (else on_connect
         announces everything)."""
         with self._lock:
             new: list[tuple[str, str, str]] = []
-            if stream is not None and stream not in self._streams:
-                self._streams[stream] = None
-                new += self._entities([stream], self._classes, self._rules)
+            for stream in dict.fromkeys(streams):
+                if stream not in self._streams:
+                    self._streams[stream] = None
+                    new += self._entities([stream], self._classes, self._rules)
             fresh_c = [c for c in dict.fromkeys(classes) if c not in self._classes]
             fresh_r = [r for r in dict.fromkeys(rules) if r not in self._rules]
             self._classes.update(dict.fromkeys(fresh_c))
@@ -322,12 +355,17 @@ class MqttSink(Sink):
         if new and client is not None:
             self._announce(client, new)
 
-    def _announce(self, client: Client, entities: list[tuple[str, str, str]]) -> None:
+    def _announce(self, client: Client, entities: list[tuple[str, str, str]],
+                  remove: bool = False) -> None:
         for stream, kind, name in entities:
             topic, payload = discovery_message(self.cfg, stream, kind, name)
-            client.publish(topic, payload, qos=1, retain=True)
+            # an empty retained message deletes the retained config, and the sensor with it
+            client.publish(topic, b"" if remove else payload, qos=1, retain=True)
         with self._lock:
-            self.discovery_published += len(entities)
+            if remove:
+                self.discovery_removed += len(entities)
+            else:
+                self.discovery_published += len(entities)
 
     # -- sending (worker thread) -----------------------------------------------------------
 
@@ -351,11 +389,13 @@ class MqttSink(Sink):
         stream = record.get("stream")
         stream = str(stream) if stream is not None else None
         if kind == "prediction":
-            self._learn(stream, [*(record.get("probs") or {}), *(record.get("states") or [])],
+            self._learn([stream] if stream is not None else [],
+                        [*(record.get("probs") or {}), *(record.get("states") or [])],
                         record.get("rules") or [])
             self._send_state(stream or "default", record)
         elif kind == "event":
-            self._learn(stream, [], [str(record["rule"])] if record.get("rule") else [])
+            self._learn([stream] if stream is not None else [], [],
+                        [str(record["rule"])] if record.get("rule") else [])
             topic = f"{self.base}/{topic_part(stream or 'default')}/event"
             self._send_reliable(topic, encode_record(record), retain=False)
             self.events_published += 1
@@ -421,6 +461,7 @@ class MqttSink(Sink):
                 "states_published": self.states_published,
                 "states_coalesced": self.states_coalesced,
                 "discovery_published": self.discovery_published,
+                "discovery_removed": self.discovery_removed,
                 "unacked": unacked,
                 "handed_while_offline": self.handed_while_offline,
                 "streams": list(self._streams),

@@ -7,10 +7,10 @@ A record is a plain JSON-able mapping with a ``"type"``: ``prediction``, ``event
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping
 from typing import Any, Literal
+
+from edge.jsonout import dumps
 
 Record = Mapping[str, Any]
 RecordType = Literal["prediction", "event", "health"]
@@ -22,24 +22,9 @@ def record_type(record: Record) -> str:
     return str(record.get("type", ""))
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def encode_record(record: Record) -> bytes:
     """One compact JSON document, UTF-8; NaN and infinities become null (JSON has none).
 
     JSON escapes newlines inside strings, so the result never contains a raw newline.
     """
-    try:
-        text = json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                          default=str)
-    except ValueError:
-        text = json.dumps(_finite(record), separators=(",", ":"), ensure_ascii=False, default=str)
-    return text.encode("utf-8")
+    return dumps(record, compact=True, ensure_ascii=False).encode("utf-8")

@@ -62,6 +62,11 @@ class Sink(ABC):
     def close(self, timeout_s: float) -> None:
         """Release resources, delivering what is buffered within ``timeout_s``."""
 
+    def announce(self, streams: list[str], classes: list[str], rules: list[str]) -> None:
+        """The streams, model classes and rules the pipeline produces, at start and after each
+        reload; for sinks that describe them up front. Unlike the methods above it is called
+        from the pipeline's thread (an implementation guards its own state)."""
+
     def secrets(self) -> tuple[str, ...]:
         """Strings that must never appear in ``last_error``."""
         return ()
