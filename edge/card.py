@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 from pathlib import Path
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -117,8 +117,32 @@ def _dims_match(expected: list[int | str], actual: list[int | str | None]) -> bo
     return True
 
 
+class TensorLike(Protocol):
+    """A card's tensor entry: what :func:`check_io` and warm-up read."""
+
+    @property
+    def shape(self) -> list[int | str]: ...
+
+    @property
+    def dtype(self) -> str: ...
+
+
+class CardLike(Protocol):
+    """What an engine needs of its card: a name and the tensors. A fusion model's
+    :class:`ModelCard` and a front end's :class:`edge.front.card.FrontCard` both are one."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def inputs(self) -> Mapping[str, TensorLike]: ...
+
+    @property
+    def outputs(self) -> Mapping[str, TensorLike]: ...
+
+
 def check_io(
-    card: ModelCard,
+    card: CardLike,
     model_name: str,
     inputs: dict[str, tuple[list[int | str | None], str]],
     outputs: dict[str, tuple[list[int | str | None], str]],
@@ -142,6 +166,8 @@ def check_io(
                 raise EngineError(
                     f"{model_name}: {kind} '{name}' is {dtype}, the card expects {info.dtype}"
                 )
+    if not isinstance(card, ModelCard):  # a front end has no classes
+        return
     n_out = next(iter(card.outputs.values())).shape[-1]
     if isinstance(n_out, int) and n_out != len(card.classes):
         raise EngineError(

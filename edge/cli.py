@@ -201,6 +201,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         # A path on the command line is relative to the working directory, like any other.
         model = str(Path(args.model).resolve())
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": model})})
+    if args.recordings is not None:
+        from edge.evalrec import evaluate_recordings, format_recordings
+
+        if args.write_card:
+            raise EdgeError("--write-card records held-out scenario scores; not with --recordings")
+        rec = evaluate_recordings(cfg, args.recordings)
+        print(dumps(rec, indent=2) if args.json else format_recordings(rec))
+        return 0
     files = scenario_files(args.scenario)
     report = evaluate(cfg, files)
     if args.write_card:
@@ -390,9 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", default=None, help="model name (default TASK-av)")
     s.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser("eval", help="replay scenarios through the pipeline and score it")
+    s = sub.add_parser("eval", help="replay scenarios or recordings through the pipeline, score it")
     s.add_argument("--config", required=True)
-    s.add_argument("--scenario", required=True, help="a scenario YAML or a folder of them")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--scenario", help="a scenario YAML or a folder of them")
+    what.add_argument("--recordings", help="a recording folder (a video file with its audio "
+                      "track + labels.json) or a folder of them")
     s.add_argument("--json", action="store_true")
     s.add_argument("--write-card", action="store_true", help="record the scores in the model card")
     s.add_argument("--model", default=None, help="evaluate this model file instead of the config's")

@@ -45,3 +45,45 @@ def test_labels_json_is_checked(tmp_path: Path) -> None:
         load_labels(bad)
     with pytest.raises(ConfigError, match="needs a video file"):
         recording_windows(tmp_path, make_card("driver", "x"))
+
+
+def test_eval_recordings_scores_a_recording_with_the_serving_pipeline_and_its_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``edge eval --recordings``: the recording replayed through the served model and the
+    config's rules; scored per class in three modes, with per-recording activity and events."""
+    import json
+
+    from edge.cli import main
+    from tests.conftest import ROOT, demo_config
+
+    sc = parse_scenario(SCENARIO)
+    write_files(sc, tmp_path / "recs" / "rec1", width=160, height=120, fps=15)
+    (tmp_path / "recs" / "notes").mkdir()  # a folder without labels.json is not a recording
+    cfg = tmp_path / "demo.yaml"
+    cfg.write_text(demo_config().replace("roots: [..]", f"roots: [{ROOT}]"))
+    assert main(["eval", "--config", str(cfg), "--recordings", str(tmp_path / "recs"),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["recordings"] == [str(tmp_path / "recs" / "rec1")]
+    for mode in ("both", "video_masked", "audio_masked"):
+        assert report[mode]["ticks"] >= 11
+        assert set(report[mode]["classes"]) == {"eyes_closed", "yawning", "distracted", "phone",
+                                                "talking"}
+    rec = report["per_recording"]["rec1"]
+    assert rec["seconds"] == 8 and rec["ticks"] >= 11
+    labelled = rec["both"]["labelled"]
+    assert labelled["eyes_closed"] > 0.2 and labelled["talking"] > 0.2 and labelled["phone"] == 0
+    # The simulator's own footage: the model sees the eyes closing and the talking.
+    assert report["both"]["classes"]["eyes_closed"]["recall"] > 0.5
+    assert all(e["event"] in ("start", "end") for e in rec["both"]["events"])
+    # Video masked: a class the card gives to video cannot be active.
+    assert rec["video_masked"]["active"]["eyes_closed"] == 0
+    # The same as a table, and a task mismatch is one line.
+    assert main(["eval", "--config", str(cfg), "--recordings", str(tmp_path / "recs" / "rec1")]) == 0
+    out = capsys.readouterr().out
+    assert "rec1 (8 s," in out and "rule events:" in out
+    home = tmp_path / "home.yaml"
+    home.write_text(cfg.read_text().replace("driver-av", "home-av"))
+    assert main(["eval", "--config", str(home), "--recordings", str(tmp_path / "recs")]) == 2
+    assert "no recordings of task 'home'" in capsys.readouterr().err

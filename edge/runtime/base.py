@@ -10,11 +10,11 @@ import importlib
 import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from edge.card import ModelCard
+from edge.card import CardLike
 from edge.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -26,12 +26,19 @@ BACKENDS = {
 }
 
 
-class Engine(ABC):
-    """Runs one model: ``infer(batch)`` maps input arrays by name to output arrays by name."""
+C = TypeVar("C", bound=CardLike)
+
+
+class Engine(ABC, Generic[C]):
+    """Runs one model: ``infer(batch)`` maps input arrays by name to output arrays by name.
+
+    The card is the fusion model's :class:`~edge.card.ModelCard`, or a front end's
+    :class:`~edge.front.card.FrontCard`: both run through the same backends.
+    """
 
     type_key = ""
 
-    def __init__(self, model_path: Path, card: ModelCard, options: dict[str, Any]) -> None:
+    def __init__(self, model_path: Path, card: C, options: dict[str, Any]) -> None:
         self.model_path = model_path
         self.card = card
         self.options = options
@@ -60,14 +67,14 @@ class Engine(ABC):
 
 
 def load_engine(
-    type_key: str, model_path: str | Path, card: ModelCard, options: dict[str, Any] | None = None
-) -> Engine:
+    type_key: str, model_path: str | Path, card: C, options: dict[str, Any] | None = None
+) -> Engine[C]:
     """Build and load the engine registered under ``type_key``."""
     module_name = BACKENDS.get(type_key)
     if module_name is None:
         raise EngineError(f"unknown engine type {type_key!r} (known: {', '.join(sorted(BACKENDS))})")
     module = importlib.import_module(module_name)
-    engine_cls: type[Engine] = module.ENGINE
+    engine_cls: type[Engine[C]] = module.ENGINE
     path = Path(model_path)
     if not path.is_file():
         raise EngineError(f"{path}: no such model file")
@@ -75,8 +82,8 @@ def load_engine(
 
 
 def open_engine(
-    type_key: str, model_path: str | Path, card: ModelCard, options: dict[str, Any] | None = None
-) -> Engine:
+    type_key: str, model_path: str | Path, card: C, options: dict[str, Any] | None = None
+) -> Engine[C]:
     """:func:`load_engine`, except that a TensorRT plan built for another GPU, another TensorRT
     or an older ONNX file is not deserialized: the reason and the rebuild command are logged and
     its ONNX file is served through ONNX Runtime (CPU) instead."""

@@ -8,16 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from edge.card import ModelCard, check_io
+from edge.card import check_io
 from edge.errors import EngineError
-from edge.runtime.base import Engine
+from edge.runtime.base import C, Engine
 
 log = logging.getLogger(__name__)
 
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64"}
 
 
-class OnnxEngine(Engine):
+class OnnxEngine(Engine[C]):
     """A model on ONNX Runtime.
 
     Options: ``threads`` (intra-op threads, default 1 — an embedded pipeline shares its cores
@@ -26,7 +26,7 @@ class OnnxEngine(Engine):
 
     type_key = "onnx"
 
-    def __init__(self, model_path: Path, card: ModelCard, options: dict[str, Any]) -> None:
+    def __init__(self, model_path: Path, card: C, options: dict[str, Any]) -> None:
         super().__init__(model_path, card, options)
         import onnxruntime as ort
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.card import ModelCard, check_io
+from edge.card import check_io
 from edge.errors import EngineError
-from edge.runtime.base import Engine
+from edge.runtime.base import C, Engine
 from edge.trt import (
     PlanMismatch,
     gpu_identity,
@@ -29,12 +29,12 @@ from edge.trt import (
 )
 
 
-class TensorRTEngine(Engine):
+class TensorRTEngine(Engine[C]):
     """A TensorRT plan. Options: ``device`` (CUDA device index, default 0)."""
 
     type_key = "tensorrt"
 
-    def __init__(self, model_path: Path, card: ModelCard, options: dict[str, Any]) -> None:
+    def __init__(self, model_path: Path, card: C, options: dict[str, Any]) -> None:
         super().__init__(model_path, card, options)
         # Files first (a changed ONNX needs no TensorRT to notice), then this machine.
         problems = manifest_problems(model_path)
@@ -67,7 +67,7 @@ class TensorRTEngine(Engine):
         finally:
             self._ctx.pop()
 
-    def _setup(self, trt: Any, cuda: Any, model_path: Path, card: ModelCard) -> None:
+    def _setup(self, trt: Any, cuda: Any, model_path: Path, card: C) -> None:
         self._cuda = cuda
         logger = trt.Logger(trt.Logger.WARNING)
         runtime = trt.Runtime(logger)
