@@ -116,6 +116,17 @@ class Window:
             self.frames = (None,) * len(self.frames)
         self._video = None
 
+    def mask_frames(self, keep: np.ndarray) -> None:
+        """Mask the frame targets where ``keep`` is False (e.g. frames without a face)."""
+        keep = np.asarray(keep, bool)
+        if keep.all() or self.frames is None:
+            return
+        self.video_mask &= keep
+        self.frames = tuple(f if k else None for f, k in zip(self.frames, keep))
+        if self.video_seq is not None:
+            self.video_seq = np.where(keep, self.video_seq, -1)
+        self._video = None
+
     def mask_audio(self) -> None:
         """Mask every sample (the window then holds silence)."""
         self.audio_mask[:] = False

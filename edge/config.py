@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import ConfigError
+from edge.front.config import FrontEndsConfig
 from edge.health import HealthConfig
 from edge.paths import PathsConfig, confine
 from edge.recorder import RecorderConfig
@@ -202,6 +203,10 @@ class Config(_Model):
     streams: dict[str, StreamConfig] = Field(description="Streams by name.")
     window: WindowConfig = Field(default_factory=WindowConfig, description="Window cutting.")
     model: ModelConfig | None = Field(None, description="Model for predictions (edge run).")
+    front_ends: FrontEndsConfig | None = Field(
+        None, description="Pretrained front ends (face, person, speech activity) that run on new "
+        "frames and audio before the model (edge/front; off when absent)."
+    )
     decisions: DecisionsConfig | None = Field(
         None, description="Smoothing, states and rules that turn predictions into events."
     )

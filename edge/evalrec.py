@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, TextIO, cast
 
 import numpy as np
 
@@ -75,6 +75,8 @@ class RecordingRun:
     labels: np.ndarray  # [ticks, classes] bool
     times: np.ndarray  # [ticks] seconds into the file
     events: list[dict[str, Any]] = field(default_factory=list)  # rule events (start and end)
+    front: list[dict[str, Any]] = field(default_factory=list)  # per tick: what front ends said
+    front_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stage counters
 
 
 def run_recording(
@@ -114,6 +116,7 @@ def run_recording(
     labels: list[np.ndarray] = []
     times: list[float] = []
     events: list[dict[str, Any]] = []
+    front: list[dict[str, Any]] = []
 
     def file_s(t_ns: int) -> float:
         assert source.video_clock is not None
@@ -131,6 +134,7 @@ def run_recording(
             if t_end - span < -1e-6 or t_end > truth.seconds + 1e-6:
                 continue
             probs.append([p.probs[c] for c in classes])
+            front.append(dict(cast(dict[str, Any], p.extra.get("front", {}))))
             frac = label_fraction(truth, max(0.0, t_end - hop_s), t_end)
             labels.append(frac[[truth.classes.index(c) for c in classes]] >= 0.5)
             times.append(t_end)
@@ -140,8 +144,36 @@ def run_recording(
         name=folder.name, task=truth.task, seconds=truth.seconds,
         probs=np.asarray(probs, np.float32).reshape(-1, len(classes)),
         labels=np.asarray(labels, bool).reshape(-1, len(classes)),
-        times=np.asarray(times, np.float64), events=events,
+        times=np.asarray(times, np.float64), events=events, front=front,
+        front_stats=runner.cascade.stats() if runner.cascade is not None else {},
     )
+
+
+def stage_scores(run: RecordingRun, classes: list[str]) -> dict[str, Any]:
+    """How each front end did alone on one recording: the face found in what share of the
+    frames it ran on; the person detector and the VAD per tick against the ``person`` and
+    ``speech`` labels (frame F1), where the task has those classes."""
+    from edge.metrics import prf
+
+    out: dict[str, Any] = {}
+    for key, s in run.front_stats.items():
+        kind = key.split(":")[0]
+        entry: dict[str, Any] = {"processed": s["processed"], "ms_per_item": s["ms_per_item"]}
+        if kind == "face":
+            entry["found"] = round(s["present"] / s["processed"], 4) if s["processed"] else None
+        out[key] = entry
+    for stage, cls in (("person", "person"), ("speech", "speech")):
+        said = [f.get(stage) for f in run.front]
+        if cls not in classes or not said or any(x is None for x in said):
+            continue
+        pred = np.array(said, bool)
+        lab = run.labels[:, classes.index(cls)]
+        tp, fp = int((pred & lab).sum()), int((pred & ~lab).sum())
+        fn = int((~pred & lab).sum())
+        p, r, f1 = prf(tp, fp, fn)
+        out[f"{stage}_ticks"] = {"f1": round(f1, 4), "precision": round(p, 4),
+                                 "recall": round(r, 4), "false_ticks": fp, "ticks": len(pred)}
+    return out
 
 
 def evaluate_recordings(
@@ -189,6 +221,8 @@ def evaluate_recordings(
                              for k, c in enumerate(classes)},
                 "events": r.events,
             }
+            if mode == "both" and r.front_stats:
+                entry["front_ends"] = stage_scores(r, classes)
     report["per_recording"] = per
     return report
 
@@ -204,6 +238,13 @@ def format_recordings(report: dict[str, Any]) -> str:
         lines.append(f"{name} ({r['seconds']:g} s, {r['ticks']} ticks)")
         cells = [f"{c} {a:.0%} [{both['labelled'][c]:.0%}]" for c, a in both["active"].items()]
         lines.append("  active [labelled]: " + ", ".join(cells))
+        for key, s in r.get("front_ends", {}).items():
+            if "found" in s:
+                lines.append(f"  {key}: face found in {s['found']:.1%} of {s['processed']} frames"
+                             f" ({s['ms_per_item']} ms each)")
+            elif "f1" in s:
+                lines.append(f"  {key}: F1 {s['f1']:.3f} (P {s['precision']:.3f}, "
+                             f"R {s['recall']:.3f}; {s['false_ticks']} false of {s['ticks']})")
         starts = [e for e in both["events"] if e["event"] == "start"]
         if starts:
             fired = ", ".join(f"{e['rule']} @{e['t_s']:.1f} s" for e in starts)

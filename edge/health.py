@@ -69,6 +69,7 @@ class TickStats:
     clipped: float | None  # share of audio samples at |x| >= 0.999
     faults: int  # new drops + gaps + overflows since the previous tick
     error: str | None = None  # why the device is not open ("no such device"), when it is not
+    notes: tuple[str, ...] = ()  # what the front ends say degrades it ("face absent 12.0 s")
 
 
 def frame_stats(w: Window) -> tuple[float | None, float | None]:
@@ -156,6 +157,7 @@ def judge(ticks: list[TickStats], cfg: HealthConfig) -> tuple[str, list[str]]:
                 lost.append(f"{kind} {age / NS_PER_S:.1f} s old")
             elif age >= cfg.age_degraded * NS_PER_S:
                 degraded.append(f"{kind} {age / NS_PER_S:.1f} s old")
+    degraded.extend(last.notes)
     faults = sum(t.faults for t in ticks)
     if faults:
         degraded.append(f"{faults} drops/gaps/overflows")

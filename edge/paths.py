@@ -124,6 +124,10 @@ def confine(
             sink = _update(sink, ca_file=opt(f"{key}.ca_file", sink.ca_file))
         sinks[name] = sink
 
+    front = config.front_ends
+    if front is not None:
+        front = _update(front, dir=fix("front_ends.dir", front.dir))
+
     http = config.http
     if http is not None:
         http = _update(http, token_file=opt("http.token_file", http.token_file))
@@ -133,5 +137,6 @@ def confine(
 
     return config.model_copy(update={
         "sources": sources, "model": model, "sinks": sinks, "http": http, "recorder": recorder,
+        "front_ends": front,
         "paths": PathsConfig(roots=[str(r) for r in roots]),
     })

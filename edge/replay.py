@@ -277,6 +277,15 @@ def replay_recording(
     if recorded_model.get("sha256") and used_path is not None and Path(used_path).is_file():
         matches = sha256_file(used_path) == recorded_model["sha256"]
     feeders = {name: _Feeder(src, rec.data[name]) for name, src in sources.items()}
+    if runner.cascade is not None:  # the front ends' recorded results, not a re-run of them
+        runner.cascade.replaying = True
+
+    def replay_seq(source: str, live_seq: int) -> int | None:
+        """A recorded frame's seq in the replay's ring (its place among the recorded frames)."""
+        seqs = rec.data[source].seq
+        k = int(np.searchsorted(seqs, live_seq))
+        return k if k < seqs.size and int(seqs[k]) == live_seq else None
+
     recorded: dict[tuple[int, str], dict[str, Any]] = {(p["tick"], p["stream"]): p for p in rec.predictions}
     comparisons: list[TickComparison] = []
     inexact = 0
@@ -306,6 +315,8 @@ def replay_recording(
             for name, end in tick["audio_end"].items():
                 feeders[name].audio_upto(end)
         clock.set_ns(max(clock.now_ns(), tick["now_ns"]))
+        if runner.cascade is not None:
+            runner.cascade.inject(tick.get("front") or {}, replay_seq)
         preds = runner.process(windows)
         if not tick["compare"]:
             continue

@@ -18,6 +18,7 @@ from typing import Any, cast
 import numpy as np
 
 from edge.align import Window
+from edge.buffers import FrameRing, SampleRing
 from edge.capture.base import CaptureSource
 from edge.card import ModelCard, card_path_for, load_card
 from edge.clock import NS_PER_S, Clock
@@ -123,6 +124,7 @@ class Runner:
         self.featurizers = {
             name: Featurizer(self.card, al) for name, al in self.spine.aligners.items()
         }
+        self.cascade = self._build_cascade(config)
         self.classes = self.card.class_names
         self.thresholds = np.array([c.threshold for c in self.card.classes], np.float32)
         self.infer_ns: list[int] = []
@@ -135,8 +137,38 @@ class Runner:
         self._first_data: dict[str, int] = {}
         self.health_records: list[dict[str, Any]] = []  # of the latest tick
 
+    def _build_cascade(self, config: Config) -> Any:
+        """The front ends ``front_ends:`` asks for, on the streams' rings (None: none)."""
+        fc = config.front_ends
+        if fc is None:
+            return None
+        import time
+
+        from edge.front.cascade import build_cascade
+
+        video: dict[str, FrameRing] = {}
+        audio: dict[str, SampleRing] = {}
+        for sc in config.streams.values():
+            ring = self.spine.sources[sc.video].video if sc.video else None
+            if sc.video and ring is not None:
+                video[sc.video] = ring
+            src = self.spine.sources[sc.audio] if sc.audio else None
+            if sc.audio and src is not None and src.audio is not None and fc.vad is not None:
+                if src.sample_rate != 16000:
+                    raise ConfigError(f"front_ends.vad: source {sc.audio!r} gives "
+                                      f"{src.sample_rate} Hz audio; the VAD needs 16000 Hz")
+                audio[sc.audio] = src.audio
+        return build_cascade(fc, video, audio, self.spine.hop_ns, time.perf_counter_ns)
+
     def process(self, windows: list[Window]) -> list[Prediction]:
         """Model outputs for the windows of one tick (all streams in one batch)."""
+        fronts: dict[str, Any] = {}
+        if self.cascade is not None:  # before the features: it masks frames without a face
+            self.cascade.step()
+            for w in windows:
+                sc = self.spine.config.streams[w.stream]
+                rate = self.spine.sources[sc.audio].sample_rate if sc.audio else 16000
+                fronts[w.stream] = self.cascade.window(w, sc.video, sc.audio, rate)
         feats = [self.featurizers[w.stream](w) for w in windows]
         for w, f in zip(windows, feats):
             self._last[w.stream] = (w, f)
@@ -176,6 +208,8 @@ class Runner:
                     extra={} if truth is None else {"truth": truth},
                 )
             )
+            if w.stream in fronts:
+                out[-1].extra["front"] = fronts[w.stream].summary()
             degraded = [k.split("_")[0] for k, v in self._flags(out[-1]).items() if v]
             if degraded:  # a prediction resting on a sensor that is not ok says so
                 out[-1].extra["degraded"] = degraded
@@ -298,9 +332,20 @@ class Runner:
                     clipped=clipped_share(w) if gives_audio else None,
                     faults=max(0, new),
                     error=None if running else src.stats.last_error,
+                    notes=self._front_notes(name) if gives_video else (),
                 )
                 out.extend(self.health.update(name, tick))
         return out
+
+    def _front_notes(self, source: str) -> tuple[str, ...]:
+        """Health notes of the front ends on a video source ('face absent 12.0 s')."""
+        fc = self.config.front_ends
+        if self.cascade is None or fc is None or fc.face is None:
+            return ()
+        absent = self.cascade.face_absent_s(source)
+        if absent is None or absent < fc.face.absent_degraded:
+            return ()
+        return (f"face absent {absent:.1f} s",)
 
     def _settled(self, source: str, last_data_ns: int | None, w: Window) -> bool:
         """Whether a source's windows can be judged: not while its first windows still reach

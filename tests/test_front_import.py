@@ -22,6 +22,7 @@ from edge.cli import main
 from edge.front.card import check_onnx_io, load_front_card
 from edge.front.catalog import MEDIAPIPE, MODELS, SILERO_VAD, FrontModel, Wheel
 from edge.front.importer import ImportFailed, import_front_ends, read_member, resolve_wheels
+from edge.front.ssd import decode, letterbox, ssd_anchors
 from edge.front.tfl_ops import same_pads
 from edge.front.tfl_read import TfliteError
 from edge.front.tflite2onnx import convert
@@ -66,15 +67,7 @@ def _frame(folder: str, index: int) -> np.ndarray:
 
 
 def _letterbox(rgb: np.ndarray, size: int, lo: float) -> np.ndarray:
-    import cv2
-
-    h, w = rgb.shape[:2]
-    s = size / max(h, w)
-    nh, nw = round(h * s), round(w * s)
-    out = np.zeros((size, size, 3), np.float32)
-    top, left = (size - nh) // 2, (size - nw) // 2
-    out[top:top + nh, left:left + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    return _scale(out, lo)[None]
+    return letterbox(rgb, size, size, (lo, 1.0))[0]
 
 
 def _scale(img: np.ndarray, lo: float) -> np.ndarray:
@@ -90,27 +83,6 @@ def _crop(rgb: np.ndarray, cx: float, cy: float, side: float, size: int, lo: flo
     m = np.array([[size / side, 0, -(cx - half) * size / side], [0, size / side, -(cy - half) * size / side]])
     img = cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return _scale(img, lo)[None]
-
-
-def _ssd_anchors(post: dict[str, Any]) -> np.ndarray:
-    """Anchor centres (x, y) from a card's SsdAnchorsCalculator settings (fixed size)."""
-    a = post["anchors"]
-    strides: list[int] = a["strides"]
-    out = []
-    i = 0
-    while i < len(strides):
-        j = i
-        while j < len(strides) and strides[j] == strides[i]:
-            j += 1
-        per_cell = 2 * (j - i)  # aspect 1.0 plus the interpolated scale, per layer
-        g = int(np.ceil(a["input_size_height"] / strides[i]))
-        for y in range(g):
-            for x in range(g):
-                out += [((x + a["anchor_offset_x"]) / g, (y + a["anchor_offset_y"]) / g)] * per_cell
-        i = j
-    anchors = np.array(out)
-    assert len(anchors) == a["num_anchors"]
-    return anchors
 
 
 def _ort(path: Path) -> Any:
@@ -177,17 +149,17 @@ def test_onnx_matches_litert_on_real_frames(model: FrontModel, front: Path, whee
 
 def test_face_detector_card_decodes_the_real_face_and_not_an_empty_room(front: Path) -> None:
     card = load_front_card(front / "face_detector.yaml")
-    post, anchors = card.postprocess, _ssd_anchors(card.postprocess)
+    post = card.postprocess
+    anchors = ssd_anchors(post["anchors"])
     sess = _ort(front / "face_detector.onnx")
     best = {}
+    no_threshold = {**post["decode"], "min_score_thresh": 0.0}
     for folder in ("driver-dev-alert-blink", "driver-dev-no-face"):
         x = _letterbox(_frame(folder, 30), card.preprocess["width"], card.preprocess["value_range"][0])
-        boxes, scores = sess.run(["boxes", "scores"], {"image": x})
-        s = 1 / (1 + np.exp(-np.clip(scores[0, :, 0].astype(np.float64), -100, 100)))
-        i = int(np.argmax(s))
-        cx = boxes[0, i, 0] / post["decode"]["x_scale"] + anchors[i, 0]
-        cy = boxes[0, i, 1] / post["decode"]["y_scale"] + anchors[i, 1]
-        best[folder] = (float(s[i]), float(cx), float(cy))
+        raw_boxes, raw_scores = sess.run(["boxes", "scores"], {"image": x})
+        boxes, _, scores = decode(raw_boxes, raw_scores, anchors, no_threshold)
+        cx, cy = (boxes[0, :2] + boxes[0, 2:]) / 2
+        best[folder] = (float(scores[0]), float(cx), float(cy))
     score, cx, cy = best["driver-dev-alert-blink"]
     assert score > post["decode"]["min_score_thresh"]
     # the face is near (295, 150) of 640x360: letterboxed into 128x128 with a 32 px top band

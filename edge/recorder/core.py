@@ -108,6 +108,7 @@ class FlightRecorder:
         spine: Spine,
         *,
         featurizers: Mapping[str, Featurizer] | None = None,
+        cascade: Any = None,
         config_text: str | None = None,
         model: ModelInfo | None = None,
         wall_clock: Callable[[], float] = time.time,
@@ -120,7 +121,7 @@ class FlightRecorder:
         self.config_text = config_text
         self.model = model
         self.wall_clock = wall_clock
-        self.journal = TickJournal(spine, self.featurizers, config.pre_roll)
+        self.journal = TickJournal(spine, self.featurizers, config.pre_roll, cascade=cascade)
         self.hop_ns = spine.hop_ns
         self.taps = self.journal.taps
         self.pre_ns, self.horizon_ns = self.journal.pre_ns, self.journal.horizon_ns
@@ -153,8 +154,8 @@ class FlightRecorder:
         info = dict(engine.describe())
         info["options"] = dict(getattr(engine, "options", {}) or {})
         model = ModelInfo.of(runner.card.name, getattr(engine, "model_path", None), info)
-        return cls(config, runner.spine, featurizers=runner.featurizers, config_text=config_text,
-                   model=model, wall_clock=wall_clock)
+        return cls(config, runner.spine, featurizers=runner.featurizers, cascade=runner.cascade,
+                   config_text=config_text, model=model, wall_clock=wall_clock)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:

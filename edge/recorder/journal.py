@@ -89,12 +89,18 @@ class TickJournal:
         The runner's featurizers by stream: how far each fed its log-mel cache.
     pre_roll_s:
         The recorder's pre-roll; the history reaches back that far plus one window.
+    cascade:
+        The runner's front ends (:class:`edge.front.cascade.Cascade`), if any: each tick keeps
+        what they made (per frame seq, per audio chunk), which a replay feeds back instead of
+        running them (their tracking state reaches back before any recording).
     """
 
     def __init__(
-        self, spine: Spine, featurizers: Mapping[str, Featurizer], pre_roll_s: float
+        self, spine: Spine, featurizers: Mapping[str, Featurizer], pre_roll_s: float,
+        cascade: Any = None,
     ) -> None:
         self.spine = spine
+        self.cascade = cascade
         self.featurizers = featurizers
         self.hop_ns = spine.hop_ns
         self.taps: dict[str, _Tap] = {}
@@ -187,6 +193,8 @@ class TickJournal:
             self._fed[stream] = cur
         audio_end = {n: t.audio.end for n, t in self.taps.items() if t.audio is not None}
         line = {"now_ns": now_ns, "clocks": clocks, "windows": wins, "feeds": feeds, "audio_end": audio_end}
+        if self.cascade is not None:
+            line["front"] = self.cascade.produced
         preds = [_prediction_line(p) for p in predictions]
         evs = [{"stream": s, **e.to_json()} for s, e in events]
         return _Tick(now_ns, line, preds, evs)

@@ -1,0 +1,68 @@
+"""``front_ends:`` in a config: which front-end stages run, at which rate, and on what.
+
+Config types only: nothing here imports the stages or a runtime (edge.config reads this).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FaceConfig(_Model):
+    """The face stage: detector every ``detect_every`` processed frames, landmarks between."""
+
+    rate: float | None = Field(
+        None, gt=0, le=240,
+        description="Most frames per second it processes, by frame time (unset: every frame).",
+    )
+    detect_every: int = Field(
+        10, ge=1, description="Run the face detector on every Nth processed frame; the landmark "
+        "model tracks the face between (and the detector runs again when it loses it)."
+    )
+    min_face: float = Field(
+        0.06, gt=0, lt=1, description="Smallest face (box height / frame height) that counts; a "
+        "smaller one is reported absent ('face too small')."
+    )
+    mask_absent: bool = Field(
+        True, description="Frames without a face are masked for the fusion model: an absent "
+        "face is never read as closed eyes."
+    )
+    absent_degraded: float = Field(
+        2.0, gt=0, description="Seconds without a face after which health reports the camera "
+        "degraded ('face absent 12.0 s')."
+    )
+
+
+class PersonConfig(_Model):
+    """The person detector: a few frames a second are enough to say whether anyone is there."""
+
+    rate: float | None = Field(4.0, gt=0, le=240, description="Most frames per second it processes.")
+    min_score: float = Field(0.5, gt=0, lt=1, description="Detection score that counts as a person.")
+
+
+class VadConfig(_Model):
+    """Speech activity on audio chunks as they arrive (32 ms at 16 kHz), state carried."""
+
+    threshold: float = Field(0.5, gt=0, lt=1, description="Probability that starts speech.")
+    neg_threshold: float = Field(
+        0.35, gt=0, lt=1, description="Probability below which speech ends (hysteresis)."
+    )
+
+
+class FrontEndsConfig(_Model):
+    """Pretrained front ends (engines/front, made by ``edge front-ends import``) that run on new
+    frames and audio before the fusion model, each stage at its own rate."""
+
+    dir: str = Field("engines/front", description="Folder of the front-end ONNX files and cards "
+                     "(relative: to the first of paths.roots, like the model).")
+    engine: Literal["onnx", "tensorrt"] = Field("onnx", description="Backend of the front ends.")
+    threads: int = Field(1, ge=1, le=64, description="Intra-op threads of each front end.")
+    face: FaceConfig | None = Field(None, description="Face detection, landmarks and geometry.")
+    person: PersonConfig | None = Field(None, description="Person detection.")
+    vad: VadConfig | None = Field(None, description="Speech activity detection.")

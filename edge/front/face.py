@@ -1,0 +1,242 @@
+"""The face stage of the front-end cascade: detector, then face mesh tracked frame to frame.
+
+:class:`FaceStage` is called once per new frame, in frame order. The detector (BlazeFace short
+range) runs on the first frame, every ``detect_every`` frames and whenever tracking is lost;
+between, the face mesh tracks: the next frame's ROI comes from this frame's landmarks (eye line
+levelled, 1.5x, square, as mediapipe's face-mesh graph does), and the mesh's face-presence
+logit says whether the face is still there. When it says no, the detector runs on the same
+frame before absence is declared.
+
+Each frame gives a :class:`FaceResult`: presence with a reason, box, and geometry (eye aspect
+ratios, mouth opening, yaw/pitch/roll) that :meth:`FaceResult.vector` lays out in
+:data:`FACE_FEATURES` order for the fusion model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.front.engines import FRONT_DIR, open_front
+from edge.front.geometry import (
+    EYE_OUTER,
+    LEFT_EYE_EAR,
+    RIGHT_EYE_EAR,
+    Roi,
+    crop,
+    eye_aspect_ratio,
+    head_pose,
+    mouth_open_ratio,
+    roi_from_detection,
+    roi_from_landmarks,
+)
+from edge.front.ssd import Detections, SsdDetector, to_value_range
+
+#: Per-frame face features, in :meth:`FaceResult.vector` order. ``present`` is 1/0; the rest
+#: are 0 when the face is absent. Units: ``face_size`` is box height / frame height; eye and
+#: mouth values are ratios (eye aspect ratio about 0.25-0.35 open); angles are degrees.
+FACE_FEATURES: tuple[str, ...] = (
+    "present", "face_size", "eye_open_left", "eye_open_right", "mouth_open", "yaw", "pitch", "roll",
+)
+
+NO_FACE = "no face"
+TOO_SMALL = "face too small"
+
+_NAN = math.nan
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """The face stage's result for one frame.
+
+    Attributes
+    ----------
+    present
+        A face big enough to measure is in view.
+    reason
+        Why not: ``""`` when present, ``"no face"``, ``"face too small"``.
+    score
+        Face-mesh presence probability when the mesh ran on a face, else the detector's best
+        score (0 when nothing was found).
+    box
+        ``(x0, y0, x1, y1)`` normalized to the frame (landmarks' extent; may pass the frame's
+        edges), or None when no face was found.
+    detected
+        The detector ran on this frame.
+    eye_open_left, eye_open_right
+        Eye aspect ratio of the subject's left eye (mesh 362, 385, 387, 263, 373, 380) and right
+        eye (33, 160, 158, 133, 153, 144); NaN when absent.
+    mouth_open
+        Inner-lip gap (13-14) over mouth width (61-291); NaN when absent.
+    yaw, pitch, roll
+        Head pose in degrees (:func:`edge.front.geometry.head_pose`); NaN when absent.
+    face_size
+        Box height / frame height; NaN when no face was found (set for a face too small).
+    """
+
+    present: bool
+    reason: str
+    score: float
+    box: tuple[float, float, float, float] | None
+    detected: bool
+    eye_open_left: float = _NAN
+    eye_open_right: float = _NAN
+    mouth_open: float = _NAN
+    yaw: float = _NAN
+    pitch: float = _NAN
+    roll: float = _NAN
+    face_size: float = _NAN
+
+    def vector(self) -> np.ndarray:
+        """The features in :data:`FACE_FEATURES` order, float32, NaN replaced by 0.
+
+        Returns
+        -------
+        np.ndarray
+            ``[len(FACE_FEATURES)]`` float32.
+        """
+        v = np.array([float(self.present)] + [getattr(self, k) for k in FACE_FEATURES[1:]], np.float64)
+        if not self.present:
+            v[1:] = 0.0
+        return np.nan_to_num(v, nan=0.0).astype(np.float32)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-100.0, min(100.0, x))))
+
+
+class FaceStage:
+    """Face detection and face-mesh tracking over a stream of frames.
+
+    Parameters
+    ----------
+    front_dir
+        Folder of the front-end models and cards (``face_detector``, ``face_landmarks``).
+    detect_every
+        Run the detector at least every this many frames (1: every frame); it also runs on the
+        first frame and whenever tracking is lost.
+    min_face
+        Faces whose box height is below this share of the frame height are reported absent
+        (``"face too small"``).
+    type_key
+        Engine backend (``onnx``, ``tensorrt``).
+    options
+        Engine options (default: one intra-op thread).
+    """
+
+    def __init__(
+        self,
+        front_dir: str | Path = FRONT_DIR,
+        detect_every: int = 10,
+        min_face: float = 0.06,
+        type_key: str = "onnx",
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, not {detect_every}")
+        self.detect_every = int(detect_every)
+        self.min_face = float(min_face)
+        det_engine = open_front("face_detector", front_dir, type_key, options)
+        self.detector = SsdDetector(det_engine)
+        roi_cfg: dict[str, Any] = dict(det_engine.card.postprocess.get("landmark_roi", {}))
+        k0, k1 = roi_cfg.get("rotation_keypoints", [0, 1])[:2]
+        self.rotation_keypoints = (int(k0), int(k1))
+        self.roi_scale = float(roi_cfg.get("scale", 1.5))
+        self.mesh = open_front("face_landmarks", front_dir, type_key, options)
+        card = self.mesh.card
+        self.mesh_input = next(iter(card.inputs))
+        self.mesh_size = int(card.preprocess["width"])
+        self.mesh_range: list[float] = list(card.preprocess.get("value_range", [0.0, 1.0]))
+        self.presence_threshold = float(card.postprocess.get("presence", {}).get("threshold", 0.5))
+        self.num_landmarks = int(card.postprocess.get("num_landmarks", 468))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the track: the next frame runs the detector."""
+        self._roi: Roi | None = None
+        self._since_detect = 0
+
+    # -- steps --------------------------------------------------------------------------------
+    def _detect(self, frame_bgr: np.ndarray) -> tuple[Roi | None, float]:
+        """The ROI of the biggest face the detector finds (or None) and its score."""
+        h, w = frame_bgr.shape[:2]
+        dets: Detections = self.detector.detect(frame_bgr, bgr=True)
+        self._since_detect = 0
+        if not len(dets):
+            return None, 0.0
+        scale = np.array([w, h, w, h], np.float64)
+        areas = (dets.boxes[:, 2] - dets.boxes[:, 0]) * (dets.boxes[:, 3] - dets.boxes[:, 1])
+        i = int(np.argmax(areas))  # the driver is the nearest face
+        kp = dets.keypoints[i].astype(np.float64) * np.array([w, h])
+        i0, i1 = self.rotation_keypoints
+        return roi_from_detection(dets.boxes[i] * scale, kp[i0], kp[i1], self.roi_scale), float(dets.scores[i])
+
+    def _landmarks(self, frame_bgr: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
+        """Mesh landmarks ``[468, 3]`` in frame pixels and the presence probability."""
+        img = crop(frame_bgr, roi, self.mesh_size, swap_rb=True)
+        x = to_value_range(img, self.mesh_range)[None]
+        out = self.mesh.infer({self.mesh_input: x})
+        pts = np.asarray(out["landmarks"], np.float64).reshape(self.num_landmarks, 3)
+        presence = _sigmoid(float(np.asarray(out["face_flag"]).ravel()[0]))
+        return roi.to_frame(pts, self.mesh_size), presence
+
+    # -- per frame ----------------------------------------------------------------------------
+    def process(self, frame_bgr: np.ndarray) -> FaceResult:
+        """Run the stage on the next frame (call once per new frame, in frame order).
+
+        Parameters
+        ----------
+        frame_bgr
+            ``H x W x 3`` uint8 BGR (OpenCV), any size.
+
+        Returns
+        -------
+        FaceResult
+            This frame's result.
+        """
+        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
+            raise ValueError(f"expected an HxWx3 uint8 BGR frame, got {frame_bgr.dtype} {frame_bgr.shape}")
+        h, w = frame_bgr.shape[:2]
+        detected = False
+        det_score = 0.0
+        roi = self._roi
+        self._since_detect += 1
+        if roi is None or self._since_detect >= self.detect_every:
+            detected = True
+            found, det_score = self._detect(frame_bgr)
+            # a scheduled detection that misses keeps the track: the mesh's presence decides
+            roi = found or roi
+        if roi is None:
+            return self._lost(NO_FACE, det_score, detected)
+        pts, presence = self._landmarks(frame_bgr, roi)
+        if presence < self.presence_threshold and not detected:
+            detected = True
+            found, det_score = self._detect(frame_bgr)
+            if found is None:
+                return self._lost(NO_FACE, det_score, detected)
+            pts, presence = self._landmarks(frame_bgr, found)
+        if presence < self.presence_threshold:
+            return self._lost(NO_FACE, max(det_score, presence), detected)
+        self._roi = roi_from_landmarks(pts, EYE_OUTER[0], EYE_OUTER[1], self.roi_scale)
+        x0, y0 = pts[:, 0].min() / w, pts[:, 1].min() / h
+        x1, y1 = pts[:, 0].max() / w, pts[:, 1].max() / h
+        box = (float(x0), float(y0), float(x1), float(y1))
+        size = float(y1 - y0)
+        if size < self.min_face:
+            return FaceResult(False, TOO_SMALL, presence, box, detected, face_size=size)
+        yaw, pitch, roll = head_pose(pts)
+        return FaceResult(
+            True, "", presence, box, detected,
+            eye_open_left=eye_aspect_ratio(pts, LEFT_EYE_EAR),
+            eye_open_right=eye_aspect_ratio(pts, RIGHT_EYE_EAR),
+            mouth_open=mouth_open_ratio(pts),
+            yaw=yaw, pitch=pitch, roll=roll, face_size=size,
+        )
+
+    def _lost(self, reason: str, score: float, detected: bool) -> FaceResult:
+        self._roi = None
+        return FaceResult(False, reason, score, None, detected)

@@ -1,0 +1,184 @@
+"""Person presence: mediapipe's BlazePose detector (``engines/front/person_detector.onnx``).
+
+This module owns turning one camera frame into person features. The detector is an SSD whose
+box is the person's *face* and whose four keypoints are the hip centre, a point at the
+full-body radius, the shoulder centre and a point at the upper-body radius (mediapipe's
+``pose_detection`` graph); decoding, NMS and the letterbox are :mod:`edge.front.ssd`'s. The body
+box reported here is mediapipe's own pose region of interest: a square centred on the hip with
+half-side the hip-to-``full_body_size_rotation`` distance (``AlignmentPointsRectsCalculator``),
+clipped to the frame. Run it at a few frames per second (2-5 fps), not on every frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.errors import EngineError
+from edge.front.card import FrontCard
+from edge.front.engines import FRONT_DIR, open_front
+from edge.front.ssd import Detections, SsdDetector
+from edge.runtime.base import Engine
+
+PERSON_NAME = "person_detector"
+
+PERSON_FEATURES: tuple[str, ...] = (
+    "person_present",
+    "person_count",
+    "person_score",
+    "person_area",
+    "person_cx",
+    "person_cy",
+)
+"""Names of :meth:`PersonResult.vector`'s entries, in order."""
+
+
+@dataclass(frozen=True)
+class PersonResult:
+    """People found in one frame.
+
+    Attributes
+    ----------
+    present : bool
+        At least one person at or above the stage's ``min_score``.
+    count : int
+        People kept (after NMS, at or above ``min_score``).
+    score : float
+        Best detection score (0.0 when none was kept).
+    boxes : list of tuple
+        Body boxes ``(x0, y0, x1, y1)`` normalized to the frame and clipped to it, best first.
+    scores : list of float
+        Score of each box.
+    """
+
+    present: bool
+    count: int
+    score: float
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+    def vector(self) -> np.ndarray:
+        """Features in :data:`PERSON_FEATURES` order, float32.
+
+        Returns
+        -------
+        np.ndarray
+            ``[present, count, best score, largest box area, its centre x, its centre y]``; area
+            and centre are 0 when no one is present.
+        """
+        area = cx = cy = 0.0
+        for x0, y0, x1, y1 in self.boxes:
+            a = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+            if a > area:
+                area, cx, cy = a, (x0 + x1) / 2, (y0 + y1) / 2
+        return np.array([float(self.present), float(self.count), self.score, area, cx, cy],
+                        dtype=np.float32)
+
+
+NO_PERSON = PersonResult(False, 0, 0.0)
+
+
+def body_boxes(det: Detections, frame_w: int, frame_h: int) -> list[tuple[float, float, float, float]]:
+    """Body boxes from BlazePose keypoints, normalized to the frame and clipped to it.
+
+    Parameters
+    ----------
+    det : Detections
+        Detector output in normalized frame coordinates; keypoint 0 is the hip centre, keypoint
+        1 lies at the full-body radius from it.
+    frame_w, frame_h : int
+        Frame size in pixels (the square is square in pixels, not in normalized units).
+
+    Returns
+    -------
+    list of tuple
+        One ``(x0, y0, x1, y1)`` per detection, in its order.
+    """
+    out: list[tuple[float, float, float, float]] = []
+    for kp in det.keypoints:
+        hx, hy = float(kp[0, 0]) * frame_w, float(kp[0, 1]) * frame_h
+        ex, ey = float(kp[1, 0]) * frame_w, float(kp[1, 1]) * frame_h
+        r = float(np.hypot(ex - hx, ey - hy))
+        x0, x1 = (min(1.0, max(0.0, (hx + d) / frame_w)) for d in (-r, r))
+        y0, y1 = (min(1.0, max(0.0, (hy + d) / frame_h)) for d in (-r, r))
+        out.append((x0, y0, x1, y1))
+    return out
+
+
+class PersonStage:
+    """The person detector on BGR frames.
+
+    Parameters
+    ----------
+    front_dir : str or Path
+        Folder holding ``person_detector.onnx`` and its card.
+    min_score : float
+        Detections below this score are dropped (the card's decoder keeps down to its own
+        ``min_score_thresh``; 0.5 is mediapipe's pose graph's default).
+    type_key : str
+        Engine backend (``onnx`` or ``tensorrt``).
+    options : dict, optional
+        Engine options (``threads`` defaults to 1).
+    max_people : int
+        Keep at most this many detections after NMS.
+    """
+
+    def __init__(
+        self,
+        front_dir: str | Path = FRONT_DIR,
+        min_score: float = 0.5,
+        type_key: str = "onnx",
+        options: dict[str, Any] | None = None,
+        max_people: int = 8,
+    ) -> None:
+        if not 0.0 <= min_score <= 1.0:
+            raise EngineError(f"person min_score must be in [0, 1], got {min_score}")
+        engine = open_front(PERSON_NAME, front_dir, type_key, options)
+        color = str(engine.card.preprocess.get("color", "RGB")).upper()
+        if color != "RGB":
+            raise EngineError(f"{PERSON_NAME}: card asks for {color} input; only RGB is handled")
+        self.detector = SsdDetector(engine)
+        self.min_score = float(min_score)
+        self.max_people = int(max_people)
+        self.frames = 0  # frames processed, for health
+
+    @property
+    def engine(self) -> Engine[FrontCard]:
+        """The detector's engine (for ``describe()`` and warmup)."""
+        return self.detector.engine
+
+    def process(self, frame_bgr: np.ndarray) -> PersonResult:
+        """Find people in one frame.
+
+        Parameters
+        ----------
+        frame_bgr : np.ndarray
+            ``H x W x 3`` uint8 BGR (OpenCV's order), any size; it is letterboxed to the
+            model's input.
+
+        Returns
+        -------
+        PersonResult
+            Who is there, boxes normalized to the frame.
+        """
+        img = np.asarray(frame_bgr)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise ValueError(f"expected an HxWx3 uint8 BGR frame, got {img.dtype} {img.shape}")
+        rgb = np.ascontiguousarray(img[:, :, ::-1])
+        det = self.detector.detect(rgb, self.max_people)
+        self.frames += 1
+        keep = det.scores >= self.min_score
+        if not keep.any():
+            return NO_PERSON
+        det = Detections(det.boxes[keep], det.keypoints[keep], det.scores[keep])
+        h, w = img.shape[:2]
+        return PersonResult(
+            present=True,
+            count=len(det),
+            score=float(det.scores[0]),
+            boxes=body_boxes(det, w, h),
+            scores=[float(s) for s in det.scores],
+        )

@@ -1,0 +1,152 @@
+"""The person stage (mediapipe's BlazePose detector through our Engine and edge.front.ssd): its
+feature vector, the body box from the keypoints, the letterbox mapping back to the frame, and on
+real footage, person per 0.5 s tick against home-dev-1's labels at 4 frames per second.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.front.person import NO_PERSON, PERSON_FEATURES, PersonResult, PersonStage, body_boxes
+from edge.front.ssd import Detections
+
+ROOT = Path(__file__).resolve().parents[1]
+FRONT = ROOT / "engines" / "front"
+REALWORLD = Path(__file__).resolve().parents[2] / "shared" / "realworld"
+
+needs_model = pytest.mark.skipif(
+    not (FRONT / "person_detector.onnx").is_file(),
+    reason=f"{FRONT}/person_detector.onnx absent (run: edge front-ends import)",
+)
+
+
+@pytest.fixture(scope="module")
+def stage() -> PersonStage:
+    return PersonStage(FRONT)
+
+
+def _video(folder: str) -> Path:
+    path = REALWORLD / folder / "video.mkv"
+    if not path.is_file():
+        pytest.skip(f"{path}: real-world recordings not here (shared/ beside the checkout)")
+    return path
+
+
+def _frame(folder: str, seconds: float) -> np.ndarray:
+    import cv2
+
+    cap = cv2.VideoCapture(str(_video(folder)))
+    cap.set(cv2.CAP_PROP_POS_MSEC, seconds * 1000)
+    ok, bgr = cap.read()
+    cap.release()
+    assert ok
+    return np.ascontiguousarray(bgr)
+
+
+# -- pure parts -------------------------------------------------------------------------------------
+def test_vector_holds_presence_count_best_score_and_the_largest_box() -> None:
+    r = PersonResult(True, 2, 0.9, boxes=[(0.1, 0.1, 0.3, 0.5), (0.5, 0.0, 1.0, 0.8)], scores=[0.9, 0.7])
+    v = r.vector()
+    assert v.dtype == np.float32 and v.shape == (len(PERSON_FEATURES),)
+    np.testing.assert_allclose(v, [1, 2, 0.9, 0.4, 0.75, 0.4], rtol=1e-6)
+    np.testing.assert_array_equal(NO_PERSON.vector(), np.zeros(len(PERSON_FEATURES), np.float32))
+
+
+def test_body_box_is_a_pixel_square_on_the_hip_with_the_full_body_radius() -> None:
+    kp = np.array([[[0.5, 0.5], [0.5, 0.25], [0.5, 0.4], [0.5, 0.3]],   # radius 0.25 * 400 px = 100
+                   [[0.95, 0.5], [0.95, 0.25], [0, 0], [0, 0]]], np.float32)  # clipped at x = 1
+    det = Detections(np.zeros((2, 4), np.float32), kp, np.array([0.9, 0.8], np.float32))
+    a, b = body_boxes(det, 800, 400)
+    np.testing.assert_allclose(a, (0.375, 0.25, 0.625, 0.75))
+    np.testing.assert_allclose(b, (0.825, 0.25, 1.0, 0.75))
+
+
+@needs_model
+def test_empty_frames_find_no_one_and_bad_frames_are_refused(stage: PersonStage) -> None:
+    assert stage.process(np.zeros((480, 640, 3), np.uint8)) == NO_PERSON
+    assert stage.process(np.full((480, 640, 3), 128, np.uint8)) == NO_PERSON
+    with pytest.raises(ValueError, match="HxWx3 uint8 BGR"):
+        stage.process(np.zeros((480, 640), np.uint8))
+    with pytest.raises(ValueError, match="HxWx3 uint8 BGR"):
+        stage.process(np.zeros((480, 640, 3), np.float32))
+
+
+# -- real frames ------------------------------------------------------------------------------------
+@needs_model
+def test_a_standing_person_gets_a_body_box_around_them(stage: PersonStage) -> None:
+    r = stage.process(_frame("home-dev-1", 30.0))  # a man at the table, centre right, head at the top
+    assert r.present and r.count == 1 and r.score > 0.9
+    x0, y0, x1, y1 = r.boxes[0]
+    assert 0.45 < (x0 + x1) / 2 < 0.7 and y0 < 0.1 and y1 > 0.8
+
+
+@needs_model
+def test_letterbox_maps_back_to_the_frame(stage: PersonStage) -> None:
+    frame = _frame("home-dev-1", 30.0)
+    base = stage.process(frame).boxes[0]
+    mirrored = stage.process(np.ascontiguousarray(frame[:, ::-1])).boxes[0]
+    np.testing.assert_allclose([1 - mirrored[2], mirrored[1], 1 - mirrored[0], mirrored[3]], base, atol=0.03)
+    # the same frame inside a black border of another shape: same box in its own coordinates
+    h, w = frame.shape[:2]
+    tall = np.zeros((h + 300, w, 3), np.uint8)
+    tall[100:100 + h] = frame
+    x0, y0, x1, y1 = stage.process(tall).boxes[0]
+    y0, y1 = (y0 * (h + 300) - 100) / h, (y1 * (h + 300) - 100) / h
+    np.testing.assert_allclose([x0, max(y0, 0.0), x1, min(y1, 1.0)], base, atol=0.05)
+
+
+@needs_model
+@pytest.mark.parametrize("folder", ["driver-dev-alert-blink", "driver-dev-head-turn"])
+def test_a_driver_close_up_is_a_person(stage: PersonStage, folder: str) -> None:
+    assert stage.process(_frame(folder, 2.0)).present
+
+
+def _person_ticks(stage: PersonStage, fps: float) -> tuple[np.ndarray, np.ndarray, list[tuple[float, float]]]:
+    """home-dev-1 at ``fps``: person per 0.5 s tick (any processed frame in the tick found one),
+    the labelled ticks, and (time, best score) per processed frame."""
+    import cv2
+
+    folder = REALWORLD / "home-dev-1"
+    cap = cv2.VideoCapture(str(_video("home-dev-1")))
+    labels = json.loads((folder / "labels.json").read_text())
+    n = int(labels["seconds"] * 2)
+    video_fps = cap.get(cv2.CAP_PROP_FPS)
+    pred = np.zeros(n, bool)
+    seen: list[tuple[float, float]] = []
+    last, i = -1, 0
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        t = i / video_fps
+        i += 1
+        slot = int(t * fps + 1e-9)
+        if slot == last:
+            continue
+        last = slot
+        r = stage.process(bgr)
+        seen.append((t, r.score))
+        pred[min(int(t * 2), n - 1)] |= r.present
+    cap.release()
+    cov = np.zeros(n)
+    for e in labels["events"]:
+        if e["label"] == "person":
+            for k in range(n):
+                cov[k] += max(0.0, min((k + 1) * 0.5, e["end"]) - max(k * 0.5, e["start"]))
+    return pred, cov >= 0.25, seen
+
+
+@needs_model
+@pytest.mark.slow
+def test_home_dev_1_person_ticks_at_4_fps(stage: PersonStage) -> None:
+    pred, truth, seen = _person_ticks(stage, 4.0)
+    tp, fp, fn = int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum())
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    # measured: F1 0.952 (tp 210, fp 19, fn 2); the false ticks are the empty room, where the
+    # table's base scores 0.45-0.56 (just over min_score 0.5), and the misses are entries/exits
+    assert f1 >= 0.93, (tp, fp, fn)
+    assert fn <= 4 and fp <= 25, (tp, fp, fn)
