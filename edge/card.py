@@ -53,6 +53,9 @@ class ModelCard(_Model):
     audio: dict[str, Any] = Field(description="Log-mel parameters (edge.features.LogMelSpec).")
     inputs: dict[str, TensorInfo] = Field(description="Input tensors by name.")
     outputs: dict[str, TensorInfo] = Field(description="Output tensors by name.")
+    front: dict[str, Any] = Field(
+        default_factory=dict, description="Per-frame front-end features the model reads "
+        "(edge.front.features.FrontSpec: face, person, speech); empty: it reads pixels.")
     activation: str = Field("sigmoid", description="Logits to probabilities: sigmoid (multi-label).")
     provenance: dict[str, Any] = Field(default_factory=dict, description="Data, seed, command.")
     metrics: dict[str, Any] = Field(default_factory=dict, description="Measured metrics.")

@@ -19,6 +19,7 @@ import numpy as np
 
 from edge.align import Window
 from edge.buffers import FrameRing, SampleRing
+from edge.front.features import FrontSpec
 from edge.capture.base import CaptureSource
 from edge.card import ModelCard, card_path_for, load_card
 from edge.clock import NS_PER_S, Clock
@@ -140,8 +141,18 @@ class Runner:
     def _build_cascade(self, config: Config) -> Any:
         """The front ends ``front_ends:`` asks for, on the streams' rings (None: none)."""
         fc = config.front_ends
+        need = set(FrontSpec.from_dict(self.card.front).stages) if self.card.front else set()
+        have = set() if fc is None else {k for k in ("face", "person", "vad") if getattr(fc, k)}
+        if need - have:
+            raise ConfigError(
+                f"model {self.card.name!r} reads front-end features of "
+                f"{', '.join(sorted(need))}; add front_ends: with {', '.join(sorted(need - have))}"
+            )
         if fc is None:
             return None
+        if self.card.front and fc.face is not None and fc.face.mask_absent:
+            # A model over front-end features reads face.present itself: nothing is masked.
+            fc = fc.model_copy(update={"face": fc.face.model_copy(update={"mask_absent": False})})
         import time
 
         from edge.front.cascade import build_cascade
@@ -168,18 +179,22 @@ class Runner:
             for w in windows:
                 sc = self.spine.config.streams[w.stream]
                 rate = self.spine.sources[sc.audio].sample_rate if sc.audio else 16000
-                fronts[w.stream] = self.cascade.window(w, sc.video, sc.audio, rate)
-        feats = [self.featurizers[w.stream](w) for w in windows]
+                al = self.spine.aligners[w.stream]
+                fronts[w.stream] = self.cascade.window(
+                    w, sc.video, sc.audio, rate, al.sample_at if al.audio_clock is not None else None
+                )
+        feats = [self.featurizers[w.stream](w, fronts.get(w.stream)) for w in windows]
         for w, f in zip(windows, feats):
             self._last[w.stream] = (w, f)
         self.health_records = self._judge_health(windows)
         t0 = self.clock.now_ns()
         limit = self.engine.max_batch
+        names = self.card.inputs
         if limit is None or limit >= len(feats):
-            logits = next(iter(self.engine.infer(batch(feats)).values()))
+            logits = next(iter(self.engine.infer(batch(feats, names)).values()))
         else:
             parts = [
-                next(iter(self.engine.infer(batch(feats[i : i + limit])).values()))
+                next(iter(self.engine.infer(batch(feats[i : i + limit], names)).values()))
                 for i in range(0, len(feats), limit)
             ]
             logits = np.concatenate(parts)

@@ -10,6 +10,7 @@ all call it, so they cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,16 +19,20 @@ from edge.align import Aligner, Window
 from edge.card import ModelCard
 from edge.errors import ConfigError
 from edge.features import LogMelSpec, StreamingLogMel, VideoSpec, frame_mask, preprocess_frames
+from edge.front.cascade import WindowFront
+from edge.front.features import FrontSpec, compose
 
 
 @dataclass
 class Features:
     """One window's model inputs (no batch dimension)."""
 
-    video: np.ndarray  # [T, C, H, W] float32
+    video: np.ndarray  # [T, C, H, W] float32 (empty for a model over front-end features)
     video_mask: np.ndarray  # [T] float32
     audio: np.ndarray  # [1, M, F] float32
     audio_mask: np.ndarray  # [F] float32
+    front: np.ndarray | None = None  # [T, F] float32: per-frame front-end features
+    front_mask: np.ndarray | None = None  # [T] float32
 
 
 class Featurizer:
@@ -38,6 +43,8 @@ class Featurizer:
         self.aligner = aligner
         self.vspec = VideoSpec.from_dict(card.video)
         self.mspec = LogMelSpec.from_dict(card.audio)
+        self.front = FrontSpec.from_dict(card.front) if card.front else None
+        self.pixels = "video" in card.inputs  # a model over front-end features reads no pixels
         spec = aligner.spec
         want_frames = int(card.window.get("frames", spec.frames))
         want_seconds = float(card.window.get("seconds", spec.seconds))
@@ -120,9 +127,21 @@ class Featurizer:
             self.logmel.push(data[:, 0], start, mask)
             self._pushed = end
 
-    def __call__(self, w: Window) -> Features:
+    def __call__(self, w: Window, front: WindowFront | None = None) -> Features:
         vs = self.vspec
-        if w.frames is not None and w.video_mask.any():
+        fr = fmask = None
+        if self.front is not None:
+            if front is None:
+                raise ConfigError(
+                    f"model {self.card.name!r} reads front-end features "
+                    f"({', '.join(sorted(self.front.stages))}): enable them under front_ends:"
+                )
+            fr, fmask = compose(self.front, w.video_mask, front.face, front.person_t,
+                                front.speech_t)
+        if not self.pixels:
+            video = np.zeros((0,), np.float32)
+            vmask = w.video_mask.astype(np.float32)
+        elif w.frames is not None and w.video_mask.any():
             video = self._video(w)
             vmask = w.video_mask.astype(np.float32)
         else:
@@ -143,17 +162,21 @@ class Featurizer:
         else:
             audio = np.zeros((1, mels, self.n_columns), np.float32)
             amask = np.zeros(self.n_columns, np.float32)
-        return Features(video, vmask, audio, amask)
+        return Features(video, vmask, audio, amask, fr, fmask)
 
 
-def batch(features: list[Features]) -> dict[str, np.ndarray]:
-    """Stack windows into the engine's named inputs."""
-    return {
-        "video": np.stack([f.video for f in features]),
-        "video_mask": np.stack([f.video_mask for f in features]),
-        "audio": np.stack([f.audio for f in features]),
-        "audio_mask": np.stack([f.audio_mask for f in features]),
-    }
+def batch(features: list[Features], names: Collection[str] | None = None) -> dict[str, np.ndarray]:
+    """Stack windows into the engine's named inputs (only ``names``, when given: the card's)."""
+    keys = ("video", "video_mask", "audio", "audio_mask", "front", "front_mask")
+    out = {}
+    for k in keys:
+        if names is not None and k not in names:
+            continue
+        parts = [getattr(f, k) for f in features]
+        if any(p is None for p in parts):
+            continue
+        out[k] = np.stack(parts)
+    return out
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -236,6 +236,8 @@ class WindowFront:
     persons: int | None  # most persons in one frame of the last hop
     speech: bool | None  # at least half of the last hop's chunks are speech
     speech_p: float | None  # highest chunk probability in the last hop
+    person_t: tuple[Any, ...] | None = None  # per frame target: the person result held there
+    speech_t: np.ndarray | None = None  # [T] per target: highest chunk probability near it
 
     def summary(self) -> dict[str, Any]:
         """The compact per-prediction form (``extra['front']`` of a prediction)."""
@@ -322,14 +324,22 @@ class Cascade:
         return (st._last_t - since) / NS_PER_S
 
     def window(self, w: Window, video: str | None, audio: str | None,
-               sample_rate: int) -> WindowFront:
-        """Read the results of the window's frames and audio (and mask absent faces)."""
+               sample_rate: int, sample_at: Callable[[int], int] | None = None) -> WindowFront:
+        """Read the results of the window's frames and audio (and mask absent faces);
+        ``sample_at`` maps a pipeline time to the audio's sample index, for per-target speech."""
         face: tuple[Any, ...] | None = None
         present: np.ndarray | None = None
         person = persons = None
+        person_t: tuple[Any, ...] | None = None
         speech: bool | None = None
         speech_p: float | None = None
+        speech_t: np.ndarray | None = None
         seqs = w.video_seq
+        if video in self.person and seqs is not None:  # before any masking: all targets
+            pst = self.person[video]
+            held = [pst.results.at(int(q)) if ok and q >= 0 else None
+                    for q, ok in zip(seqs, w.video_mask)]
+            person_t = tuple(None if g is None else g[2] for g in held)
         if video in self.face and seqs is not None:
             st = self.face[video]
             got = [st.results.at(int(q)) if ok and q >= 0 else None
@@ -360,7 +370,15 @@ class Cascade:
                 speech_p = float(np.nanmax(probs))
             else:
                 speech = False
-        return WindowFront(face, present, person, persons, speech, speech_p)
+            if sample_at is not None and len(w.target_t_ns) > 0:
+                targets = w.target_t_ns.astype(np.int64)
+                half = int(np.median(np.diff(targets)) // 2) if len(targets) > 1 else self.hop_ns // 2
+                speech_t = np.full(len(targets), np.nan, np.float32)
+                for k, t in enumerate(targets.tolist()):
+                    p, _ = self.vad[audio].span(sample_at(t - half), sample_at(t + half))
+                    if p.size and not np.isnan(p).all():
+                        speech_t[k] = np.nanmax(p)
+        return WindowFront(face, present, person, persons, speech, speech_p, person_t, speech_t)
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Counters per stage and source, for /healthz and reports."""
