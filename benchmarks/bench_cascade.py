@@ -1,0 +1,131 @@
+"""Tick cost and data age with the front-end cascade, against the same run without it.
+
+    python benchmarks/bench_cascade.py [--seconds 20] [--clip PATH] [--out-dir DIR]
+
+A live run (real clock, capture thread) replays a real clip as a 640x480 camera with its audio
+track (PyAV, paced in real time, looped) through the driver config's window and model, once with
+``front_ends`` (face on every frame, detector every 10th; VAD) and once without, alternated in
+the same process. Reported: tick time p50/p99 (the cascade runs inside the tick), data age at
+decision (emitted time minus capture time of the window's newest frame / sample), the cascade's
+CPU per stage and its share of one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, bar_chart, percentiles, write_result  # noqa: E402
+
+from edge.clock import MonotonicClock
+from edge.config import parse_config
+from edge.run import Runner
+from edge.service import Service
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIP = ROOT.parent / "shared" / "realworld" / "driver-dev-alert-blink" / "video.mkv"
+MODEL = ROOT / "engines" / "driver-av.int8.onnx"
+FRONT = ROOT / "engines" / "front"
+
+
+def config_text(clip: Path, cascade: bool) -> str:
+    front = (f"front_ends: {{dir: \"{FRONT}\", face: {{detect_every: 10}}, vad: {{}}}}\n"
+             if cascade else "")
+    return f"""
+sources:
+  cam: {{type: media, url: "{clip}", width: 640, height: 480, fps: 15, loop: true,
+         sample_rate: 16000}}
+streams:
+  cabin: {{video: cam, audio: cam}}
+window: {{seconds: 2.0, frames: 8, hop: 0.5}}
+model: {{path: "{MODEL}", engine: {{type: onnx, threads: 1}}}}
+{front}"""
+
+
+def live(clip: Path, cascade: bool, seconds: float) -> dict[str, Any]:
+    clock = MonotonicClock()
+    runner = Runner(parse_config(config_text(clip, cascade)), clock)
+    runner.engine.warmup()
+    service = Service(runner)
+    ticks: list[float] = []
+    ages: dict[str, list[float]] = {"video": [], "audio": []}
+
+    def on_windows(ws: list[Any]) -> None:
+        t0 = time.perf_counter_ns()
+        service.on_windows(ws)
+        ticks.append((time.perf_counter_ns() - t0) / 1e6)
+        now = clock.now_ns()
+        for w in ws:
+            if w.video_age_ns is not None:
+                ages["video"].append((w.video_age_ns + now - w.cut_ns) / 1e6)
+            if w.audio_age_ns is not None:
+                ages["audio"].append((w.audio_age_ns + now - w.cut_ns) / 1e6)
+
+    runner.spine.start(require_open_s=10.0)
+    cpu0 = time.process_time()
+    t0 = time.monotonic()
+    try:
+        time.sleep(2.5)  # the rings hold a whole window
+        runner.spine.run(seconds, on_windows, stop=threading.Event())
+    finally:
+        runner.spine.stop()
+    wall = time.monotonic() - t0
+    out: dict[str, Any] = {
+        "tick_ms": percentiles(ticks[2:]),
+        "age_ms": {k: percentiles(v[2:]) for k, v in ages.items()},
+        "process_cpu_share_of_one_core": (time.process_time() - cpu0) / wall,
+        "skipped_ticks": runner.spine.skipped_ticks,
+    }
+    if runner.cascade is not None:
+        stats = runner.cascade.stats()
+        busy = sum(st.stats.busy_ns for st in runner.cascade.face.values())
+        busy += sum(v.stats.busy_ns for v in runner.cascade.vad.values())
+        out["stages"] = stats
+        out["cascade_share_of_one_core"] = busy / 1e9 / wall
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--clip", type=Path, default=CLIP)
+    p.add_argument("--out-dir", type=Path, default=RESULTS)
+    args = p.parse_args()
+    if not args.clip.is_file() or not (FRONT / "face_detector.onnx").is_file():
+        sys.exit(f"needs {args.clip} and the front ends (edge front-ends import)")
+    runs: dict[str, list[dict[str, Any]]] = {"without": [], "with cascade": []}
+    for _ in range(args.rounds):  # alternated: the machine's noise hits both alike
+        runs["without"].append(live(args.clip, False, args.seconds))
+        runs["with cascade"].append(live(args.clip, True, args.seconds))
+    result: dict[str, Any] = {"clip": str(args.clip), "seconds": args.seconds, "runs": runs}
+    summary = {}
+    for name, rs in runs.items():
+        summary[name] = {
+            "tick_ms_p50": float(np.median([r["tick_ms"]["p50"] for r in rs])),
+            "tick_ms_p99": float(np.median([r["tick_ms"]["p99"] for r in rs])),
+            "video_age_ms_p50": float(np.median([r["age_ms"]["video"]["p50"] for r in rs])),
+            "audio_age_ms_p50": float(np.median([r["age_ms"]["audio"]["p50"] for r in rs])),
+            "process_cpu_share": float(np.median([r["process_cpu_share_of_one_core"] for r in rs])),
+        }
+        if name != "without":
+            summary[name]["cascade_share_of_one_core"] = float(
+                np.median([r["cascade_share_of_one_core"] for r in rs]))
+    result["summary"] = summary
+    write_result("cascade", result, args.out_dir)
+    bar_chart("cascade", "A tick with and without the front-end cascade (p50, ms)",
+              {n: {"tick p50": s["tick_ms_p50"], "tick p99": s["tick_ms_p99"]}
+               for n, s in summary.items()}, "ms", args.out_dir)
+    for n, s in summary.items():
+        print(n, {k: round(v, 3) for k, v in s.items()})
+
+
+if __name__ == "__main__":
+    main()
