@@ -129,6 +129,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
                        live_view=not args.no_view, strict=args.strict)
 
 
+def _cmd_label(args: argparse.Namespace) -> int:
+    from edge.label import edit_labels, format_labels
+
+    def spans(items: list[list[str]] | None, flag: str) -> list[tuple[str, float, float]]:
+        out = []
+        for cls, start, end in items or []:
+            try:
+                out.append((cls, float(start), float(end)))
+            except ValueError:
+                raise EdgeError(f"{flag} {cls} {start} {end}: START and END are seconds") from None
+        return out
+
+    data = edit_labels(args.dir, add=spans(args.add, "--add"), remove=spans(args.remove, "--remove"),
+                       task=args.task)
+    if args.list or not (args.add or args.remove):
+        print(format_labels(data))
+    return 0
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from edge.replay import format_replay, replay_recording
 
@@ -449,6 +468,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_cmd_compare)
+
+    s = sub.add_parser("label", help="add, remove or list the labelled spans of a recording")
+    s.add_argument("dir", help="a recording folder (a video file + labels.json)")
+    s.add_argument("--add", nargs=3, action="append", metavar=("CLASS", "START", "END"),
+                   help="mark CLASS from START to END seconds (repeatable)")
+    s.add_argument("--remove", nargs=3, action="append", metavar=("CLASS", "START", "END"),
+                   help="unmark CLASS from START to END seconds (repeatable)")
+    s.add_argument("--list", action="store_true", help="print the labels (the default)")
+    s.add_argument("--task", choices=["driver", "home"], default=None,
+                   help="the task, when the folder has no labels.json yet")
+    s.set_defaults(func=_cmd_label)
 
     s = sub.add_parser("replay", help="re-run a flight recording; exit 1 unless it reproduces")
     s.add_argument("dir", help="a recording folder (recorder.out_dir/NAME)")
