@@ -13,7 +13,13 @@ models alone (engine ``infer`` on a prepared input), the mean cost per frame of 
 process CPU time per frame, and the share of one core at 15 fps
 (mean CPU ms per frame x 15 / 1000; the issue's target for driver front ends: <= 15 %).
 
-Writes ``benchmarks/results/front.json`` (section ``face``) and ``front.png``. No figure here is
+**INT8** (section ``int8``, when ``edge front-ends build --int8`` wrote any ``NAME.int8.onnx``):
+ms per frame of each stage with FP32 and with INT8 models, ORT one intra-op thread - the face
+stage on the same 640x480 frames (``FaceStage(int8=True)`` loads the INT8 build of each model
+that has one), the person stage on ``home-dev-1`` frames - and each model alone, FP32 vs INT8,
+on a real prepared input.
+
+Writes ``benchmarks/results/front.json`` (sections ``face``, ``int8``) and ``front.png``. No figure here is
 asserted; the JSON says whether the target was met. Other front ends (person, hands) may add
 sections to the same file.
 """
@@ -111,6 +117,58 @@ def bench_face(front_dir: Path, rounds: int) -> dict[str, Any]:
     }
 
 
+def _stage_ms(process: Any, frames: list[np.ndarray], rounds: int, reset: Any = None) -> float:
+    """Median over rounds of the mean ms per ``process(frame)`` call."""
+    process(frames[0])
+    per_round = []
+    for _ in range(rounds):
+        if reset is not None:
+            reset()
+        t0 = time.perf_counter()
+        for f in frames:
+            process(f)
+        per_round.append((time.perf_counter() - t0) / len(frames) * 1e3)
+    return float(np.median(per_round))
+
+
+def bench_int8(front_dir: Path, rounds: int) -> dict[str, Any] | None:
+    """ms per frame per stage and per model, FP32 vs INT8, one ORT thread."""
+    from edge.front.engines import has_int8
+    from edge.front.face import FaceStage
+    from edge.front.person import PersonStage
+    from edge.front.quantize import MODELS, detector_input, mesh_crops, ms_per_inference, read_clip
+
+    have = [m for m in MODELS if has_int8(m, front_dir)]
+    if not have:
+        return None
+    out: dict[str, Any] = {"int8_models": have, "threads": 1, "stages": {}, "models": {}}
+    face_frames = _frames_640x480(REALWORLD / "driver-dev-alert-blink" / "video.mkv", 288)
+    home = read_clip(REALWORLD / "home-dev-1" / "video.mkv", 120).frames
+    for int8 in (False, True):
+        key = "int8" if int8 else "fp32"
+        face = FaceStage(front_dir, int8=int8)
+        person = PersonStage(front_dir, int8=int8)
+        out["stages"].setdefault("face (640x480, detect_every 10)", {})[key] = _stage_ms(
+            face.process, face_frames, rounds, face.reset)
+        out["stages"].setdefault("person (home-dev-1, 768x432)", {})[key] = _stage_ms(
+            person.process, home, rounds)
+    from edge.front.card import load_front_card
+
+    crops = mesh_crops(front_dir, [read_clip(REALWORLD / "driver-dev-alert-blink" / "video.mkv", 8)])
+    for name in have:
+        card = load_front_card(front_dir / f"{name}.yaml")
+        if name == "face_landmarks":
+            x = crops[0][1]  # a crop the face stage made
+        else:
+            frame = home[0] if name == "person_detector" else face_frames[0]
+            x = detector_input(card, frame, rgb_first=name == "person_detector")
+        feed = {next(iter(card.inputs)): x}
+        out["models"][name] = ms_per_inference(
+            {"fp32": front_dir / f"{name}.onnx", "int8": front_dir / f"{name}.int8.onnx"}, feed,
+            calls=30, rounds=max(3, rounds))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--front-dir", type=Path, default=ROOT / "engines" / "front")
@@ -125,6 +183,10 @@ def main() -> None:
     if path.is_file():  # keep the other front ends' sections
         sections = {k: v for k, v in json.loads(path.read_text()).items() if k != "machine"}
     sections["face"] = bench_face(args.front_dir, args.rounds)
+    int8 = bench_int8(args.front_dir, args.rounds)
+    if int8 is not None:
+        sections["int8"] = int8
+        print(json.dumps({"int8": {k: int8[k] for k in ("stages", "models")}}, indent=1))
     write_result("front", sections, args.out_dir)
     face = sections["face"]
     print(json.dumps({k: face[k] for k in ("detector_frame_ms", "tracked_frame_ms", "cpu_ms_per_frame",

@@ -348,6 +348,23 @@ def _cmd_front_ends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_front_build(args: argparse.Namespace) -> int:
+    from edge.front.quantize import Budget, build_front_int8, report_dict
+
+    if not args.int8:
+        raise EdgeError("edge front-ends build needs --int8 (QDQ INT8 ONNX; TensorRT plans: edge build --trt)")
+    report = build_front_int8(
+        args.front_dir, args.frames or None, check=args.check or None, models=args.models,
+        budget=Budget().with_overrides(args.budget), method=args.method,
+        auto_exclude=args.auto_exclude, max_frames=args.max_frames,
+    )
+    print(dumps(report_dict(report), indent=2) if args.json else report.table())
+    if not report.passed:
+        print("edge front-ends: accuracy gate failed for "
+              + ", ".join(m.name for m in report.models if not m.passed) + " (left FP32)", file=sys.stderr)
+    return 0 if report.passed else 1
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own usage errors: one line, exit 2
         self.exit(EXIT_USAGE, f"edge: error: {message}\n")
@@ -504,6 +521,24 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", default="engines/front", help="output folder")
     f.add_argument("--force", action="store_true", help="import even when the output is up to date")
     f.set_defaults(func=_cmd_front_ends)
+    f = fsub.add_parser("build", help="INT8 QDQ front ends from real footage, behind an accuracy gate")
+    f.add_argument("--int8", action="store_true", help="quantize to INT8 QDQ (ONNX Runtime)")
+    f.add_argument("--front-dir", default="engines/front", help="folder of the FP32 front ends")
+    f.add_argument("--frames", nargs="+", default=[], metavar="PATH",
+                   help="video files, folders of images, or folders of them (default: "
+                   "../shared/realworld when present)")
+    f.add_argument("--check", nargs="+", default=[], metavar="CLIP",
+                   help="clips held out for the gate, by name (default: every second clip)")
+    f.add_argument("--models", nargs="+", default=["face_detector", "face_landmarks", "person_detector"],
+                   help="front ends to quantize (silero_vad stays FP32: recurrent)")
+    f.add_argument("--budget", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override a budget figure, e.g. ear_p95=0.02 (see edge.front.quantize.Budget)")
+    f.add_argument("--method", default="entropy", choices=["entropy", "percentile", "minmax"])
+    f.add_argument("--auto-exclude", action="store_true",
+                   help="keep a failing model's most sensitive layers in float (up to half of them)")
+    f.add_argument("--max-frames", type=int, default=240, help="frames read per clip (evenly spaced)")
+    f.add_argument("--json", action="store_true", help="print the report as JSON")
+    f.set_defaults(func=_cmd_front_build)
 
     s = sub.add_parser("sources", help="run the sources and the window join, print statistics")
     s.add_argument("--config", required=True)

@@ -23,7 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, Protocol, TextIO
 
 import numpy as np
 
@@ -35,6 +35,14 @@ from edge.train.data import WindowSet
 
 METHODS = ("entropy", "percentile", "minmax")
 WEIGHT_OPS = ("Conv", "Gemm", "MatMul")
+
+
+class Batches(Protocol):
+    """Model inputs by index (a :class:`WindowSet`, or the front ends' prepared frames)."""
+
+    def __len__(self) -> int: ...
+
+    def inputs(self, idx: slice) -> dict[str, np.ndarray]: ...
 
 
 class GateFailed(EdgeError):
@@ -89,7 +97,7 @@ def session(path: str | Path, threads: int = 1) -> Any:
         raise EngineError(f"{path}: cannot load ONNX model: {str(exc).splitlines()[0]}") from None
 
 
-def run_model(sess: Any, ws: WindowSet, batch: int = 32, outputs: list[str] | None = None) -> list[np.ndarray]:
+def run_model(sess: Any, ws: Batches, batch: int = 32, outputs: list[str] | None = None) -> list[np.ndarray]:
     """Outputs of ``sess`` over all windows of ``ws`` (concatenated over batches)."""
     names = outputs or [o.name for o in sess.get_outputs()]
     parts: list[list[np.ndarray]] = [[] for _ in names]
@@ -187,9 +195,14 @@ def preprocess(model_path: Path, out: Path) -> None:
 
 
 def quantize(
-    pre: Path, out: Path, reader: _Reader | None, method: str, exclude: list[str], cache: Path
+    pre: Path, out: Path, reader: Any | None, method: str, exclude: list[str], cache: Path,
+    extra_options: dict[str, Any] | None = None,
 ) -> None:
-    """QDQ int8 with TensorRT-compatible settings; tensor ranges cached in ``cache``."""
+    """QDQ int8 with TensorRT-compatible settings; tensor ranges cached in ``cache``.
+
+    ``reader`` is an ONNX Runtime calibration data reader (``get_next``, ``rewind``), or None
+    once ``cache`` holds the ranges; ``extra_options`` adds to (not replaces) the TensorRT
+    settings, e.g. ``CalibMaxIntermediateOutputs`` to calibrate in chunks."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     cm = {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
@@ -214,6 +227,7 @@ def quantize(
             "QuantizeBias": False,
             "AddQDQPairToWeight": True,
             "CalibPercentile": 99.999,
+            **(extra_options or {}),
         },
     )
 
@@ -229,7 +243,9 @@ def _with_outputs(model_path: Path, names: list[str], out: Path) -> None:
     onnx.save(m, str(out))
 
 
-def sensitivity(pre: Path, qdq: Path, ws: WindowSet, candidates: list[str], tmp: Path) -> list[tuple[str, float]]:
+def sensitivity(
+    pre: Path, qdq: Path, ws: Batches, candidates: list[str], tmp: Path, batch: int = 32
+) -> list[tuple[str, float]]:
     """Quantized layers, most harmful first: relative error each adds to its output."""
     import onnx
 
@@ -240,8 +256,8 @@ def sensitivity(pre: Path, qdq: Path, ws: WindowSet, candidates: list[str], tmp:
     _with_outputs(pre, list(outs.values()), tmp / "fp32-taps.onnx")
     _with_outputs(qdq, list(outs.values()), tmp / "int8-taps.onnx")
     names = list(outs.values())
-    f = run_model(session(tmp / "fp32-taps.onnx", 2), ws, outputs=names)
-    q = run_model(session(tmp / "int8-taps.onnx", 2), ws, outputs=names)
+    f = run_model(session(tmp / "fp32-taps.onnx", 2), ws, batch, outputs=names)
+    q = run_model(session(tmp / "int8-taps.onnx", 2), ws, batch, outputs=names)
     err = {}
     for t, a, b in zip(names, f, q):
         err[t] = float(np.linalg.norm(a - b)) / max(float(np.linalg.norm(a)), 1e-12)

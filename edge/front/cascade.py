@@ -407,14 +407,15 @@ def build_cascade(config: FrontEndsConfig, video: dict[str, FrameRing],
 
         for name, ring in video.items():
             stage = FaceStage(d, detect_every=config.face.detect_every,
-                              min_face=config.face.min_face, type_key=config.engine, options=opts)
+                              min_face=config.face.min_face, type_key=config.engine, options=opts,
+                              int8=config.int8)
             c.face[name] = VideoStage("face", stage, ring, config.face.rate, clock)
     if config.person is not None:
         from edge.front.person import PersonStage
 
         for name, ring in video.items():
             pstage = PersonStage(d, min_score=config.person.min_score, type_key=config.engine,
-                                 options=opts)
+                                 options=opts, int8=config.int8)
             c.person[name] = VideoStage("person", pstage, ring, config.person.rate, clock)
     if config.vad is not None:
         from edge.front.vad import StreamingVad

@@ -63,6 +63,10 @@ class FrontEndsConfig(_Model):
                      "(relative: to the first of paths.roots, like the model).")
     engine: Literal["onnx", "tensorrt"] = Field("onnx", description="Backend of the front ends.")
     threads: int = Field(1, ge=1, le=64, description="Intra-op threads of each front end.")
+    int8: bool = Field(
+        False, description="Run each front end's INT8 build (NAME.int8.onnx, written by `edge "
+        "front-ends build --int8` only for models within their accuracy gate); FP32 for the others."
+    )
     face: FaceConfig | None = Field(None, description="Face detection, landmarks and geometry.")
     person: PersonConfig | None = Field(None, description="Person detection.")
     vad: VadConfig | None = Field(None, description="Speech activity detection.")

@@ -22,6 +22,12 @@ def front_model_path(front_dir: str | Path, name: str, type_key: str = "onnx",
     return d / f"{name}{'.int8' if int8 else ''}.onnx"
 
 
+def has_int8(name: str, front_dir: str | Path = FRONT_DIR, type_key: str = "onnx") -> bool:
+    """Whether front end ``name`` has an INT8 build in ``front_dir`` for backend ``type_key``
+    (``edge front-ends build --int8`` writes one only for a model within its accuracy budget)."""
+    return front_model_path(front_dir, name, type_key, int8=True).is_file()
+
+
 def open_front(
     name: str,
     front_dir: str | Path = FRONT_DIR,

@@ -17,11 +17,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from edge.front.engines import FRONT_DIR, open_front
+from edge.front.engines import FRONT_DIR, has_int8, open_front
 from edge.front.geometry import (
     EYE_OUTER,
     LEFT_EYE_EAR,
@@ -126,6 +126,15 @@ class FaceStage:
         Engine backend (``onnx``, ``tensorrt``).
     options
         Engine options (default: one intra-op thread).
+    int8
+        Load each model's INT8 build (``NAME.int8.onnx``) where ``edge front-ends build --int8``
+        wrote one (it writes none for a model over its accuracy budget); FP32 otherwise.
+
+    Attributes
+    ----------
+    on_mesh_input
+        Called with ``(roi, tensor)`` for every face-mesh input the stage makes (None: not
+        called); ``edge front-ends build --int8`` takes its calibration crops from here.
     """
 
     def __init__(
@@ -135,18 +144,22 @@ class FaceStage:
         min_face: float = 0.06,
         type_key: str = "onnx",
         options: dict[str, Any] | None = None,
+        int8: bool = False,
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, not {detect_every}")
         self.detect_every = int(detect_every)
         self.min_face = float(min_face)
-        det_engine = open_front("face_detector", front_dir, type_key, options)
+        self.on_mesh_input: Callable[[Roi, np.ndarray], None] | None = None
+        det_engine = open_front("face_detector", front_dir, type_key, options,
+                                int8=int8 and has_int8("face_detector", front_dir, type_key))
         self.detector = SsdDetector(det_engine)
         roi_cfg: dict[str, Any] = dict(det_engine.card.postprocess.get("landmark_roi", {}))
         k0, k1 = roi_cfg.get("rotation_keypoints", [0, 1])[:2]
         self.rotation_keypoints = (int(k0), int(k1))
         self.roi_scale = float(roi_cfg.get("scale", 1.5))
-        self.mesh = open_front("face_landmarks", front_dir, type_key, options)
+        self.mesh = open_front("face_landmarks", front_dir, type_key, options,
+                               int8=int8 and has_int8("face_landmarks", front_dir, type_key))
         card = self.mesh.card
         self.mesh_input = next(iter(card.inputs))
         self.mesh_size = int(card.preprocess["width"])
@@ -179,6 +192,8 @@ class FaceStage:
         """Mesh landmarks ``[468, 3]`` in frame pixels and the presence probability."""
         img = crop(frame_bgr, roi, self.mesh_size, swap_rb=True)
         x = to_value_range(img, self.mesh_range)[None]
+        if self.on_mesh_input is not None:
+            self.on_mesh_input(roi, x)
         out = self.mesh.infer({self.mesh_input: x})
         pts = np.asarray(out["landmarks"], np.float64).reshape(self.num_landmarks, 3)
         presence = _sigmoid(float(np.asarray(out["face_flag"]).ravel()[0]))

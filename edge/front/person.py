@@ -19,7 +19,7 @@ import numpy as np
 
 from edge.errors import EngineError
 from edge.front.card import FrontCard
-from edge.front.engines import FRONT_DIR, open_front
+from edge.front.engines import FRONT_DIR, has_int8, open_front
 from edge.front.ssd import Detections, SsdDetector
 from edge.runtime.base import Engine
 
@@ -124,6 +124,9 @@ class PersonStage:
         Engine options (``threads`` defaults to 1).
     max_people : int
         Keep at most this many detections after NMS.
+    int8 : bool
+        Load ``person_detector.int8.onnx`` where ``edge front-ends build --int8`` wrote one
+        (none when it was over its accuracy budget); FP32 otherwise.
     """
 
     def __init__(
@@ -133,10 +136,12 @@ class PersonStage:
         type_key: str = "onnx",
         options: dict[str, Any] | None = None,
         max_people: int = 8,
+        int8: bool = False,
     ) -> None:
         if not 0.0 <= min_score <= 1.0:
             raise EngineError(f"person min_score must be in [0, 1], got {min_score}")
-        engine = open_front(PERSON_NAME, front_dir, type_key, options)
+        engine = open_front(PERSON_NAME, front_dir, type_key, options,
+                            int8=int8 and has_int8(PERSON_NAME, front_dir, type_key))
         color = str(engine.card.preprocess.get("color", "RGB")).upper()
         if color != "RGB":
             raise EngineError(f"{PERSON_NAME}: card asks for {color} input; only RGB is handled")
