@@ -66,11 +66,22 @@ def _progress(log: TextIO | None, text: str) -> None:
 
 
 def sim_windows(
-    card: ModelCard, scenarios: int, seconds: float, seed: int, log: TextIO | None
+    card: ModelCard, scenarios: int, seconds: float, seed: int, log: TextIO | None,
+    front_dir: str | Path | None = None,
 ) -> WindowSet:
-    """Windows of ``scenarios`` random scenarios of the card's task, conditions cycled."""
+    """Windows of ``scenarios`` random scenarios of the card's task, conditions cycled; for a
+    model over front-end features, simulated at feature level (edge.sim.frontsim) with the real
+    VAD from ``front_dir``."""
     from edge.sim.scenario import random_scenario
-    from edge.train.data import scenario_windows
+    from edge.train.data import front_scenario_windows, scenario_windows
+
+    bank = vad = None
+    if card.front:
+        from edge.front.engines import FRONT_DIR
+        from edge.front.vad import StreamingVad
+        from edge.sim.frontsim import SoundBank
+
+        bank, vad = SoundBank.load(None, "train"), StreamingVad(front_dir or FRONT_DIR)
 
     # Seeds from 3000: training draws from 1000/2000, the held-out scenario files are fixed.
     rng = np.random.default_rng(3000 + seed)
@@ -81,7 +92,10 @@ def sim_windows(
         lighting, ir = _CONDITIONS[i % len(_CONDITIONS)]
         cond = sc.conditions.model_copy(update={"lighting": lighting, "ir": ir})
         sc = sc.model_copy(update={"conditions": cond})
-        parts.append(scenario_windows(sc, card, index=i, hop_s=0.25))
+        if bank is not None:
+            parts.append(front_scenario_windows(sc, card, bank, vad, index=i, hop_s=0.25))
+        else:
+            parts.append(scenario_windows(sc, card, index=i, hop_s=0.25))
         eta = (time.monotonic() - t0) / (i + 1) * (scenarios - i - 1)
         _progress(log, f"scenarios {i + 1}/{scenarios}  eta {eta:4.0f} s")
     if log is not None:
@@ -93,6 +107,9 @@ def recorded_windows(card: ModelCard, root: Path, log: TextIO | None) -> WindowS
     """Windows of every recording folder under ``root`` (a media file + ``labels.json``)."""
     from edge.train.data import recording_windows
 
+    if card.front:
+        raise ConfigError(f"calibration windows from recordings for {card.name!r} (a model over "
+                          "front-end features) are not built yet: use --from sim")
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not folders:
         raise ConfigError(f"{root}: no recording folders (each a media file + labels.json)")
@@ -115,6 +132,10 @@ def live_windows(config: Any, seconds: float, log: TextIO | None) -> WindowSet:
     rows: list[tuple[Any, ...]] = []
     streams = sorted(runner.featurizers)
     t0 = time.monotonic()
+
+    if runner.card.front:
+        raise ConfigError(f"live calibration windows for {runner.card.name!r} (a model over "
+                          "front-end features) are not built yet: use --from sim")
 
     def collect(windows: list[Any]) -> None:
         for w in windows:
@@ -180,18 +201,16 @@ def write_set(
     for k, i in enumerate(range(0, len(windows), SHARD_WINDOWS)):
         sl = slice(i, i + SHARD_WINDOWS)
         path = tmp / f"shard-{k:03d}.npz"
+        arrays: dict[str, Any] = {
+            "video": windows.video[sl], "video_mask": windows.video_mask[sl],
+            "audio": windows.audio[sl], "audio_mask": windows.audio_mask[sl],
+            "labels": windows.labels[sl], "scenario": windows.scenario[sl],
+            "t_s": windows.t_s[sl], "check": check[sl],
+        }
+        if windows.front is not None and windows.front_mask is not None:
+            arrays |= {"front": windows.front[sl], "front_mask": windows.front_mask[sl]}
         with open(path, "wb") as f:
-            np.savez(
-                f,
-                video=windows.video[sl],
-                video_mask=windows.video_mask[sl],
-                audio=windows.audio[sl],
-                audio_mask=windows.audio_mask[sl],
-                labels=windows.labels[sl],
-                scenario=windows.scenario[sl],
-                t_s=windows.t_s[sl],
-                check=check[sl],
-            )
+            np.savez(f, **arrays)
         shards.append({"file": path.name, "count": len(windows.labels[sl]), "sha256": sha256_file(path)})
         _progress(log, f"shards {k + 1}")
     if log is not None:
@@ -259,7 +278,8 @@ def calibrate(
         if log is not None:
             print(f"edge calibrate: {card.task}: {scenarios} simulated scenarios of {seconds:g} s",
                   file=log)
-        ws = sim_windows(card, scenarios, seconds, seed, log)
+        front_dir = config.front_ends.dir if config.front_ends is not None else None
+        ws = sim_windows(card, scenarios, seconds, seed, log, front_dir)
         info = {"source": f"edge.sim random {card.task} scenarios, seeds from {3000 + seed}, "
                           f"conditions cycled", "scenarios": scenarios, "seconds": seconds}
     elif source == "recordings":
@@ -319,8 +339,9 @@ def load_calibration(path: str | Path, card: ModelCard | None = None) -> Calibra
         if sha256_file(p) != s["sha256"]:
             raise ConfigError(f"{p}: hash differs from the manifest (changed or damaged)")
         with np.load(p, allow_pickle=False) as z:
+            fr = (z["front"], z["front_mask"]) if "front" in z.files else (None, None)
             parts.append(WindowSet(z["video"], z["video_mask"], z["audio"], z["audio_mask"],
-                                   z["labels"], z["scenario"], z["t_s"]))
+                                   z["labels"], z["scenario"], z["t_s"], *fr))
             checks.append(z["check"])
     if not parts:
         raise ConfigError(f"{root}: the calibration set is empty")

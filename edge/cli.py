@@ -202,8 +202,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         recordings=args.recordings,
+        front=args.front,
+        sounds=args.sounds,
+        heldout_scenarios=args.heldout_scenarios,
+        window_stride=args.window_stride,
     )
-    train(settings, Path(args.out), args.name or f"{args.task}-av")
+    train(settings, Path(args.out), args.name or f"{args.task}-{'front' if args.front else 'av'}")
     return 0
 
 
@@ -430,8 +434,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="train on your recordings instead: a folder of folders, each a video file with "
         "its audio track and labels.json",
     )
+    s.add_argument(
+        "--front", action="store_true",
+        help="a fusion model over the front ends' features (face/person, VAD) and log-mel, "
+        "trained on feature-level simulation (edge.sim.frontsim) instead of pixels",
+    )
+    s.add_argument(
+        "--sounds", default=None,
+        help="--front: a folder of real 16 kHz sounds to mix in (edge.sim.frontsim.SOUND_PIECES "
+        "names the files; e.g. ../shared/realworld/sounds)",
+    )
+    s.add_argument("--heldout-scenarios", type=int, default=24,
+                   help="--front: unseen scenarios the exported model is scored on (card metrics)")
+    s.add_argument("--window-stride", type=int, default=1,
+                   help="--front: keep every Nth training window (neighbours overlap)")
     s.add_argument("--out", default="engines")
-    s.add_argument("--name", default=None, help="model name (default TASK-av)")
+    s.add_argument("--name", default=None, help="model name (default TASK-av, TASK-front)")
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("eval", help="replay scenarios or recordings through the pipeline, score it")

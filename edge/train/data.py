@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,41 +34,66 @@ from edge.pipeline import Spine, replay
 from edge.serve import Featurizer
 from edge.sim.scenario import Event, Scenario, label_fraction
 
+if TYPE_CHECKING:
+    from edge.sim.frontsim import SoundBank
+
 MEDIA_SUFFIXES = (".mkv", ".mp4", ".mov", ".avi", ".webm")
 
 
 @dataclass
 class WindowSet:
-    """Model inputs and labels of many windows (float16 to halve memory)."""
+    """Model inputs and labels of many windows (float16 to halve memory).
 
-    video: np.ndarray  # [n, T, C, H, W] float16
-    video_mask: np.ndarray  # [n, T] float32
+    A pixel model's windows carry ``video``; a model over front-end features carries ``front``
+    and ``front_mask`` instead (its ``video`` is ``[n, 0]``). :meth:`inputs` gives exactly the
+    tensors the model takes.
+    """
+
+    video: np.ndarray  # [n, T, C, H, W] float16 ([n, 0] for a front-feature model)
+    video_mask: np.ndarray  # [n, T] float32 ([n, 0] for a front-feature model)
     audio: np.ndarray  # [n, 1, M, F] float16
     audio_mask: np.ndarray  # [n, F] float32
     labels: np.ndarray  # [n, classes] float32 (fraction of the last hop)
     scenario: np.ndarray  # [n] int, which scenario each window came from
     t_s: np.ndarray  # [n] scenario time of the window end
+    front: np.ndarray | None = None  # [n, T, F] float32: per-frame front-end features
+    front_mask: np.ndarray | None = None  # [n, T] float32
 
     def __len__(self) -> int:
         return len(self.labels)
 
     @staticmethod
     def concat(parts: Sequence["WindowSet"]) -> "WindowSet":
-        return WindowSet(
-            *(np.concatenate([getattr(p, f) for p in parts]) for f in WindowSet.__dataclass_fields__)
-        )
+        def cat(f: str) -> np.ndarray | None:
+            got = [getattr(p, f) for p in parts]
+            if all(g is None for g in got):
+                return None
+            if any(g is None for g in got):
+                raise ValueError(f"cannot join windows with and without {f}")
+            return np.concatenate(got)
+
+        return WindowSet(*(cat(f) for f in WindowSet.__dataclass_fields__))  # type: ignore[arg-type]
 
     def take(self, idx: np.ndarray | slice) -> "WindowSet":
         """The windows at ``idx``."""
-        return WindowSet(*(getattr(self, f)[idx] for f in WindowSet.__dataclass_fields__))
+        return WindowSet(*(None if getattr(self, f) is None else getattr(self, f)[idx]
+                           for f in WindowSet.__dataclass_fields__))  # type: ignore[arg-type]
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The model inputs these windows hold, in the reference models' order."""
+        if self.front is not None:
+            return ("front", "front_mask", "audio", "audio_mask")
+        return ("video", "video_mask", "audio", "audio_mask")
 
     def inputs(self, idx: np.ndarray | slice) -> dict[str, np.ndarray]:
-        return {
-            "video": self.video[idx].astype(np.float32),
-            "video_mask": self.video_mask[idx],
-            "audio": self.audio[idx].astype(np.float32),
-            "audio_mask": self.audio_mask[idx],
-        }
+        """The model's input tensors (float32) of the windows at ``idx``."""
+        out: dict[str, np.ndarray] = {}
+        for name in self.input_names:
+            arr = getattr(self, name)
+            assert arr is not None
+            out[name] = arr[idx].astype(np.float32, copy=False)
+        return out
 
 
 def scenario_config(card: ModelCard, hop_s: float, width: int, height: int, fps: float) -> Config:
@@ -212,4 +238,40 @@ def _replay_windows(
         labels=np.stack(cols[4]).astype(np.float32),
         scenario=np.full(len(rows), index, np.int32),
         t_s=np.asarray(cols[5], np.float64),
+    )
+
+
+def front_scenario_windows(
+    scenario: Scenario,
+    card: ModelCard,
+    bank: "SoundBank",
+    vad: object,
+    index: int = 0,
+    hop_s: float = 0.25,
+) -> WindowSet:
+    """Windows of one scenario simulated at feature level (:mod:`edge.sim.frontsim`): what the
+    front ends and the log-mel would give serving for the model of ``card``."""
+    from edge.features import LogMelSpec
+    from edge.front.features import FrontSpec
+    from edge.sim.frontsim import Layout, simulate_windows
+
+    layout = Layout(
+        seconds=float(card.window["seconds"]),
+        frames=int(card.window["frames"]),
+        audio_seconds=float(card.window.get("audio_seconds", card.window["seconds"])),
+        hop_s=hop_s,
+    )
+    w = simulate_windows(scenario, FrontSpec.from_dict(card.front),
+                         LogMelSpec.from_dict(card.audio), layout, bank, vad)
+    n = len(w.labels)
+    return WindowSet(
+        video=np.zeros((n, 0), np.float16),
+        video_mask=np.zeros((n, 0), np.float32),
+        audio=w.audio.astype(np.float16),
+        audio_mask=w.audio_mask.astype(np.float32),
+        labels=w.labels.astype(np.float32),
+        scenario=np.full(n, index, np.int32),
+        t_s=w.t_end,
+        front=w.front.astype(np.float32),
+        front_mask=w.front_mask.astype(np.float32),
     )

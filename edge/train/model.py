@@ -166,3 +166,128 @@ class FusionNet(nn.Module):
         lv = self.head_video(torch.cat([v, pv], dim=1))
         la = self.head_audio(torch.cat([a, pa], dim=1))
         return lv * self.sel_video + la * self.sel_audio + both * self.sel_both
+
+
+class FrontBranch(nn.Module):
+    """Per-frame front-end features ``[B, T, F]`` -> an embedding of the window.
+
+    Each row is standardised by fixed constants (``shift``, ``scale``: set from the training
+    data), and beside it goes its difference from the window's mean row, so a subject's own
+    baseline (eye size, head pitch) cancels and a change stands out; the mask is a channel too.
+    A per-frame MLP (1 x 1 convolutions), two temporal 1 x 3 convolutions, then masked pools:
+    the whole window, the last two targets, the last one, and the maximum.
+    """
+
+    shift: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(self, n_features: int, width: int = 64, embed: int = 64) -> None:
+        super().__init__()
+        self.register_buffer("shift", torch.zeros(1, 1, n_features))
+        self.register_buffer("scale", torch.ones(1, 1, n_features))
+        self.frame = nn.Sequential(
+            nn.Conv2d(2 * n_features + 1, width, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 1), nn.ReLU(inplace=True),
+        )
+        self.temporal = nn.Sequential(
+            nn.Conv2d(width, embed, (1, 3), padding=(0, 1)), nn.ReLU(inplace=True),
+            nn.Conv2d(embed, embed, (1, 3), padding=(0, 1)), nn.ReLU(inplace=True),
+        )
+        self.out_dim = 4 * embed
+
+    def forward(self, front: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask.unsqueeze(-1)  # [B, T, 1]
+        z = (front - self.shift) * self.scale * m
+        mean = z.sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp(min=1.0)
+        rel = (z - mean) * m
+        x = torch.cat([z, rel, m], dim=-1).transpose(1, 2).unsqueeze(2)  # [B, 2F+1, 1, T]
+        mt = mask.unsqueeze(1).unsqueeze(2)
+        x = self.frame(x) * mt
+        x = (self.temporal(x) * mt).squeeze(2)  # [B, E, T]
+        full, recent = masked_pools(x, mask, 2)
+        _, last = masked_pools(x, mask, 1)
+        return torch.cat([full, recent, last, masked_max(x, mask)], dim=1)
+
+
+class FrontFusionNet(nn.Module):
+    """Inputs: front [B,T,F], front_mask [B,T], audio [B,1,M,C], audio_mask [B,C].
+
+    ``audio_columns`` are the front columns the audio gives (``speech.p``): they join the
+    audio side (pooled over the targets), the rest are the video side. Heads and per-class
+    routing by ``modalities`` are :class:`FusionNet`'s: a ``video`` class answers from the
+    front ends' picture features alone, an ``audio`` class from log-mel and VAD, ``both`` from all.
+    """
+
+    vcols: torch.Tensor
+    acols: torch.Tensor
+    sel_video: torch.Tensor
+    sel_audio: torch.Tensor
+    sel_both: torch.Tensor
+
+    def __init__(
+        self,
+        n_classes: int,
+        n_features: int,
+        n_mels: int,
+        audio_columns: list[int] | None = None,
+        width: int = 64,
+        audio_width: int = 16,
+        modalities: list[str] | None = None,
+        audio_pool: int = 2,
+    ) -> None:
+        super().__init__()
+        acols = sorted(audio_columns or [])
+        vcols = [k for k in range(n_features) if k not in acols]
+        if not vcols:
+            raise ValueError("a front model needs at least one picture feature")
+        self.register_buffer("vcols", torch.tensor(vcols, dtype=torch.long), persistent=False)
+        self.register_buffer("acols", torch.tensor(acols, dtype=torch.long), persistent=False)
+        self.front = FrontBranch(len(vcols), width, width)
+        # A fixed average pool (mels and 10 ms columns by ``audio_pool``) before the log-mel
+        # branch: on a 2-core CPU the branch at full resolution cost 3-4x more to train, and
+        # 20 ms steps still keep a CO alarm's 0.1 s beeps apart.
+        self.pool = nn.AvgPool2d(audio_pool) if audio_pool > 1 else nn.Identity()
+        self.audio_pool = audio_pool
+        self.audio = AudioBranch(n_mels // audio_pool, audio_width, 96, 100.0 / audio_pool)
+        self.n_speech = len(acols)
+        dv, da = self.front.out_dim, self.audio.out_dim + 3 * self.n_speech
+        self.head = FusionNet._head(dv + da + 2, n_classes)
+        self.head_video = FusionNet._head(dv + 1, n_classes)
+        self.head_audio = FusionNet._head(da + 1, n_classes)
+        mods = modalities or ["both"] * n_classes
+        if len(mods) != n_classes or set(mods) - {"video", "audio", "both"}:
+            raise ValueError(f"modalities must name video, audio or both per class: {mods}")
+        for name in ("video", "audio", "both"):
+            sel = torch.tensor([[1.0 if m == name else 0.0 for m in mods]])
+            self.register_buffer(f"sel_{name}", sel)
+
+    def set_normalisation(self, shift: torch.Tensor, scale: torch.Tensor) -> None:
+        """Standardising constants of the picture features (``[F_video]`` each)."""
+        self.front.shift.copy_(shift.view(1, 1, -1))
+        self.front.scale.copy_(scale.view(1, 1, -1))
+
+    def forward(
+        self,
+        front: torch.Tensor,
+        front_mask: torch.Tensor,
+        audio: torch.Tensor,
+        audio_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        pv = (front_mask.sum(1, keepdim=True) > 0).to(front.dtype)
+        pa = (audio_mask.sum(1, keepdim=True) > 0).to(audio.dtype)
+        v = self.front(front.index_select(2, self.vcols), front_mask) * pv
+        k = self.audio_pool
+        am = audio_mask
+        if k > 1:  # a pooled column is valid when all its columns are (the min of the mask)
+            n = audio_mask.shape[1] // k
+            am = -torch.nn.functional.max_pool1d(-audio_mask[:, : n * k].unsqueeze(1), k).squeeze(1)
+        a = self.audio(self.pool(audio), am)
+        if self.n_speech:
+            sp = front.index_select(2, self.acols).transpose(1, 2)  # [B, S, T]
+            full, recent = masked_pools(sp, front_mask, 2)
+            a = torch.cat([a, full, recent, masked_max(sp, front_mask)], dim=1)
+        a = a * pa
+        both = self.head(torch.cat([v, a, pv, pa], dim=1))
+        lv = self.head_video(torch.cat([v, pv], dim=1))
+        la = self.head_audio(torch.cat([a, pa], dim=1))
+        return lv * self.sel_video + la * self.sel_audio + both * self.sel_both

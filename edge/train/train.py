@@ -57,6 +57,10 @@ class TrainSettings:
     threads: int = 2
     modality_dropout: float = 0.2
     recordings: str | None = None  # a folder of recording folders (media + labels.json)
+    front: bool = False  # a model over front-end features (edge.sim.frontsim), not pixels
+    sounds: str | None = None  # real sounds mixed into front-model training (None: none)
+    heldout_scenarios: int = 24  # front models: fresh scenarios scored after export
+    window_stride: int = 1  # front models: keep every Nth training window (they overlap)
 
 
 # Per task: model input side (pixels) and seconds of audio per window. Eyelids need more
@@ -98,6 +102,81 @@ def make_card(task: str, name: str) -> ModelCard:
             "safety-rated detector. Train on your own recordings for real use."
         ),
     )
+
+
+#: Per class, for models over front-end features: (description, modality). ``speech.p`` is an
+#: audio feature (it joins the audio side), so an audio class hears the VAD too. A phone has no
+#: picture feature of its own (no hand stage): it answers from the head pose and the audio.
+FRONT_DESCRIPTIONS = {
+    **DESCRIPTIONS,
+    "eyes_closed": ("eyes closed: both eye aspect ratios low (a blink is a short dip; duration "
+                    "rules downstream)", "video"),
+    "distracted": ("head turned away from the road (yaw/pitch, or the face lost after a turn)",
+                   "video"),
+    "phone": ("a phone at the ear or in the hand, as far as head pose and sound show it", "both"),
+    "person": ("a person is in view (person detector over several frames)", "video"),
+}
+
+
+def make_front_card(task: str, name: str) -> ModelCard:
+    """The card of a fusion model over front-end features (I/O contract), before metrics."""
+    from edge.front.features import FrontSpec
+
+    classes = CLASSES[task]
+    _, audio_seconds = TASK_SHAPES.get(task, (64, 2.0))
+    spec = FrontSpec.default(task)
+    mspec = LogMelSpec()
+    seconds, frames = 2.0, 8
+    n_cols = mspec.n_frames(int(round(audio_seconds * mspec.sample_rate)))
+    nf = len(spec.features)
+    return ModelCard(
+        name=name,
+        task=task,
+        classes=[ClassInfo(name=c, description=FRONT_DESCRIPTIONS[c][0],
+                           modality=FRONT_DESCRIPTIONS[c][1]) for c in classes],
+        window={"seconds": seconds, "frames": frames, "audio_seconds": audio_seconds},
+        video={},
+        audio=mspec.to_dict(),
+        front=spec.to_dict(),
+        inputs={
+            "front": TensorInfo(shape=["B", frames, nf], description="per-frame front-end "
+                                "features in front.features order (stage units)"),
+            "front_mask": TensorInfo(shape=["B", frames], description="1 where a target has a frame"),
+            "audio": TensorInfo(shape=["B", 1, mspec.n_mels, n_cols], description="log-mel"),
+            "audio_mask": TensorInfo(shape=["B", n_cols], description="1 where a column is real"),
+        },
+        outputs={"logits": TensorInfo(shape=["B", len(classes)], description="sigmoid logits")},
+        notes=(
+            "Trained on feature-level simulation (edge.sim.frontsim: the front ends' outputs "
+            "with noise measured on real footage) and real sounds; not on real labelled video. "
+            "It demonstrates the pipeline; it is not a safety-rated detector. A phone has no "
+            "feature of its own (no hand stage). Judge it on real recordings."
+        ),
+    )
+
+
+def generate_front(
+    card: ModelCard, n: int, seconds: float, seed: int, hop_s: float, bank: object,
+    vad: object, log: TextIO, stride: int = 1,
+) -> WindowSet:
+    """Feature-level windows of ``n`` random scenarios drawn from ``seed``."""
+    from edge.sim.frontsim import SoundBank, random_front_scenario
+    from edge.train.data import front_scenario_windows
+
+    assert isinstance(bank, SoundBank)
+    rng = np.random.default_rng(seed)
+    parts = []
+    t0 = time.monotonic()
+    for i in range(n):
+        sc = random_front_scenario(card.task, seconds, rng)
+        w = front_scenario_windows(sc, card, bank, vad, index=i, hop_s=hop_s)
+        parts.append(w.take(slice(int(rng.integers(stride)), None, stride)) if stride > 1 else w)
+        done = i + 1
+        eta = (time.monotonic() - t0) / done * (n - done)
+        print(f"\r  scenarios {done}/{n}  windows {sum(len(p) for p in parts)}  eta {eta:4.0f} s",
+              end="", file=log, flush=True)
+    print(file=log)
+    return WindowSet.concat(parts)
 
 
 def generate(
@@ -165,9 +244,38 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     s = settings
-    card = make_card(s.task, name)
+    card = make_front_card(s.task, name) if s.front else make_card(s.task, name)
     started = time.monotonic()
-    if s.recordings is not None:
+    bank_note = ""
+    if s.front and s.recordings is not None:
+        from edge.errors import EdgeError
+
+        raise EdgeError("edge train --front: training from recordings is not implemented yet")
+    if s.front:
+        from edge.front.vad import StreamingVad
+        from edge.sim.frontsim import SoundBank
+
+        bank, held_bank = SoundBank.load(s.sounds, "train"), SoundBank.load(s.sounds, "heldout")
+        vad = StreamingVad(options={"threads": 1})
+        print(f"edge train: {s.task} front: simulating {s.scenarios} training scenarios of "
+              f"{s.seconds:g} s (real sounds: {len(bank.files)} train, {len(held_bank.files)} "
+              f"held out)", file=log)
+        train_set = generate_front(card, s.scenarios, s.seconds, 1000 + s.seed, s.hop_s, bank,
+                                   vad, log, s.window_stride)
+        print(f"edge train: simulating {s.val_scenarios} validation scenarios", file=log)
+        val_set = generate_front(card, s.val_scenarios, s.seconds, 2000 + s.seed, s.hop_s,
+                                 held_bank, vad, log)
+        bank_note = (f"; real sounds from {s.sounds}: training {', '.join(bank.files)}; "
+                     f"validation and held-out {', '.join(held_bank.files)}") if s.sounds else \
+            "; no real sounds"
+        data_note = (
+            f"edge.sim.frontsim feature-level {s.task} scenarios (front-end outputs with noise "
+            f"measured on real footage; speech.p from the real silero VAD on the mixed audio): "
+            f"{s.scenarios} x {s.seconds:g} s (seeds from {1000 + s.seed}, every "
+            f"{s.window_stride} window(s)), validation {s.val_scenarios} (from {2000 + s.seed})"
+            + bank_note
+        )
+    elif s.recordings is not None:
         train_set, val_set, data_note = from_recordings(Path(s.recordings), card, s.hop_s, log)
     else:
         print(f"edge train: {s.task}: rendering {s.scenarios} training scenarios of "
@@ -182,9 +290,22 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
     y_train = (train_set.labels >= 0.5).astype(np.float32)
     y_val = val_set.labels >= 0.5
     n_classes = y_train.shape[1]
-    vs = VideoSpec.from_dict(card.video)
-    model = FusionNet(n_classes, vs.channels, vs.height, int(card.audio["n_mels"]),
-                      modalities=[c.modality for c in card.classes])
+    names = list(card.inputs)
+    model: torch.nn.Module
+    speech_cols: list[int] = []
+    if s.front:
+        from edge.train.model import FrontFusionNet
+
+        feats = list(card.front["features"])
+        speech_cols = [k for k, f in enumerate(feats) if f.startswith("speech.")]
+        fm = FrontFusionNet(n_classes, len(feats), int(card.audio["n_mels"]), speech_cols,
+                            modalities=[c.modality for c in card.classes])
+        fm.set_normalisation(*front_normalisation(train_set, speech_cols))
+        model = fm
+    else:
+        vs = VideoSpec.from_dict(card.video)
+        model = FusionNet(n_classes, vs.channels, vs.height, int(card.audio["n_mels"]),
+                          modalities=[c.modality for c in card.classes])
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=1e-4)
     steps = s.epochs * ((len(train_set) + s.batch - 1) // s.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=steps)
@@ -205,12 +326,16 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             # Modality dropout: mask all video for some windows, all audio for others.
             no_v = torch.from_numpy(drop < s.modality_dropout)
             no_a = torch.from_numpy((drop >= s.modality_dropout) & (drop < 2 * s.modality_dropout))
-            b["video_mask"][no_v] = 0.0
-            b["video"][no_v] = 0.0
+            vname = "front" if s.front else "video"
+            b[f"{vname}_mask"][no_v] = 0.0
+            b[vname][no_v] = 0.0  # serving zeros every column of a target without a frame
             b["audio_mask"][no_a] = 0.0
             b["audio"][no_a] = 0.0
-            b["video"] = augment_video(b["video"], rng)
-            logits = model(b["video"], b["video_mask"], b["audio"], b["audio_mask"])
+            if speech_cols:  # no audio: the VAD has nothing to say either
+                b["front"][no_a.nonzero(as_tuple=True)[0].unsqueeze(1), :, speech_cols] = 0.0
+            if not s.front:
+                b["video"] = augment_video(b["video"], rng)
+            logits = model(*[b[k] for k in names])
             loss = loss_fn(logits, torch.from_numpy(y_train[idx]))
             opt.zero_grad()
             loss.backward()
@@ -240,10 +365,64 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
         "train_seconds": round(time.monotonic() - started),
     }
     card.metrics = {"validation_macro_f1": round(macro_f1(probs, y_val, thresholds), 4)}
+    if s.front:
+        card.provenance["command"] = (
+            f"edge train --task {s.task} --front --seed {s.seed} --scenarios {s.scenarios} "
+            f"--val-scenarios {s.val_scenarios} --seconds {s.seconds:g} --epochs {s.epochs} "
+            f"--window-stride {s.window_stride}" + (f" --sounds {s.sounds}" if s.sounds else ""))
+        save_card(card, out_dir / f"{name}.yaml")
+        if s.heldout_scenarios > 0:
+            print(f"edge train: scoring the exported model on {s.heldout_scenarios} unseen "
+                  f"scenarios (seeds from {9000 + s.seed})", file=log)
+            held = generate_front(card, s.heldout_scenarios, s.seconds, 9000 + s.seed, s.hop_s,
+                                  held_bank, vad, log)
+            card.metrics["heldout_sim"] = heldout_report(onnx_path, card, held)
+            card.metrics["heldout_sim"]["scenarios"] = (
+                f"{s.heldout_scenarios} x {s.seconds:g} s from seed {9000 + s.seed}, "
+                "held-out sounds")
+            print(f"  held-out macro F1 {card.metrics['heldout_sim']['macro_f1']:.3f}  "
+                  + "  ".join(f"{k} {v:.3f}" for k, v in card.metrics["heldout_sim"]["f1"].items()),
+                  file=log)
+        card.provenance["train_seconds"] = round(time.monotonic() - started)
     save_card(card, out_dir / f"{name}.yaml")
     print(f"edge train: wrote {onnx_path} and its card "
           f"({time.monotonic() - started:.0f} s)", file=log)
     return card
+
+
+def front_normalisation(data: WindowSet, skip: list[int]) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Mean and 1 / spread of each picture feature over the training rows that have a frame
+    (columns in ``skip``, the audio ones, are left out)."""
+    import torch
+
+    assert data.front is not None and data.front_mask is not None
+    rows = data.front[data.front_mask > 0]
+    keep = [k for k in range(rows.shape[1]) if k not in skip]
+    x = rows[:, keep].astype(np.float64)
+    mean, sd = x.mean(0), x.std(0)
+    return (torch.tensor(mean, dtype=torch.float32),
+            torch.tensor(1.0 / np.maximum(sd, 1e-3), dtype=torch.float32))
+
+
+def heldout_report(onnx_path: Path, card: ModelCard, data: WindowSet) -> dict[str, object]:
+    """Per-class F1 of the exported model (ONNX Runtime, the card's thresholds) on ``data``."""
+    from edge.runtime.base import load_engine
+
+    engine = load_engine("onnx", onnx_path, card, {"threads": 2})
+    logits = np.concatenate([
+        next(iter(engine.infer(data.inputs(slice(i, i + 64))).values()))
+        for i in range(0, len(data), 64)
+    ])
+    probs = 1.0 / (1.0 + np.exp(-logits))
+    y = data.labels >= 0.5
+    thr = np.array([c.threshold for c in card.classes])
+    pred = probs >= thr[np.newaxis, :]
+    f1 = {}
+    for k, c in enumerate(card.classes):
+        f1[c.name] = round(prf(int((pred[:, k] & y[:, k]).sum()), int((pred[:, k] & ~y[:, k]).sum()),
+                               int((~pred[:, k] & y[:, k]).sum()))[2], 4)
+    return {"windows": len(data), "macro_f1": round(float(np.mean(list(f1.values()))), 4),
+            "f1": f1, "positives": {c.name: int(y[:, k].sum()) for k, c in enumerate(card.classes)}}
 
 
 def augment_video(video: "torch.Tensor", rng: np.random.Generator) -> "torch.Tensor":
@@ -267,7 +446,7 @@ def predict(model: object, data: WindowSet, batch: int = 64) -> np.ndarray:
     with torch.no_grad():
         for i in range(0, len(data), batch):
             b = {k: torch.from_numpy(v) for k, v in data.inputs(slice(i, i + batch)).items()}
-            out.append(torch.sigmoid(model(b["video"], b["video_mask"], b["audio"], b["audio_mask"])).numpy())
+            out.append(torch.sigmoid(model(*b.values())).numpy())
     return np.concatenate(out)
 
 

@@ -1,0 +1,140 @@
+"""Feature-level simulation (edge.sim.frontsim) and the fusion model over front ends."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.features import LogMelSpec
+from edge.front.features import FrontSpec
+from edge.sim.frontsim import Layout, SoundBank, face_frames, person_frames, simulate_windows
+from edge.sim.scenario import Event, Scenario
+
+SOUNDS = Path(__file__).resolve().parents[2] / "shared" / "realworld" / "sounds"
+FACE = {n: i for i, n in enumerate(("present", "face_size", "eye_l", "eye_r", "mouth", "yaw",
+                                    "pitch", "roll"))}
+
+
+def _scenario(task: str, *events: tuple[str, float, float, str | None], seed: int = 5) -> Scenario:
+    return Scenario(task=task, seconds=20.0, seed=seed, events=tuple(
+        Event(label=lab, start=a, end=b, variant=v) for lab, a, b, v in events))
+
+
+def _at(rows: np.ndarray, t: np.ndarray, a: float, b: float) -> np.ndarray:
+    return rows[(t >= a) & (t < b)]
+
+
+T = np.arange(0, 20.0, 1 / 30)
+
+
+def test_face_rows_respond_to_each_driver_class_as_measured() -> None:
+    sc = _scenario("driver", ("eyes_closed", 2.0, 5.0, None), ("yawning", 7.0, 11.0, None),
+                   ("distracted", 12.0, 15.0, "left"), ("talking", 16.0, 19.5, None))
+    rows = face_frames(sc, T)
+    assert rows.shape == (len(T), 8) and rows.dtype == np.float32
+    assert np.array_equal(rows, face_frames(sc, T))  # deterministic in the seed
+    calm = _at(rows, T, 0.0, 1.8)
+    calm = calm[calm[:, 0] > 0]
+    ear_open = np.median(calm[:, 2:4])
+    assert 0.17 < ear_open < 0.34  # around the measured open EAR (0.23-0.25)
+    closed = _at(rows, T, 2.5, 4.5)
+    assert np.median(closed[:, 2:4]) < 0.17 and np.median(closed[:, 2:4]) < 0.7 * ear_open
+    assert np.median(_at(rows, T, 8.0, 10.0)[:, FACE["mouth"]]) > 0.3  # a yawn, not a smile
+    turned = _at(rows, T, 12.8, 14.2)
+    seen = turned[turned[:, 0] > 0]
+    assert len(seen) == 0 or np.median(seen[:, FACE["yaw"]] - np.median(calm[:, FACE["yaw"]])) < -30
+    talk = _at(rows, T, 16.5, 19.0)[:, FACE["mouth"]]
+    assert talk.std() > 0.03 and talk.max() > 0.1  # the mouth moves while talking
+
+
+def test_blinks_are_short_dips_not_closed_eyes() -> None:
+    rows = face_frames(_scenario("driver", ("talking", 15.0, 19.0, None)), T)
+    ear = rows[rows[:, 0] > 0][:, 2:4].mean(1)
+    low = ear < 0.75 * np.median(ear)
+    assert low.any()  # blinks happen
+    runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], low.astype(int), [0]]))))[::2]
+    assert runs.max() <= 0.35 * 30  # no dip lasts like an eyes_closed event (>= 0.6 s)
+
+
+def test_person_rows_show_people_and_an_empty_room_s_false_positives() -> None:
+    t = np.arange(0, 20.0, 0.25)
+    hits = []
+    for seed in range(12):
+        sc = _scenario("home", ("person", 6.0, 14.0, None), seed=seed)
+        rows = person_frames(sc, t)
+        assert rows.shape == (len(t), 6)
+        there = _at(rows, t, 7.5, 12.5)
+        assert there[:, 0].mean() > 0.85 and np.median(there[:, 2]) > 0.85
+        empty = np.concatenate([_at(rows, t, 0, 5.5), _at(rows, t, 15, 20)])
+        hits.append(empty[:, 0].mean())
+        assert np.all(empty[empty[:, 0] > 0, 2] < 0.75)  # false positives score low
+    assert 0 < np.mean(hits) < 0.4  # some rooms fool the detector on some frames, never always
+
+
+def test_windows_have_the_front_spec_layout_and_vad_speech() -> None:
+    from edge.front.vad import StreamingVad
+
+    sc = _scenario("home", ("person", 3.0, 12.0, None), ("speech", 4.0, 10.0, None),
+                   ("dog_bark", 14.0, 15.5, None))
+    spec = FrontSpec.default("home")
+    w = simulate_windows(sc, spec, LogMelSpec(), Layout(audio_seconds=6.0), SoundBank(),
+                         StreamingVad())
+    n = len(w.labels)
+    assert w.front.shape == (n, 8, len(spec.features)) and w.front_mask.shape == (n, 8)
+    assert w.audio.shape == (n, 1, 64, LogMelSpec().n_frames(6 * 16000))
+    assert w.labels.shape == (n, 6) and np.all(np.diff(w.t_end) > 0)
+    sp = spec.features.index("speech.p")
+    speaking = (w.t_end > 6.0) & (w.t_end < 9.5)
+    assert np.median(w.front[speaking, :, sp].max(1)) > 0.8  # the real VAD hears the speech
+    late = w.t_end > 17.0
+    assert np.median(w.front[late, :, sp].max(1)) < 0.5
+
+
+@pytest.mark.skipif(not SOUNDS.is_dir(), reason="needs ../shared/realworld/sounds")
+def test_real_sounds_are_split_by_file_and_recut_labels() -> None:
+    from edge.sim.frontsim import mix_audio
+
+    train, held = SoundBank.load(SOUNDS, "train"), SoundBank.load(SOUNDS, "heldout")
+    assert not {f.split("[")[0] for f in held.files if "[" not in f} & set(train.files)
+    recut = 0
+    for seed in range(6):
+        sc = _scenario("home", ("glass_break", 3.0, 4.4, None), seed=seed)
+        audio, labels = mix_audio(sc, train)
+        assert audio.shape == (20 * 16000,) and np.abs(audio).max() <= 1.0
+        recut += labels.events[0].end != 4.4
+    assert recut > 0  # a real glass keeps its own length
+
+
+def test_a_tiny_front_model_trains_exports_and_loads(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from edge.card import load_card
+    from edge.features import VideoSpec
+    from edge.runtime.base import load_engine
+    from edge.train.train import TrainSettings, train
+
+    settings = TrainSettings(task="driver", front=True, scenarios=2, val_scenarios=1,
+                             heldout_scenarios=1, seconds=8.0, epochs=1)
+    card = train(settings, tmp_path, "tiny-front", log=io.StringIO())
+    assert load_card(tmp_path / "tiny-front.yaml") == card
+    assert list(card.inputs) == ["front", "front_mask", "audio", "audio_mask"]
+    assert card.front == FrontSpec.default("driver").to_dict()
+    assert card.inputs["front"].shape == ["B", 8, 9]
+    VideoSpec.from_dict(card.video)  # the Featurizer reads it
+    assert "heldout_sim" in card.metrics
+    engine = load_engine("onnx", tmp_path / "tiny-front.onnx", card)  # check_io against the card
+    batch = {k: np.zeros([3 if isinstance(d, str) else d for d in v.shape], np.float32)
+             for k, v in card.inputs.items()}
+    assert engine.infer(batch)["logits"].shape == (3, len(card.classes))
+
+
+def test_front_training_from_recordings_says_it_is_not_there(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from edge.errors import EdgeError
+    from edge.train.train import TrainSettings, train
+
+    with pytest.raises(EdgeError, match="not implemented"):
+        train(TrainSettings(task="home", front=True, recordings=str(tmp_path)), tmp_path, "x",
+              log=io.StringIO())
