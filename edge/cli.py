@@ -148,6 +148,21 @@ def _cmd_label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edge.config import load_config
+    from edge.recording import RecordSettings, format_result, record
+
+    cfg = load_config(args.config)
+    result = record(cfg, RecordSettings(
+        out=Path(args.out), seconds=args.seconds, stream=args.stream, task=args.task,
+        force=args.force, codec=args.codec, sheet=not args.no_sheet,
+    ))
+    print(format_result(result))
+    return 0
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from edge.replay import format_replay, replay_recording
 
@@ -514,6 +529,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", choices=["driver", "home"], default=None,
                    help="the task, when the folder has no labels.json yet")
     s.set_defaults(func=_cmd_label)
+
+    s = sub.add_parser("record", help="record a stream's live camera and microphone into a "
+                       "recording folder (video.mkv + labels.json) for train/eval --recordings")
+    s.add_argument("--config", required=True)
+    s.add_argument("--out", required=True, help="the recording folder to write")
+    s.add_argument("--seconds", type=float, default=None,
+                   help="stop after this much recorded time (default: Ctrl-C, SIGTERM or q)")
+    s.add_argument("--stream", default=None, help="the stream whose sources to record (default: "
+                   "the config's first)")
+    s.add_argument("--task", choices=["driver", "home"], default=None,
+                   help="the task of labels.json (default: the config's model card's)")
+    s.add_argument("--codec", choices=["mjpeg", "ffv1"], default="mjpeg",
+                   help="video codec: mjpeg (near-lossless, ~9%% of a core at 640x480 15 fps) or "
+                   "ffv1 (bit-exact, ~3x the CPU, ~10x the size)")
+    s.add_argument("--force", action="store_true", help="replace a recording already in --out")
+    s.add_argument("--no-sheet", action="store_true", help="skip the contact sheet (sheet.png)")
+    s.set_defaults(func=_cmd_record)
 
     s = sub.add_parser("replay", help="re-run a flight recording; exit 1 unless it reproduces")
     s.add_argument("dir", help="a recording folder (recorder.out_dir/NAME)")
