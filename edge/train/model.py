@@ -280,7 +280,9 @@ class FrontFusionNet(nn.Module):
         am = audio_mask
         if k > 1:  # a pooled column is valid when all its columns are (the min of the mask)
             n = audio_mask.shape[1] // k
-            am = -torch.nn.functional.max_pool1d(-audio_mask[:, : n * k].unsqueeze(1), k).squeeze(1)
+            # A 2-D pool over [B, 1, 1, C]: TensorRT's parser documents 2-D and 3-D pools only.
+            m4 = -audio_mask[:, : n * k].unsqueeze(1).unsqueeze(1)
+            am = -torch.nn.functional.max_pool2d(m4, (1, k)).squeeze(1).squeeze(1)
         a = self.audio(self.pool(audio), am)
         if self.n_speech:
             sp = front.index_select(2, self.acols).transpose(1, 2)  # [B, S, T]
