@@ -283,17 +283,22 @@ class CadenceRule:
         self.signals = [sig] if isinstance(sig, str) else list(sig)
         # One tracker per signal: beeps of another tone band must not break a rhythm.
         self.trackers = {
-            s: CadenceTracker(cond.pattern, cond.tolerance, cond.cycles, cond.rel_tolerance, delivery)
+            s: CadenceTracker(cond.pattern, cond.tolerance, cond.cycles, cond.rel_tolerance, delivery,
+                              smear=cond.smear)
             for s in self.signals
         }
+        self.gate = cond.gate
         self.tracker = self.trackers[self.signals[0]]
 
     def update(self, now_ns: int, intervals: Sequence[Interval] | Mapping[str, Sequence[Interval]] = (),
-               prob: float = 1.0, flagged: bool = False) -> list[Event]:
+               prob: float = 1.0, flagged: bool = False, class_on: bool = True) -> list[Event]:
         """Add beeps ended by ``now_ns`` (one list: the first signal's; a mapping: by signal);
-        ``prob`` is the class's confidence for the peak. Holds while any signal's rhythm does."""
+        ``prob`` is the class's confidence for the peak. Holds while any signal's rhythm does
+        (and, for a gated rule, while ``class_on``: a class is never the only evidence)."""
         by_signal = intervals if isinstance(intervals, Mapping) else {self.signals[0]: intervals}
         on = [t for s, t in self.trackers.items() if t.update(now_ns, by_signal.get(s, ()))]
+        if self.gate and not class_on:
+            on = []
         starts = [t.started_ns for t in on if t.started_ns is not None]
         if starts:
             return self.em.hold(now_ns, min(starts), prob, {self.cls: self.modality}, flagged)
@@ -302,7 +307,8 @@ class CadenceRule:
 
     def step(self, now: int, tracks: _Tracks, beeps: _Beeps) -> list[Event]:
         tr = tracks[self.cls]
-        return self.update(now, {s: beeps.get(s, ()) for s in self.signals}, tr.smoothed, tr.flagged)
+        return self.update(now, {s: beeps.get(s, ()) for s in self.signals}, tr.smoothed, tr.flagged,
+                           tr.on)
 
 
 def degraded_flags(

@@ -73,7 +73,13 @@ class CumulativeCondition(_Model):
 
 
 class CadenceCondition(_Model):
-    """A beep rhythm on the ON intervals of a beep signal passed to :meth:`Decider.update`."""
+    """A beep rhythm on the beeps of a beep signal passed to :meth:`Decider.update`.
+
+    The rhythm is matched on beep onsets (:mod:`edge.cadence`): each ``[on_s, off_s]`` step
+    asks for the next beep to start ``on_s + off_s`` later. The beep rhythm is the evidence; the
+    class names the event and gives its peak, and with ``gate`` must be on as well — a class
+    alone never fires the rule.
+    """
 
     class_: str = Field(
         alias="class", description="Class the rhythm confirms (its peak, modality)."
@@ -84,13 +90,29 @@ class CadenceCondition(_Model):
         "the class name.",
     )
     pattern: list[tuple[float, float]] = Field(
-        min_length=1, description="One cycle as [on_s, off_s] pairs."
+        min_length=1, description="One cycle as nominal [on_s, off_s] pairs (the standard's)."
     )
-    tolerance: float = Field(0.1, ge=0, le=5, description="Allowed error of each on/off (s).")
+    tolerance: float = Field(
+        0.05, ge=0, le=5,
+        description="Allowed error (s) of each onset-to-onset interval (on_s + off_s of a "
+        "step), on top of rel_tolerance: where a room lets an onset be found.",
+    )
     rel_tolerance: float = Field(
-        0.0, ge=0, le=1, description="Allowed error as a fraction of each length (larger wins)."
+        0.1, ge=0, le=1,
+        description="Allowed error as a fraction of each onset-to-onset interval: the "
+        "device's spread (ISO 8201: 10 %).",
+    )
+    smear: float = Field(
+        0.4, ge=0, le=5,
+        description="How much longer than its on_s (s) a beep may be heard (a room's reverb "
+        "prolongs it); a longer tone is no beep. A beep must also last on_s / 2.",
     )
     cycles: int = Field(2, ge=1, le=10, description="Cycles in a row that confirm the pattern.")
+    gate: bool = Field(
+        False,
+        description="Also require the class to be on (its committed state); the beep rhythm "
+        "is required either way.",
+    )
 
     @model_validator(mode="after")
     def _positive(self) -> "CadenceCondition":
@@ -173,13 +195,14 @@ decisions:
     person: {tau: 0.5, min_off: 2.0}
   update_every: 1.0
   rules:
-    - name: smoke_alarm           # T3 in the 520 Hz or the 3 kHz band (edge/beeps.py)
+    - name: smoke_alarm           # T3 (ISO 8201) on beep onsets, 520 Hz or 2-3.6 kHz tone
       cadence: {class: smoke_alarm, signal: [beeps_520, beeps_3k],
-                pattern: [[0.5, 0.5], [0.5, 0.5], [0.5, 1.5]], tolerance: 0.2, cycles: 2}
-    - name: co_alarm              # T4 in the 3 kHz band
-      cadence: {class: co_alarm, signal: beeps_3k,
+                pattern: [[0.5, 0.5], [0.5, 0.5], [0.5, 1.5]],
+                tolerance: 0.05, rel_tolerance: 0.1, smear: 0.4, cycles: 2}
+    - name: co_alarm              # T4 (NFPA 720) on beep onsets, 520 Hz or 2-3.6 kHz tone
+      cadence: {class: co_alarm, signal: [beeps_520, beeps_3k],
                 pattern: [[0.1, 0.1], [0.1, 0.1], [0.1, 0.1], [0.1, 5.0]],
-                tolerance: 0.05, rel_tolerance: 0.1, cycles: 2}
+                tolerance: 0.05, rel_tolerance: 0.1, smear: 0.3, cycles: 2}
     - name: glass_break
       duration: {class: glass_break, at_least: 0.0}
     - name: person_present

@@ -383,8 +383,9 @@ class Runner:
             flags["audio_degraded"] = True
         return flags
 
-    def _beeps(self, stream: str) -> dict[str, list[tuple[int, int]]]:
-        """Beeps that ended in the stream's newest window, per signal, in pipeline time."""
+    def _beeps(self, stream: str) -> dict[str, list[tuple[int, int, float]]]:
+        """Beeps that ended in the stream's newest window, per signal, in pipeline time, with
+        their tone's pitch (Hz)."""
         dets = self.beep_detectors.get(stream)
         last = self._last.get(stream)
         if not dets or last is None:
@@ -396,8 +397,8 @@ class Runner:
         al = self.spine.aligners[stream]
         first = w.audio_n0 // hop
         return {
-            s: [(al.time_of_sample(a * hop), al.time_of_sample(b * hop))
-                for a, b in det.push(first, f.audio[0], f.audio_mask > 0)]
+            s: [(al.time_of_sample(a * hop), al.time_of_sample(b * hop), hz)
+                for a, b, hz in det.push(first, f.audio[0], f.audio_mask > 0)]
             for s, det in dets.items()
         }
 

@@ -224,6 +224,7 @@ def test_match_cadence_starts_a_match_on_a_cycle_boundary() -> None:
 
 
 def test_match_cadence_tolerance_boundary() -> None:
+    # The tolerance bounds each onset-to-onset interval: here 1.19 s and 1.21 s for 1.0 s.
     ok = beeps([(0.69, 0.5), (0.5, 0.5), (0.5, 1.5)], 2)
     bad = beeps([(0.71, 0.5), (0.5, 0.5), (0.5, 1.5)], 2)
     assert match_cadence(ok, T3, 0.2, 2) == 0
@@ -238,11 +239,13 @@ def test_match_cadence_accepts_t4_over_two_cycles_and_rejects_three_beeps() -> N
 
 
 def test_match_cadence_waits_for_the_final_pause_when_streaming() -> None:
-    two = beeps(T3, 2)  # last beep ends at 7.5 s
-    assert match_cadence(two, T3, 0.2, 2, now_ns=ns(8.7)) is None  # 1.2 s quiet, < 1.5 - 0.2
-    assert match_cadence(two, T3, 0.2, 2, now_ns=ns(8.8)) == 0
-    # A fourth beep 0.5 s later means this was not T3 after all.
-    assert match_cadence(two + [(ns(8.0), ns(8.5))], T3, 0.2, 2, now_ns=ns(9.0)) is None
+    two = beeps(T3, 2)  # the last beep starts at 7.0 s
+    # No onset for 2.0 - 0.2 s after it, and a beep starting by then would have ended (at most
+    # 0.5 s + 0.4 s smear later) and be listed: complete up to 7.0 + 1.8 + 0.9 = 9.7 s.
+    assert match_cadence(two, T3, 0.2, 2, now_ns=ns(9.69)) is None
+    assert match_cadence(two, T3, 0.2, 2, now_ns=ns(9.7)) == 0
+    # A fourth beep 1.0 s later means this was not T3 after all.
+    assert match_cadence(two + [(ns(8.0), ns(8.5))], T3, 0.2, 2, now_ns=ns(10.0)) is None
 
 
 def test_cadence_tracker_sounds_from_confirmation_until_the_beeps_stop() -> None:
@@ -252,10 +255,13 @@ def test_cadence_tracker_sounds_from_confirmation_until_the_beeps_stop() -> None
     for i in range(0, 100):
         now = ns(i * 0.25)
         sounding[i * 0.25] = tr.update(now, [s for s in spans if now - ns(0.25) < s[1] <= now])
-    assert not sounding[8.75] and sounding[9.0]  # 7.5 s + 1.3 s of quiet confirms (8.8 s)
-    # Until the quiet exceeds 1.5 s off + 0.5 s beep + 0.2 s tolerance + 0.5 s delivery.
-    assert all(v for t, v in sounding.items() if 9.0 <= t <= 18.0)
-    assert not sounding[18.5] and tr.started_ns == ns(1.0) and tr.match_end_ns == ns(15.5)
+    # Two cycles end with the onset at 7.0 s; the pause after it is proven by the next cycle's
+    # first onset (9.0 s), known when that beep ends (9.5 s).
+    assert not sounding[9.25] and sounding[9.5]
+    # Until no onset for the longest step (2.0 s + 0.2 s) and the time to learn of the next
+    # beep (0.5 s + 0.4 s smear + 0.5 s delivery): 15.0 s + 3.6 s.
+    assert all(v for t, v in sounding.items() if 9.5 <= t <= 18.5)
+    assert not sounding[18.75] and tr.started_ns == ns(1.0) and tr.match_end_ns == ns(15.5)
 
 
 def test_home_smoke_alarm_rule_events_from_beeps() -> None:
@@ -269,7 +275,9 @@ def test_home_smoke_alarm_rule_events_from_beeps() -> None:
         ev += d.update(now, {"smoke_alarm": 0.9}, beeps={"beeps_3k": new})
     (start,) = fired(ev, "smoke_alarm")
     (end,) = fired(ev, "smoke_alarm", "end")
-    assert start.t_ns == ns(9.0) and start.started_ns == ns(1.0)
+    # Onsets 1, 2, 3, 5, 6, 7 s: the pause after 7 s is proven by the next cycle's first beep
+    # (9.0-9.5 s, handed over at 9.5 s), before silence alone would prove it (10.15 s).
+    assert start.t_ns == ns(9.5) and start.started_ns == ns(1.0)
     assert start.evidence == {"smoke_alarm": "audio"} and start.peak == pytest.approx(0.9)
     assert end.duration_s == pytest.approx(10.5)  # first beep 1 s to last beep end 11.5 s
     assert fired(ev, "co_alarm") == []
@@ -280,7 +288,11 @@ def test_cadence_rule_alone_takes_intervals_through_update() -> None:
                                             "tolerance": 0.05, "rel_tolerance": 0.1})
     rule = CadenceRule("co", cond)
     ev = rule.update(ns(1.0), beeps(T4, 2, t0=0.0)[:4])
-    ev += rule.update(ns(11.0), beeps(T4, 2, t0=0.0)[4:])
+    # The second group starts at 5.7 s, its last beep at 6.3 s: the pause after it is known
+    # from 6.3 + (5.1 - 0.56) + 0.5 s on, delivered 0.5 s later (11.84 s).
+    ev += rule.update(ns(11.8), beeps(T4, 2, t0=0.0)[4:])
+    assert ev == []
+    ev += rule.update(ns(11.9))
     assert [(e.kind, e.started_ns) for e in ev] == [("start", 0)]
 
 
