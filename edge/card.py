@@ -86,21 +86,30 @@ def card_path_for(model: str | Path) -> Path:
     return p.with_name(name + ".yaml")
 
 
-def load_card(path: str | Path) -> ModelCard:
-    """Read a model card; a missing or malformed card is an :class:`EngineError`."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_yaml_card(path: str | Path, model: type[M], what: str, missing: str) -> M:
+    """Read a YAML card into ``model``; a missing (``missing`` says what to do) or malformed
+    card is one :class:`EngineError` naming the file and, for a bad field, its key path."""
     p = Path(path)
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise EngineError(f"{p}: no model card (every model needs NAME.yaml beside it)") from None
+        raise EngineError(f"{p}: no {what} ({missing})") from None
     except (OSError, yaml.YAMLError) as exc:
-        raise EngineError(f"{p}: cannot read model card: {exc}") from None
+        raise EngineError(f"{p}: cannot read {what}: {exc}") from None
     try:
-        return ModelCard.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
-        raise EngineError(f"{p}: bad model card: {loc}: {first['msg']}") from None
+        raise EngineError(f"{p}: bad {what}: {loc}: {first['msg']}") from None
+
+
+def load_card(path: str | Path) -> ModelCard:
+    """Read a model card; a missing or malformed card is an :class:`EngineError`."""
+    return load_yaml_card(path, ModelCard, "model card", "every model needs NAME.yaml beside it")
 
 
 def save_card(card: ModelCard, path: str | Path) -> None:

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from edge.card import load_yaml_card
 from edge.errors import EngineError
 
 
@@ -73,19 +74,7 @@ class FrontCard(_Model):
 
 def load_front_card(path: str | Path) -> FrontCard:
     """Read a front-end card; a missing or malformed card is an :class:`EngineError`."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EngineError(f"{p}: no front-end card (run: edge front-ends import)") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise EngineError(f"{p}: cannot read front-end card: {exc}") from None
-    try:
-        return FrontCard.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise EngineError(f"{p}: bad front-end card: {loc}: {first['msg']}") from None
+    return load_yaml_card(path, FrontCard, "front-end card", "run: edge front-ends import")
 
 
 def card_text(card: FrontCard) -> str:

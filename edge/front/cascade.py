@@ -126,7 +126,7 @@ class VideoStage(Generic[R]):
         self.results: PerFrame[R] = PerFrame(max(64, ring.capacity * 2))
         self.stats = StageStats()
         self._seen = -1  # newest seq looked at
-        self._last_t: int | None = None  # device time of the newest processed frame
+        self.last_t: int | None = None  # device time of the newest processed frame
         self._now = clock
 
     def step(self) -> list[tuple[int, int, R]]:
@@ -137,8 +137,8 @@ class VideoStage(Generic[R]):
         for seq, t in zip(idx.seq[new].tolist(), idx.t_ns[new].tolist()):
             self._seen = seq
             # A frame within 90 % of the period is left out (frame times jitter).
-            if (self.period_ns is not None and self._last_t is not None
-                    and t - self._last_t < 0.9 * self.period_ns):
+            if (self.period_ns is not None and self.last_t is not None
+                    and t - self.last_t < 0.9 * self.period_ns):
                 self.stats.skipped += 1
                 continue
             frame = self.ring.read(seq)
@@ -151,7 +151,7 @@ class VideoStage(Generic[R]):
             self.stats.processed += 1
             self.stats.present += bool(res.present)
             self.results.put(seq, t, res)
-            self._last_t = t
+            self.last_t = t
             out.append((seq, t, res))
         return out
 
@@ -310,7 +310,7 @@ class Cascade:
                     continue
                 values = tuple(float("nan") if x is None else float(x) for x in vec)
                 st.results.put(seq, int(t), StoredResult(bool(present), int(count), values))
-                st._last_t = int(t)
+                st.last_t = int(t)
                 if kind == "face":
                     self._face_seen(src, int(t), bool(present))
 
@@ -319,9 +319,9 @@ class Cascade:
         processed frame; None when present or not watched."""
         st = self.face.get(source)
         since = self._absent_since.get(source)
-        if st is None or since is None or st._last_t is None:
+        if st is None or since is None or st.last_t is None:
             return None
-        return (st._last_t - since) / NS_PER_S
+        return (st.last_t - since) / NS_PER_S
 
     def window(self, w: Window, video: str | None, audio: str | None,
                sample_rate: int, sample_at: Callable[[int], int] | None = None) -> WindowFront:

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from edge.errors import EngineError
+from edge.front.face import FACE_FEATURES
+from edge.front.person import PERSON_FEATURES
 
-FACE_NAMES = ("present", "face_size", "eye_open_left", "eye_open_right", "mouth_open", "yaw",
-              "pitch", "roll")
-PERSON_NAMES = ("person_present", "person_count", "person_score", "person_area", "person_cx",
-                "person_cy")
+FACE_NAMES = FACE_FEATURES
+PERSON_NAMES = PERSON_FEATURES
 SPEECH_NAMES = ("p",)
 STAGE_NAMES: dict[str, tuple[str, ...]] = {
     "face": FACE_NAMES, "person": PERSON_NAMES, "speech": SPEECH_NAMES,
