@@ -206,6 +206,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if importlib.util.find_spec("torch") is None:
         raise EdgeError("edge train needs PyTorch: pip install -e '.[train]'")
+    if args.init is not None:
+        return _finetune(args)
+    if args.task is None:
+        raise EdgeError("edge train needs --task (or --init MODEL with --recordings to fine-tune)")
     from edge.train.train import TrainSettings, train
 
     settings = TrainSettings(
@@ -213,7 +217,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         scenarios=args.scenarios,
         val_scenarios=args.val_scenarios,
         seconds=args.seconds,
-        epochs=args.epochs,
+        epochs=args.epochs or 12,
+        lr=args.lr or 2e-3,
         seed=args.seed,
         threads=args.threads,
         recordings=args.recordings,
@@ -223,6 +228,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
         window_stride=args.window_stride,
     )
     train(settings, Path(args.out), args.name or f"{args.task}-{'front' if args.front else 'av'}")
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edge.config import load_config
+    from edge.train.finetune import FineTuneSettings, finetune
+
+    if args.recordings is None:
+        raise EdgeError("edge train --init MODEL fine-tunes on --recordings DIR; give it")
+    if args.front:
+        raise EdgeError("edge train --init: the starting model's card says what it reads; "
+                        "leave out --front")
+    init = Path(args.init)
+    settings = FineTuneSettings(
+        recordings=args.recordings, init=str(init), epochs=args.epochs or 6,
+        lr=args.lr or 3e-4, seed=args.seed, threads=args.threads,
+    )
+    cfg = load_config(args.config) if args.config else None
+    name = args.name or init.name.removesuffix(".onnx") + "-tuned"
+    finetune(settings, cfg, Path(args.out), name)
     return 0
 
 
@@ -435,12 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sample-rate", type=int, default=16000)
     s.set_defaults(func=_cmd_sim)
 
-    s = sub.add_parser("train", help="train a reference model on simulator data (torch extra)")
-    s.add_argument("--task", required=True, choices=["driver", "home"])
+    s = sub.add_parser("train", help="train a reference model on simulator data, or fine-tune one "
+                       "on your recordings (torch extra)")
+    s.add_argument("--task", default=None, choices=["driver", "home"])
     s.add_argument("--scenarios", type=int, default=120, help="training scenarios")
     s.add_argument("--val-scenarios", type=int, default=16, help="validation scenarios")
     s.add_argument("--seconds", type=float, default=24.0, help="length of each scenario")
-    s.add_argument("--epochs", type=int, default=12)
+    s.add_argument("--epochs", type=int, default=None, help="default 12; fine-tuning 6")
+    s.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default 2e-3; fine-tuning 3e-4)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=2)
     s.add_argument(
@@ -463,8 +493,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--front: unseen scenarios the exported model is scored on (card metrics)")
     s.add_argument("--window-stride", type=int, default=1,
                    help="--front: keep every Nth training window (neighbours overlap)")
+    s.add_argument(
+        "--init", default=None,
+        help="fine-tune this FP32 model (engines/NAME.onnx with its card) on --recordings "
+        "instead of training from scratch; held-out recordings are scored before and after",
+    )
+    s.add_argument("--config", default=None,
+                   help="--init: the config whose front ends and rules replay the recordings "
+                   "(default: the front ends the model's card reads, no rules)")
     s.add_argument("--out", default="engines")
-    s.add_argument("--name", default=None, help="model name (default TASK-av, TASK-front)")
+    s.add_argument("--name", default=None,
+                   help="model name (default TASK-av, TASK-front; fine-tuned: NAME-tuned)")
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("eval", help="replay scenarios or recordings through the pipeline, score it")

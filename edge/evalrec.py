@@ -77,6 +77,8 @@ class RecordingRun:
     events: list[dict[str, Any]] = field(default_factory=list)  # rule events (start and end)
     front: list[dict[str, Any]] = field(default_factory=list)  # per tick: what front ends said
     front_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stage counters
+    features: list[Any] = field(default_factory=list)  # per tick model inputs (keep_features)
+    fractions: list[np.ndarray] = field(default_factory=list)  # per tick label fractions (ditto)
 
 
 def run_recording(
@@ -84,9 +86,12 @@ def run_recording(
     folder: Path,
     engine: Engine,
     mask: Callable[[Window], Window] | None = None,
+    keep_features: bool = False,
 ) -> RecordingRun:
     """Replay one recording folder through a :class:`Runner` of ``config`` (its sources
-    replaced by the recording) and collect per-tick probabilities, labels and rule events."""
+    replaced by the recording) and collect per-tick probabilities, labels and rule events
+    (and with ``keep_features`` each tick's model inputs and label fractions: training data
+    cut by the serving code, front ends included)."""
     from edge.capture.media import MediaSource, probe_fps
     from edge.train.data import load_labels, recording_files
 
@@ -117,6 +122,8 @@ def run_recording(
     times: list[float] = []
     events: list[dict[str, Any]] = []
     front: list[dict[str, Any]] = []
+    features: list[Any] = []
+    fractions: list[np.ndarray] = []
 
     def file_s(t_ns: int) -> float:
         assert source.video_clock is not None
@@ -136,8 +143,12 @@ def run_recording(
             probs.append([p.probs[c] for c in classes])
             front.append(dict(cast(dict[str, Any], p.extra.get("front", {}))))
             frac = label_fraction(truth, max(0.0, t_end - hop_s), t_end)
-            labels.append(frac[[truth.classes.index(c) for c in classes]] >= 0.5)
+            frac = frac[[truth.classes.index(c) for c in classes]]
+            labels.append(frac >= 0.5)
             times.append(t_end)
+            if keep_features:
+                features.append(runner.last_features(w.stream))
+                fractions.append(frac.astype(np.float32))
 
     replay(source, runner.spine, clock, on_windows)
     return RecordingRun(
@@ -146,6 +157,7 @@ def run_recording(
         labels=np.asarray(labels, bool).reshape(-1, len(classes)),
         times=np.asarray(times, np.float64), events=events, front=front,
         front_stats=runner.cascade.stats() if runner.cascade is not None else {},
+        features=features, fractions=fractions,
     )
 
 

@@ -230,6 +230,11 @@ class Runner:
                 out[-1].extra["degraded"] = degraded
         return out
 
+    def last_features(self, stream: str) -> Features:
+        """The model inputs of ``stream``'s latest window (training from recordings reads
+        them: cut by the serving code, front ends included)."""
+        return self._last[stream][1]
+
     def set_decisions(self, dc: DecisionsConfig | None) -> None:
         """(Re)build the deciders and beep detectors; a rule's running event starts afresh."""
         self._use_decisions(self._build_decisions(dc))

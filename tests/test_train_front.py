@@ -130,11 +130,11 @@ def test_a_tiny_front_model_trains_exports_and_loads(tmp_path: Path) -> None:
     assert engine.infer(batch)["logits"].shape == (3, len(card.classes))
 
 
-def test_front_training_from_recordings_says_it_is_not_there(tmp_path: Path) -> None:
+def test_front_training_from_recordings_points_to_fine_tuning(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from edge.errors import EdgeError
     from edge.train.train import TrainSettings, train
 
-    with pytest.raises(EdgeError, match="not implemented"):
+    with pytest.raises(EdgeError, match="--init engines/TASK-front.onnx"):
         train(TrainSettings(task="home", front=True, recordings=str(tmp_path)), tmp_path, "x",
               log=io.StringIO())

@@ -239,8 +239,6 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
     log = sys.stderr if log is None else log  # looked up now: stderr may be swapped
     import torch
 
-    from edge.train.model import FusionNet
-
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     s = settings
@@ -250,7 +248,8 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
     if s.front and s.recordings is not None:
         from edge.errors import EdgeError
 
-        raise EdgeError("edge train --front: training from recordings is not implemented yet")
+        raise EdgeError("edge train --front: a front model learns from simulation; adapt it to "
+                        "your recordings with --init engines/TASK-front.onnx (fine-tuning)")
     if s.front:
         from edge.front.vad import StreamingVad
         from edge.sim.frontsim import SoundBank
@@ -287,65 +286,10 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             f"edge.sim random {s.task} scenarios: {s.scenarios} x {s.seconds:g} s "
             f"(seeds from {1000 + s.seed}), validation {s.val_scenarios} (from {2000 + s.seed})"
         )
-    y_train = (train_set.labels >= 0.5).astype(np.float32)
     y_val = val_set.labels >= 0.5
-    n_classes = y_train.shape[1]
-    names = list(card.inputs)
-    model: torch.nn.Module
-    speech_cols: list[int] = []
-    if s.front:
-        from edge.train.model import FrontFusionNet
-
-        feats = list(card.front["features"])
-        speech_cols = [k for k, f in enumerate(feats) if f.startswith("speech.")]
-        fm = FrontFusionNet(n_classes, len(feats), int(card.audio["n_mels"]), speech_cols,
-                            modalities=[c.modality for c in card.classes])
-        fm.set_normalisation(*front_normalisation(train_set, speech_cols))
-        model = fm
-    else:
-        vs = VideoSpec.from_dict(card.video)
-        model = FusionNet(n_classes, vs.channels, vs.height, int(card.audio["n_mels"]),
-                          modalities=[c.modality for c in card.classes])
-    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=1e-4)
-    steps = s.epochs * ((len(train_set) + s.batch - 1) // s.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=steps)
-    pos = y_train.mean(0)
-    pos_weight = torch.tensor(np.clip((1 - pos) / np.maximum(pos, 1e-3), 1.0, 8.0), dtype=torch.float32)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    rng = np.random.default_rng(s.seed)
-    print(f"edge train: {len(train_set)} training / {len(val_set)} validation windows, "
-          f"{sum(p.numel() for p in model.parameters())} parameters", file=log)
-    for epoch in range(s.epochs):
-        model.train()
-        order = rng.permutation(len(train_set))
-        total = 0.0
-        for i in range(0, len(order), s.batch):
-            idx = np.sort(order[i : i + s.batch])
-            b = {k: torch.from_numpy(v) for k, v in train_set.inputs(idx).items()}
-            drop = rng.random(len(idx))
-            # Modality dropout: mask all video for some windows, all audio for others.
-            no_v = torch.from_numpy(drop < s.modality_dropout)
-            no_a = torch.from_numpy((drop >= s.modality_dropout) & (drop < 2 * s.modality_dropout))
-            vname = "front" if s.front else "video"
-            b[f"{vname}_mask"][no_v] = 0.0
-            b[vname][no_v] = 0.0  # serving zeros every column of a target without a frame
-            b["audio_mask"][no_a] = 0.0
-            b["audio"][no_a] = 0.0
-            if speech_cols:  # no audio: the VAD has nothing to say either
-                b["front"][no_a.nonzero(as_tuple=True)[0].unsqueeze(1), :, speech_cols] = 0.0
-            if not s.front:
-                b["video"] = augment_video(b["video"], rng)
-            logits = model(*[b[k] for k in names])
-            loss = loss_fn(logits, torch.from_numpy(y_train[idx]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-        probs = predict(model, val_set)
-        f1 = macro_f1(probs, y_val, np.full(n_classes, 0.5))
-        print(f"  epoch {epoch + 1}/{s.epochs}  loss {total / len(train_set):.4f}  "
-              f"val macro F1 {f1:.3f}  ({time.monotonic() - started:.0f} s)", file=log, flush=True)
+    model = build_model(card, train_set if s.front else None)
+    fit(model, card, train_set, val_set, s.epochs, s.lr, s.batch, s.modality_dropout,
+        np.random.default_rng(s.seed), log, started)
     probs = predict(model, val_set)
     thresholds = pick_thresholds(probs, y_val)
     for c, t in zip(card.classes, thresholds):
@@ -388,6 +332,88 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
     print(f"edge train: wrote {onnx_path} and its card "
           f"({time.monotonic() - started:.0f} s)", file=log)
     return card
+
+
+def build_model(card: ModelCard, data: WindowSet | None = None) -> "torch.nn.Module":
+    """The network a card describes: :class:`FrontFusionNet` for a model over front-end
+    features (normalised over ``data``'s picture features when given), else :class:`FusionNet`."""
+    from edge.train.model import FrontFusionNet, FusionNet
+
+    n_classes = len(card.classes)
+    modalities = [c.modality for c in card.classes]
+    if card.front:
+        feats = list(card.front["features"])
+        speech_cols = [k for k, f in enumerate(feats) if f.startswith("speech.")]
+        fm = FrontFusionNet(n_classes, len(feats), int(card.audio["n_mels"]), speech_cols,
+                            modalities=modalities)
+        if data is not None:
+            fm.set_normalisation(*front_normalisation(data, speech_cols))
+        return fm
+    vs = VideoSpec.from_dict(card.video)
+    return FusionNet(n_classes, vs.channels, vs.height, int(card.audio["n_mels"]),
+                     modalities=modalities)
+
+
+def fit(
+    model: "torch.nn.Module", card: ModelCard, train_set: WindowSet, val_set: WindowSet,
+    epochs: int, lr: float, batch: int, modality_dropout: float, rng: np.random.Generator,
+    log: TextIO, started: float, freeze_norm: bool = False,
+) -> None:
+    """Train ``model`` in place: AdamW with a one-cycle rate, class-balanced BCE and modality
+    dropout (a whole modality masked for a share of the batch so the model learns to serve
+    without it); validation macro F1 after each epoch. ``freeze_norm`` keeps batch-norm
+    statistics as they are (fine-tuning on a few minutes of data)."""
+    import torch
+
+    front = train_set.front is not None
+    y_train = (train_set.labels >= 0.5).astype(np.float32)
+    y_val = val_set.labels >= 0.5
+    names = list(card.inputs)
+    feats = list(card.front["features"]) if card.front else []
+    speech_cols = [k for k, f in enumerate(feats) if f.startswith("speech.")]
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * ((len(train_set) + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    pos = y_train.mean(0)
+    pos_weight = torch.tensor(np.clip((1 - pos) / np.maximum(pos, 1e-3), 1.0, 8.0), dtype=torch.float32)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    print(f"edge train: {len(train_set)} training / {len(val_set)} validation windows, "
+          f"{sum(p.numel() for p in model.parameters())} parameters", file=log)
+    for epoch in range(epochs):
+        model.train()
+        if freeze_norm:
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        order = rng.permutation(len(train_set))
+        total = 0.0
+        for i in range(0, len(order), batch):
+            idx = np.sort(order[i : i + batch])
+            b = {k: torch.from_numpy(v) for k, v in train_set.inputs(idx).items()}
+            drop = rng.random(len(idx))
+            # Modality dropout: mask all video for some windows, all audio for others.
+            no_v = torch.from_numpy(drop < modality_dropout)
+            no_a = torch.from_numpy((drop >= modality_dropout) & (drop < 2 * modality_dropout))
+            vname = "front" if front else "video"
+            b[f"{vname}_mask"][no_v] = 0.0
+            b[vname][no_v] = 0.0  # serving zeros every column of a target without a frame
+            b["audio_mask"][no_a] = 0.0
+            b["audio"][no_a] = 0.0
+            if speech_cols:  # no audio: the VAD has nothing to say either
+                b["front"][no_a.nonzero(as_tuple=True)[0].unsqueeze(1), :, speech_cols] = 0.0
+            if not front:
+                b["video"] = augment_video(b["video"], rng)
+            logits = model(*[b[k] for k in names])
+            loss = loss_fn(logits, torch.from_numpy(y_train[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        probs = predict(model, val_set)
+        f1 = macro_f1(probs, y_val, np.full(len(card.classes), 0.5))
+        print(f"  epoch {epoch + 1}/{epochs}  loss {total / len(train_set):.4f}  "
+              f"val macro F1 {f1:.3f}  ({time.monotonic() - started:.0f} s)", file=log, flush=True)
 
 
 def front_normalisation(data: WindowSet, skip: list[int]) -> tuple["torch.Tensor", "torch.Tensor"]:
