@@ -114,6 +114,11 @@ class FrameRing:
         order = np.argsort(seq, kind="stable")
         return FrameIndex(seq=seq[order], t_ns=t[order])
 
+    @property
+    def next_seq(self) -> int:
+        """Sequence number the next published frame will get (the count published so far)."""
+        return self._next_seq
+
     def newest_t_ns(self) -> int | None:
         """Time of the newest published frame, or None when empty."""
         last = self._next_seq - 1

@@ -221,3 +221,72 @@ def test_a_flight_recording_with_front_ends_replays_bit_for_bit_from_their_recor
     result = replay_recording(d)
     assert result.identical, [c for c in result.comparisons if c.max_abs_diff or not c.aligned]
     assert len(Flipping.instances) == 2 and Flipping.instances[1].n == 0  # replay ran nothing
+
+
+class SlowFace(FakeFace):
+    """A fake face stage that takes a few milliseconds per frame, like the real one."""
+
+    def process(self, frame_bgr: np.ndarray) -> Seen:
+        import time
+
+        time.sleep(0.002)
+        return super().process(frame_bgr)
+
+
+def test_worker_threads_follow_the_camera_and_each_tick_hands_over_exactly_what_it_read() -> None:
+    """With workers the stages run as frames arrive; every frame is processed once and handed
+    to exactly one tick, and a window reads no result newer than its tick's hand-over (what a
+    tick recorded is what it used, so replays stay bit-exact)."""
+    import threading
+    import time
+
+    ring = FrameRing(64, (4, 4, 3))
+    fake = SlowFace()
+    cascade = Cascade(FrontEndsConfig(face=FaceConfig()), hop_ns=NS_PER_S // 4)
+    st = VideoStage("face", fake, ring, rate=None, clock=clock)
+    cascade.face["cam"] = st
+    cascade.start_workers()
+    assert [w.thread.name for w in cascade.workers] == ["front-face-cam"]
+    done = threading.Event()
+
+    def camera() -> None:
+        for k in range(60):
+            write_frames(ring, k, 1, face=True)
+            time.sleep(0.004)
+        done.set()
+
+    threading.Thread(target=camera, daemon=True).start()
+    handed: list[int] = []
+    try:
+        while not done.is_set() or st.seen < ring.next_seq - 1:
+            time.sleep(0.02)
+            cascade.step()
+            rows = cascade.produced["face:cam"]
+            handed += [r[0] for r in rows]
+            assert st.horizon is not None
+            assert all(s <= st.horizon for s in handed)
+            got = st.results.at(st.capped(10**9))
+            assert got is None or got[0] <= st.horizon
+    finally:
+        cascade.close()
+    assert handed == list(range(60))  # each frame once, in order, to exactly one tick
+    assert fake.calls == list(range(60))
+    assert not cascade.workers
+
+
+def test_a_stage_error_in_a_worker_is_raised_on_the_tick() -> None:
+    class Broken(FakeFace):
+        def process(self, frame_bgr: np.ndarray) -> Seen:
+            raise RuntimeError("model file vanished")
+
+    ring = FrameRing(8, (4, 4, 3))
+    cascade = Cascade(FrontEndsConfig(face=FaceConfig()), hop_ns=NS_PER_S // 4)
+    cascade.face["cam"] = VideoStage("face", Broken(), ring, rate=None, clock=clock)
+    cascade.start_workers()
+    try:
+        write_frames(ring, 0, 1, face=True)
+        with pytest.raises(RuntimeError, match="vanished"):
+            for _ in range(50):
+                cascade.step()
+    finally:
+        cascade.close()

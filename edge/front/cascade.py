@@ -17,6 +17,7 @@ read an absent face as closed eyes; how long the face has been absent goes into 
 from __future__ import annotations
 
 import bisect
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,29 +76,33 @@ class PerFrame(Generic[R]):
         self.capacity = capacity
         self._seqs: list[int] = []
         self._items: dict[int, tuple[int, R]] = {}  # seq -> (device t_ns, result)
+        self._lock = threading.Lock()  # a stage's worker thread puts while the tick reads
 
     def put(self, seq: int, t_ns: int, result: R) -> None:
-        if self._seqs and seq <= self._seqs[-1]:
-            raise ValueError(f"frame {seq} is not newer than {self._seqs[-1]}")
-        self._seqs.append(seq)
-        self._items[seq] = (t_ns, result)
-        if len(self._seqs) > self.capacity:
-            del self._items[self._seqs.pop(0)]
+        with self._lock:
+            if self._seqs and seq <= self._seqs[-1]:
+                raise ValueError(f"frame {seq} is not newer than {self._seqs[-1]}")
+            self._seqs.append(seq)
+            self._items[seq] = (t_ns, result)
+            if len(self._seqs) > self.capacity:
+                del self._items[self._seqs.pop(0)]
 
     def at(self, seq: int) -> tuple[int, int, R] | None:
         """``(seq, t_ns, result)`` of the newest processed frame at or before ``seq``."""
-        i = bisect.bisect_right(self._seqs, seq)
-        if i == 0:
-            return None
-        s = self._seqs[i - 1]
-        t, r = self._items[s]
-        return s, t, r
+        with self._lock:
+            i = bisect.bisect_right(self._seqs, seq)
+            if i == 0:
+                return None
+            s = self._seqs[i - 1]
+            t, r = self._items[s]
+            return s, t, r
 
     def between(self, first_seq: int, last_seq: int) -> list[tuple[int, int, R]]:
         """The processed frames with ``first_seq <= seq <= last_seq``, oldest first."""
-        lo = bisect.bisect_left(self._seqs, first_seq)
-        hi = bisect.bisect_right(self._seqs, last_seq)
-        return [(s, *self._items[s]) for s in self._seqs[lo:hi]]
+        with self._lock:
+            lo = bisect.bisect_left(self._seqs, first_seq)
+            hi = bisect.bisect_right(self._seqs, last_seq)
+            return [(s, *self._items[s]) for s in self._seqs[lo:hi]]
 
     def __len__(self) -> int:
         return len(self._seqs)
@@ -115,7 +120,14 @@ class StageStats:
 
 
 class VideoStage(Generic[R]):
-    """One per-frame stage on one video ring, at most ``rate`` frames per second."""
+    """One per-frame stage on one video ring, at most ``rate`` frames per second.
+
+    :meth:`run` processes the frames published since it last ran and keeps what it made
+    pending; :meth:`drain` hands that to the tick. Inside the tick both run back to back
+    (:meth:`step`); with a :class:`StageWorker` thread, :meth:`run` follows the camera and the
+    tick only drains. A window reads no result newer than the last drain (:attr:`horizon`), so
+    what a tick saw is exactly what it recorded, and a replay of it is bit-exact either way.
+    """
 
     def __init__(self, name: str, stage: FrameStage[R], ring: FrameRing, rate: float | None,
                  clock: Callable[[], int]) -> None:
@@ -125,35 +137,114 @@ class VideoStage(Generic[R]):
         self.period_ns = None if rate is None else int(NS_PER_S / rate)
         self.results: PerFrame[R] = PerFrame(max(64, ring.capacity * 2))
         self.stats = StageStats()
-        self._seen = -1  # newest seq looked at
-        self.last_t: int | None = None  # device time of the newest processed frame
+        self._seen = -1  # newest seq looked at (processed, skipped or lapped)
+        self._run_t: int | None = None  # device time of the newest processed frame (its rate)
+        self.last_t: int | None = None  # device time of the newest frame handed to the tick
+        #: newest seq handed to the tick (None: no cap, the stage runs inside the tick)
+        self.horizon: int | None = None
+        self._pending: list[tuple[int, int, R]] = []
+        self._cond = threading.Condition()
         self._now = clock
+
+    @property
+    def seen(self) -> int:
+        """Newest frame seq this stage has looked at."""
+        return self._seen
+
+    def run(self) -> int:
+        """Process the frames published since the last run; returns how many it looked at."""
+        idx = self.ring.index()
+        new = idx.seq > self._seen
+        n = 0
+        for seq, t in zip(idx.seq[new].tolist(), idx.t_ns[new].tolist()):
+            n += 1
+            res: R | None = None
+            # A frame within 90 % of the period is left out (frame times jitter).
+            if (self.period_ns is not None and self._run_t is not None
+                    and t - self._run_t < 0.9 * self.period_ns):
+                self.stats.skipped += 1
+            else:
+                frame = self.ring.read(seq)
+                if frame is None:
+                    self.stats.lapped += 1
+                else:
+                    t0 = self._now()
+                    res = self.stage.process(frame)
+                    self.stats.busy_ns += self._now() - t0
+                    self.stats.processed += 1
+                    self.stats.present += bool(res.present)
+                    self.results.put(seq, t, res)
+                    self._run_t = t
+            with self._cond:
+                if res is not None:
+                    self._pending.append((seq, t, res))
+                self._seen = seq
+                self._cond.notify_all()
+        return n
+
+    def drain(self, cap: bool = False) -> list[tuple[int, int, R]]:
+        """What :meth:`run` made since the last drain, oldest first; with ``cap`` windows read
+        no result past what was handed over."""
+        with self._cond:
+            made, self._pending = self._pending, []
+            if cap:
+                self.horizon = self._seen
+        if made:
+            self.last_t = made[-1][1]
+        return made
 
     def step(self) -> list[tuple[int, int, R]]:
         """Run on the frames published since the last step; return what it made."""
-        idx = self.ring.index()
-        new = idx.seq > self._seen
-        out: list[tuple[int, int, R]] = []
-        for seq, t in zip(idx.seq[new].tolist(), idx.t_ns[new].tolist()):
-            self._seen = seq
-            # A frame within 90 % of the period is left out (frame times jitter).
-            if (self.period_ns is not None and self.last_t is not None
-                    and t - self.last_t < 0.9 * self.period_ns):
-                self.stats.skipped += 1
-                continue
-            frame = self.ring.read(seq)
-            if frame is None:
-                self.stats.lapped += 1
-                continue
-            t0 = self._now()
-            res = self.stage.process(frame)
-            self.stats.busy_ns += self._now() - t0
-            self.stats.processed += 1
-            self.stats.present += bool(res.present)
-            self.results.put(seq, t, res)
-            self.last_t = t
-            out.append((seq, t, res))
-        return out
+        self.run()
+        return self.drain()
+
+    def wait_seen(self, seq: int, timeout_s: float) -> bool:
+        """Wait until the stage has looked at frame ``seq`` (a worker runs it); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._seen >= seq, timeout_s)
+
+    def capped(self, seq: int) -> int:
+        """``seq``, or the horizon when that is older."""
+        return seq if self.horizon is None else min(seq, self.horizon)
+
+
+class StageWorker:
+    """A thread that runs one :class:`VideoStage` as frames arrive (polling the ring's newest
+    seq every ``poll_s``). An error in the stage stops the thread and is raised again by
+    :meth:`check` on the tick thread, where the service's error handling sees it."""
+
+    def __init__(self, stage: VideoStage[Any], source: str, poll_s: float = 0.003) -> None:
+        self.stage = stage
+        self.poll_s = poll_s
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name=f"front-{stage.name}-{source}",
+                                       daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _loop(self) -> None:
+        st = self.stage
+        try:
+            while not self._stop.is_set():
+                if st.ring.next_seq - 1 <= st.seen:
+                    self._stop.wait(self.poll_s)
+                    continue
+                st.run()
+        except BaseException as exc:  # handed to the tick thread by check()
+            self.error = exc
+            with st._cond:
+                st._cond.notify_all()
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def stop(self, timeout_s: float = 1.0) -> None:
+        self._stop.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout_s)
 
 
 class AudioVad:
@@ -268,19 +359,51 @@ class Cascade:
         self.produced: dict[str, list[list[Any]]] = {}
         #: a replay feeds recorded results through :meth:`inject` instead of running stages
         self.replaying = False
+        self.workers: list[StageWorker] = []
+        #: with workers, how long a tick waits for the newest frame's results at most
+        self.wait_s = min(0.1, 0.25 * hop_ns / NS_PER_S)
+
+    def start_workers(self) -> None:
+        """Run each frame stage in its own thread as frames arrive (live runs); the tick then
+        only collects results, waiting at most :attr:`wait_s` for the frames published by then."""
+        if self.workers or self.replaying:
+            return
+        for stages in (self.face, self.person):
+            for src, st in stages.items():
+                self.workers.append(StageWorker(st, src))
+        for w in self.workers:
+            w.start()
+
+    def close(self, timeout_s: float = 1.0) -> None:
+        """Stop the worker threads (a frame being processed finishes first)."""
+        for w in self.workers:
+            w.stop(timeout_s)
+        self.workers = []
 
     def step(self) -> None:
-        """Run every stage on what arrived since the last step."""
+        """Run every stage on what arrived since the last step (with workers: collect what
+        they made, after waiting for the frames published by now)."""
         if self.replaying:
             return
+        threaded = bool(self.workers)
+        if threaded:
+            for w in self.workers:
+                w.check()
+                w.stage.wait_seen(w.stage.ring.next_seq - 1, self.wait_s)
+            for w in self.workers:
+                w.check()
+
+        def made(st: VideoStage[Any]) -> list[tuple[int, int, Any]]:
+            return st.drain(cap=True) if threaded else st.step()
+
         produced: dict[str, list[list[Any]]] = {}
         for src, st in self.face.items():
-            made = st.step()
-            for _, t, r in made:
+            got = made(st)
+            for _, t, r in got:
                 self._face_seen(src, t, bool(r.present))
-            produced[f"face:{src}"] = [[s, t, *_stored(r)] for s, t, r in made]
+            produced[f"face:{src}"] = [[s, t, *_stored(r)] for s, t, r in got]
         for src, st in self.person.items():
-            produced[f"person:{src}"] = [[s, t, *_stored(r)] for s, t, r in st.step()]
+            produced[f"person:{src}"] = [[s, t, *_stored(r)] for s, t, r in made(st)]
         for src, v in self.vad.items():
             produced[f"vad:{src}"] = v.step()
         self.produced = produced
@@ -337,12 +460,12 @@ class Cascade:
         seqs = w.video_seq
         if video in self.person and seqs is not None:  # before any masking: all targets
             pst = self.person[video]
-            held = [pst.results.at(int(q)) if ok and q >= 0 else None
+            held = [pst.results.at(pst.capped(int(q))) if ok and q >= 0 else None
                     for q, ok in zip(seqs, w.video_mask)]
             person_t = tuple(None if g is None else g[2] for g in held)
         if video in self.face and seqs is not None:
             st = self.face[video]
-            got = [st.results.at(int(q)) if ok and q >= 0 else None
+            got = [st.results.at(st.capped(int(q))) if ok and q >= 0 else None
                    for q, ok in zip(seqs, w.video_mask)]
             face = tuple(None if g is None else g[2] for g in got)
             present = np.array([g is not None and bool(g[2].present) for g in got], bool)
@@ -354,8 +477,9 @@ class Cascade:
             if valid.size:
                 newest = int(valid.max())
                 t_new = int(w.video_t_ns[seqs == newest][0])
-                hop = [r for _, t, r in st.results.between(0, newest) if t > t_new - self.hop_ns]
-                latest = st.results.at(newest)
+                hop = [r for _, t, r in st.results.between(0, st.capped(newest))
+                       if t > t_new - self.hop_ns]
+                latest = st.results.at(st.capped(newest))
                 if not hop and latest is not None:  # nothing processed in this hop: hold
                     hop = [latest[2]]
                 person = any(bool(r.present) for r in hop)

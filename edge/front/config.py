@@ -67,6 +67,12 @@ class FrontEndsConfig(_Model):
         False, description="Run each front end's INT8 build (NAME.int8.onnx, written by `edge "
         "front-ends build --int8` only for models within their accuracy gate); FP32 for the others."
     )
+    workers: bool = Field(
+        True, description="Live runs (edge run): each frame stage runs in its own thread as "
+        "frames arrive, and a tick only collects its results (waiting at most a quarter hop, "
+        "up to 0.1 s, for the frames published by then). Off: the stages run inside the tick. "
+        "Replays, edge eval and training always run them inside the tick (deterministic)."
+    )
     face: FaceConfig | None = Field(None, description="Face detection, landmarks and geometry.")
     person: PersonConfig | None = Field(None, description="Person detection.")
     vad: VadConfig | None = Field(None, description="Speech activity detection.")

@@ -1,0 +1,45 @@
+"""``edge run`` live with the front ends in their worker threads: a real clip as the camera.
+
+Needs ``../shared/realworld`` and the imported front ends; skips naming what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import ROOT, edge
+
+CLIP = ROOT.parent / "shared" / "realworld" / "driver-dev-alert-blink" / "video.mkv"
+
+
+@pytest.mark.skipif(not CLIP.is_file(), reason=f"needs {CLIP}")
+@pytest.mark.skipif(not (ROOT / "engines/front/face_detector.onnx").is_file(),
+                    reason="needs the front ends (edge front-ends import)")
+@pytest.mark.parametrize("workers", [True, False])
+def test_a_live_run_reads_the_face_stage_in_or_off_the_tick(tmp_path: Path, workers: bool) -> None:
+    cfg = tmp_path / "live.yaml"
+    cfg.write_text(f"""
+sources:
+  cam: {{type: media, url: "{CLIP}", width: 640, height: 480, fps: 15, loop: true,
+         sample_rate: 16000}}
+streams:
+  cabin: {{video: cam, audio: cam}}
+window: {{seconds: 2.0, frames: 8, hop: 0.25}}
+model: {{path: "{ROOT / 'engines/driver-front.int8.onnx'}", engine: {{type: onnx, threads: 1}}}}
+front_ends:
+  dir: "{ROOT / 'engines/front'}"
+  workers: {str(workers).lower()}
+  face: {{detect_every: 10}}
+  vad: {{}}
+paths: {{roots: ["{ROOT}", "{ROOT.parent / 'shared'}", "{tmp_path}"]}}
+""")
+    proc = edge("run", "--config", str(cfg), "--duration", "5", "--jsonl", "-", "--no-view")
+    assert proc.returncode == 0, proc.stderr
+    rows = [r for r in map(json.loads, proc.stdout.splitlines()) if r["type"] == "prediction"]
+    assert len(rows) >= 10
+    late = rows[len(rows) // 2:]  # the window is full of frames the stage has seen
+    assert all(r["front"]["face"] == 1.0 for r in late), [r.get("front") for r in late]
+    assert not any("eyes_closed" in r["active"] for r in late)  # an alert man
