@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge.clock import NS_PER_S, FakeClock
+from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import parse_config
-from edge.pipeline import replay
-from edge.run import Runner
-from edge.service import Service
+from edge.join.spine import replay
+from edge.service.run import Runner
+from edge.service.daemon import Service
 from edge.sinks import SinkSet
 from tests.conftest import demo_config, read_jsonl
 
@@ -54,7 +54,7 @@ sinks:
 def test_shipped_device_configs_pass_the_run_time_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Beyond the schema: the model loads, rules name its classes, the rings hold what the
     window and the recorder's pre-roll need, and the sinks build (secrets from the env)."""
-    from edge.clock import MonotonicClock
+    from edge.timebase.clock import MonotonicClock
     from edge.config import load_config
     from edge.recorder import check_recorder
 
@@ -87,7 +87,7 @@ def test_windows_already_older_than_the_budget_are_skipped_and_counted() -> None
 
 
 def test_a_tick_whose_windows_are_all_too_late_is_still_supervised() -> None:
-    from edge.supervise import Supervisor
+    from edge.service.supervise import Supervisor
 
     cfg = parse_config(demo_config(loop=False).replace("  hop: 0.5", "  hop: 0.5\n  budget: 0.001"))
     clock = FakeClock(1_000 * NS_PER_S)
@@ -115,7 +115,7 @@ def test_a_run_that_fails_to_start_leaves_nothing_running_or_open(
     import threading
 
     from edge.errors import ConfigError
-    from edge.service import run_service
+    from edge.service.daemon import run_service
 
     monkeypatch.delenv("EDGE_TEST_NO_SUCH_SECRET", raising=False)
     demo = (ROOT / "configs" / "demo.yaml").read_text()
@@ -189,7 +189,7 @@ def test_run_refuses_a_jsonl_option_naming_a_file_a_jsonl_sink_writes(tmp_path: 
     """Under systemd every record was written twice (--jsonl and the config's sink): one
     writer per file, refused before the file is created."""
     from edge.errors import ConfigError
-    from edge.service import run_service
+    from edge.service.daemon import run_service
 
     demo = demo_config().replace("roots: [..]", f"roots: [{ROOT}, {tmp_path}]")
     cfg = tmp_path / "run.yaml"
@@ -204,7 +204,7 @@ def test_run_refuses_a_jsonl_option_naming_a_file_a_jsonl_sink_writes(tmp_path: 
 def test_run_with_no_jsonl_writes_records_only_to_the_config_sinks(tmp_path: Path) -> None:
     import io
 
-    from edge.service import run_service
+    from edge.service.daemon import run_service
 
     demo = demo_config().replace("roots: [..]", f"roots: [{ROOT}, {tmp_path}]")
     cfg = tmp_path / "run.yaml"

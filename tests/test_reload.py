@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from edge.clock import NS_PER_S, FakeClock
+from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import load_config
 from edge.errors import ConfigError
-from edge.run import Runner
-from edge.service import reload_config
+from edge.service.run import Runner
+from edge.service.daemon import reload_config
 from edge.sinks import SinkSet
 from tests.conftest import demo_config, read_jsonl
 

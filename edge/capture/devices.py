@@ -101,8 +101,8 @@ def check_devices(config: Any) -> dict[str, str | None]:
     Device files, files and microphones are looked up; a network or indexed camera is opened
     once (within its ``open_timeout``). Simulated sources are always there.
     """
-    from edge.clock import MonotonicClock
-    from edge.pipeline import make_source
+    from edge.timebase.clock import MonotonicClock
+    from edge.join.spine import make_source
 
     out: dict[str, str | None] = {}
     for name, cfg in config.sources.items():

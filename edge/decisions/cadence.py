@@ -3,7 +3,7 @@
 A smoke alarm's T3 and a CO alarm's T4 are recognised by their rhythm, not by a single window.
 Prediction ticks come every 0.25-0.5 s, far too coarse for a 0.1 s beep, so this module works on
 ``(start_ns, end_ns)`` beeps of a finer "beep" signal that the caller detects and passes in
-(:mod:`edge.beeps`).
+(:mod:`edge.features.beeps`).
 
 The rhythm is judged on **onsets**. A room's reverb prolongs every beep by its decaying tail (a
 real T3 alarm measured ~0.65 s on / ~0.35 s off, its pause ~1.2 s), but leaves the onsets where
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edge.clock import NS_PER_S
+from edge.timebase.clock import NS_PER_S
 
 Interval = tuple[int, int] | tuple[int, int, float]
 """One beep of a beep signal: ``(start_ns, end_ns)`` or ``(start_ns, end_ns, hz)``, end

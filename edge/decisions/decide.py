@@ -8,7 +8,7 @@ has held ``min_on``/``min_off`` seconds, back-dating the change to when it began
 configuration (``decisions:`` in the YAML, :class:`DecisionsConfig`): ``duration`` (an episode
 lasting at least / ended before a bound), ``any_of`` such durations, ``cumulative`` (on-time
 summed over a sliding window, reset by a long enough pause) and ``cadence`` (an alarm's beep
-rhythm, matched by :mod:`edge.cadence` on beep intervals the caller detects).
+rhythm, matched by :mod:`edge.decisions.cadence` on beep intervals the caller detects).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from edge.cadence import CadenceTracker, Interval
-from edge.card import ModelCard
-from edge.clock import NS_PER_S
-from edge.rules import (
+from edge.decisions.cadence import CadenceTracker, Interval
+from edge.runtime.card import ModelCard
+from edge.timebase.clock import NS_PER_S
+from edge.decisions.rules import (
     CadenceCondition,
     ClassDecision,
     CumulativeCondition,
@@ -314,7 +314,7 @@ class CadenceRule:
 def degraded_flags(
     video_valid: float, audio_valid: float, at_least: float = 0.5
 ) -> dict[str, bool]:
-    """Flags for :meth:`Decider.update` from a prediction's valid fractions (edge.run)."""
+    """Flags for :meth:`Decider.update` from a prediction's valid fractions (edge.service.run)."""
     return {"video_degraded": video_valid < at_least, "audio_degraded": audio_valid < at_least}
 
 

@@ -1,6 +1,6 @@
 """The ``decisions:`` section of a config: how class probabilities become states, and the rules
 over those states (durations, any-of, cumulative on-time, alarm cadence). Validated like the
-rest of the config (unknown keys are errors, every field described); :mod:`edge.decide` runs
+rest of the config (unknown keys are errors, every field described); :mod:`edge.decisions.decide` runs
 them. ``DRIVER_RULES`` and ``HOME_RULES`` are the rule sets the shipped configs use.
 """
 
@@ -75,7 +75,7 @@ class CumulativeCondition(_Model):
 class CadenceCondition(_Model):
     """A beep rhythm on the beeps of a beep signal passed to :meth:`Decider.update`.
 
-    The rhythm is matched on beep onsets (:mod:`edge.cadence`): each ``[on_s, off_s]`` step
+    The rhythm is matched on beep onsets (:mod:`edge.decisions.cadence`): each ``[on_s, off_s]`` step
     asks for the next beep to start ``on_s + off_s`` later. The beep rhythm is the evidence; the
     class names the event and gives its peak, and with ``gate`` must be on as well — a class
     alone never fires the rule.

@@ -1,6 +1,6 @@
 """``edge eval``: replay scenarios through the serving pipeline and score it against the truth.
 
-Each scenario runs through the same :class:`~edge.run.Runner` as ``edge run`` (sources, rings,
+Each scenario runs through the same :class:`~edge.service.run.Runner` as ``edge run`` (sources, rings,
 join, features, engine) on a :class:`FakeClock`, as fast as the simulator renders. Scores are
 per class, frame level (per tick) and event level, with detection latency; then again with the
 video masked and with the audio masked, to show what each modality carries alone.
@@ -15,15 +15,15 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 
-from edge.align import Window
+from edge.join.align import Window
 from edge.capture.scenario import ScenarioSource
-from edge.clock import NS_PER_S, FakeClock
+from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import Config, ScenarioSourceConfig, StreamConfig
 from edge.errors import ConfigError
-from edge.metrics import score
-from edge.pipeline import replay
-from edge.card import card_path_for, load_card
-from edge.run import Runner
+from edge.evaluate.metrics import score
+from edge.join.spine import replay
+from edge.runtime.card import card_path_for, load_card
+from edge.service.run import Runner
 from edge.runtime.base import Engine, open_engine
 from edge.sim.scenario import Scenario, label_fraction, load_scenario
 

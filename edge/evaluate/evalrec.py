@@ -3,7 +3,7 @@
 A recording folder holds one video file with its audio track and a ``labels.json`` (the form
 ``edge train --recordings`` reads and ``edge sim`` writes). Each is replayed through the same
 media source, join, features, engine and decision layer as ``edge run`` on a
-:class:`~edge.clock.FakeClock`, and scored like simulated scenarios: per class, frame level
+:class:`~edge.timebase.clock.FakeClock`, and scored like simulated scenarios: per class, frame level
 (per tick) and event level, with the video masked and the audio masked too. Real recordings
 often label only a few classes (a clip of an alert driver labels nothing), so the report also
 gives, per recording, the share of ticks each class was active and every rule event the
@@ -20,14 +20,14 @@ from typing import Any, Literal, TextIO, cast
 
 import numpy as np
 
-from edge.align import Window
-from edge.clock import NS_PER_S, FakeClock
+from edge.join.align import Window
+from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import Config, MediaSourceConfig, StreamConfig
 from edge.errors import ConfigError, DeviceError
-from edge.eval import load_model, mask_audio, mask_video
-from edge.metrics import score
-from edge.pipeline import replay
-from edge.run import Runner
+from edge.evaluate.eval import load_model, mask_audio, mask_video
+from edge.evaluate.metrics import score
+from edge.join.spine import replay
+from edge.service.run import Runner
 from edge.runtime.base import Engine
 from edge.sim.scenario import label_fraction
 
@@ -153,7 +153,7 @@ def stage_scores(run: RecordingRun, classes: list[str]) -> dict[str, Any]:
     """How each front end did alone on one recording: the face found in what share of the
     frames it ran on; the person detector and the VAD per tick against the ``person`` and
     ``speech`` labels (frame F1), where the task has those classes."""
-    from edge.metrics import prf
+    from edge.evaluate.metrics import prf
 
     out: dict[str, Any] = {}
     for key, s in run.front_stats.items():
@@ -228,9 +228,9 @@ def evaluate_recordings(
 
 
 def format_recordings(report: dict[str, Any]) -> str:
-    """The per-class table of :func:`edge.eval.format_report`, then per recording the share
+    """The per-class table of :func:`edge.evaluate.eval.format_report`, then per recording the share
     of ticks each class was active (labelled share in brackets) and the rule events."""
-    from edge.eval import format_report
+    from edge.evaluate.eval import format_report
 
     lines = [format_report(report), ""]
     for name, r in report["per_recording"].items():

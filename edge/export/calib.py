@@ -1,7 +1,7 @@
 """Calibration sets: real windows, cut by the serving code, stored as hashed shards.
 
-``edge calibrate`` cuts windows with the same :class:`~edge.pipeline.Spine` join and
-:class:`~edge.serve.Featurizer` that serving uses, from simulator runs of the model's task,
+``edge calibrate`` cuts windows with the same :class:`~edge.join.spine.Spine` join and
+:class:`~edge.features.serve.Featurizer` that serving uses, from simulator runs of the model's task,
 from recorded files (folders of a media file and ``labels.json``) or from the config's live
 sources. Windows are chosen stratified over conditions and classes (round robin over the
 strata, so a rare class or a dark scene is not drowned by the common case), then split by
@@ -30,7 +30,7 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 
-from edge.card import ModelCard, sha256_file
+from edge.runtime.card import ModelCard, sha256_file
 from edge.errors import ConfigError
 from edge.train.data import WindowSet
 
@@ -124,8 +124,8 @@ def recorded_windows(card: ModelCard, root: Path, log: TextIO | None) -> WindowS
 
 def live_windows(config: Any, seconds: float, log: TextIO | None) -> WindowSet:
     """Windows of the config's live sources for ``seconds`` (unlabelled: labels are -1)."""
-    from edge.clock import MonotonicClock
-    from edge.run import Runner
+    from edge.timebase.clock import MonotonicClock
+    from edge.service.run import Runner
 
     clock = MonotonicClock()
     runner = Runner(config, clock)
@@ -266,7 +266,7 @@ def calibrate(
 ) -> dict[str, Any]:
     """Cut, choose and store a calibration set for the config's model; returns the manifest."""
     log = sys.stderr if log == "stderr" else log  # looked up now: stderr may be swapped
-    from edge.card import card_path_for, load_card
+    from edge.runtime.card import card_path_for, load_card
 
     if config.model is None:
         raise ConfigError("the config has no `model:` section (whose inputs to calibrate)")

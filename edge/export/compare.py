@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.calib import load_calibration
-from edge.card import card_path_for, load_card
-from edge.quant import class_f1
+from edge.export.calib import load_calibration
+from edge.runtime.card import card_path_for, load_card
+from edge.export.quant import class_f1
 from edge.runtime.base import Engine, load_engine
 from edge.train.data import WindowSet
 

@@ -27,10 +27,10 @@ from typing import Any, Literal, Protocol, TextIO
 
 import numpy as np
 
-from edge.calib import CalibrationSet, load_calibration
-from edge.card import ModelCard, card_path_for, load_card, save_card
+from edge.export.calib import CalibrationSet, load_calibration
+from edge.runtime.card import ModelCard, card_path_for, load_card, save_card
 from edge.errors import EdgeError, EngineError
-from edge.metrics import prf
+from edge.evaluate.metrics import prf
 from edge.train.data import WindowSet
 
 METHODS = ("entropy", "percentile", "minmax")

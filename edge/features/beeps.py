@@ -9,7 +9,7 @@ What a room does to a beep decides how it is found. Its *onset* stays sharp: the
 arrives first, and the level in the tone's mel band jumps within two or three columns. Its *end*
 is smeared: the reverberant field decays exponentially (60 dB per RT60, 0.3-0.8 s in homes), so
 a 0.5 s beep can seem 0.65 s long and its gap 0.35 s. So a beep starts at an onset and the rhythm
-is judged on onsets (:mod:`edge.cadence`); its end is only loosely known. Nothing here is an
+is judged on onsets (:mod:`edge.decisions.cadence`); its end is only loosely known. Nothing here is an
 absolute level: an onset is a rise above the channel's own level just before it, a tone is a
 channel standing above its neighbouring channels, a beep lasts while its channel stays within
 ``hold_db`` of the level it reached — so an alarm is found at -40 dBFS as at -6 dBFS, and over
@@ -36,7 +36,7 @@ those its window spreads it over, at least +/- 160 Hz, so several tones are foll
   than ``max_s`` is reported once it reaches it (a continuous tone), and nothing more is looked
   for at its pitch until it stops.
 
-Beeps carry the centre of their tone's channel, so :mod:`edge.cadence` matches a rhythm among
+Beeps carry the centre of their tone's channel, so :mod:`edge.decisions.cadence` matches a rhythm among
 beeps of one pitch: a voice or a tune beeping at other pitches in the band cannot break it.
 
 Pure and streaming: columns go in by absolute index, finished beeps come out as column ranges.
@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.features import LogMelSpec, mel_filterbank
+from edge.features.logmel import LogMelSpec, mel_filterbank
 
 # Beep signals of alarm tones by name, and the band (Hz) their tone's mel channel lies in: the
 # fundamental of a 520 Hz square wave (NFPA 72 low-frequency alarm, 520 Hz +/- 10 %) and the

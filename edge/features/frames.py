@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.card import spec_from_dict
+from edge.runtime.card import spec_from_dict
 
 # ITU-R BT.601 luma, the weights of cv2.COLOR_BGR2GRAY, in BGR order.
 _LUMA_BGR = (0.114, 0.587, 0.299)

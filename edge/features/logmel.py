@@ -2,7 +2,7 @@
 
 This module owns the numbers a model sees. Audio becomes a log-mel spectrogram
 (:func:`log_mel`, parameters in :class:`LogMelSpec`); frames are prepared by
-:mod:`edge.frames` (re-exported here). Both specs are read from the model card, so a model is always fed the way it was trained. :class:`StreamingLogMel` is the
+:mod:`edge.features.frames`. Both specs are read from the model card, so a model is always fed the way it was trained. :class:`StreamingLogMel` is the
 serving front end: it computes each spectrogram column once as audio arrives and gives a window
 its columns from a cache; it equals :func:`log_mel` on the same samples.
 
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from edge.card import spec_from_dict
+from edge.runtime.card import spec_from_dict
 
 _BATCH_COLUMNS = 64  # StreamingLogMel computes columns once this many are pending (or on read)
 
@@ -207,7 +207,7 @@ class StreamingLogMel:
     ``[k*hop, k*hop + n_fft)``. A window ``[n0, n0 + n)`` with ``n0`` a multiple of the hop is
     served from the cache and equals ``log_mel`` of those samples. Samples never pushed (a jump
     in the absolute index) count as zeros marked invalid, which is what
-    :class:`edge.buffers.SampleRing` returns for a gap, so cache and batch still agree there.
+    :class:`edge.timebase.buffers.SampleRing` returns for a gap, so cache and batch still agree there.
 
     Not thread-safe: one owner (the scheduler of a stream) pushes and reads.
 
@@ -254,7 +254,7 @@ class StreamingLogMel:
             ``overlap_samples``); a jump past it is a gap of invalid zeros (``gap_samples``).
         valid:
             Per-sample validity ``[n]``, or one flag for the whole block. Invalid samples are
-            taken as zeros (what :meth:`edge.buffers.SampleRing.read` gives for them).
+            taken as zeros (what :meth:`edge.timebase.buffers.SampleRing.read` gives for them).
         """
         x = _mono(block)
         # Invalid samples count as zeros, as SampleRing.read returns them.
@@ -391,14 +391,10 @@ class StreamingLogMel:
         return out, ok
 
 
-from edge.frames import VideoSpec, preprocess_frames  # noqa: E402  (one import point)
-
 __all__ = [
     "LogMelSpec",
     "StreamingLogMel",
-    "VideoSpec",
     "frame_mask",
     "log_mel",
     "mel_filterbank",
-    "preprocess_frames",
 ]

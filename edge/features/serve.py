@@ -1,9 +1,9 @@
 """Model inputs from windows, and the loop that turns windows into predictions.
 
-:class:`Featurizer` is the one place where a :class:`~edge.align.Window` becomes model inputs:
-frames through :func:`edge.features.preprocess_frames`, each frame once (consecutive windows
+:class:`Featurizer` is the one place where a :class:`~edge.join.align.Window` becomes model inputs:
+frames through :func:`edge.features.frames.preprocess_frames`, each frame once (consecutive windows
 share most of their frames: at a 0.5 s hop, 6 of 8), audio through a per-stream
-:class:`edge.features.StreamingLogMel` that is fed each tick with the samples that arrived since
+:class:`edge.features.logmel.StreamingLogMel` that is fed each tick with the samples that arrived since
 the last one (every STFT column is computed once). Training, calibration, evaluation and serving
 all call it, so they cannot drift apart.
 """
@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.align import Aligner, Window
-from edge.card import ModelCard
+from edge.join.align import Aligner, Window
+from edge.runtime.card import ModelCard
 from edge.errors import ConfigError
-from edge.features import LogMelSpec, StreamingLogMel, VideoSpec, frame_mask, preprocess_frames
+from edge.features.frames import VideoSpec, preprocess_frames
+from edge.features.logmel import LogMelSpec, StreamingLogMel, frame_mask
 from edge.front.cascade import WindowFront
 from edge.front.features import FrontSpec, compose
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.buffers import FrameRing, SampleRing
-from edge.clock import NS_PER_S, ClockModel
+from edge.timebase.buffers import FrameRing, SampleRing
+from edge.timebase.clock import NS_PER_S, ClockModel
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class Window:
     video_age_ns: int | None  # cut time minus newest frame time
     audio_age_ns: int | None  # cut time minus newest sample time
     av_offset_ns: float | None  # mean (video content time - audio content time) in the window
-    # How it was cut, for an exact re-cut (edge.replay): the clock fits used, and one past the
+    # How it was cut, for an exact re-cut (edge.recorder.replay): the clock fits used, and one past the
     # newest frame seq the video ring held.
     video_fit: tuple[int, float, float] | None = None
     audio_fit: tuple[int, float, float] | None = None

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.align import Aligner, Window, WindowSpec
+from edge.join.align import Aligner, Window, WindowSpec
 from edge.capture.base import CaptureSource, EndOfStream
 from edge.capture.items import ItemSource
-from edge.clock import NS_PER_S, Clock
+from edge.timebase.clock import NS_PER_S, Clock
 from edge.config import Config, SourceConfig
 from edge.errors import ConfigError, DeviceError, DeviceMissing
 

@@ -1,5 +1,5 @@
 """The flight recorder: on a rule's event, the synchronized pre-roll and post-roll of every stream,
-written as one directory that ``edge replay`` (:mod:`edge.replay`) re-runs bit for bit.
+written as one directory that ``edge replay`` (:mod:`edge.recorder.replay`) re-runs bit for bit.
 
 The package re-exports its public names, so ``from edge.recorder import X`` is the way in:
 
@@ -12,7 +12,7 @@ The package re-exports its public names, so ``from edge.recorder import X`` is t
 * :mod:`edge.recorder.core`: :class:`FlightRecorder`, called once per tick, which decides what
   to record and copies it from the rings.
 
-Nothing here imports :mod:`edge.config`, :mod:`edge.pipeline` or :mod:`edge.run` at run time, so
+Nothing here imports :mod:`edge.config`, :mod:`edge.join.spine` or :mod:`edge.service.run` at run time, so
 ``edge.config`` can import :class:`RecorderConfig` from this package.
 """
 

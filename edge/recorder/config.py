@@ -6,7 +6,7 @@ the rings hold ``pre_roll`` plus one window). The manifest helpers describe a re
 inputs: :class:`ModelInfo` (the model and its card, with their hashes) and :func:`fit_of` (a clock
 model's fit now, as the manifest stores it).
 
-Nothing here imports :mod:`edge.config`, :mod:`edge.pipeline` or :mod:`edge.run` at run time, so
+Nothing here imports :mod:`edge.config`, :mod:`edge.join.spine` or :mod:`edge.service.run` at run time, so
 ``edge.config`` can import :class:`RecorderConfig` from this package.
 """
 
@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge.card import sha256_file
-from edge.clock import ClockModel
+from edge.runtime.card import sha256_file
+from edge.timebase.clock import ClockModel
 from edge.errors import ConfigError
 
 if TYPE_CHECKING:
-    from edge.pipeline import Spine
+    from edge.join.spine import Spine
 
 
 class RecorderConfig(BaseModel):
@@ -144,7 +144,7 @@ class ModelInfo:
 
     @classmethod
     def of(cls, name: str, path: str | Path | None, engine: Mapping[str, Any] | None = None) -> ModelInfo:
-        from edge.card import card_path_for
+        from edge.runtime.card import card_path_for
 
         if path is None:
             return cls(name, None, None, engine=dict(engine or {}))

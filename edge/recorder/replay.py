@@ -1,12 +1,12 @@
 """``edge replay``: re-run a flight recording through the serving code and compare, bit for bit.
 
 The recorded frames and samples go into rings of the recorded shapes and capacities; each
-source's clock model is a :class:`~edge.clock.FrozenClock` set, tick by tick, to the fit the
+source's clock model is a :class:`~edge.timebase.clock.FrozenClock` set, tick by tick, to the fit the
 live model had. Before each window is cut, the rings are filled exactly as far as they were at
 its cut (the recorded newest frame and last valid sample), then the same
-:class:`~edge.align.Aligner` cuts it at the recorded ``t_end`` and cut time; before the tick's
-windows go to the same :class:`~edge.run.Runner` (featurizer, batching, engine) on a
-:class:`~edge.clock.FakeClock`, the audio ring is filled as far as the live featurizer fed its
+:class:`~edge.join.align.Aligner` cuts it at the recorded ``t_end`` and cut time; before the tick's
+windows go to the same :class:`~edge.service.run.Runner` (featurizer, batching, engine) on a
+:class:`~edge.timebase.clock.FakeClock`, the audio ring is filled as far as the live featurizer fed its
 log-mel cache. Warm-up ticks only rebuild that cache; every other tick's probabilities are
 compared with the recorded ones, and so is its window (chosen frame times, ``n0``, masks), which
 tells an alignment difference from a feature or engine one.
@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from edge.buffers import FrameRing, SampleRing
+from edge.timebase.buffers import FrameRing, SampleRing
 from edge.capture.base import CaptureSource, SourceState
-from edge.card import sha256_file
-from edge.clock import NS_PER_S, FakeClock, FrozenClock
+from edge.runtime.card import sha256_file
+from edge.timebase.clock import NS_PER_S, FakeClock, FrozenClock
 from edge.config import parse_config
 from edge.errors import EdgeError
 from edge.recorder import FORMAT, MANIFEST
-from edge.run import Runner
+from edge.service.run import Runner
 from edge.runtime.base import Engine
 
 
@@ -237,7 +237,7 @@ def replay_recording(
     model_path: str | Path | None = None,
     verify: bool = True,
 ) -> ReplayResult:
-    """Re-run a recording through rings, :class:`~edge.align.Aligner`, featurizer and engine.
+    """Re-run a recording through rings, :class:`~edge.join.align.Aligner`, featurizer and engine.
 
     Parameters
     ----------

@@ -49,8 +49,8 @@ class ModelCard(_Model):
     version: int = Field(1, description="Card format version.")
     classes: list[ClassInfo] = Field(description="Output classes, in logit order.")
     window: dict[str, float] = Field(description="Window the model expects: seconds, frames.")
-    video: dict[str, Any] = Field(description="Frame preprocessing (edge.features.VideoSpec).")
-    audio: dict[str, Any] = Field(description="Log-mel parameters (edge.features.LogMelSpec).")
+    video: dict[str, Any] = Field(description="Frame preprocessing (edge.features.frames.VideoSpec).")
+    audio: dict[str, Any] = Field(description="Log-mel parameters (edge.features.logmel.LogMelSpec).")
     inputs: dict[str, TensorInfo] = Field(description="Input tensors by name.")
     outputs: dict[str, TensorInfo] = Field(description="Output tensors by name.")
     front: dict[str, Any] = Field(

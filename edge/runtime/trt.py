@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from edge.card import sha256_file
+from edge.runtime.card import sha256_file
 from edge.errors import EngineError
 
 GPU_EXTRA = "pip install -e '.[gpu]' (tensorrt, pycuda) on a machine with an NVIDIA GPU"
@@ -241,7 +241,7 @@ def build_plan(
 ) -> Path:
     """Parse a (QDQ) ONNX file and build a serialized TensorRT plan plus its manifest."""
     log = sys.stderr if log == "stderr" else log  # looked up now: stderr may be swapped
-    from edge.card import card_path_for, load_card
+    from edge.runtime.card import card_path_for, load_card
 
     trt = import_trt()
     src = Path(onnx_path)

@@ -1,6 +1,6 @@
 """``edge run``: the daemon's wiring and its tick, in one place.
 
-:class:`Service` wraps a :class:`~edge.run.Runner` and, per tick, takes the windows through the
+:class:`Service` wraps a :class:`~edge.service.run.Runner` and, per tick, takes the windows through the
 model and the decision layer, judges sensor health, observes metrics, and hands predictions,
 events and health records to the outputs (JSONL on stdout or a file, the sinks, the flight
 recorder, the live view). Nothing here waits on an output: sinks have queues of their own.
@@ -20,12 +20,12 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from edge.align import Window
-from edge.clock import NS_PER_S
+from edge.join.align import Window
+from edge.timebase.clock import NS_PER_S
 from edge.errors import EdgeError
 from edge.jsonout import dumps
-from edge.run import Runner
-from edge.status import Metrics
+from edge.service.run import Runner
+from edge.status.endpoint import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -196,10 +196,10 @@ def run_service(
     import signal
     import threading
 
-    from edge.clock import MonotonicClock
+    from edge.timebase.clock import MonotonicClock
     from edge.config import load_config
-    from edge.systemd import Notifier
-    from edge.view import LiveView
+    from edge.service.systemd import Notifier
+    from edge.status.view import LiveView
 
     if stdout is None:
         stdout = sys.stdout
@@ -246,7 +246,7 @@ def run_service(
             sinks = SinkSet(cfg.sinks, taken=taken)
             sinks.announce(*runner.output_names())  # Home Assistant knows every sensor at once
             sinks.start()
-        from edge.supervise import Supervisor
+        from edge.service.supervise import Supervisor
 
         supervisor = Supervisor()
         supervisor.watch_sources(runner.spine.sources.values())
@@ -256,7 +256,7 @@ def run_service(
                           publish=sinks.publish if sinks is not None else None,
                           sink_stats=sinks.stats if sinks is not None else None)
         if cfg.http is not None:
-            from edge.status import StatusServer
+            from edge.status.endpoint import StatusServer
 
             server = StatusServer(cfg.http, service.healthz, service.metrics)
             server.start()

@@ -1,6 +1,6 @@
 """Windows to predictions: the model stage of the pipeline, for live runs, replays and eval.
 
-:class:`Runner` owns a :class:`~edge.pipeline.Spine`, one :class:`~edge.serve.Featurizer` per
+:class:`Runner` owns a :class:`~edge.join.spine.Spine`, one :class:`~edge.features.serve.Featurizer` per
 stream and the engine. :meth:`Runner.process` takes the windows of one tick, batches all streams
 into one engine call (per-stream calls for an engine with a fixed batch of 1) and returns one
 :class:`Prediction` per stream. The live loop, ``edge eval`` and tests all go through it.
@@ -17,23 +17,23 @@ from typing import Any, cast
 
 import numpy as np
 
-from edge.align import Window
-from edge.buffers import FrameRing, SampleRing
+from edge.join.align import Window
+from edge.timebase.buffers import FrameRing, SampleRing
 from edge.front.features import FrontSpec
 from edge.capture.base import CaptureSource
-from edge.card import ModelCard, card_path_for, load_card
-from edge.clock import NS_PER_S, Clock
-from edge.beeps import ALARM_SIGNALS, BeepDetector
+from edge.runtime.card import ModelCard, card_path_for, load_card
+from edge.timebase.clock import NS_PER_S, Clock
+from edge.features.beeps import ALARM_SIGNALS, BeepDetector
 from edge.capture.base import SourceState
 from edge.config import Config
-from edge.rules import DecisionsConfig
-from edge.decide import Decider, Event, degraded_flags
+from edge.decisions.rules import DecisionsConfig
+from edge.decisions.decide import Decider, Event, degraded_flags
 from edge.errors import ConfigError
-from edge.pipeline import Spine
+from edge.join.spine import Spine
 from edge.runtime.base import Engine, open_engine
-from edge.features import LogMelSpec
-from edge.health import HealthMonitor, TickStats, clipped_share, frame_stats
-from edge.serve import Features, Featurizer, batch, sigmoid
+from edge.features.logmel import LogMelSpec
+from edge.status.health import HealthMonitor, TickStats, clipped_share, frame_stats
+from edge.features.serve import Features, Featurizer, batch, sigmoid
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.clock import NS_PER_S
+from edge.timebase.clock import NS_PER_S
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.align import Window
-from edge.clock import NS_PER_S
+from edge.join.align import Window
+from edge.timebase.clock import NS_PER_S
 
 OK, DEGRADED, LOST = "ok", "degraded", "lost"
 LEVEL = {OK: 0, DEGRADED: 1, LOST: 2}

@@ -9,10 +9,10 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from edge.clock import NS_PER_S
-from edge.decide import Event
-from edge.pipeline import Spine
-from edge.run import Prediction
+from edge.timebase.clock import NS_PER_S
+from edge.decisions.decide import Event
+from edge.join.spine import Spine
+from edge.service.run import Prediction
 
 BAR = 24
 
