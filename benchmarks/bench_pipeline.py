@@ -38,7 +38,7 @@ from edge.config import parse_config
 from edge.service.run import Runner
 from edge.runtime.base import load_engine
 from edge.service.daemon import Service
-from edge.sinks import SinkSet
+from edge.sinks.sinkset import SinkSet
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "engines" / "driver-av.int8.onnx"

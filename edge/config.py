@@ -14,11 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edge.errors import ConfigError
 from edge.front.config import FrontEndsConfig
-from edge.status.health import HealthConfig
+from edge.status.config import HealthConfig
 from edge.paths import PathsConfig, confine
-from edge.recorder import RecorderConfig
+from edge.recorder.config import RecorderConfig
 from edge.sinks.config import SinkConfig
-from edge.status.endpoint import HttpConfig
+from edge.status.config import HttpConfig
 from edge.decisions.rules import DecisionsConfig
 
 

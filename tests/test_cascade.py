@@ -12,7 +12,8 @@ from edge.timebase.buffers import FrameRing, SampleRing
 from edge.timebase.clock import NS_PER_S
 from edge.front.cascade import AudioVad, Cascade, PerFrame, VideoStage
 from edge.front.config import FaceConfig, FrontEndsConfig
-from edge.status.health import HealthConfig, TickStats, judge
+from edge.status.config import HealthConfig
+from edge.status.health import TickStats, judge
 
 FPS = 15
 FRAME_NS = NS_PER_S // FPS

@@ -15,11 +15,11 @@ import pytest
 
 from edge.join.align import Window
 from edge.timebase.clock import NS_PER_S
+from edge.status.config import HealthConfig
 from edge.status.health import (
     DEGRADED,
     LOST,
     OK,
-    HealthConfig,
     HealthMonitor,
     TickStats,
     clipped_share,
@@ -217,7 +217,8 @@ http: {{port: {port}}}
 
 def test_a_non_loopback_bind_needs_a_token_and_checks_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from edge.errors import ConfigError
-    from edge.status.endpoint import HttpConfig, Metrics, StatusServer
+    from edge.status.config import HttpConfig
+    from edge.status.endpoint import Metrics, StatusServer
 
     with pytest.raises(ConfigError, match="not loopback; set http.token_env"):
         StatusServer(HttpConfig(host="0.0.0.0", port=0), dict, Metrics(dict))

@@ -12,7 +12,7 @@ from edge.config import parse_config
 from edge.join.spine import replay
 from edge.service.run import Runner
 from edge.service.daemon import Service
-from edge.sinks import SinkSet
+from edge.sinks.sinkset import SinkSet
 from tests.conftest import demo_config, read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ def test_shipped_device_configs_pass_the_run_time_checks(monkeypatch: pytest.Mon
     window and the recorder's pre-roll need, and the sinks build (secrets from the env)."""
     from edge.timebase.clock import MonotonicClock
     from edge.config import load_config
-    from edge.recorder import check_recorder
+    from edge.recorder.checks import check_recorder
 
     monkeypatch.setenv("EDGE_MQTT_PASSWORD", "x")
     for name in ("driver.yaml", "home.yaml", "demo.yaml"):
@@ -176,7 +176,7 @@ def test_reports_and_healthz_json_write_nan_as_null() -> None:
 
 def test_two_jsonl_sinks_writing_one_file_are_a_config_error(tmp_path: Path) -> None:
     from edge.errors import ConfigError
-    from edge.sinks import JsonlSinkConfig
+    from edge.sinks.config import JsonlSinkConfig
 
     (tmp_path / "link").symlink_to(tmp_path)
     a = JsonlSinkConfig(type="jsonl", path=str(tmp_path / "x.jsonl"))

@@ -22,7 +22,9 @@ from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import parse_config
 from edge.errors import ConfigError
 from edge.join.spine import replay
-from edge.recorder import FlightRecorder, RecorderConfig, check_recorder, check_ring_capacity
+from edge.recorder.checks import check_recorder, check_ring_capacity
+from edge.recorder.config import RecorderConfig
+from edge.recorder.core import FlightRecorder
 from edge.recorder.replay import RecordingError, _arrays, format_replay, load_recording, replay_recording
 from edge.service.run import Prediction, Runner
 from edge.train.train import make_card

@@ -8,7 +8,8 @@ import pytest
 
 from edge.timebase.clock import MonotonicClock
 from edge.config import parse_config
-from edge.recorder import FlightRecorder, check_recorder
+from edge.recorder.checks import check_recorder
+from edge.recorder.core import FlightRecorder
 from edge.recorder.replay import replay_recording
 from edge.service.run import Runner
 from tests.conftest import MjpegServer, run_live

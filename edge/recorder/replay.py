@@ -29,7 +29,7 @@ from edge.runtime.card import sha256_file
 from edge.timebase.clock import NS_PER_S, FakeClock, FrozenClock
 from edge.config import parse_config
 from edge.errors import EdgeError
-from edge.recorder import FORMAT, MANIFEST
+from edge.recorder.store import FORMAT, MANIFEST
 from edge.service.run import Runner
 from edge.runtime.base import Engine
 

@@ -231,7 +231,8 @@ def run_service(
         if cfg.recorder is not None and cfg.recorder.enabled:
             from pathlib import Path
 
-            from edge.recorder import FlightRecorder, check_recorder
+            from edge.recorder.checks import check_recorder
+            from edge.recorder.core import FlightRecorder
 
             rc = cfg.recorder  # out_dir already resolved and confined by load_config
             check_recorder(rc, runner.spine)
@@ -240,7 +241,7 @@ def run_service(
             )
             recorder.start()
         if cfg.sinks:
-            from edge.sinks import SinkSet
+            from edge.sinks.sinkset import SinkSet
 
             # builds them all first: a bad secret source is exit 2
             sinks = SinkSet(cfg.sinks, taken=taken)

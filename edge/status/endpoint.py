@@ -20,34 +20,16 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, ConfigDict, Field
 
 from edge.errors import ConfigError
-from edge.files import read_secret
 from edge.jsonout import dumps
+from edge.status.config import HttpConfig
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 AGE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
-
-
-class HttpConfig(BaseModel):
-    """The status endpoint (``http:`` in a config)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    host: str = Field("127.0.0.1", description="Address to bind; not loopback needs a token.")
-    port: int = Field(8787, ge=0, le=65535, description="TCP port (0: any free port).")
-    token_env: str | None = Field(None, description="Environment variable holding the token.")
-    token_file: str | None = Field(None, description="File holding the token.")
-
-    def token(self) -> str | None:
-        """The bearer token, or None; a missing source is a config error."""
-        where = "http.token_env" if self.token_env else "http.token_file"
-        value = read_secret(where, self.token_env, self.token_file)
-        return None if value is None else value.strip()
 
 
 class Metrics:

@@ -19,39 +19,13 @@ from typing import Any
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from edge.join.align import Window
+from edge.status.config import HealthConfig
 from edge.timebase.clock import NS_PER_S
 
 OK, DEGRADED, LOST = "ok", "degraded", "lost"
 LEVEL = {OK: 0, DEGRADED: 1, LOST: 2}
-
-
-class HealthConfig(BaseModel):
-    """Thresholds of the sensor health judgement (``health:`` in a config)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    horizon: float = Field(5.0, gt=0, le=60, description="Seconds of ticks each judgement covers.")
-    masked_degraded: float = Field(
-        0.2, ge=0, le=1, description="Masked share of a modality that makes it degraded."
-    )
-    masked_lost: float = Field(0.9, ge=0, le=1, description="Masked share that makes it lost.")
-    age_degraded: float = Field(1.0, gt=0, description="Data age (s) that makes it degraded.")
-    age_lost: float = Field(5.0, gt=0, description="Data age (s) that makes it lost.")
-    dark_mean: float = Field(
-        12.0, ge=0, le=255, description="Mean grey level (BT.601 luma) below which video is dark."
-    )
-    bright_mean: float = Field(
-        243.0, ge=0, le=255, description="Mean grey level above which video is overexposed."
-    )
-    flat_std: float = Field(
-        3.0, ge=0, description="Grey-level spread below which video is occluded (a flat image)."
-    )
-    clip_fraction: float = Field(
-        0.01, ge=0, le=1, description="Share of audio samples at full scale that means clipping."
-    )
 
 
 @dataclass(frozen=True)
