@@ -152,7 +152,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edge.config import load_config
-    from edge.recording import RecordSettings, format_result, record
+    from edge.recording.folder import format_result
+    from edge.recording.session import RecordSettings, record
 
     cfg = load_config(args.config)
     result = record(cfg, RecordSettings(
