@@ -64,7 +64,7 @@ class Supervisor:
             self.watch(src.name, "source", alive(src), should_run(src), src.start)
 
     def watch_sinks(self, sinks: Any) -> None:
-        """Sink workers of a :class:`~edge.sinks.SinkSet` (looked up at each check: a reload
+        """Sink workers of a :class:`~edge.sinks.sinkset.SinkSet` (looked up at each check: a reload
         may replace them)."""
         self._sinkset = sinks
 
