@@ -6,11 +6,11 @@ Writes ``buffers.json`` and ``buffers.png`` (ratios to the raw copy, log scale) 
 ``benchmarks/common.py``. Every case alternates with its baseline in rounds
 (``common.alternate``) and the figures are medians, so machine noise hits all sides alike.
 
-* **Video ingest** — writing one frame into a :class:`edge.buffers.FrameRing` (claim slot,
+* **Video ingest** — writing one frame into a :class:`edge.timebase.buffers.FrameRing` (claim slot,
   copy, publish) vs appending a copy of it to a ``collections.deque(maxlen=capacity)`` vs the
   baseline, ``np.copyto`` into a preallocated array of the same shape (goal: FrameRing <= 1.2x).
 * **Audio ingest** — one 20 ms microphone block (320 float32 samples at 16 kHz) into a
-  :class:`edge.buffers.SampleRing` (``write(block, n0)``, as the microphone callback calls it)
+  :class:`edge.timebase.buffers.SampleRing` (``write(block, n0)``, as the microphone callback calls it)
   vs ``numpy_ringbuffer.RingBuffer.extend`` (an external package) vs appending a copy of the
   block to a ``deque`` of arrays (maxlen = capacity in blocks) vs the baseline, ``np.copyto`` of
   the block into a preallocated array at a cursor. All hold 10 s (the microphone's default
@@ -24,7 +24,7 @@ Writes ``buffers.json`` and ``buffers.png`` (ratios to the raw copy, log scale) 
   contiguous samples into a preallocated array. The reads are checked (untimed) to give the same
   samples.
 * **Window join** — cutting one window (T frames + N samples + masks) with
-  :class:`edge.align.Aligner` vs copying the same T frames and N samples with ``np.copyto``:
+  :class:`edge.join.align.Aligner` vs copying the same T frames and N samples with ``np.copyto``:
   a stream's first window (every frame copied) and the steady state (consecutive windows a
   0.5 s hop apart share 6 of 8 frames; only the 2 new ones are copied).
 """
@@ -44,9 +44,9 @@ from numpy_ringbuffer import RingBuffer  # type: ignore[import-untyped]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, alternate, bar_chart, write_result  # noqa: E402
 
-from edge.align import Aligner, WindowSpec  # noqa: E402
-from edge.buffers import FrameRing, SampleRing  # noqa: E402
-from edge.clock import NS_PER_S, ClockModel  # noqa: E402
+from edge.join.align import Aligner, WindowSpec  # noqa: E402
+from edge.timebase.buffers import FrameRing, SampleRing  # noqa: E402
+from edge.timebase.clock import NS_PER_S, ClockModel  # noqa: E402
 
 SR = 16000
 BLOCK = 320  # 20 ms at 16 kHz

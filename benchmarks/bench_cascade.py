@@ -25,10 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, bar_chart, percentiles, write_result  # noqa: E402
 
-from edge.clock import MonotonicClock
+from edge.timebase.clock import MonotonicClock
 from edge.config import parse_config
-from edge.run import Runner
-from edge.service import Service
+from edge.service.run import Runner
+from edge.service.daemon import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT.parent / "shared" / "realworld" / "driver-dev-alert-blink" / "video.mkv"

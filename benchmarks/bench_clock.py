@@ -2,7 +2,7 @@
 
     python benchmarks/bench_clock.py [--out-dir DIR] [--quick]
 
-A deterministic, seeded simulation, not a timing benchmark: the real :class:`edge.clock.ClockModel`
+A deterministic, seeded simulation, not a timing benchmark: the real :class:`edge.timebase.clock.ClockModel`
 is fed exactly as the sources feed it, and what it says is compared with the true host time.
 
 * **Microphone** — 16 kHz in 20 ms blocks (320 samples). As in ``MicrophoneSource``, each block
@@ -54,7 +54,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, bar_chart, percentiles, write_result  # noqa: E402
 
-from edge.clock import NS_PER_S, ClockModel  # noqa: E402
+from edge.timebase.clock import NS_PER_S, ClockModel  # noqa: E402
 
 PPMS = (50.0, 200.0, 500.0)
 JITTERS_MS = (1.0, 5.0, 20.0)

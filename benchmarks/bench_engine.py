@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, bar_chart, write_result  # noqa: E402
 
-from edge.card import card_path_for, load_card
+from edge.runtime.card import card_path_for, load_card
 from edge.runtime.base import load_engine
 from edge.sim.scenario import random_scenario
 from edge.train.data import scenario_windows
@@ -106,7 +106,7 @@ def pytorch_model(card: Any) -> Callable[[int], Callable[[dict[str, np.ndarray]]
     except ImportError:
         print("torch not installed (train extra): PyTorch cases skipped", file=sys.stderr)
         return None
-    from edge.features import VideoSpec
+    from edge.features.frames import VideoSpec
     from edge.train.model import FusionNet
 
     vs = VideoSpec.from_dict(card.video)

@@ -7,14 +7,14 @@ For each engine card (``engines/driver-av.yaml``: 2 s of audio per window; ``eng
 stream config (``window.hop`` of ``configs/driver.yaml`` / ``configs/home.yaml``, both 0.5 s),
 one *hop* is what the pipeline does for audio every tick:
 
-* **streaming (20 ms blocks)** — :class:`edge.features.StreamingLogMel` (capacity as
-  :class:`edge.serve.Featurizer` sizes it) is pushed the hop's new audio in 20 ms blocks of 320
+* **streaming (20 ms blocks)** — :class:`edge.features.logmel.StreamingLogMel` (capacity as
+  :class:`edge.features.serve.Featurizer` sizes it) is pushed the hop's new audio in 20 ms blocks of 320
   samples, as a microphone callback delivers them, then asked for the window's columns the way
   ``Featurizer`` asks (``columns(n0, n, audio, audio_mask)``, then ``& frame_mask(audio_mask)``);
 * **streaming (1 push per hop)** — the same, but the hop's audio pushed in one call with its
   per-sample mask, which is what ``Featurizer._feed`` actually does (it reads the new samples
   from the ``SampleRing``; the ring read itself is not timed here);
-* **log_mel recompute** — :func:`edge.features.log_mel` of the whole window, from scratch;
+* **log_mel recompute** — :func:`edge.features.logmel.log_mel` of the whole window, from scratch;
 * **librosa recompute** — ``librosa.feature.melspectrogram`` with our conventions (no centring,
   periodic Hann of ``win_length`` centred in ``n_fft``, power 2, Slaney mel with Slaney norm,
   fmin/fmax from the card), then ``np.log(mel + log_offset)``; librosa builds its filterbank on
@@ -57,8 +57,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, alternate, bar_chart, percentiles, write_result  # noqa: E402
 
-from edge.card import load_card  # noqa: E402
-from edge.features import LogMelSpec, StreamingLogMel, frame_mask, log_mel, mel_filterbank  # noqa: E402
+from edge.runtime.card import load_card  # noqa: E402
+from edge.features.logmel import LogMelSpec, StreamingLogMel, frame_mask, log_mel, mel_filterbank  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CARDS = {  # card, and the stream config whose window.hop the pipeline runs that card at

@@ -32,13 +32,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, alternate, bar_chart, percentiles, write_result  # noqa: E402
 
-from edge.card import load_card
-from edge.clock import NS_PER_S, FakeClock, MonotonicClock
+from edge.runtime.card import load_card
+from edge.timebase.clock import NS_PER_S, FakeClock, MonotonicClock
 from edge.config import parse_config
-from edge.run import Runner
+from edge.service.run import Runner
 from edge.runtime.base import load_engine
-from edge.service import Service
-from edge.sinks import SinkSet
+from edge.service.daemon import Service
+from edge.sinks.sinkset import SinkSet
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "engines" / "driver-av.int8.onnx"
@@ -197,7 +197,7 @@ def overhead(streams: int, ticks: int, tmp: Path, size: tuple[int, int] = (640, 
     ingest_s = (feed.ingest_s - ingest0) / (ticks * hop_s)  # CPU seconds per second of data
     # the baseline: the real INT8 engine on the same features, in the same process
     engine = load_engine("onnx", MODEL, card, {"threads": 1})
-    from edge.serve import batch
+    from edge.features.serve import batch
 
     batches = [batch(f) for f in feats]
     eng_s = alternate({"engine": lambda: [engine.infer(b) for b in batches]}, 3, 5)["engine"] / len(batches)

@@ -1,4 +1,14 @@
-"""edge: a streaming, real-time audio-visual perception pipeline for embedded devices."""
+"""edge: a streaming, real-time audio-visual perception pipeline for embedded devices.
+
+The packages follow the pipeline: :mod:`edge.capture` (sources) -> :mod:`edge.timebase` (time
+and rings) -> :mod:`edge.join` (aligned windows) -> :mod:`edge.front` (front ends) ->
+:mod:`edge.features` -> :mod:`edge.runtime` (engines) -> :mod:`edge.decisions` -> outputs
+(:mod:`edge.sinks`, :mod:`edge.recorder`, :mod:`edge.status`) -> :mod:`edge.service` (the
+daemon). Beside it: :mod:`edge.sim`, :mod:`edge.train`, :mod:`edge.export`, :mod:`edge.evaluate`
+and :mod:`edge.recording`. Shared by all: :mod:`edge.config` (whose types import none of the
+machinery they configure), :mod:`edge.cli`, :mod:`edge.errors`, :mod:`edge.paths`,
+:mod:`edge.files` and :mod:`edge.jsonout`.
+"""
 
 import os as _os
 

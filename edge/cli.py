@@ -25,7 +25,7 @@ def _cmd_validate_config(args: argparse.Namespace) -> int:
     cfg = load_config(args.file)
     print(f"{args.file}: ok ({len(cfg.sources)} sources, {len(cfg.streams)} streams)")
     if args.devices:
-        from edge.devices import check_devices
+        from edge.capture.devices import check_devices
 
         problems = 0
         for name, problem in check_devices(cfg).items():
@@ -37,7 +37,7 @@ def _cmd_validate_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
-    from edge.devices import list_cameras, list_microphones
+    from edge.capture.devices import list_cameras, list_microphones
 
     report: dict[str, Any] = {"cameras": list_cameras()}
     try:
@@ -67,9 +67,9 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
 
 def _cmd_sources(args: argparse.Namespace) -> int:
-    from edge.clock import MonotonicClock
+    from edge.timebase.clock import MonotonicClock
     from edge.config import load_config
-    from edge.pipeline import Spine
+    from edge.join.spine import Spine
 
     cfg = load_config(args.config)
     clock = MonotonicClock()
@@ -122,7 +122,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from edge.service import run_service
+    from edge.service.daemon import run_service
 
     jsonl = "" if args.no_jsonl else args.jsonl
     return run_service(args.config, duration=args.duration, jsonl=jsonl,
@@ -130,7 +130,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_label(args: argparse.Namespace) -> int:
-    from edge.label import edit_labels, format_labels
+    from edge.recording.label import edit_labels, format_labels
 
     def spans(items: list[list[str]] | None, flag: str) -> list[tuple[str, float, float]]:
         out = []
@@ -152,7 +152,8 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edge.config import load_config
-    from edge.recording import RecordSettings, format_result, record
+    from edge.recording.folder import format_result
+    from edge.recording.session import RecordSettings, record
 
     cfg = load_config(args.config)
     result = record(cfg, RecordSettings(
@@ -164,7 +165,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from edge.replay import format_replay, replay_recording
+    from edge.recorder.replay import format_replay, replay_recording
 
     r = replay_recording(args.dir, model_path=args.model, verify=not args.no_verify)
     print(dumps(r.to_json(), indent=2) if args.json else format_replay(r))
@@ -257,7 +258,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edge.config import load_config
-    from edge.eval import evaluate, format_report, scenario_files
+    from edge.evaluate.eval import evaluate, format_report, scenario_files
 
     cfg = load_config(args.config)
     if args.model is not None:
@@ -267,7 +268,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         model = str(Path(args.model).resolve())
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": model})})
     if args.recordings is not None:
-        from edge.evalrec import evaluate_recordings, format_recordings
+        from edge.evaluate.evalrec import evaluate_recordings, format_recordings
 
         if args.write_card:
             raise EdgeError("--write-card records held-out scenario scores; not with --recordings")
@@ -277,8 +278,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     files = scenario_files(args.scenario)
     report = evaluate(cfg, files)
     if args.write_card:
-        from edge.card import card_path_for, load_card, save_card
-        from edge.eval import card_metrics
+        from edge.runtime.card import card_path_for, load_card, save_card
+        from edge.evaluate.eval import card_metrics
 
         assert cfg.model is not None
         path = card_path_for(Path(cfg.model.path))
@@ -294,7 +295,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from edge.calib import calibrate
+    from edge.export.calib import calibrate
     from edge.config import load_config
 
     cfg = load_config(args.config)
@@ -321,7 +322,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("onnx") is None:  # a dependency of edge; a broken install lacks it
         raise EdgeError("edge build needs the onnx package: pip install 'onnx>=1.15' (or reinstall edge)")
     if args.check_trt:
-        from edge.trt import check_trt, format_findings
+        from edge.runtime.trt import check_trt, format_findings
 
         findings = check_trt(args.check_trt)
         print(format_findings(args.check_trt, findings))
@@ -331,7 +332,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if args.int8 and args.trt:
         raise EdgeError("build the INT8 ONNX first (--int8), then the plan from it (--trt)")
     if args.int8:
-        from edge.quant import GateFailed, build_int8
+        from edge.export.quant import GateFailed, build_int8
 
         if args.calibration is None:
             raise EdgeError("--int8 needs --calibration calibration/NAME (make one with edge calibrate)")
@@ -346,7 +347,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         print(res.table())
         return 0
     if args.trt:
-        from edge.trt import build_plan
+        from edge.runtime.trt import build_plan
 
         build_plan(args.model, fp16=args.fp16, out=args.out, workspace_mb=args.workspace_mb)
         return 0
@@ -354,7 +355,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from edge.compare import compare, format_compare
+    from edge.export.compare import compare, format_compare
 
     report = compare(args.a, args.b, args.data, part=args.part, threads=args.threads)
     print(dumps(report, indent=2) if args.json else format_compare(report))
@@ -365,7 +366,7 @@ def _cmd_install_service(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edge.config import load_config
-    from edge.systemd import unit_text
+    from edge.service.systemd import unit_text
 
     load_config(args.config)  # refuse to install a unit for a config that does not load
     text = unit_text(args.config, user=args.user)

@@ -14,12 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edge.errors import ConfigError
 from edge.front.config import FrontEndsConfig
-from edge.health import HealthConfig
+from edge.status.config import HealthConfig
 from edge.paths import PathsConfig, confine
-from edge.recorder import RecorderConfig
+from edge.recorder.config import RecorderConfig
 from edge.sinks.config import SinkConfig
-from edge.status import HttpConfig
-from edge.rules import DecisionsConfig
+from edge.status.config import HttpConfig
+from edge.decisions.rules import DecisionsConfig
 
 
 class _Model(BaseModel):

@@ -59,7 +59,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def run_live(runner: Any, seconds: float, require_open_s: float | None = None, **service: Any) -> Any:
     """``seconds`` of the live loop on ``runner``'s spine through a ``Service(runner, **service)``,
     the spine stopped after; returns the service."""
-    from edge.service import Service
+    from edge.service.daemon import Service
 
     svc = Service(runner, **service)
     runner.spine.start(require_open_s=require_open_s)

@@ -2,10 +2,10 @@
 
 Audio made here with numpy (alarms at real piezo pitches and as 520 Hz square waves, in
 reverberant rooms, with +/- 10 % device timing, at -40 to -6 dBFS, under room noise and
-speech-like babble) goes through the same steps as in :class:`edge.run.Runner`: log-mel columns
-of the model card's spec (:func:`edge.features.log_mel`), pushed window by window into one
-:class:`edge.beeps.BeepDetector` per beep signal, beeps in pipeline time handed each tick to the
-cadence rules of the shipped home config (:data:`edge.rules.HOME_RULES`). Near misses (alarm
+speech-like babble) goes through the same steps as in :class:`edge.service.run.Runner`: log-mel columns
+of the model card's spec (:func:`edge.features.logmel.log_mel`), pushed window by window into one
+:class:`edge.features.beeps.BeepDetector` per beep signal, beeps in pipeline time handed each tick to the
+cadence rules of the shipped home config (:data:`edge.decisions.rules.HOME_RULES`). Near misses (alarm
 clocks, 1 Hz beeping, phone rings and trills, tunes, a long tone) and real recordings must start
 nothing.
 
@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.beeps import ALARM_SIGNALS, BeepDetector
-from edge.cadence import Interval, match_cadence
-from edge.card import load_card
-from edge.clock import NS_PER_S
-from edge.decide import CadenceRule, Event, parse_decisions
-from edge.features import LogMelSpec, log_mel
-from edge.rules import HOME_RULES
+from edge.features.beeps import ALARM_SIGNALS, BeepDetector
+from edge.decisions.cadence import Interval, match_cadence
+from edge.runtime.card import load_card
+from edge.timebase.clock import NS_PER_S
+from edge.decisions.decide import CadenceRule, Event, parse_decisions
+from edge.features.logmel import LogMelSpec, log_mel
+from edge.decisions.rules import HOME_RULES
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = LogMelSpec.from_dict(load_card(ROOT / "engines" / "home-av.yaml").audio)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.align import Aligner, WindowSpec, choose_t_end
-from edge.buffers import FrameRing, SampleRing
-from edge.clock import NS_PER_S, ClockModel, FakeClock
+from edge.join.align import Aligner, WindowSpec, choose_t_end
+from edge.timebase.buffers import FrameRing, SampleRing
+from edge.timebase.clock import NS_PER_S, ClockModel, FakeClock
 from edge.config import parse_config
-from edge.pipeline import Spine, replay
+from edge.join.spine import Spine, replay
 
 MS = 1_000_000
 SR = 16000

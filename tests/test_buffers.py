@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from edge.buffers import FrameRing, SampleRing
+from edge.timebase.buffers import FrameRing, SampleRing
 
 
 def test_frame_ring_wraps_and_keeps_the_newest() -> None:

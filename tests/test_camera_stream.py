@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from edge.capture.base import SourceState
-from edge.clock import NS_PER_S, MonotonicClock
+from edge.timebase.clock import NS_PER_S, MonotonicClock
 from edge.config import parse_config
-from edge.pipeline import Spine
+from edge.join.spine import Spine
 from tests.conftest import MjpegServer, wait_for
 
 pytestmark = pytest.mark.system

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from edge.buffers import FrameRing, SampleRing
-from edge.clock import NS_PER_S
+from edge.timebase.buffers import FrameRing, SampleRing
+from edge.timebase.clock import NS_PER_S
 from edge.front.cascade import AudioVad, Cascade, PerFrame, VideoStage
 from edge.front.config import FaceConfig, FrontEndsConfig
-from edge.health import HealthConfig, TickStats, judge
+from edge.status.config import HealthConfig
+from edge.status.health import TickStats, judge
 
 FPS = 15
 FRAME_NS = NS_PER_S // FPS
@@ -97,7 +98,7 @@ def test_frames_overwritten_before_the_stage_got_to_them_are_counted_not_run() -
 
 
 def _window(ring: FrameRing, seqs: list[int]) -> object:
-    from edge.align import Window
+    from edge.join.align import Window
 
     idx = ring.index()
     t = [int(idx.t_ns[idx.seq == q][0]) for q in seqs]
@@ -195,7 +196,7 @@ def test_a_flight_recording_with_front_ends_replays_bit_for_bit_from_their_recor
     from pathlib import Path
 
     import edge.front.cascade as cascade_mod
-    from edge.replay import replay_recording
+    from edge.recorder.replay import replay_recording
     from edge.train.train import make_card
     from tests.test_recorder import ONE_RULE, config_text, recordings, run_recorded
     from tests.tiny_model import tiny_model

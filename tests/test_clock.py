@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from edge.clock import NS_PER_S, ClockModel, FakeClock
+from edge.timebase.clock import NS_PER_S, ClockModel, FakeClock
 
 
 def simulate(

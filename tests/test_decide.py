@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from edge.cadence import CadenceTracker, Interval, match_cadence
-from edge.card import load_card
-from edge.clock import NS_PER_S
-from edge.decide import CadenceRule, Decider, Event, degraded_flags, parse_decisions
+from edge.decisions.cadence import CadenceTracker, Interval, match_cadence
+from edge.runtime.card import load_card
+from edge.timebase.clock import NS_PER_S
+from edge.decisions.decide import CadenceRule, Decider, Event, degraded_flags, parse_decisions
 from edge.errors import ConfigError
-from edge.rules import DRIVER_RULES, HOME_RULES, CadenceCondition, DecisionsConfig
+from edge.decisions.rules import DRIVER_RULES, HOME_RULES, CadenceCondition, DecisionsConfig
 
 DRIVER = ["eyes_closed", "yawning", "distracted", "phone", "talking"]
 DRIVER_MOD = {"eyes_closed": "video", "yawning": "both", "distracted": "video",

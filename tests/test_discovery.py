@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.card import card_path_for, load_card
+from edge.runtime.card import card_path_for, load_card
 from tests.conftest import demo_config, need, wait_for
 from tests.test_sinks import Broker, Watcher, broker, mqtt_sinks  # noqa: F401 - `broker`: fixture
 

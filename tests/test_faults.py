@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge.clock import NS_PER_S, FakeClock, MonotonicClock
+from edge.timebase.clock import NS_PER_S, FakeClock, MonotonicClock
 from edge.config import parse_config
-from edge.pipeline import replay
-from edge.run import Runner
-from edge.service import Service
+from edge.join.spine import replay
+from edge.service.run import Runner
+from edge.service.daemon import Service
 from tests.conftest import run_live
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ class SlowEngine:
 
 
 def test_an_engine_three_times_slower_than_the_hop_skips_ticks_never_queues() -> None:
-    from edge.card import load_card
+    from edge.runtime.card import load_card
     from edge.runtime.base import load_engine
 
     card = load_card(ROOT / "engines" / "driver-av.yaml")
@@ -157,7 +157,7 @@ class CountingEngine:
 def test_three_streams_share_one_engine_call_per_tick_unless_the_engine_takes_one(
     limit: int | None, calls_per_tick: int
 ) -> None:
-    from edge.card import load_card
+    from edge.runtime.card import load_card
     from edge.runtime.base import load_engine
 
     card = load_card(ROOT / "engines" / "driver-av.yaml")
@@ -179,7 +179,7 @@ def test_three_streams_share_one_engine_call_per_tick_unless_the_engine_takes_on
         preds.extend(runner.process(ws))
 
     # three sources on one fake clock: each item goes in when its device time comes, every
-    # tick is cut once all items due by then are in (as edge.pipeline.replay does for one)
+    # tick is cut once all items due by then are in (as edge.join.spine.replay does for one)
     srcs = list(runner.spine.sources.values())
     heads: list[Any] = []
     origins: list[int] = []

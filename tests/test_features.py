@@ -10,24 +10,22 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.align import Window
-from edge.buffers import SampleRing
-from edge.card import load_card
-from edge.clock import NS_PER_S, FakeClock
+from edge.join.align import Window
+from edge.timebase.buffers import SampleRing
+from edge.runtime.card import load_card
+from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import parse_config
 from edge.errors import EngineError
-from edge.features import (
+from edge.features.frames import VideoSpec, block_factor, preprocess_frames
+from edge.features.logmel import (
     LogMelSpec,
     StreamingLogMel,
-    VideoSpec,
     frame_mask,
     log_mel,
     mel_filterbank,
-    preprocess_frames,
 )
-from edge.frames import block_factor
-from edge.pipeline import replay
-from edge.run import Runner
+from edge.join.spine import replay
+from edge.service.run import Runner
 
 SR = 16000
 SPEC = LogMelSpec()
@@ -416,12 +414,12 @@ def test_the_featurizer_resizes_each_frame_once_and_gives_the_same_numbers(
 ) -> None:
     """Consecutive windows share frames; a shared frame is not resized again, and every window's
     video input equals preprocessing all its frames from scratch."""
-    import edge.serve
+    import edge.features.serve
 
     runner, clock = synthetic_runner("skew_ppm: 80, jitter_ms: 2, seed: 1")
     resized: list[int] = []
     blanks: list[int] = []
-    real = edge.serve.preprocess_frames
+    real = edge.features.serve.preprocess_frames
 
     def counting(frames: np.ndarray, spec: VideoSpec) -> np.ndarray:
         if isinstance(frames, np.ndarray) and not frames.any():
@@ -430,7 +428,7 @@ def test_the_featurizer_resizes_each_frame_once_and_gives_the_same_numbers(
             resized.append(len(frames))
         return real(frames, spec)
 
-    monkeypatch.setattr(edge.serve, "preprocess_frames", counting)
+    monkeypatch.setattr(edge.features.serve, "preprocess_frames", counting)
     feat = runner.featurizers["s"]
     checked = 0
     before: set[int] = set()

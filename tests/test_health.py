@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.align import Window
-from edge.clock import NS_PER_S
-from edge.health import (
+from edge.join.align import Window
+from edge.timebase.clock import NS_PER_S
+from edge.status.config import HealthConfig
+from edge.status.health import (
     DEGRADED,
     LOST,
     OK,
-    HealthConfig,
     HealthMonitor,
     TickStats,
     clipped_share,
@@ -147,11 +147,11 @@ def test_healthz_turns_degraded_within_10_s_of_killing_the_camera_and_metrics_pa
 ) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    from edge.clock import MonotonicClock
+    from edge.timebase.clock import MonotonicClock
     from edge.config import parse_config
-    from edge.run import Runner
-    from edge.service import Service
-    from edge.status import StatusServer
+    from edge.service.run import Runner
+    from edge.service.daemon import Service
+    from edge.status.endpoint import StatusServer
 
     mjpeg_server.start()
     port = free_port()
@@ -217,7 +217,8 @@ http: {{port: {port}}}
 
 def test_a_non_loopback_bind_needs_a_token_and_checks_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from edge.errors import ConfigError
-    from edge.status import HttpConfig, Metrics, StatusServer
+    from edge.status.config import HttpConfig
+    from edge.status.endpoint import Metrics, StatusServer
 
     with pytest.raises(ConfigError, match="not loopback; set http.token_env"):
         StatusServer(HttpConfig(host="0.0.0.0", port=0), dict, Metrics(dict))

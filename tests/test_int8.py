@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.calib import calibrate, load_calibration, stratified
-from edge.card import TensorInfo, card_path_for, load_card
+from edge.export.calib import calibrate, load_calibration, stratified
+from edge.runtime.card import TensorInfo, card_path_for, load_card
 from edge.config import parse_config
 from edge.errors import ConfigError, EngineError
 from edge.train.data import WindowSet
-from edge.trt import check_trt, manifest_problems
+from edge.runtime.trt import check_trt, manifest_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 onnx = pytest.importorskip("onnx")
@@ -100,7 +100,7 @@ def test_stratified_choice_takes_round_robin_over_strata() -> None:
 
 
 def test_int8_build_passes_the_gate_and_records_it_in_the_card(driver_set: tuple[Path, Path]) -> None:
-    from edge.quant import build_int8
+    from edge.export.quant import build_int8
 
     model, calib = driver_set
     out, res = build_int8(model, calib, method="minmax", log=None)
@@ -120,7 +120,7 @@ def test_gate_failure_exits_1_with_a_table_and_auto_exclude_walks_the_layers(
     driver_set: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     from edge.cli import main
-    from edge.quant import GateFailed, build_int8
+    from edge.export.quant import GateFailed, build_int8
 
     model, calib = driver_set
     # A budget no model can meet (a negative drop) fails the gate deterministically.
@@ -136,8 +136,8 @@ def test_gate_failure_exits_1_with_a_table_and_auto_exclude_walks_the_layers(
 
 
 def test_compare_reports_logit_differences_and_f1(driver_set: tuple[Path, Path]) -> None:
-    from edge.compare import compare, format_compare
-    from edge.quant import build_int8
+    from edge.export.compare import compare, format_compare
+    from edge.export.quant import build_int8
 
     model, calib = driver_set
     int8 = model.with_name("driver-av.int8.onnx")
@@ -211,7 +211,7 @@ def test_check_trt_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_a_plan_whose_onnx_changed_is_not_deserialized_and_onnx_runtime_serves(tmp_path: Path) -> None:
     from edge.runtime.base import open_engine
-    from edge.trt import manifest_path, sha256_file
+    from edge.runtime.trt import manifest_path, sha256_file
 
     model = reference_model(tmp_path)
     plan = tmp_path / "driver-av.plan"
@@ -230,7 +230,7 @@ def test_a_plan_whose_onnx_changed_is_not_deserialized_and_onnx_runtime_serves(t
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed")
 def test_missing_tensorrt_is_a_clear_error_naming_the_gpu_extra(tmp_path: Path) -> None:
     from edge.runtime.base import load_engine
-    from edge.trt import manifest_path, sha256_file
+    from edge.runtime.trt import manifest_path, sha256_file
 
     model = reference_model(tmp_path)
     plan = tmp_path / "driver-av.plan"
@@ -244,9 +244,9 @@ def test_missing_tensorrt_is_a_clear_error_naming_the_gpu_extra(tmp_path: Path) 
 @needs_trt
 @pytest.mark.gpu
 def test_tensorrt_plan_matches_onnx_runtime(driver_set: tuple[Path, Path]) -> None:
-    from edge.compare import compare
-    from edge.quant import build_int8
-    from edge.trt import build_plan
+    from edge.export.compare import compare
+    from edge.export.quant import build_int8
+    from edge.runtime.trt import build_plan
 
     model, calib = driver_set
     int8 = model.with_name("driver-av.int8.onnx")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edge.cli import main
-from edge.label import add_span, remove_span
+from edge.recording.label import add_span, remove_span
 from edge.sim.render import write_files
 from edge.sim.scenario import parse_scenario
 

@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 from edge.cli import main
-from edge.clock import NS_PER_S, FakeClock
+from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import parse_config
 from edge.errors import DeviceMissing
-from edge.health import HealthConfig, TickStats, judge
-from edge.pipeline import Spine
+from edge.status.config import HealthConfig
+from edge.status.health import TickStats, judge
+from edge.join.spine import Spine
 from tests.conftest import need, wait_for
 from tests.test_microphone_loss import PrivatePulse
 

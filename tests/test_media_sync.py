@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.align import Window
-from edge.clock import NS_PER_S, FakeClock
+from edge.join.align import Window
+from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import parse_config
-from edge.pipeline import Spine, replay
+from edge.join.spine import Spine, replay
 from tests.media_files import flash_beep_file
 
 FPS = 30

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.metrics import runs, score, score_class
+from edge.evaluate.metrics import runs, score, score_class
 
 
 def test_runs_finds_half_open_ranges() -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.align import Window
-from edge.clock import MonotonicClock
+from edge.join.align import Window
+from edge.timebase.clock import MonotonicClock
 from edge.config import parse_config
-from edge.pipeline import Spine
+from edge.join.spine import Spine
 
 pytestmark = pytest.mark.system
 SR = 16000

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.clock import NS_PER_S
+from edge.timebase.clock import NS_PER_S
 from tests.conftest import need, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,10 +127,10 @@ def test_input_overflows_mask_their_samples_count_and_degrade_the_microphone(
     from types import SimpleNamespace
     from typing import Any
 
-    from edge.clock import MonotonicClock
+    from edge.timebase.clock import MonotonicClock
     from edge.config import parse_config
-    from edge.run import Runner
-    from edge.service import Service
+    from edge.service.run import Runner
+    from edge.service.daemon import Service
 
     cfg = parse_config(mic_config())
     runner = Runner(cfg, MonotonicClock())

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge.clock import NS_PER_S, FakeClock
+from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import parse_config
-from edge.pipeline import replay
-from edge.run import Runner
-from edge.service import Service
-from edge.sinks import SinkSet
+from edge.join.spine import replay
+from edge.service.run import Runner
+from edge.service.daemon import Service
+from edge.sinks.sinkset import SinkSet
 from tests.conftest import demo_config, read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,9 +54,9 @@ sinks:
 def test_shipped_device_configs_pass_the_run_time_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Beyond the schema: the model loads, rules name its classes, the rings hold what the
     window and the recorder's pre-roll need, and the sinks build (secrets from the env)."""
-    from edge.clock import MonotonicClock
+    from edge.timebase.clock import MonotonicClock
     from edge.config import load_config
-    from edge.recorder import check_recorder
+    from edge.recorder.checks import check_recorder
 
     monkeypatch.setenv("EDGE_MQTT_PASSWORD", "x")
     for name in ("driver.yaml", "home.yaml", "demo.yaml"):
@@ -87,7 +87,7 @@ def test_windows_already_older_than_the_budget_are_skipped_and_counted() -> None
 
 
 def test_a_tick_whose_windows_are_all_too_late_is_still_supervised() -> None:
-    from edge.supervise import Supervisor
+    from edge.service.supervise import Supervisor
 
     cfg = parse_config(demo_config(loop=False).replace("  hop: 0.5", "  hop: 0.5\n  budget: 0.001"))
     clock = FakeClock(1_000 * NS_PER_S)
@@ -115,7 +115,7 @@ def test_a_run_that_fails_to_start_leaves_nothing_running_or_open(
     import threading
 
     from edge.errors import ConfigError
-    from edge.service import run_service
+    from edge.service.daemon import run_service
 
     monkeypatch.delenv("EDGE_TEST_NO_SUCH_SECRET", raising=False)
     demo = (ROOT / "configs" / "demo.yaml").read_text()
@@ -176,7 +176,7 @@ def test_reports_and_healthz_json_write_nan_as_null() -> None:
 
 def test_two_jsonl_sinks_writing_one_file_are_a_config_error(tmp_path: Path) -> None:
     from edge.errors import ConfigError
-    from edge.sinks import JsonlSinkConfig
+    from edge.sinks.config import JsonlSinkConfig
 
     (tmp_path / "link").symlink_to(tmp_path)
     a = JsonlSinkConfig(type="jsonl", path=str(tmp_path / "x.jsonl"))
@@ -189,7 +189,7 @@ def test_run_refuses_a_jsonl_option_naming_a_file_a_jsonl_sink_writes(tmp_path: 
     """Under systemd every record was written twice (--jsonl and the config's sink): one
     writer per file, refused before the file is created."""
     from edge.errors import ConfigError
-    from edge.service import run_service
+    from edge.service.daemon import run_service
 
     demo = demo_config().replace("roots: [..]", f"roots: [{ROOT}, {tmp_path}]")
     cfg = tmp_path / "run.yaml"
@@ -204,7 +204,7 @@ def test_run_refuses_a_jsonl_option_naming_a_file_a_jsonl_sink_writes(tmp_path: 
 def test_run_with_no_jsonl_writes_records_only_to_the_config_sinks(tmp_path: Path) -> None:
     import io
 
-    from edge.service import run_service
+    from edge.service.daemon import run_service
 
     demo = demo_config().replace("roots: [..]", f"roots: [{ROOT}, {tmp_path}]")
     cfg = tmp_path / "run.yaml"

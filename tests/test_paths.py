@@ -132,7 +132,7 @@ def test_shipped_configs_load_with_their_own_roots() -> None:
 def test_sighup_reload_keeps_the_old_config_when_a_new_sink_path_escapes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from edge.service import reload_config
+    from edge.service.daemon import reload_config
 
     class Runner:
         reloaded: list[object] = []
@@ -157,8 +157,8 @@ def test_sighup_reload_keeps_the_old_config_when_a_new_sink_path_escapes(
 def test_a_plan_manifest_naming_an_onnx_outside_its_folder_gets_no_fallback(tmp_path: Path) -> None:
     from edge.errors import EngineError
     from edge.runtime.base import open_engine
-    from edge.card import card_path_for, load_card
-    from edge.trt import manifest_path, sha256_file
+    from edge.runtime.card import card_path_for, load_card
+    from edge.runtime.trt import manifest_path, sha256_file
 
     card = load_card(card_path_for(ROOT / "engines" / "driver-av.onnx"))
     plans = tmp_path / "plans"
@@ -176,9 +176,9 @@ def test_the_runner_loads_a_relative_model_path_from_any_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """load_config resolves the model against the first root once; nothing searches again
-    (edge.run had a fallback search of the config's folder and its parent, never reached)."""
-    from edge.clock import FakeClock
-    from edge.run import Runner
+    (edge.service.run had a fallback search of the config's folder and its parent, never reached)."""
+    from edge.timebase.clock import FakeClock
+    from edge.service.run import Runner
 
     cfg = write(tmp_path / "conf", f"paths: {{roots: [{ROOT}]}}\n"
                 "model: {path: engines/driver-av.int8.onnx}\n")
@@ -191,7 +191,7 @@ def test_the_runner_loads_a_relative_model_path_from_any_working_directory(
 def test_eval_model_option_is_relative_to_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import edge.eval
+    import edge.evaluate.eval
 
     seen: list[str] = []
 
@@ -199,7 +199,7 @@ def test_eval_model_option_is_relative_to_the_working_directory(
         seen.append(config.model.path)  # type: ignore[attr-defined]
         return {}
 
-    monkeypatch.setattr(edge.eval, "evaluate", fake_evaluate)
+    monkeypatch.setattr(edge.evaluate.eval, "evaluate", fake_evaluate)
     cfg = write(tmp_path / "conf", "model: {path: m.onnx}\n")
     monkeypatch.chdir(ROOT)
     code = main(["eval", "--config", str(cfg), "--scenario", "configs/scenarios/demo-driver.yaml",

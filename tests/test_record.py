@@ -21,12 +21,12 @@ import av
 import numpy as np
 import pytest
 
-from edge.buffers import FrameRing
+from edge.timebase.buffers import FrameRing
 from edge.capture.items import AudioItem, Item, VideoItem
 from edge.capture.media import MediaReader
 from edge.capture.simulated import SyntheticSource
 from edge.cli import main
-from edge.clock import NS_PER_S, ClockModel, FakeClock
+from edge.timebase.clock import NS_PER_S, ClockModel, FakeClock
 from edge.config import SyntheticSourceConfig
 from edge.recording.core import GAP_INVALID, RecordingCore
 from edge.recording.keys import LabelToggles
@@ -225,8 +225,8 @@ class _AudioSink:
 def test_an_audio_clock_that_jumps_is_bridged_with_silence_or_by_dropping_samples() -> None:
     """A device clock that restarts moves its mapping by whole seconds: the file's audio follows
     at once (silence ahead, samples left out behind) instead of stretching for minutes."""
-    from edge.buffers import SampleRing
-    from edge.clock import FrozenClock
+    from edge.timebase.buffers import SampleRing
+    from edge.timebase.clock import FrozenClock
     from edge.recording.core import GAP_DROPPED, GAP_RESYNC
 
     ring, model, sink = SampleRing(SR * 4), FrozenClock(), _AudioSink()

@@ -17,14 +17,16 @@ import numpy as np
 import pytest
 
 import edge.recorder.store as recorder_store
-from edge.card import sha256_file
-from edge.clock import NS_PER_S, FakeClock
+from edge.runtime.card import sha256_file
+from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import parse_config
 from edge.errors import ConfigError
-from edge.pipeline import replay
-from edge.recorder import FlightRecorder, RecorderConfig, check_recorder, check_ring_capacity
-from edge.replay import RecordingError, _arrays, format_replay, load_recording, replay_recording
-from edge.run import Prediction, Runner
+from edge.join.spine import replay
+from edge.recorder.checks import check_recorder, check_ring_capacity
+from edge.recorder.config import RecorderConfig
+from edge.recorder.core import FlightRecorder
+from edge.recorder.replay import RecordingError, _arrays, format_replay, load_recording, replay_recording
+from edge.service.run import Prediction, Runner
 from edge.train.train import make_card
 from tests.conftest import wait_for
 from tests.tiny_model import tiny_model

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from edge.clock import MonotonicClock
+from edge.timebase.clock import MonotonicClock
 from edge.config import parse_config
-from edge.recorder import FlightRecorder, check_recorder
-from edge.replay import replay_recording
-from edge.run import Runner
+from edge.recorder.checks import check_recorder
+from edge.recorder.core import FlightRecorder
+from edge.recorder.replay import replay_recording
+from edge.service.run import Runner
 from tests.conftest import MjpegServer, run_live
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from edge.clock import NS_PER_S, FakeClock
+from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import load_config
 from edge.errors import ConfigError
-from edge.run import Runner
-from edge.service import reload_config
-from edge.sinks import SinkSet
+from edge.service.run import Runner
+from edge.service.daemon import reload_config
+from edge.sinks.sinkset import SinkSet
 from tests.conftest import demo_config, read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,7 +120,7 @@ def test_runner_prepare_reload_changes_nothing_until_applied(
 
 
 def test_a_sink_reload_prepared_against_other_sinks_is_not_applied(tmp_path: Path) -> None:
-    from edge.sinks import JsonlSinkConfig
+    from edge.sinks.config import JsonlSinkConfig
 
     def jsonl(name: str) -> JsonlSinkConfig:
         return JsonlSinkConfig(type="jsonl", path=str(tmp_path / name))

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.card import TensorInfo, card_path_for, load_card
-from edge.clock import NS_PER_S, FakeClock
+from edge.runtime.card import TensorInfo, card_path_for, load_card
+from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import parse_config
 from edge.errors import EngineError
-from edge.pipeline import replay
-from edge.run import Runner
+from edge.join.spine import replay
+from edge.service.run import Runner
 from edge.runtime.base import load_engine
 from edge.train.train import make_card
 from tests.tiny_model import tiny_model
@@ -82,7 +82,7 @@ def test_window_shape_that_differs_from_the_card_is_a_config_error(model: Path) 
 
 
 def test_eval_scores_a_scenario_in_all_three_modes(model: Path, tmp_path: Path) -> None:
-    from edge.eval import evaluate, format_report
+    from edge.evaluate.eval import evaluate, format_report
 
     sc = tmp_path / "s.yaml"
     sc.write_text(
@@ -99,7 +99,7 @@ def test_eval_scores_a_scenario_in_all_three_modes(model: Path, tmp_path: Path) 
 
 
 def test_live_view_renders_bars_states_and_sources(model: Path) -> None:
-    from edge.view import render
+    from edge.status.view import render
 
     cfg = parse_config(config_for(model))
     clock = FakeClock(100 * NS_PER_S)
@@ -164,7 +164,7 @@ decisions:
 
 
 def test_alarm_cadence_rules_fire_from_beeps_heard_through_the_pipeline(tmp_path: Path) -> None:
-    from edge.rules import HOME_RULES
+    from edge.decisions.rules import HOME_RULES
 
     home = tiny_model(tmp_path, make_card("home", "tinyhome"))
     sc = tmp_path / "alarms.yaml"

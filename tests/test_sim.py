@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from edge.errors import ConfigError
-from edge.sim import (CLASSES, Conditions, Event, Scenario, Simulator, label_fraction,
-                      label_matrix, labels_at, load_scenario, parse_scenario, random_scenario,
-                      write_files)
+from edge.sim.render import Simulator, write_files
+from edge.sim.scenario import (CLASSES, Conditions, Event, Scenario, label_fraction, label_matrix,
+                               labels_at, load_scenario, parse_scenario, random_scenario)
 from edge.sim.driver import DriverScene
 from edge.sim.home import T3, T3_CYCLE, T4, T4_CYCLE
 

@@ -23,18 +23,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from edge.capture.base import Backoff
 from edge.errors import ConfigError
-from edge.sinks import (
-    JsonlSinkConfig,
-    MqttSinkConfig,
-    RecordDropped,
-    RecordQueue,
-    RecordRejected,
-    Sink,
-    SinkConfig,
-    SinkSet,
-    SinkWorker,
-    WebhookSinkConfig,
-)
+from edge.sinks.config import JsonlSinkConfig, MqttSinkConfig, SinkConfig, WebhookSinkConfig
+from edge.sinks.record_queue import RecordQueue
+from edge.sinks.sink import RecordDropped, RecordRejected, Sink
+from edge.sinks.sinkset import SinkSet
+from edge.sinks.worker import SinkWorker
 from edge.sinks.jsonl import JsonlSink, rotated_name
 from edge.sinks.mqtt import MqttSink, discovery_message
 from edge.sinks.records import encode_record

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from edge.capture.base import Backoff, CaptureSource, SourceState
-from edge.clock import NS_PER_S, MonotonicClock
+from edge.timebase.clock import NS_PER_S, MonotonicClock
 from edge.config import MicrophoneSourceConfig, parse_config
-from edge.pipeline import Spine
+from edge.join.spine import Spine
 from tests.conftest import free_port, need
 from tests.media_files import flash_beep_file
 

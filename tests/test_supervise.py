@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from edge.clock import NS_PER_S, MonotonicClock
+from edge.timebase.clock import NS_PER_S, MonotonicClock
 from edge.config import parse_config
-from edge.pipeline import Spine
-from edge.supervise import Supervisor
+from edge.join.spine import Spine
+from edge.service.supervise import Supervisor
 
 
 class Crash(BaseException):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.clock import NS_PER_S
-from edge.systemd import Notifier, unit_text
+from edge.timebase.clock import NS_PER_S
+from edge.service.systemd import Notifier, unit_text
 from tests.conftest import demo_config, read_jsonl, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -34,10 +34,10 @@ def test_each_class_answers_from_the_modality_its_card_names() -> None:
 
 @pytest.mark.slow
 def test_train_exports_a_model_its_card_and_the_serving_code_accept(tmp_path: Path) -> None:
-    from edge.card import load_card
+    from edge.runtime.card import load_card
     from edge.runtime.base import load_engine
     from edge.train.train import TrainSettings, train
-    from edge.trt import check_trt
+    from edge.runtime.trt import check_trt
 
     settings = TrainSettings(task="home", scenarios=2, val_scenarios=1, seconds=8.0, epochs=1)
     card = train(settings, tmp_path, "tiny-home", log=io.StringIO())

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.features import LogMelSpec
+from edge.features.logmel import LogMelSpec
 from edge.front.features import FrontSpec
 from edge.sim.frontsim import Layout, SoundBank, face_frames, person_frames, simulate_windows
 from edge.sim.scenario import Event, Scenario
@@ -110,8 +110,8 @@ def test_real_sounds_are_split_by_file_and_recut_labels() -> None:
 
 def test_a_tiny_front_model_trains_exports_and_loads(tmp_path: Path) -> None:
     pytest.importorskip("torch")
-    from edge.card import load_card
-    from edge.features import VideoSpec
+    from edge.runtime.card import load_card
+    from edge.features.frames import VideoSpec
     from edge.runtime.base import load_engine
     from edge.train.train import TrainSettings, train
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.card import ModelCard, save_card
+from edge.runtime.card import ModelCard, save_card
 
 
 def tiny_model(dir_: Path, card: ModelCard, name: str = "tiny") -> Path:

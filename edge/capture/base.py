@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.buffers import FrameRing, SampleRing
-from edge.clock import NS_PER_S, Clock, ClockModel
+from edge.timebase.buffers import FrameRing, SampleRing
+from edge.timebase.clock import NS_PER_S, Clock, ClockModel
 from edge.errors import DeviceError
 
 log = logging.getLogger(__name__)

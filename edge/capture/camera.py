@@ -17,9 +17,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.buffers import FrameRing
+from edge.timebase.buffers import FrameRing
 from edge.capture.base import Backoff, CaptureSource, EndOfStream
-from edge.clock import NS_PER_S, Clock, ClockModel
+from edge.timebase.clock import NS_PER_S, Clock, ClockModel
 from edge.config import CameraSourceConfig
 from edge.errors import DeviceError, DeviceMissing
 

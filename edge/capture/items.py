@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.buffers import FrameRing, SampleRing
+from edge.timebase.buffers import FrameRing, SampleRing
 from edge.capture.base import Backoff, CaptureSource
-from edge.clock import NS_PER_S, Clock, ClockModel
+from edge.timebase.clock import NS_PER_S, Clock, ClockModel
 from edge.config import AVSourceConfig
 
 

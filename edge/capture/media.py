@@ -18,7 +18,7 @@ import numpy as np
 from edge.capture.base import EndOfStream
 from edge.capture.camera import classify, redact
 from edge.capture.items import AudioItem, Item, ItemSource, VideoItem
-from edge.clock import NS_PER_S, Clock
+from edge.timebase.clock import NS_PER_S, Clock
 from edge.config import MediaSourceConfig
 from edge.errors import DeviceError, DeviceMissing
 

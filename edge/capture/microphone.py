@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.buffers import SampleRing
+from edge.timebase.buffers import SampleRing
 from edge.capture.base import Backoff, CaptureSource
-from edge.clock import NS_PER_S, Clock, ClockModel
+from edge.timebase.clock import NS_PER_S, Clock, ClockModel
 from edge.config import MicrophoneSourceConfig
 from edge.errors import DeviceError, DeviceMissing
 

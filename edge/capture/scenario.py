@@ -13,7 +13,7 @@ import numpy as np
 
 from edge.capture.base import EndOfStream
 from edge.capture.items import AudioItem, Item, ItemSource, VideoItem
-from edge.clock import NS_PER_S, Clock
+from edge.timebase.clock import NS_PER_S, Clock
 from edge.config import ScenarioSourceConfig
 from edge.errors import DeviceError
 from edge.sim.render import Simulator

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from edge.capture.items import AudioItem, Item, ItemSource, VideoItem
-from edge.clock import NS_PER_S, Clock
+from edge.timebase.clock import NS_PER_S, Clock
 from edge.config import SyntheticSourceConfig
 
 

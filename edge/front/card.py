@@ -1,7 +1,7 @@
 """The front-end card: ``engines/front/NAME.yaml`` beside ``NAME.onnx``.
 
 A front end is not a fusion model: it has no classes, no window and no log-mel spec, so it
-does not fit :class:`edge.card.ModelCard` (whose ``check_io`` ties the last output dimension
+does not fit :class:`edge.runtime.card.ModelCard` (whose ``check_io`` ties the last output dimension
 to the classes). Its card says where the file came from (package, wheel and file hashes,
 converter), under which licence, the tensor contract (names, shapes, dtypes, layout) and the
 pre-/post-processing the pipeline must apply around it.
@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.card import load_yaml_card
+from edge.runtime.card import load_yaml_card
 from edge.errors import EngineError
 
 

@@ -25,9 +25,9 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from edge.align import Window
-from edge.buffers import FrameRing, SampleRing
-from edge.clock import NS_PER_S
+from edge.join.align import Window
+from edge.timebase.buffers import FrameRing, SampleRing
+from edge.timebase.clock import NS_PER_S
 from edge.front.config import FrontEndsConfig
 
 

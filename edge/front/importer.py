@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from edge import __version__
-from edge.card import sha256_file
+from edge.runtime.card import sha256_file
 from edge.errors import ConfigError
 from edge.files import sync_dir
 from edge.front.card import FrontCard, FrontTensor, Licence, Provenance, card_text, check_onnx_io

@@ -1,7 +1,7 @@
 """INT8 front ends: QDQ builds calibrated on real footage, behind a per-model accuracy gate.
 
 ``edge front-ends build --int8`` quantizes the image front ends (``face_detector``,
-``face_landmarks``, ``person_detector``) with :mod:`edge.quant`'s recipe - ONNX Runtime
+``face_landmarks``, ``person_detector``) with :mod:`edge.export.quant`'s recipe - ONNX Runtime
 ``quantize_static`` in QDQ format, symmetric int8, per-channel weights, float biases, weights as
 float with a Q/DQ pair, the output layers in float - so the same ``NAME.int8.onnx`` runs on ONNX
 Runtime's CPU kernels and is what TensorRT builds an INT8 plan from. ``silero_vad`` stays FP32:
@@ -69,7 +69,7 @@ FLOAT_ONLY = {
 
 class Inputs:
     """Prepared inputs of a batch-1 model: a calibration data reader for ONNX Runtime and
-    :class:`edge.quant.Batches` for its sensitivity ranking."""
+    :class:`edge.export.quant.Batches` for its sensitivity ranking."""
 
     def __init__(self, name: str, xs: Sequence[np.ndarray]) -> None:
         self.name, self.xs, self.i = name, list(xs), 0
@@ -129,7 +129,7 @@ def mesh_crops(front_dir: Path, clips: Sequence[Clip]) -> list[tuple[Roi, np.nda
 def ms_per_inference(paths: dict[str, Path], feed: dict[str, np.ndarray], calls: int = 30,
                      rounds: int = 3) -> dict[str, float]:
     """Median ms per call of each model on one ORT intra-op thread, the models taking turns."""
-    from edge.quant import session
+    from edge.export.quant import session
 
     sess = {k: session(p, threads=1) for k, p in paths.items()}
     for s in sess.values():
@@ -328,8 +328,8 @@ def _build_one(
 ) -> ModelReport:
     import onnx
 
-    from edge.quant import WEIGHT_OPS, logits_layers, preprocess, quantize, sensitivity
-    from edge.trt import check_trt
+    from edge.export.quant import WEIGHT_OPS, logits_layers, preprocess, quantize, sensitivity
+    from edge.runtime.trt import check_trt
 
     src = front_model_path(d, name)
     if not src.is_file():
@@ -384,7 +384,7 @@ def _build_one(
             shutil.copyfile(qdq, dst)
         elif dst.is_file():
             dst.unlink()  # a stale build must not be loaded for a model now over budget
-    from edge.card import sha256_file
+    from edge.runtime.card import sha256_file
 
     checks = {fig: getattr(budget, key) for fig, _, key in CHECKS[name]}
     card.metrics["int8"] = {

@@ -1,13 +1,14 @@
 """The flight recorder's configuration and what a recording says about itself.
 
-:class:`RecorderConfig` is the ``recorder:`` section of a config; :func:`check_recorder` and
-:func:`check_ring_capacity` check it against a running spine (the rules it names, and whether
-the rings hold ``pre_roll`` plus one window). The manifest helpers describe a recording's
-inputs: :class:`ModelInfo` (the model and its card, with their hashes) and :func:`fit_of` (a clock
-model's fit now, as the manifest stores it).
+:class:`RecorderConfig` is the ``recorder:`` section of a config; :mod:`edge.recorder.checks`
+checks it against a running spine (the rules it names, and whether the rings hold ``pre_roll``
+plus one window). The manifest helpers describe a recording's inputs: :class:`ModelInfo` (the
+model and its card, with their hashes) and :func:`fit_of` (a clock model's fit now, as the
+manifest stores it).
 
-Nothing here imports :mod:`edge.config`, :mod:`edge.pipeline` or :mod:`edge.run` at run time, so
-``edge.config`` can import :class:`RecorderConfig` from this package.
+Nothing here imports the recorder's machinery, the spine or the model card at import time (the
+card is read when a :class:`ModelInfo` is made), so ``edge.config`` reads :class:`RecorderConfig`
+from here without loading them.
 """
 
 from __future__ import annotations
@@ -19,12 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge.card import sha256_file
-from edge.clock import ClockModel
-from edge.errors import ConfigError
-
 if TYPE_CHECKING:
-    from edge.pipeline import Spine
+    from edge.timebase.clock import ClockModel
 
 
 class RecorderConfig(BaseModel):
@@ -33,7 +30,7 @@ class RecorderConfig(BaseModel):
     The rings must still hold the oldest data a recording needs when it starts: ``pre_roll``
     plus one window (its audio span, the larger max wait and two hops) — see
     :func:`ring_seconds_needed`; the caller checks the sources' ``buffer_seconds`` /
-    ``audio_buffer_seconds`` with :func:`check_ring_capacity`.
+    ``audio_buffer_seconds`` with :func:`~edge.recorder.checks.check_ring_capacity`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -85,52 +82,6 @@ def ring_seconds_needed(
     return config.pre_roll + max(window_s, audio_s) + max_wait_s + 2 * hop_s
 
 
-def check_recorder(config: RecorderConfig, spine: Spine) -> None:
-    """Raise :class:`ConfigError` when the recorder cannot work as configured: a ring too short
-    for the pre-roll, or ``rules`` naming a rule that ``decisions:`` does not have."""
-    if not config.enabled:
-        return
-    problems = []
-    decisions = spine.config.decisions
-    known = [r.name for r in decisions.rules] if decisions is not None else []
-    if not known:
-        problems.append("recorder: nothing can trigger a recording (the config has no decisions rules)")
-    for rule in config.rules:
-        if known and rule not in known:
-            problems.append(f"recorder.rules: no rule named {rule!r} (decisions has {', '.join(known)})")
-    try:
-        check_ring_capacity(config, spine)
-    except ConfigError as exc:
-        problems.append(str(exc))
-    if problems:
-        raise ConfigError("\n".join(problems))
-
-
-def check_ring_capacity(config: RecorderConfig, spine: Spine) -> None:
-    """Raise :class:`ConfigError` naming each source whose ring is too short for the pre-roll."""
-    if not config.enabled:
-        return
-    w = spine.config.window
-    need = max(
-        ring_seconds_needed(config, a.spec.seconds, a.spec.audio_span_s, max(w.max_wait_video, w.max_wait_audio), w.hop)
-        for a in spine.aligners.values()
-    )
-    problems = []
-    for name, src in spine.sources.items():
-        for kind, held in (
-            ("video", src.video.capacity / src.nominal_fps if src.video is not None and src.nominal_fps > 0 else None),
-            ("audio", src.audio.capacity / src.sample_rate if src.audio is not None and src.sample_rate > 0 else None),
-        ):
-            if held is not None and held + 1e-9 < need:
-                problems.append(
-                    f"sources.{name}: the {kind} ring holds {held:g} s, the recorder's pre_roll of "
-                    f"{config.pre_roll:g} s needs {need:g} s (raise its buffer_seconds"
-                    f"{' or audio_buffer_seconds' if kind == 'audio' else ''})"
-                )
-    if problems:
-        raise ConfigError("\n".join(problems))
-
-
 @dataclass(frozen=True)
 class ModelInfo:
     """Which model made the recorded predictions: its card's name, the files and their hashes."""
@@ -144,7 +95,7 @@ class ModelInfo:
 
     @classmethod
     def of(cls, name: str, path: str | Path | None, engine: Mapping[str, Any] | None = None) -> ModelInfo:
-        from edge.card import card_path_for
+        from edge.runtime.card import card_path_for, sha256_file
 
         if path is None:
             return cls(name, None, None, engine=dict(engine or {}))

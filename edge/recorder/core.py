@@ -37,18 +37,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from edge.clock import NS_PER_S
+from edge.timebase.clock import NS_PER_S
 from edge.jsonout import dumps
 from edge.recorder.config import ModelInfo, RecorderConfig
 from edge.recorder.journal import TickJournal, _safe, _Tick
 from edge.recorder.store import FORMAT, RecordingStore, _Begin, _Chunk, _Finish, _Job, _writer_loop
 
 if TYPE_CHECKING:
-    from edge.align import Window
-    from edge.decide import Event
-    from edge.pipeline import Spine
-    from edge.run import Prediction, Runner
-    from edge.serve import Featurizer
+    from edge.join.align import Window
+    from edge.decisions.decide import Event
+    from edge.join.spine import Spine
+    from edge.service.run import Prediction, Runner
+    from edge.features.serve import Featurizer
 
 log = logging.getLogger("edge.recorder")  # the package's logger, as before the split
 
@@ -149,7 +149,7 @@ class FlightRecorder:
         config_text: str | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> FlightRecorder:
-        """A recorder over a :class:`~edge.run.Runner`'s spine, featurizers and engine."""
+        """A recorder over a :class:`~edge.service.run.Runner`'s spine, featurizers and engine."""
         engine = runner.engine
         info = dict(engine.describe())
         info["options"] = dict(getattr(engine, "options", {}) or {})

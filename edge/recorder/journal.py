@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge.buffers import FrameRing, SampleRing
-from edge.clock import NS_PER_S, ClockModel, FrozenClock
+from edge.timebase.buffers import FrameRing, SampleRing
+from edge.timebase.clock import NS_PER_S, ClockModel, FrozenClock
 from edge.recorder.config import fit_of
 
 if TYPE_CHECKING:
-    from edge.align import Window
-    from edge.decide import Event
-    from edge.pipeline import Spine
-    from edge.run import Prediction
-    from edge.serve import Featurizer
+    from edge.join.align import Window
+    from edge.decisions.decide import Event
+    from edge.join.spine import Spine
+    from edge.service.run import Prediction
+    from edge.features.serve import Featurizer
 
 
 def _safe(text: str) -> str:

@@ -5,10 +5,8 @@ timestamps behind the file's (``timestamps.npz``) and a contact sheet to label b
 Modules: :mod:`~edge.recording.core` (rings onto one file timeline), :mod:`~edge.recording.writer`
 (the Matroska file), :mod:`~edge.recording.folder` (the folder and its other files),
 :mod:`~edge.recording.sheet` (the contact sheet), :mod:`~edge.recording.keys`
-(label keys while recording), :mod:`~edge.recording.session` (the shell: sources, loop, signals).
+(label keys while recording), :mod:`~edge.recording.session` (the shell: sources, loop, signals)
+and :mod:`~edge.recording.label` (``edge label``: a recording's labelled spans, edited afterwards).
+
+The package itself imports nothing; import each name from its module.
 """
-
-from edge.recording.folder import RecordResult, format_result
-from edge.recording.session import RecordSettings, record
-
-__all__ = ["RecordResult", "RecordSettings", "format_result", "record"]

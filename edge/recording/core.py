@@ -5,7 +5,7 @@ capture callback); it takes the frames committed since the last call by sequence
 samples since the last call by absolute index, and hands them to a sink (the media writer).
 
 One timeline: a frame's file time is its device time mapped through its source's
-:class:`~edge.clock.ClockModel` onto pipeline time, minus the origin ``t0`` (the pipeline time of
+:class:`~edge.timebase.clock.ClockModel` onto pipeline time, minus the origin ``t0`` (the pipeline time of
 the first frame or sample written). Audio is a contiguous run of samples, so its file time is
 its sample count; to keep that count on pipeline time too, each block is compared with where the
 audio clock model puts its end, and a drift beyond ``tol_s`` is taken out by repeating or
@@ -26,8 +26,8 @@ from typing import Protocol
 
 import numpy as np
 
-from edge.buffers import FrameRing, SampleRing
-from edge.clock import NS_PER_S, ClockModel
+from edge.timebase.buffers import FrameRing, SampleRing
+from edge.timebase.clock import NS_PER_S, ClockModel
 
 GAP_INVALID = 0  # the ring had no valid samples there: silence written
 GAP_RESYNC = 1  # the audio clock jumped ahead: silence written to catch up

@@ -14,7 +14,7 @@ import sys
 from types import TracebackType
 from typing import Any, TextIO
 
-from edge.label import add_span
+from edge.recording.label import add_span
 from edge.recording.sheet import mmss
 from edge.sim.scenario import CLASSES, EXCLUSIVE
 

@@ -26,7 +26,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 from edge.capture.base import CaptureSource
-from edge.clock import NS_PER_S, Clock, MonotonicClock
+from edge.timebase.clock import NS_PER_S, Clock, MonotonicClock
 from edge.config import Config, StreamConfig
 from edge.errors import ConfigError, DeviceError, EdgeError
 from edge.recording.core import RecordingCore
@@ -43,7 +43,7 @@ from edge.recording.sheet import ContactSheet, mmss, open_speech_activity
 from edge.recording.writer import AudioTrack, MediaWriter, VideoTrack, check_tracks
 
 if TYPE_CHECKING:
-    from edge.pipeline import Spine
+    from edge.join.spine import Spine
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def resolve_task(config: Config, task: str | None) -> str:
     from edge.sim.scenario import CLASSES
 
     if task is None and config.model is not None:
-        from edge.card import card_path_for, load_card
+        from edge.runtime.card import card_path_for, load_card
 
         task = load_card(card_path_for(config.model.path)).task
     if task is None:
@@ -104,7 +104,7 @@ class _Plan:
 
 
 def _plan(config: Config, settings: RecordSettings, clock: Clock) -> _Plan:
-    from edge.pipeline import Spine
+    from edge.join.spine import Spine
 
     if not config.streams:
         raise ConfigError("the config has no streams")

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from edge.card import CardLike
+from edge.runtime.card import CardLike
 from edge.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ C = TypeVar("C", bound=CardLike)
 class Engine(ABC, Generic[C]):
     """Runs one model: ``infer(batch)`` maps input arrays by name to output arrays by name.
 
-    The card is the fusion model's :class:`~edge.card.ModelCard`, or a front end's
+    The card is the fusion model's :class:`~edge.runtime.card.ModelCard`, or a front end's
     :class:`~edge.front.card.FrontCard`: both run through the same backends.
     """
 
@@ -87,7 +87,7 @@ def open_engine(
     """:func:`load_engine`, except that a TensorRT plan built for another GPU, another TensorRT
     or an older ONNX file is not deserialized: the reason and the rebuild command are logged and
     its ONNX file is served through ONNX Runtime (CPU) instead."""
-    from edge.trt import PlanMismatch
+    from edge.runtime.trt import PlanMismatch
 
     try:
         return load_engine(type_key, model_path, card, options)

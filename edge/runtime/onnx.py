@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.card import check_io
+from edge.runtime.card import check_io
 from edge.errors import EngineError
 from edge.runtime.base import C, Engine
 

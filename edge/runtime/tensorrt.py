@@ -1,6 +1,6 @@
 """TensorRT backend: a serialized plan, tensor-name I/O, ``execute_async_v3`` on one stream.
 
-The plan's manifest is checked before the plan is deserialized (:func:`edge.trt.manifest_problems`);
+The plan's manifest is checked before the plan is deserialized (:func:`edge.runtime.trt.manifest_problems`);
 a mismatch raises :class:`PlanMismatch` carrying the ONNX file to serve instead and the command
 that rebuilds the plan. Buffers: page-locked host memory and device memory sized for the
 profile's largest batch, allocated once; one CUDA stream; a pycuda context of our own, pushed
@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from edge.card import check_io
+from edge.runtime.card import check_io
 from edge.errors import EngineError
 from edge.runtime.base import C, Engine
-from edge.trt import (
+from edge.runtime.trt import (
     PlanMismatch,
     gpu_identity,
     import_cuda,

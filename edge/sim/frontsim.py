@@ -506,10 +506,10 @@ def simulate_windows(sc: Scenario, spec: FrontSpec, mel: object, layout: Layout,
                      bank: SoundBank, vad: object) -> FrontWindows:
     """The windows of ``sc`` ending every ``layout.hop_s`` from ``layout.seconds`` on.
 
-    ``mel`` is the card's :class:`edge.features.LogMelSpec`; ``vad`` a
+    ``mel`` is the card's :class:`edge.features.logmel.LogMelSpec`; ``vad`` a
     :class:`edge.front.vad.StreamingVad` (reset here). Deterministic in the scenario's seed.
     """
-    from edge.features import LogMelSpec, log_mel
+    from edge.features.logmel import LogMelSpec, log_mel
     from edge.sim.scenario import label_fraction
 
     assert isinstance(mel, LogMelSpec)

@@ -113,7 +113,7 @@ class Simulator:
         """A window of ``frames`` frames and ``seconds`` of audio ending at ``t_end_s``.
 
         Frame targets are ``t_end - seconds + k * seconds / frames`` for ``k = 1..frames`` and
-        the audio covers ``[t_end - seconds, t_end)``, as :class:`edge.align.WindowSpec` does.
+        the audio covers ``[t_end - seconds, t_end)``, as :class:`edge.join.align.WindowSpec` does.
         """
         t0 = t_end_s - seconds
         if t0 < 0 or frames < 1:

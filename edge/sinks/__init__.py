@@ -14,42 +14,16 @@ Wiring::
 Sink modules (and their dependencies, such as paho-mqtt) are imported only when a config
 uses them.
 
-The package re-exports its public names, so ``from edge.sinks import X`` is the way in:
-
-* :mod:`edge.sinks.records`: the record types and :func:`encode_record`;
+* :mod:`edge.sinks.records`: the record types and :func:`~edge.sinks.records.encode_record`;
 * :mod:`edge.sinks.config`: the config models of every sink type;
-* :mod:`edge.sinks.sink`: the :class:`Sink` interface, the exceptions of ``send`` and the
-  registry (:func:`build_sink`);
-* :mod:`edge.sinks.record_queue`: :class:`RecordQueue` and its :class:`DropPolicy`;
-* :mod:`edge.sinks.worker`: :class:`SinkWorker`, the thread that feeds one sink;
-* :mod:`edge.sinks.sinkset`: :class:`SinkSet`, the workers of a ``sinks:`` mapping.
+* :mod:`edge.sinks.sink`: the :class:`~edge.sinks.sink.Sink` interface, the exceptions of
+  ``send`` and the registry (:func:`~edge.sinks.sink.build_sink`);
+* :mod:`edge.sinks.record_queue`: :class:`~edge.sinks.record_queue.RecordQueue` and its
+  :class:`~edge.sinks.record_queue.DropPolicy`;
+* :mod:`edge.sinks.worker`: :class:`~edge.sinks.worker.SinkWorker`, the thread that feeds one sink;
+* :mod:`edge.sinks.sinkset`: :class:`~edge.sinks.sinkset.SinkSet`, the workers of a ``sinks:``
+  mapping.
+
+The package itself imports nothing: ``edge.config`` reads ``SinkConfig`` from
+:mod:`edge.sinks.config`, and that must not load the workers. Import each name from its module.
 """
-
-from edge.sinks.config import (
-    JsonlSinkConfig,
-    MqttSinkConfig,
-    MqttTlsConfig,
-    SinkConfig,
-    WebhookSinkConfig,
-)
-from edge.sinks.record_queue import DropPolicy, RecordQueue
-from edge.sinks.sink import RecordDropped, RecordRejected, Sink, SinkUnavailable, build_sink
-from edge.sinks.sinkset import SinkSet
-from edge.sinks.worker import SinkWorker
-
-__all__ = [
-    "DropPolicy",
-    "JsonlSinkConfig",
-    "MqttSinkConfig",
-    "MqttTlsConfig",
-    "RecordDropped",
-    "RecordQueue",
-    "RecordRejected",
-    "Sink",
-    "SinkConfig",
-    "SinkSet",
-    "SinkUnavailable",
-    "SinkWorker",
-    "WebhookSinkConfig",
-    "build_sink",
-]

@@ -1,8 +1,8 @@
 """Training and calibration windows from simulated scenarios, cut by the serving code.
 
-Each scenario is replayed through a :class:`~edge.pipeline.Spine` on a :class:`FakeClock`
+Each scenario is replayed through a :class:`~edge.join.spine.Spine` on a :class:`FakeClock`
 (as fast as the simulator renders) and every window goes through the same
-:class:`~edge.serve.Featurizer` that serving uses. A window's label is the fraction of the last
+:class:`~edge.features.serve.Featurizer` that serving uses. A window's label is the fraction of the last
 hop that each class covers, thresholded at one half: the model answers "what is happening now".
 """
 
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge.align import Window
+from edge.join.align import Window
 from edge.capture.items import ItemSource
 from edge.capture.scenario import ScenarioSource
-from edge.card import ModelCard
-from edge.clock import NS_PER_S, FakeClock
+from edge.runtime.card import ModelCard
+from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import (
     Config,
     MediaSourceConfig,
@@ -30,8 +30,8 @@ from edge.config import (
     read_text,
 )
 from edge.errors import ConfigError
-from edge.pipeline import Spine, replay
-from edge.serve import Featurizer
+from edge.join.spine import Spine, replay
+from edge.features.serve import Featurizer
 from edge.sim.scenario import Event, Scenario, label_fraction
 
 if TYPE_CHECKING:
@@ -251,7 +251,7 @@ def front_scenario_windows(
 ) -> WindowSet:
     """Windows of one scenario simulated at feature level (:mod:`edge.sim.frontsim`): what the
     front ends and the log-mel would give serving for the model of ``card``."""
-    from edge.features import LogMelSpec
+    from edge.features.logmel import LogMelSpec
     from edge.front.features import FrontSpec
     from edge.sim.frontsim import Layout, simulate_windows
 

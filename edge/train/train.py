@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from edge.card import ClassInfo, ModelCard, TensorInfo, save_card
-from edge.features import LogMelSpec, VideoSpec
-from edge.metrics import prf
+from edge.runtime.card import ClassInfo, ModelCard, TensorInfo, save_card
+from edge.features.frames import VideoSpec
+from edge.features.logmel import LogMelSpec
+from edge.evaluate.metrics import prf
 from edge.sim.scenario import CLASSES, random_scenario
 from edge.train.data import WindowSet, scenario_windows
 

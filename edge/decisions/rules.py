@@ -1,0 +1,210 @@
+"""The ``decisions:`` section of a config: how class probabilities become states, and the rules
+over those states (durations, any-of, cumulative on-time, alarm cadence). Validated like the
+rest of the config (unknown keys are errors, every field described); :mod:`edge.decisions.decide` runs
+them. ``DRIVER_RULES`` and ``HOME_RULES`` are the rule sets the shipped configs use.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClassDecision(_Model):
+    """How one class's probability becomes an on/off state."""
+
+    tau: float = Field(0.25, ge=0, le=60, description="Smoothing time constant (s); 0: none.")
+    on_threshold: float | None = Field(
+        None, gt=0, le=1, description="Smoothed probability that turns the class on; default: "
+        "the model card's threshold."
+    )
+    off_threshold: float | None = Field(
+        None, ge=0, lt=1,
+        description="Smoothed probability that turns it off; default: on_threshold - 0.1.",
+    )
+    min_on: float = Field(0.0, ge=0, le=60, description="Seconds on before an onset is committed.")
+    min_off: float = Field(0.0, ge=0, le=60, description="Seconds off before an end is committed.")
+
+    @model_validator(mode="after")
+    def _off_below_on(self) -> "ClassDecision":
+        on, off = self.on_threshold, self.off_threshold
+        if on is not None and off is not None and off >= on:
+            raise ValueError(f"off_threshold ({off:g}) must be below on_threshold ({on:g})")
+        return self
+
+
+class DurationCondition(_Model):
+    """A class's committed episode measured against time bounds."""
+
+    class_: str = Field(alias="class", description="Class whose committed state is measured.")
+    at_least: float = Field(
+        0.0, ge=0, description="Holds once an episode has lasted this long (s)."
+    )
+    less_than: float | None = Field(
+        None, gt=0, description="If set: fires when an episode ENDS having lasted less than this "
+        "(and at least at_least), e.g. a microsleep."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "DurationCondition":
+        if self.less_than is not None and self.less_than <= self.at_least:
+            raise ValueError("less_than must be greater than at_least")
+        return self
+
+
+class CumulativeCondition(_Model):
+    """On-time of a class summed over a sliding window (glances adding up)."""
+
+    class_: str = Field(alias="class", description="Class whose committed on-time is summed.")
+    total_at_least: float = Field(gt=0, description="Summed on-time (s) that makes the rule hold.")
+    within: float = Field(gt=0, description="Length of the sliding window (s).")
+    reset_after: float | None = Field(
+        None, gt=0, description="The sum restarts after the class has been off this long (s)."
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> "CumulativeCondition":
+        if self.total_at_least > self.within:
+            raise ValueError("total_at_least cannot exceed within")
+        return self
+
+
+class CadenceCondition(_Model):
+    """A beep rhythm on the beeps of a beep signal passed to :meth:`Decider.update`.
+
+    The rhythm is matched on beep onsets (:mod:`edge.decisions.cadence`): each ``[on_s, off_s]`` step
+    asks for the next beep to start ``on_s + off_s`` later. The beep rhythm is the evidence; the
+    class names the event and gives its peak, and with ``gate`` must be on as well — a class
+    alone never fires the rule.
+    """
+
+    class_: str = Field(
+        alias="class", description="Class the rhythm confirms (its peak, modality)."
+    )
+    signal: str | list[str] | None = Field(
+        None,
+        description="Beep signal(s) to match, each on its own (e.g. one per tone band); default: "
+        "the class name.",
+    )
+    pattern: list[tuple[float, float]] = Field(
+        min_length=1, description="One cycle as nominal [on_s, off_s] pairs (the standard's)."
+    )
+    tolerance: float = Field(
+        0.05, ge=0, le=5,
+        description="Allowed error (s) of each onset-to-onset interval (on_s + off_s of a "
+        "step), on top of rel_tolerance: where a room lets an onset be found.",
+    )
+    rel_tolerance: float = Field(
+        0.1, ge=0, le=1,
+        description="Allowed error as a fraction of each onset-to-onset interval: the "
+        "device's spread (ISO 8201: 10 %).",
+    )
+    smear: float = Field(
+        0.4, ge=0, le=5,
+        description="How much longer than its on_s (s) a beep may be heard (a room's reverb "
+        "prolongs it); a longer tone is no beep. A beep must also last on_s / 2.",
+    )
+    cycles: int = Field(2, ge=1, le=10, description="Cycles in a row that confirm the pattern.")
+    gate: bool = Field(
+        False,
+        description="Also require the class to be on (its committed state); the beep rhythm "
+        "is required either way.",
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> "CadenceCondition":
+        if any(a <= 0 or b <= 0 for a, b in self.pattern):
+            raise ValueError("pattern lengths must be > 0")
+        return self
+
+
+class RuleConfig(_Model):
+    """A named rule; exactly one of duration, any_of, cumulative, cadence."""
+
+    name: str = Field(min_length=1, description="Rule name, carried by its events.")
+    duration: DurationCondition | None = Field(None, description="One class's episode length.")
+    any_of: list[DurationCondition] | None = Field(
+        None, min_length=1, description="Holds while any of these at_least conditions holds."
+    )
+    cumulative: CumulativeCondition | None = Field(None, description="Summed on-time.")
+    cadence: CadenceCondition | None = Field(None, description="Alarm beep rhythm.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "RuleConfig":
+        kinds = [k for k in ("duration", "any_of", "cumulative", "cadence") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("a rule needs exactly one of duration, any_of, cumulative, cadence")
+        if self.any_of and any(c.less_than is not None for c in self.any_of):
+            raise ValueError("any_of takes at_least conditions only")
+        return self
+
+
+class DecisionsConfig(_Model):
+    """The ``decisions:`` section: class smoothing and the rules."""
+
+    defaults: ClassDecision = Field(default_factory=ClassDecision, description="For every class.")
+    classes: dict[str, ClassDecision] = Field(
+        default_factory=dict, description="Per class: fields that override the defaults."
+    )
+    update_every: float | None = Field(
+        1.0, ge=0,
+        description="While a rule is active, an 'update' event is sent when its peak has risen, "
+        "at most once per this many seconds; null: start and end events only.",
+    )
+    heartbeat: bool = Field(
+        False, description="Send updates every update_every even if the peak has not risen."
+    )
+    rules: list[RuleConfig] = Field(default_factory=list, description="Rules, in output order.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> "DecisionsConfig":
+        names = [r.name for r in self.rules]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"rule names must be unique: {', '.join(dup)}")
+        return self
+
+
+DRIVER_RULES = """\
+decisions:
+  defaults: {tau: 0.25, min_off: 0.5}
+  update_every: 1.0
+  rules:
+    - name: sleep
+      duration: {class: eyes_closed, at_least: 3.0}
+    - name: microsleep            # blinks (< 0.5 s) excluded, as the model card asks
+      duration: {class: eyes_closed, at_least: 0.5, less_than: 3.0}
+    - name: long_distraction
+      duration: {class: distracted, at_least: 3.0}
+    - name: unresponsive
+      any_of:
+        - {class: eyes_closed, at_least: 6.0}
+        - {class: distracted, at_least: 6.0}
+    - name: visual_attention_time_sharing   # Euro NCAP driver monitoring
+      cumulative: {class: distracted, total_at_least: 10.0, within: 30.0, reset_after: 2.0}
+"""
+
+HOME_RULES = """\
+decisions:
+  defaults: {tau: 0.25, min_off: 0.5}
+  classes:
+    glass_break: {tau: 0.0, min_off: 0.0}
+    person: {tau: 0.5, min_off: 2.0}
+  update_every: 1.0
+  rules:
+    - name: smoke_alarm           # T3 (ISO 8201) on beep onsets, 520 Hz or 2-3.6 kHz tone
+      cadence: {class: smoke_alarm, signal: [beeps_520, beeps_3k],
+                pattern: [[0.5, 0.5], [0.5, 0.5], [0.5, 1.5]],
+                tolerance: 0.05, rel_tolerance: 0.1, smear: 0.4, cycles: 2}
+    - name: co_alarm              # T4 (NFPA 720) on beep onsets, 520 Hz or 2-3.6 kHz tone
+      cadence: {class: co_alarm, signal: [beeps_520, beeps_3k],
+                pattern: [[0.1, 0.1], [0.1, 0.1], [0.1, 0.1], [0.1, 5.0]],
+                tolerance: 0.05, rel_tolerance: 0.1, smear: 0.3, cycles: 2}
+    - name: glass_break
+      duration: {class: glass_break, at_least: 0.0}
+    - name: person_present
+      duration: {class: person, at_least: 1.0}
+"""

@@ -1,0 +1,348 @@
+"""Calibration sets: real windows, cut by the serving code, stored as hashed shards.
+
+``edge calibrate`` cuts windows with the same :class:`~edge.join.spine.Spine` join and
+:class:`~edge.features.serve.Featurizer` that serving uses, from simulator runs of the model's task,
+from recorded files (folders of a media file and ``labels.json``) or from the config's live
+sources. Windows are chosen stratified over conditions and classes (round robin over the
+strata, so a rare class or a dark scene is not drowned by the common case), then split by
+scenario into ``calib`` (what INT8 ranges are fitted on) and ``check`` (held out: what the
+accuracy gate of ``edge build`` scores). A set is a folder::
+
+    calibration/NAME/
+        manifest.json      source, counts, class positives, per-shard sha256, set hash
+        shard-000.npz ...  video, video_mask, audio, audio_mask, labels, scenario, split
+
+Shards are regenerated bit for bit by the command in the manifest; the set hash names exactly
+which windows an INT8 model was calibrated on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+import numpy as np
+
+from edge.runtime.card import ModelCard, sha256_file
+from edge.errors import ConfigError
+from edge.train.data import WindowSet
+
+SHARD_WINDOWS = 256
+FORMAT = 1
+# Conditions cycled over simulated calibration scenarios: (lighting, ir).
+_CONDITIONS = (("normal", False), ("glare", False), ("dark", True), ("dark", False), ("normal", True))
+
+
+@dataclass
+class CalibrationSet:
+    """A loaded calibration set; ``check`` marks the held-out windows."""
+
+    root: Path
+    manifest: dict[str, Any]
+    windows: WindowSet
+    check: np.ndarray  # [n] bool
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.manifest.get("labelled", True))
+
+    def part(self, which: str) -> WindowSet:
+        """The ``calib`` or ``check`` windows (``all`` for both)."""
+        if which == "all":
+            return self.windows
+        return self.windows.take(np.flatnonzero(self.check if which == "check" else ~self.check))
+
+
+def _progress(log: TextIO | None, text: str) -> None:
+    if log is not None:
+        print(f"\r  {text}", end="", file=log, flush=True)
+
+
+def sim_windows(
+    card: ModelCard, scenarios: int, seconds: float, seed: int, log: TextIO | None,
+    front_dir: str | Path | None = None,
+) -> WindowSet:
+    """Windows of ``scenarios`` random scenarios of the card's task, conditions cycled; for a
+    model over front-end features, simulated at feature level (edge.sim.frontsim) with the real
+    VAD from ``front_dir``."""
+    from edge.sim.scenario import random_scenario
+    from edge.train.data import front_scenario_windows, scenario_windows
+
+    bank = vad = None
+    if card.front:
+        from edge.front.engines import FRONT_DIR
+        from edge.front.vad import StreamingVad
+        from edge.sim.frontsim import SoundBank
+
+        bank, vad = SoundBank.load(None, "train"), StreamingVad(front_dir or FRONT_DIR)
+
+    # Seeds from 3000: training draws from 1000/2000, the held-out scenario files are fixed.
+    rng = np.random.default_rng(3000 + seed)
+    parts = []
+    t0 = time.monotonic()
+    for i in range(scenarios):
+        sc = random_scenario(card.task, seconds, rng)  # type: ignore[arg-type]
+        lighting, ir = _CONDITIONS[i % len(_CONDITIONS)]
+        cond = sc.conditions.model_copy(update={"lighting": lighting, "ir": ir})
+        sc = sc.model_copy(update={"conditions": cond})
+        if bank is not None:
+            parts.append(front_scenario_windows(sc, card, bank, vad, index=i, hop_s=0.25))
+        else:
+            parts.append(scenario_windows(sc, card, index=i, hop_s=0.25))
+        eta = (time.monotonic() - t0) / (i + 1) * (scenarios - i - 1)
+        _progress(log, f"scenarios {i + 1}/{scenarios}  eta {eta:4.0f} s")
+    if log is not None:
+        print(file=log)
+    return WindowSet.concat(parts)
+
+
+def recorded_windows(card: ModelCard, root: Path, log: TextIO | None) -> WindowSet:
+    """Windows of every recording folder under ``root`` (a media file + ``labels.json``)."""
+    from edge.train.data import recording_windows
+
+    if card.front:
+        raise ConfigError(f"calibration windows from recordings for {card.name!r} (a model over "
+                          "front-end features) are not built yet: use --from sim")
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not folders:
+        raise ConfigError(f"{root}: no recording folders (each a media file + labels.json)")
+    parts = []
+    for i, folder in enumerate(folders):
+        parts.append(recording_windows(folder, card, index=i, hop_s=0.25))
+        _progress(log, f"recordings {i + 1}/{len(folders)}")
+    if log is not None:
+        print(file=log)
+    return WindowSet.concat(parts)
+
+
+def live_windows(config: Any, seconds: float, log: TextIO | None) -> WindowSet:
+    """Windows of the config's live sources for ``seconds`` (unlabelled: labels are -1)."""
+    from edge.timebase.clock import MonotonicClock
+    from edge.service.run import Runner
+
+    clock = MonotonicClock()
+    runner = Runner(config, clock)
+    rows: list[tuple[Any, ...]] = []
+    streams = sorted(runner.featurizers)
+    t0 = time.monotonic()
+
+    if runner.card.front:
+        raise ConfigError(f"live calibration windows for {runner.card.name!r} (a model over "
+                          "front-end features) are not built yet: use --from sim")
+
+    def collect(windows: list[Any]) -> None:
+        for w in windows:
+            f = runner.featurizers[w.stream](w)
+            rows.append((f.video, f.video_mask, f.audio, f.audio_mask, streams.index(w.stream)))
+        _progress(log, f"live: {len(rows)} windows  {time.monotonic() - t0:4.0f}/{seconds:g} s")
+
+    runner.spine.start(require_open_s=None)
+    try:
+        runner.spine.run(seconds, collect)
+    finally:
+        runner.spine.stop()
+    if log is not None:
+        print(file=log)
+    if not rows:
+        raise ConfigError("the live sources gave no windows")
+    cols = list(zip(*rows))
+    n = len(rows)
+    return WindowSet(
+        video=np.stack(cols[0]).astype(np.float16),
+        video_mask=np.stack(cols[1]).astype(np.float32),
+        audio=np.stack(cols[2]).astype(np.float16),
+        audio_mask=np.stack(cols[3]).astype(np.float32),
+        labels=np.full((n, len(runner.classes)), -1.0, np.float32),
+        scenario=np.asarray(cols[4], np.int32),
+        t_s=np.arange(n, dtype=np.float64),
+    )
+
+
+def stratified(
+    windows: WindowSet, count: int, strata_of: Callable[[int], Any], seed: int
+) -> np.ndarray:
+    """Indices of ``count`` windows taken round robin over strata (random within each)."""
+    rng = np.random.default_rng(seed)
+    groups: dict[Any, list[int]] = {}
+    for i in range(len(windows)):
+        groups.setdefault(strata_of(i), []).append(i)
+    queues = [list(rng.permutation(g)) for _, g in sorted(groups.items(), key=lambda kv: str(kv[0]))]
+    picked: list[int] = []
+    while len(picked) < min(count, len(windows)):
+        for q in queues:
+            if q and len(picked) < count:
+                picked.append(int(q.pop()))
+    return np.sort(np.asarray(picked, np.int64))
+
+
+def write_set(
+    out: Path,
+    windows: WindowSet,
+    check: np.ndarray,
+    card: ModelCard,
+    info: dict[str, Any],
+    log: TextIO | None = None,
+) -> dict[str, Any]:
+    """Write shards and the manifest into ``out`` (replaced as a whole, never half-written)."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    shards: list[dict[str, Any]] = []
+    for k, i in enumerate(range(0, len(windows), SHARD_WINDOWS)):
+        sl = slice(i, i + SHARD_WINDOWS)
+        path = tmp / f"shard-{k:03d}.npz"
+        arrays: dict[str, Any] = {
+            "video": windows.video[sl], "video_mask": windows.video_mask[sl],
+            "audio": windows.audio[sl], "audio_mask": windows.audio_mask[sl],
+            "labels": windows.labels[sl], "scenario": windows.scenario[sl],
+            "t_s": windows.t_s[sl], "check": check[sl],
+        }
+        if windows.front is not None and windows.front_mask is not None:
+            arrays |= {"front": windows.front[sl], "front_mask": windows.front_mask[sl]}
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+        shards.append({"file": path.name, "count": len(windows.labels[sl]), "sha256": sha256_file(path)})
+        _progress(log, f"shards {k + 1}")
+    if log is not None:
+        print(file=log)
+    labelled = bool((windows.labels >= 0).all())
+    pos = (windows.labels >= 0.5).sum(0) if labelled else np.zeros(len(card.classes), int)
+    manifest = {
+        "format": FORMAT,
+        "model": card.name,
+        "task": card.task,
+        "classes": card.class_names,
+        "inputs": {k: v.shape for k, v in card.inputs.items()},
+        **info,
+        "count": len(windows),
+        "calib": int((~check).sum()),
+        "check": int(check.sum()),
+        "labelled": labelled,
+        "positives": {c: int(p) for c, p in zip(card.class_names, pos)},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "shards": shards,
+        "hash": hashlib.sha256("".join(str(s["sha256"]) for s in shards).encode()).hexdigest(),
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    if out.exists():
+        import shutil
+
+        old = out.with_name(f".{out.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(out)
+    return manifest
+
+
+def calibrate(
+    config: Any,
+    out: str | Path,
+    config_path: str | Path | None = None,
+    source: str = "sim",
+    scenarios: int = 40,
+    seconds: float = 24.0,
+    count: int = 1024,
+    holdout: float = 0.25,
+    seed: int = 0,
+    recordings: str | Path | None = None,
+    live_seconds: float = 60.0,
+    command: str = "",
+    log: TextIO | None | Literal["stderr"] = "stderr",
+) -> dict[str, Any]:
+    """Cut, choose and store a calibration set for the config's model; returns the manifest."""
+    log = sys.stderr if log == "stderr" else log  # looked up now: stderr may be swapped
+    from edge.runtime.card import card_path_for, load_card
+
+    if config.model is None:
+        raise ConfigError("the config has no `model:` section (whose inputs to calibrate)")
+    if not 0.0 <= holdout < 1.0:
+        raise ConfigError(f"--holdout must be in [0, 1), not {holdout:g}")
+    model_path = Path(config.model.path)  # resolved by load_config (edge.paths)
+    card = load_card(card_path_for(model_path))
+    if source == "sim":
+        if log is not None:
+            print(f"edge calibrate: {card.task}: {scenarios} simulated scenarios of {seconds:g} s",
+                  file=log)
+        front_dir = config.front_ends.dir if config.front_ends is not None else None
+        ws = sim_windows(card, scenarios, seconds, seed, log, front_dir)
+        info = {"source": f"edge.sim random {card.task} scenarios, seeds from {3000 + seed}, "
+                          f"conditions cycled", "scenarios": scenarios, "seconds": seconds}
+    elif source == "recordings":
+        if recordings is None:
+            raise ConfigError("--from recordings needs --recordings DIR")
+        ws = recorded_windows(card, Path(recordings), log)
+        info = {"source": f"recordings in {recordings}"}
+    elif source == "live":
+        ws = live_windows(config, live_seconds, log)
+        info = {"source": f"live sources of {config_path}", "seconds": live_seconds}
+    else:
+        raise ConfigError(f"unknown calibration source {source!r} (sim, recordings, live)")
+    n_groups = int(ws.scenario.max()) + 1
+    # Held out by scenario (recording, stream), so check windows never share a scene with calib.
+    check_groups = {g for g in range(n_groups) if holdout > 0 and (g + 1) % max(2, round(1 / holdout)) == 0}
+    labels = ws.labels
+
+    def strata(i: int) -> tuple[Any, ...]:
+        active = np.flatnonzero(labels[i] >= 0.5)
+        cls = int(active[0]) if len(active) else -1  # the first active class, or none
+        return (int(ws.scenario[i]) % len(_CONDITIONS), cls, int(ws.scenario[i]) in check_groups)
+
+    idx = stratified(ws, count, strata, seed)
+    chosen = ws.take(idx)
+    check = np.isin(chosen.scenario, sorted(check_groups))
+    info.update({"seed": seed, "holdout": holdout, "command": command, "model_path": str(model_path)})
+    manifest = write_set(Path(out), chosen, check, card, info, log)
+    if log is not None:
+        print(f"edge calibrate: wrote {out}: {manifest['calib']} calib + {manifest['check']} check "
+              f"windows, hash {manifest['hash'][:12]}", file=log)
+    return manifest
+
+
+def load_calibration(path: str | Path, card: ModelCard | None = None) -> CalibrationSet:
+    """Read a calibration set, verifying every shard's hash (and its inputs against ``card``)."""
+    root = Path(path)
+    mf = root / "manifest.json"
+    if not mf.is_file():
+        raise ConfigError(f"{root}: not a calibration set (no manifest.json; make one with "
+                          "edge calibrate)")
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+        shards = manifest["shards"]
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"{mf}: bad manifest: {exc}") from None
+    if card is not None:
+        want = {k: v.shape for k, v in card.inputs.items()}
+        if manifest.get("inputs") != want:
+            raise ConfigError(
+                f"{root}: windows shaped {manifest.get('inputs')}, model {card.name!r} takes {want}"
+            )
+    parts, checks = [], []
+    for s in shards:
+        p = root / s["file"]
+        if not p.is_file():
+            raise ConfigError(f"{p}: missing shard (regenerate: {manifest.get('command') or 'edge calibrate'})")
+        if sha256_file(p) != s["sha256"]:
+            raise ConfigError(f"{p}: hash differs from the manifest (changed or damaged)")
+        with np.load(p, allow_pickle=False) as z:
+            fr = (z["front"], z["front_mask"]) if "front" in z.files else (None, None)
+            parts.append(WindowSet(z["video"], z["video_mask"], z["audio"], z["audio_mask"],
+                                   z["labels"], z["scenario"], z["t_s"], *fr))
+            checks.append(z["check"])
+    if not parts:
+        raise ConfigError(f"{root}: the calibration set is empty")
+    return CalibrationSet(root, manifest, WindowSet.concat(parts), np.concatenate(checks).astype(bool))

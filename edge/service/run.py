@@ -1,0 +1,427 @@
+"""Windows to predictions: the model stage of the pipeline, for live runs, replays and eval.
+
+:class:`Runner` owns a :class:`~edge.join.spine.Spine`, one :class:`~edge.features.serve.Featurizer` per
+stream and the engine. :meth:`Runner.process` takes the windows of one tick, batches all streams
+into one engine call (per-stream calls for an engine with a fixed batch of 1) and returns one
+:class:`Prediction` per stream. The live loop, ``edge eval`` and tests all go through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from edge.join.align import Window
+from edge.timebase.buffers import FrameRing, SampleRing
+from edge.front.features import FrontSpec
+from edge.capture.base import CaptureSource
+from edge.runtime.card import ModelCard, card_path_for, load_card
+from edge.timebase.clock import NS_PER_S, Clock
+from edge.features.beeps import ALARM_SIGNALS, BeepDetector
+from edge.capture.base import SourceState
+from edge.config import Config
+from edge.decisions.rules import DecisionsConfig
+from edge.decisions.decide import Decider, Event, degraded_flags
+from edge.errors import ConfigError
+from edge.join.spine import Spine
+from edge.runtime.base import Engine, open_engine
+from edge.features.logmel import LogMelSpec
+from edge.status.health import HealthMonitor, TickStats, clipped_share, frame_stats
+from edge.features.serve import Features, Featurizer, batch, sigmoid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prediction:
+    """One stream's probabilities for one window."""
+
+    stream: str
+    t_end_ns: int
+    cut_ns: int
+    emitted_ns: int
+    probs: dict[str, float]
+    active: list[str]
+    video_valid: float
+    audio_valid: float
+    video_age_ns: int | None
+    audio_age_ns: int | None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "stream": self.stream,
+            "t_end_ns": self.t_end_ns,
+            "latency_ms": round((self.emitted_ns - self.t_end_ns) / 1e6, 2),
+            "probs": {k: round(v, 4) for k, v in self.probs.items()},
+            "active": self.active,
+            "video_valid": round(self.video_valid, 3),
+            "audio_valid": round(self.audio_valid, 3),
+            **self.extra,
+        }
+
+
+def fit_window(config: Config, card: ModelCard) -> Config:
+    """The config with ``window.audio_seconds`` taken from the card where it leaves it unset."""
+    if config.window.audio_seconds is not None or "audio_seconds" not in card.window:
+        return config
+    window = config.window.model_copy(
+        update={"audio_seconds": float(card.window["audio_seconds"])}
+    )
+    return config.model_copy(update={"window": window})
+
+
+@dataclass(frozen=True)
+class _Decisions:
+    deciders: dict[str, Decider]
+    beep_detectors: dict[str, dict[str, BeepDetector]]
+
+
+@dataclass(frozen=True)
+class RunnerReload:
+    """A reload prepared by :meth:`Runner.prepare_reload`; :meth:`Runner.apply_reload`
+    switches to it."""
+
+    config: Config
+    decisions: _Decisions
+    needs_restart: list[str]
+
+
+class Runner:
+    """Spine + features + engine of one config."""
+
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        engine: Engine | None = None,
+        card: ModelCard | None = None,
+        sources: dict[str, CaptureSource] | None = None,
+    ) -> None:
+        if config.model is None and engine is None:
+            raise ConfigError("the config has no `model:` section (which model to run)")
+        if engine is None:
+            assert config.model is not None
+            # load_config resolved it against the config's folder (edge.paths); a config
+            # built in code names it as it is meant.
+            model_path = Path(config.model.path)
+            card = load_card(card_path_for(model_path))
+            ec = config.model.engine
+            engine = open_engine(
+                ec.type, model_path, card, ec.model_dump()
+            )
+        self.engine = engine
+        self.card = card or engine.card
+        config = fit_window(config, self.card)
+        hop = int(self.card.audio.get("hop_length", 160))
+        self.spine = Spine(config, clock, sample_grid=hop, sources=sources)
+        self.clock = clock
+        self.featurizers = {
+            name: Featurizer(self.card, al) for name, al in self.spine.aligners.items()
+        }
+        self.cascade = self._build_cascade(config)
+        self.classes = self.card.class_names
+        self.thresholds = np.array([c.threshold for c in self.card.classes], np.float32)
+        self.infer_ns: list[int] = []
+        self.set_decisions(config.decisions)
+        self._last: dict[str, tuple[Window, Features]] = {}
+        self.health = HealthMonitor(config.health)
+        self.config = config
+        self._faults: dict[str, int] = {}
+        self._first_tick: dict[str, int] = {}
+        self._first_data: dict[str, int] = {}
+        self.health_records: list[dict[str, Any]] = []  # of the latest tick
+
+    def _build_cascade(self, config: Config) -> Any:
+        """The front ends ``front_ends:`` asks for, on the streams' rings (None: none)."""
+        fc = config.front_ends
+        need = set(FrontSpec.from_dict(self.card.front).stages) if self.card.front else set()
+        have = set() if fc is None else {k for k in ("face", "person", "vad") if getattr(fc, k)}
+        if need - have:
+            raise ConfigError(
+                f"model {self.card.name!r} reads front-end features of "
+                f"{', '.join(sorted(need))}; add front_ends: with {', '.join(sorted(need - have))}"
+            )
+        if fc is None:
+            return None
+        if self.card.front and fc.face is not None and fc.face.mask_absent:
+            # A model over front-end features reads face.present itself: nothing is masked.
+            fc = fc.model_copy(update={"face": fc.face.model_copy(update={"mask_absent": False})})
+        import time
+
+        from edge.front.cascade import build_cascade
+
+        video: dict[str, FrameRing] = {}
+        audio: dict[str, SampleRing] = {}
+        for sc in config.streams.values():
+            ring = self.spine.sources[sc.video].video if sc.video else None
+            if sc.video and ring is not None:
+                video[sc.video] = ring
+            src = self.spine.sources[sc.audio] if sc.audio else None
+            if sc.audio and src is not None and src.audio is not None and fc.vad is not None:
+                if src.sample_rate != 16000:
+                    raise ConfigError(f"front_ends.vad: source {sc.audio!r} gives "
+                                      f"{src.sample_rate} Hz audio; the VAD needs 16000 Hz")
+                audio[sc.audio] = src.audio
+        return build_cascade(fc, video, audio, self.spine.hop_ns, time.perf_counter_ns)
+
+    def process(self, windows: list[Window]) -> list[Prediction]:
+        """Model outputs for the windows of one tick (all streams in one batch)."""
+        fronts: dict[str, Any] = {}
+        if self.cascade is not None:  # before the features: it masks frames without a face
+            self.cascade.step()
+            for w in windows:
+                sc = self.spine.config.streams[w.stream]
+                rate = self.spine.sources[sc.audio].sample_rate if sc.audio else 16000
+                al = self.spine.aligners[w.stream]
+                fronts[w.stream] = self.cascade.window(
+                    w, sc.video, sc.audio, rate, al.sample_at if al.audio_clock is not None else None
+                )
+        feats = [self.featurizers[w.stream](w, fronts.get(w.stream)) for w in windows]
+        for w, f in zip(windows, feats):
+            self._last[w.stream] = (w, f)
+        self.health_records = self._judge_health(windows)
+        t0 = self.clock.now_ns()
+        limit = self.engine.max_batch
+        names = self.card.inputs
+        if limit is None or limit >= len(feats):
+            logits = next(iter(self.engine.infer(batch(feats, names)).values()))
+        else:
+            parts = [
+                next(iter(self.engine.infer(batch(feats[i : i + limit], names)).values()))
+                for i in range(0, len(feats), limit)
+            ]
+            logits = np.concatenate(parts)
+        now = self.clock.now_ns()
+        self.infer_ns.append(now - t0)
+        if len(self.infer_ns) > 4096:
+            del self.infer_ns[:2048]
+        probs = sigmoid(logits)
+        out = []
+        for w, p in zip(windows, probs):
+            sc = self.spine.config.streams[w.stream]
+            src = self.spine.sources[sc.video or sc.audio or ""]
+            truth = src.truth_at(w.t_end_ns)
+            out.append(
+                Prediction(
+                    stream=w.stream,
+                    t_end_ns=w.t_end_ns,
+                    cut_ns=w.cut_ns,
+                    emitted_ns=now,
+                    probs={c: float(x) for c, x in zip(self.classes, p)},
+                    active=[c for c, x, t in zip(self.classes, p, self.thresholds) if x >= t],
+                    video_valid=w.video_valid,
+                    audio_valid=w.audio_valid,
+                    video_age_ns=w.video_age_ns,
+                    audio_age_ns=w.audio_age_ns,
+                    extra={} if truth is None else {"truth": truth},
+                )
+            )
+            if w.stream in fronts:
+                out[-1].extra["front"] = fronts[w.stream].summary()
+            degraded = [k.split("_")[0] for k, v in self._flags(out[-1]).items() if v]
+            if degraded:  # a prediction resting on a sensor that is not ok says so
+                out[-1].extra["degraded"] = degraded
+        return out
+
+    def last_features(self, stream: str) -> Features:
+        """The model inputs of ``stream``'s latest window (training from recordings reads
+        them: cut by the serving code, front ends included)."""
+        return self._last[stream][1]
+
+    def set_decisions(self, dc: DecisionsConfig | None) -> None:
+        """(Re)build the deciders and beep detectors; a rule's running event starts afresh."""
+        self._use_decisions(self._build_decisions(dc))
+
+    def _build_decisions(self, dc: DecisionsConfig | None) -> _Decisions:
+        """The deciders and beep detectors of ``dc``, built without touching the running ones;
+        raises :class:`ConfigError` for rules the model cannot serve."""
+        deciders = (
+            {} if dc is None else {n: Decider.from_card(dc, self.card) for n in self.spine.aligners}
+        )
+        # Beep detectors for the signals that cadence rules name, per stream with audio.
+        signals: set[str] = set()
+        for rule in dc.rules if dc is not None else []:
+            if rule.cadence is not None:
+                sig = rule.cadence.signal or rule.cadence.class_
+                signals.update([sig] if isinstance(sig, str) else sig)
+        unknown = sorted(signals - set(ALARM_SIGNALS))
+        if unknown:
+            raise ConfigError(
+                f"decisions: unknown beep signal(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(ALARM_SIGNALS))})"
+            )
+        mspec = LogMelSpec.from_dict(self.card.audio)
+        beeps = {
+            n: {s: BeepDetector(mspec, ALARM_SIGNALS[s]) for s in sorted(signals)}
+            for n, al in self.spine.aligners.items() if al.samples is not None
+        }
+        return _Decisions(deciders, beeps)
+
+    def _use_decisions(self, d: _Decisions) -> None:
+        self.deciders = d.deciders
+        self.beep_detectors = d.beep_detectors
+
+    def prepare_reload(self, new: Config) -> RunnerReload:
+        """Everything :meth:`apply_reload` needs to switch to ``new``, built and checked
+        without changing what runs; raises :class:`ConfigError` for a config it cannot take."""
+        old = self.config
+        new = fit_window(new, self.card)
+        needs_restart = [
+            k for k in ("sources", "streams", "window", "model", "http", "recorder")
+            if getattr(new, k) != getattr(old, k)
+        ]
+        return RunnerReload(
+            config=new.model_copy(update={k: getattr(old, k) for k in needs_restart}),
+            decisions=self._build_decisions(new.decisions),
+            needs_restart=needs_restart,
+        )
+
+    def apply_reload(self, plan: RunnerReload) -> list[str]:
+        """Switch to a prepared reload (cannot fail); return the sections that differ but
+        need a restart (left as they are)."""
+        self._use_decisions(plan.decisions)
+        self.health.config = plan.config.health
+        self.config = plan.config
+        return list(plan.needs_restart)
+
+    def reload(self, new: Config) -> list[str]:
+        """Apply what can change while capture runs (decisions, health thresholds) from
+        ``new``; return the sections that differ but need a restart (left as they are).
+        A config it cannot take raises before anything changed."""
+        return self.apply_reload(self.prepare_reload(new))
+
+    def output_names(self) -> tuple[list[str], list[str], list[str]]:
+        """The streams, model classes and rules whose states the predictions carry (for
+        outputs that describe them up front: Home Assistant discovery)."""
+        dc = self.config.decisions
+        rules = [r.name for r in dc.rules] if dc is not None else []
+        return list(self.spine.config.streams), list(self.classes), rules
+
+    def decide(self, preds: list[Prediction]) -> list[tuple[str, Event]]:
+        """Feed each stream's decider (``decisions:``); the events of this tick, by stream.
+
+        Each prediction gains ``states`` (classes committed on) and ``rules`` (rules active).
+        """
+        out: list[tuple[str, Event]] = []
+        for p in preds:
+            d = self.deciders.get(p.stream)
+            if d is None:
+                continue
+            # judged once, in process(): the modalities resting on a sensor that is not ok
+            degraded = cast(list[str], p.extra.get("degraded", []))
+            flags = {f"{m}_degraded": m in degraded for m in ("video", "audio")}
+            events = d.update(p.t_end_ns, p.probs, flags, self._beeps(p.stream))
+            p.extra["states"] = [n for n, st in d.states().items() if st.on]
+            p.extra["rules"] = d.active()
+            out.extend((p.stream, e) for e in events)
+        return out
+
+    def _judge_health(self, windows: list[Window]) -> list[dict[str, Any]]:
+        """Health records of the sources whose state changed at this tick."""
+        out: list[dict[str, Any]] = []
+        for w in windows:
+            sc = self.spine.config.streams[w.stream]
+            for name in dict.fromkeys(n for n in (sc.video, sc.audio) if n):
+                src = self.spine.sources[name]
+                st = src.stats
+                if not self._settled(name, src.stats.last_data_ns, w):
+                    continue
+                faults = st.drops + st.gaps + st.overflows + (src.video.dropped if src.video else 0)
+                new = faults - self._faults.get(name, faults)
+                self._faults[name] = faults
+                gives_video, gives_audio = name == sc.video, name == sc.audio
+                mean, std = frame_stats(w) if gives_video else (None, None)
+                # IDLE: fed by a replay on a fake clock, never started as a thread
+                running = src.state in (SourceState.RUNNING, SourceState.IDLE)
+                tick = TickStats(
+                    t_ns=w.cut_ns,
+                    running=running,
+                    video_masked=1.0 - w.video_valid if gives_video else None,
+                    audio_masked=1.0 - w.audio_valid if gives_audio else None,
+                    video_age_ns=w.video_age_ns if gives_video else None,
+                    audio_age_ns=w.audio_age_ns if gives_audio else None,
+                    frame_mean=mean,
+                    frame_std=std,
+                    clipped=clipped_share(w) if gives_audio else None,
+                    faults=max(0, new),
+                    error=None if running else src.stats.last_error,
+                    notes=self._front_notes(name) if gives_video else (),
+                )
+                out.extend(self.health.update(name, tick))
+        return out
+
+    def _front_notes(self, source: str) -> tuple[str, ...]:
+        """Health notes of the front ends on a video source ('face absent 12.0 s')."""
+        fc = self.config.front_ends
+        if self.cascade is None or fc is None or fc.face is None:
+            return ()
+        absent = self.cascade.face_absent_s(source)
+        if absent is None or absent < fc.face.absent_degraded:
+            return ()
+        return (f"face absent {absent:.1f} s",)
+
+    def _settled(self, source: str, last_data_ns: int | None, w: Window) -> bool:
+        """Whether a source's windows can be judged: not while its first windows still reach
+        back before its first data (a start, not a fault) — unless no data comes for 5 s."""
+        first_tick = self._first_tick.setdefault(source, w.cut_ns)
+        if last_data_ns is None:
+            return w.cut_ns - first_tick >= 5 * NS_PER_S
+        first = self._first_data.setdefault(source, w.cut_ns)
+        span = max(w.t_end_ns - w.t_start_ns, self.spine.aligners[w.stream].spec.audio_span_ns)
+        return (w.cut_ns - first >= span + self.spine.hop_ns
+                or w.cut_ns - first_tick >= 5 * NS_PER_S + span)
+
+    def _flags(self, p: Prediction) -> dict[str, bool]:
+        """Which modality of a prediction rests on a sensor that is not ``ok`` (or is masked)."""
+        sc = self.spine.config.streams[p.stream]
+        flags = degraded_flags(p.video_valid, p.audio_valid)
+        if sc.video and self.health.state(sc.video) != "ok":
+            flags["video_degraded"] = True
+        if sc.audio and self.health.state(sc.audio) != "ok":
+            flags["audio_degraded"] = True
+        return flags
+
+    def _beeps(self, stream: str) -> dict[str, list[tuple[int, int, float]]]:
+        """Beeps that ended in the stream's newest window, per signal, in pipeline time, with
+        their tone's pitch (Hz)."""
+        dets = self.beep_detectors.get(stream)
+        last = self._last.get(stream)
+        if not dets or last is None:
+            return {}
+        w, f = last
+        if w.audio_n0 is None:
+            return {}
+        hop = int(self.card.audio.get("hop_length", 160))
+        al = self.spine.aligners[stream]
+        first = w.audio_n0 // hop
+        return {
+            s: [(al.time_of_sample(a * hop), al.time_of_sample(b * hop), hz)
+                for a, b, hz in det.push(first, f.audio[0], f.audio_mask > 0)]
+            for s, det in dets.items()
+        }
+
+    def run(
+        self,
+        seconds: float | None,
+        on_predictions: Callable[[list[Prediction]], None],
+        stop: threading.Event | None = None,
+    ) -> None:
+        """Live loop: tick every hop until ``seconds`` pass or ``stop`` is set."""
+        self.spine.run(
+            float("inf") if seconds is None else seconds,
+            on_windows=lambda ws: on_predictions(self.process(ws)),
+            stop=stop,
+        )
+
+    def engine_ms(self) -> dict[str, float] | None:
+        if not self.infer_ns:
+            return None
+        p50, p99 = np.percentile(np.asarray(self.infer_ns, np.float64), [50, 99]) / 1e6
+        return {"p50": round(float(p50), 2), "p99": round(float(p99), 2)}
