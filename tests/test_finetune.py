@@ -37,7 +37,7 @@ def record_room(root: Path) -> None:
 def test_fine_tuning_beats_the_starting_model_on_a_held_out_recording(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from edge.card import load_card
+    from edge.runtime.card import load_card
     from edge.cli import main
     from edge.train.train import TrainSettings, train
 
@@ -113,7 +113,7 @@ def test_fine_tuning_refuses_what_it_cannot_do(tmp_path: Path, capsys: pytest.Ca
     assert main(["train", "--init", "engines/home-av.onnx"]) == 2
     assert "--recordings" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="INT8"):
-        from edge.card import load_card
+        from edge.runtime.card import load_card
         from edge.train.finetune import model_from_onnx
 
         model_from_onnx(Path("engines/home-av.int8.onnx"), load_card("engines/home-av.yaml"))

@@ -2,7 +2,7 @@
 
 The starting model is rebuilt in PyTorch from its own ONNX file (:func:`model_from_onnx`; any
 FP32 model ``edge train`` exported, no checkpoint needed). The recordings are replayed through
-the serving code (:func:`edge.evalrec.run_recording`: media source, join, front ends, features),
+the serving code (:func:`edge.evaluate.evalrec.run_recording`: media source, join, front ends, features),
 so the windows are exactly what the model sees when it serves. Validation is split by recording:
 whole recordings are held out, never windows of a recording it trained on. Those recordings are
 scored before (the starting model) and after (the fine-tuned one) with the card's thresholds
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
-from edge.card import ModelCard, card_path_for, load_card, save_card, sha256_file
+from edge.runtime.card import ModelCard, card_path_for, load_card, save_card, sha256_file
 from edge.config import Config, ModelConfig
 from edge.errors import ConfigError
 from edge.train.data import WindowSet
@@ -33,7 +33,7 @@ from edge.train.data import WindowSet
 if TYPE_CHECKING:
     import torch
 
-    from edge.evalrec import RecordingRun
+    from edge.evaluate.evalrec import RecordingRun
 
 
 @dataclass(frozen=True)
@@ -196,9 +196,9 @@ def finetune(
     log = sys.stderr if log is None else log
     import torch
 
-    from edge.eval import load_model
-    from edge.evalrec import recording_folders, run_recording
-    from edge.metrics import score
+    from edge.evaluate.eval import load_model
+    from edge.evaluate.evalrec import recording_folders, run_recording
+    from edge.evaluate.metrics import score
     from edge.train.data import load_labels, recording_files
     from edge.train.train import export_onnx, fit
 
