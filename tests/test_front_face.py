@@ -207,7 +207,7 @@ def test_result_vector_is_in_feature_order_with_absence_as_zeros() -> None:
     assert v.dtype == np.float32 and v.shape == (len(FACE_FEATURES),)
     assert dict(zip(FACE_FEATURES, v.tolist())) == pytest.approx(
         {"present": 1, "face_size": 0.6, "eye_open_left": 0.3, "eye_open_right": 0.28, "mouth_open": 0.05,
-         "yaw": 10.0, "pitch": -5.0, "roll": 2.0})
+         "yaw": 10.0, "pitch": -5.0, "roll": 2.0, "cx": 0.3, "cy": 0.5})
     absent = FaceResult(False, "face too small", 0.9, (0.1, 0.1, 0.12, 0.13), False, face_size=0.03)
     assert not absent.vector().any() and math.isnan(absent.yaw)
 

@@ -138,7 +138,7 @@ class Featurizer:
                     f"({', '.join(sorted(self.front.stages))}): enable them under front_ends:"
                 )
             fr, fmask = compose(self.front, w.video_mask, front.face, front.person_t,
-                                front.speech_t)
+                                front.speech_t, front.hand_t)
         if not self.pixels:
             video = np.zeros((0,), np.float32)
             vmask = w.video_mask.astype(np.float32)

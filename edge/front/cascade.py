@@ -1,6 +1,6 @@
 """The front-end cascade of one pipeline: stages on new frames and new audio, results by seq.
 
-Each video source gets its per-frame stages (face, person), each audio source its speech
+Each video source gets its per-frame stages (face, person, hand), each audio source its speech
 activity. At every tick, before the windows are featurized, :meth:`Cascade.step` hands each
 stage the frames its ring published since the last tick, in order, each frame once — never
 once per window it falls in — and at most at the stage's own rate by frame time (a person
@@ -329,6 +329,7 @@ class WindowFront:
     speech_p: float | None  # highest chunk probability in the last hop
     person_t: tuple[Any, ...] | None = None  # per frame target: the person result held there
     speech_t: np.ndarray | None = None  # [T] per target: highest chunk probability near it
+    hand_t: tuple[Any, ...] | None = None  # per frame target: the hand result held there
 
     def summary(self) -> dict[str, Any]:
         """The compact per-prediction form (``extra['front']`` of a prediction)."""
@@ -338,6 +339,8 @@ class WindowFront:
         if self.person is not None:
             out["person"] = self.person
             out["persons"] = self.persons
+        if self.hand_t is not None:
+            out["hand"] = any(h is not None and bool(h.present) for h in self.hand_t[-2:])
         if self.speech is not None:
             out["speech"] = self.speech
             out["speech_p"] = None if self.speech_p is None else round(self.speech_p, 3)
@@ -353,6 +356,7 @@ class Cascade:
         self.hop_ns = hop_ns
         self.face: dict[str, VideoStage[Any]] = {}
         self.person: dict[str, VideoStage[Any]] = {}
+        self.hand: dict[str, VideoStage[Any]] = {}
         self.vad: dict[str, AudioVad] = {}
         self._absent_since: dict[str, int | None] = {}  # device time the face went away
         #: what the last step made, as JSON rows by "stage:source" (the flight recorder keeps it)
@@ -368,7 +372,7 @@ class Cascade:
         only collects results, waiting at most :attr:`wait_s` for the frames published by then."""
         if self.workers or self.replaying:
             return
-        for stages in (self.face, self.person):
+        for stages in (self.face, self.person, self.hand):
             for src, st in stages.items():
                 self.workers.append(StageWorker(st, src))
         for w in self.workers:
@@ -402,8 +406,9 @@ class Cascade:
             for _, t, r in got:
                 self._face_seen(src, t, bool(r.present))
             produced[f"face:{src}"] = [[s, t, *_stored(r)] for s, t, r in got]
-        for src, st in self.person.items():
-            produced[f"person:{src}"] = [[s, t, *_stored(r)] for s, t, r in made(st)]
+        for kind, stages in (("person", self.person), ("hand", self.hand)):
+            for src, st in stages.items():
+                produced[f"{kind}:{src}"] = [[s, t, *_stored(r)] for s, t, r in made(st)]
         for src, v in self.vad.items():
             produced[f"vad:{src}"] = v.step()
         self.produced = produced
@@ -423,7 +428,7 @@ class Cascade:
             if kind == "vad" and src in self.vad:
                 self.vad[src].inject(rows)
                 continue
-            stages = self.face if kind == "face" else self.person
+            stages = {"face": self.face, "person": self.person, "hand": self.hand}.get(kind, {})
             st = stages.get(src)
             if st is None:
                 continue
@@ -454,6 +459,7 @@ class Cascade:
         present: np.ndarray | None = None
         person = persons = None
         person_t: tuple[Any, ...] | None = None
+        hand_t: tuple[Any, ...] | None = None
         speech: bool | None = None
         speech_p: float | None = None
         speech_t: np.ndarray | None = None
@@ -463,6 +469,11 @@ class Cascade:
             held = [pst.results.at(pst.capped(int(q))) if ok and q >= 0 else None
                     for q, ok in zip(seqs, w.video_mask)]
             person_t = tuple(None if g is None else g[2] for g in held)
+        if video in self.hand and seqs is not None:
+            hst = self.hand[video]
+            hheld = [hst.results.at(hst.capped(int(q))) if ok and q >= 0 else None
+                     for q, ok in zip(seqs, w.video_mask)]
+            hand_t = tuple(None if g is None else g[2] for g in hheld)
         if video in self.face and seqs is not None:
             st = self.face[video]
             got = [st.results.at(st.capped(int(q))) if ok and q >= 0 else None
@@ -502,12 +513,14 @@ class Cascade:
                     p, _ = self.vad[audio].span(sample_at(t - half), sample_at(t + half))
                     if p.size and not np.isnan(p).all():
                         speech_t[k] = np.nanmax(p)
-        return WindowFront(face, present, person, persons, speech, speech_p, person_t, speech_t)
+        return WindowFront(face, present, person, persons, speech, speech_p, person_t, speech_t,
+                           hand_t)
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Counters per stage and source, for /healthz and reports."""
         out: dict[str, dict[str, Any]] = {}
-        for kind, stages in (("face", self.face), ("person", self.person), ("vad", self.vad)):
+        for kind, stages in (("face", self.face), ("person", self.person), ("hand", self.hand),
+                             ("vad", self.vad)):
             for src, st in stages.items():
                 s = st.stats
                 out[f"{kind}:{src}"] = {
@@ -541,6 +554,14 @@ def build_cascade(config: FrontEndsConfig, video: dict[str, FrameRing],
             pstage = PersonStage(d, min_score=config.person.min_score, type_key=config.engine,
                                  options=opts, int8=config.int8)
             c.person[name] = VideoStage("person", pstage, ring, config.person.rate, clock)
+    if config.hand is not None:
+        from edge.front.hand import HandStage
+
+        for name, ring in video.items():
+            hstage = HandStage(d, min_score=config.hand.min_score, type_key=config.engine,
+                               options=opts, int8=config.int8,
+                               min_presence=config.hand.min_presence)
+            c.hand[name] = VideoStage("hand", hstage, ring, config.hand.rate, clock)
     if config.vad is not None:
         from edge.front.vad import StreamingVad
 

@@ -46,6 +46,19 @@ class PersonConfig(_Model):
     min_score: float = Field(0.5, gt=0, lt=1, description="Detection score that counts as a person.")
 
 
+class HandConfig(_Model):
+    """Hands: the palm detector, each palm confirmed by the hand-landmark model; a few frames a
+    second show a hand held to the ear."""
+
+    rate: float | None = Field(4.0, gt=0, le=240, description="Most frames per second it processes.")
+    min_score: float = Field(0.5, gt=0, lt=1, description="Palm detection score that counts.")
+    min_presence: float = Field(
+        0.5, ge=0, lt=1, description="Hand-presence probability (hand-landmark model) that "
+        "confirms a palm; 0: every palm counts unconfirmed (the detector alone takes bare skin "
+        "for palms)."
+    )
+
+
 class VadConfig(_Model):
     """Speech activity on audio chunks as they arrive (32 ms at 16 kHz), state carried."""
 
@@ -75,4 +88,5 @@ class FrontEndsConfig(_Model):
     )
     face: FaceConfig | None = Field(None, description="Face detection, landmarks and geometry.")
     person: PersonConfig | None = Field(None, description="Person detection.")
+    hand: HandConfig | None = Field(None, description="Hand (palm) detection.")
     vad: VadConfig | None = Field(None, description="Speech activity detection.")

@@ -38,9 +38,11 @@ from edge.front.ssd import Detections, SsdDetector, to_value_range
 
 #: Per-frame face features, in :meth:`FaceResult.vector` order. ``present`` is 1/0; the rest
 #: are 0 when the face is absent. Units: ``face_size`` is box height / frame height; eye and
-#: mouth values are ratios (eye aspect ratio about 0.25-0.35 open); angles are degrees.
+#: mouth values are ratios (eye aspect ratio about 0.25-0.35 open); angles are degrees;
+#: ``cx``, ``cy`` the box centre normalized to the frame (where a hand is relative to it).
 FACE_FEATURES: tuple[str, ...] = (
     "present", "face_size", "eye_open_left", "eye_open_right", "mouth_open", "yaw", "pitch", "roll",
+    "cx", "cy",
 )
 
 NO_FACE = "no face"
@@ -90,6 +92,16 @@ class FaceResult:
     pitch: float = _NAN
     roll: float = _NAN
     face_size: float = _NAN
+
+    @property
+    def cx(self) -> float:
+        """Box centre, x normalized to the frame (NaN without a box)."""
+        return _NAN if self.box is None else (self.box[0] + self.box[2]) / 2
+
+    @property
+    def cy(self) -> float:
+        """Box centre, y normalized to the frame (NaN without a box)."""
+        return _NAN if self.box is None else (self.box[1] + self.box[3]) / 2
 
     def vector(self) -> np.ndarray:
         """The features in :data:`FACE_FEATURES` order, float32, NaN replaced by 0.

@@ -2,8 +2,10 @@
 
 A fusion model's card names its per-frame features (the ``front`` section, :class:`FrontSpec`):
 ``face.<name>`` from :data:`edge.front.face.FACE_FEATURES`, ``person.<name>`` from
-:data:`edge.front.person.PERSON_FEATURES` and ``speech.p`` (the highest VAD chunk probability
-within half a target spacing of the target). Serving (:func:`compose` over a window's
+:data:`edge.front.person.PERSON_FEATURES`, ``hand.<name>`` from
+:data:`edge.front.hand.HAND_FEATURES`, ``near.<name>`` (where the highest hand is relative to
+the face of the same frame: :data:`NEAR_NAMES`) and ``speech.p`` (the highest VAD chunk
+probability within half a target spacing of the target). Serving (:func:`compose` over a window's
 :class:`~edge.front.cascade.WindowFront`) and the feature-level simulator (which writes rows in
 the same order) both build ``front [T, F]`` and ``front_mask [T]`` from these names, so a model
 is fed exactly the way it was trained. Values are the stages' raw units (ratios, degrees,
@@ -21,15 +23,27 @@ import numpy as np
 
 from edge.errors import EngineError
 from edge.front.face import FACE_FEATURES
+from edge.front.hand import HAND_FEATURES
 from edge.front.person import PERSON_FEATURES
 
 FACE_NAMES = FACE_FEATURES
 PERSON_NAMES = PERSON_FEATURES
+HAND_NAMES = HAND_FEATURES
+#: The highest hand relative to the face, in face heights (x in frame-width units): ``dx``,
+#: ``dy`` (positive: below the face), and ``dist`` (their length over 4, capped at 1; 1 when
+#: there is no hand or no face).
+NEAR_NAMES = ("dx", "dy", "dist")
 SPEECH_NAMES = ("p",)
 STAGE_NAMES: dict[str, tuple[str, ...]] = {
-    "face": FACE_NAMES, "person": PERSON_NAMES, "speech": SPEECH_NAMES,
+    "face": FACE_NAMES, "person": PERSON_NAMES, "hand": HAND_NAMES, "near": NEAR_NAMES,
+    "speech": SPEECH_NAMES,
 }
-STAGE_OF = {"face": "face", "person": "person", "speech": "vad"}  # feature prefix -> stage
+#: feature prefix -> the cascade stages it needs
+STAGE_OF: dict[str, tuple[str, ...]] = {
+    "face": ("face",), "person": ("person",), "hand": ("hand",), "near": ("face", "hand"),
+    "speech": ("vad",),
+}
+NEAR_SCALE = 4.0
 
 
 @dataclass(frozen=True)
@@ -59,8 +73,8 @@ class FrontSpec:
 
     @property
     def stages(self) -> set[str]:
-        """The cascade stages these features need (face, person, vad)."""
-        return {STAGE_OF[f.partition(".")[0]] for f in self.features}
+        """The cascade stages these features need (face, person, hand, vad)."""
+        return {st for f in self.features for st in STAGE_OF[f.partition(".")[0]]}
 
     def columns(self, prefix: str) -> list[tuple[int, int]]:
         """``(column in front, index in the stage's vector)`` of the features of one prefix."""
@@ -70,10 +84,13 @@ class FrontSpec:
 
     @classmethod
     def default(cls, task: str) -> FrontSpec:
-        """The reference models' features: the face and speech for the driver, the person
-        detector and speech for the home."""
+        """The reference models' features: the face, the hand near it and speech for the
+        driver (not the face's position in the frame: that is the camera's mounting), the
+        person detector and speech for the home."""
         if task == "driver":
-            return cls(tuple(f"face.{n}" for n in FACE_NAMES) + ("speech.p",))
+            return cls(tuple(f"face.{n}" for n in FACE_NAMES if n not in ("cx", "cy"))
+                       + ("hand.present",) + tuple(f"near.{n}" for n in NEAR_NAMES)
+                       + ("speech.p",))
         if task == "home":
             return cls(tuple(f"person.{n}" for n in PERSON_NAMES) + ("speech.p",))
         raise EngineError(f"no front-end features are defined for task {task!r}")
@@ -85,16 +102,26 @@ def compose(
     face: Sequence[Any] | None = None,
     person: Sequence[Any] | None = None,
     speech: np.ndarray | None = None,
+    hand: Sequence[Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``front [T, F]`` float32 and ``front_mask [T]`` float32 of one window.
 
-    ``valid`` says which frame targets have a frame; ``face`` / ``person`` hold each target's
-    stage result (anything with ``vector()``, or None), ``speech`` each target's VAD
+    ``valid`` says which frame targets have a frame; ``face`` / ``person`` / ``hand`` hold each
+    target's stage result (anything with ``vector()``, or None), ``speech`` each target's VAD
     probability (NaN: unknown). A target without a frame is zeros and masked.
     """
     t = len(valid)
     out = np.zeros((t, len(spec.features)), np.float32)
-    for prefix, results in (("face", face), ("person", person)):
+    cols = spec.columns("near")
+    if cols:
+        dst = [c for c, _ in cols]
+        src = [i for _, i in cols]
+        for k in range(t):
+            f = face[k] if face is not None else None
+            h = hand[k] if hand is not None else None
+            out[k, dst] = near(None if f is None else f.vector(),
+                               None if h is None else h.vector())[src]
+    for prefix, results in (("face", face), ("person", person), ("hand", hand)):
         cols = spec.columns(prefix)
         if not cols or results is None:
             continue
@@ -109,3 +136,21 @@ def compose(
     mask = np.asarray(valid, bool)
     out[~mask] = 0.0
     return out, mask.astype(np.float32)
+
+
+_FACE_AT = {n: FACE_NAMES.index(n) for n in ("present", "face_size", "cx", "cy")}
+_HAND_AT = {n: HAND_NAMES.index(n) for n in ("present", "cx", "cy")}
+
+
+def near(face: np.ndarray | None, hand: np.ndarray | None) -> np.ndarray:
+    """:data:`NEAR_NAMES` of one frame from its face and hand vectors (either may be None)."""
+    out = np.array([0.0, 0.0, 1.0], np.float32)
+    if face is None or hand is None or face[_FACE_AT["present"]] < 0.5 \
+            or hand[_HAND_AT["present"]] < 0.5 or face[_FACE_AT["face_size"]] <= 0:
+        return out
+    size = float(face[_FACE_AT["face_size"]])
+    dx = (float(hand[_HAND_AT["cx"]]) - float(face[_FACE_AT["cx"]])) / size
+    dy = (float(hand[_HAND_AT["cy"]]) - float(face[_FACE_AT["cy"]])) / size
+    out[0], out[1] = np.clip(dx, -NEAR_SCALE, NEAR_SCALE), np.clip(dy, -NEAR_SCALE, NEAR_SCALE)
+    out[2] = min(1.0, float(np.hypot(dx, dy)) / NEAR_SCALE)
+    return out

@@ -19,7 +19,7 @@ import numpy as np
 
 from edge.errors import EngineError
 from edge.front.card import FrontCard
-from edge.front.engines import FRONT_DIR, has_int8, open_front
+from edge.front.engines import FRONT_DIR
 from edge.front.ssd import Detections, SsdDetector
 from edge.runtime.base import Engine
 
@@ -140,12 +140,7 @@ class PersonStage:
     ) -> None:
         if not 0.0 <= min_score <= 1.0:
             raise EngineError(f"person min_score must be in [0, 1], got {min_score}")
-        engine = open_front(PERSON_NAME, front_dir, type_key, options,
-                            int8=int8 and has_int8(PERSON_NAME, front_dir, type_key))
-        color = str(engine.card.preprocess.get("color", "RGB")).upper()
-        if color != "RGB":
-            raise EngineError(f"{PERSON_NAME}: card asks for {color} input; only RGB is handled")
-        self.detector = SsdDetector(engine)
+        self.detector = SsdDetector.open(PERSON_NAME, front_dir, type_key, options, int8)
         self.min_score = float(min_score)
         self.max_people = int(max_people)
         self.frames = 0  # frames processed, for health

@@ -408,6 +408,21 @@ class SsdDetector:
         ``nms``), and outputs named ``boxes`` and ``scores``.
     """
 
+    @classmethod
+    def open(cls, name: str, front_dir: Any, type_key: str = "onnx",
+             options: dict[str, Any] | None = None, int8: bool = False) -> "SsdDetector":
+        """The detector ``name`` of ``front_dir`` (its INT8 build with ``int8`` where one was
+        written); its card must ask for RGB input."""
+        from edge.errors import EngineError
+        from edge.front.engines import has_int8, open_front
+
+        engine = open_front(name, front_dir, type_key, options,
+                            int8=int8 and has_int8(name, front_dir, type_key))
+        color = str(engine.card.preprocess.get("color", "RGB")).upper()
+        if color != "RGB":
+            raise EngineError(f"{name}: card asks for {color} input; only RGB is handled")
+        return cls(engine)
+
     def __init__(self, engine: Engine[FrontCard]) -> None:
         self.engine = engine
         card = engine.card

@@ -142,7 +142,7 @@ class Runner:
         """The front ends ``front_ends:`` asks for, on the streams' rings (None: none)."""
         fc = config.front_ends
         need = set(FrontSpec.from_dict(self.card.front).stages) if self.card.front else set()
-        have = set() if fc is None else {k for k in ("face", "person", "vad") if getattr(fc, k)}
+        have = set() if fc is None else {k for k in ("face", "person", "hand", "vad") if getattr(fc, k)}
         if need - have:
             raise ConfigError(
                 f"model {self.card.name!r} reads front-end features of "

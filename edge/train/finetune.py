@@ -170,13 +170,14 @@ def windows_of(run: "RecordingRun", index: int) -> WindowSet:
 def default_config(model_path: Path, card: ModelCard) -> Config:
     """A config to replay recordings with when none is given: the model and the front ends
     its card reads, with their defaults (sources are replaced by each recording)."""
-    from edge.front.config import FaceConfig, FrontEndsConfig, PersonConfig, VadConfig
+    from edge.front.config import FaceConfig, FrontEndsConfig, HandConfig, PersonConfig, VadConfig
     from edge.front.features import FrontSpec
 
     stages = FrontSpec.from_dict(card.front).stages if card.front else set()
     fe = FrontEndsConfig(
         face=FaceConfig() if "face" in stages else None,
         person=PersonConfig() if "person" in stages else None,
+        hand=HandConfig() if "hand" in stages else None,
         vad=VadConfig() if "vad" in stages else None,
     ) if stages else None
     return Config.model_validate({
