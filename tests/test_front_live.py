@@ -33,6 +33,7 @@ front_ends:
   dir: "{ROOT / 'engines/front'}"
   workers: {str(workers).lower()}
   face: {{detect_every: 10}}
+  hand: {{}}
   vad: {{}}
 paths: {{roots: ["{ROOT}", "{ROOT.parent / 'shared'}", "{tmp_path}"]}}
 """)
@@ -42,4 +43,5 @@ paths: {{roots: ["{ROOT}", "{ROOT.parent / 'shared'}", "{tmp_path}"]}}
     assert len(rows) >= 10
     late = rows[len(rows) // 2:]  # the window is full of frames the stage has seen
     assert all(r["front"]["face"] == 1.0 for r in late), [r.get("front") for r in late]
+    assert not any(r["front"]["hand"] for r in late)  # no hand in view
     assert not any("eyes_closed" in r["active"] for r in late)  # an alert man

@@ -34,7 +34,7 @@ def test_face_rows_respond_to_each_driver_class_as_measured() -> None:
     sc = _scenario("driver", ("eyes_closed", 2.0, 5.0, None), ("yawning", 7.0, 11.0, None),
                    ("distracted", 12.0, 15.0, "left"), ("talking", 16.0, 19.5, None))
     rows = face_frames(sc, T)
-    assert rows.shape == (len(T), 8) and rows.dtype == np.float32
+    assert rows.shape == (len(T), 10) and rows.dtype == np.float32
     assert np.array_equal(rows, face_frames(sc, T))  # deterministic in the seed
     calm = _at(rows, T, 0.0, 1.8)
     calm = calm[calm[:, 0] > 0]
@@ -48,6 +48,25 @@ def test_face_rows_respond_to_each_driver_class_as_measured() -> None:
     assert len(seen) == 0 or np.median(seen[:, FACE["yaw"]] - np.median(calm[:, FACE["yaw"]])) < -30
     talk = _at(rows, T, 16.5, 19.0)[:, FACE["mouth"]]
     assert talk.std() > 0.03 and talk.max() > 0.1  # the mouth moves while talking
+
+
+def test_a_phone_at_the_ear_puts_a_hand_beside_the_face_one_in_the_hand_below_it() -> None:
+    from edge.front.features import near
+    from edge.sim.frontsim import hand_frames
+
+    t = np.arange(0, 20.0, 0.25)
+    for seed in range(6):
+        sc = _scenario("driver", ("phone", 2.0, 8.0, "ear"), ("phone", 11.0, 17.0, "hand"),
+                       seed=seed)
+        face = face_frames(sc, t)
+        hands = hand_frames(sc, t, face)
+        rel = np.array([near(f, h) for f, h in zip(face, hands)])
+        seen = (hands[:, 0] > 0) & (face[:, 0] > 0)
+        ear = seen & (t >= 2.5) & (t < 7.5)
+        below = seen & (t >= 11.5) & (t < 16.5)
+        assert ear.sum() >= 5  # found in most processed frames (0.55-0.95 of them)
+        assert np.all(np.abs(rel[ear, 0]) >= 0.3) and np.all(np.abs(rel[ear, 1]) <= 0.7)
+        assert np.all(rel[below, 1] >= 1.0)
 
 
 def test_blinks_are_short_dips_not_closed_eyes() -> None:
@@ -121,7 +140,7 @@ def test_a_tiny_front_model_trains_exports_and_loads(tmp_path: Path) -> None:
     assert load_card(tmp_path / "tiny-front.yaml") == card
     assert list(card.inputs) == ["front", "front_mask", "audio", "audio_mask"]
     assert card.front == FrontSpec.default("driver").to_dict()
-    assert card.inputs["front"].shape == ["B", 8, 9]
+    assert card.inputs["front"].shape == ["B", 8, 13]
     VideoSpec.from_dict(card.video)  # the Featurizer reads it
     assert "heldout_sim" in card.metrics
     engine = load_engine("onnx", tmp_path / "tiny-front.onnx", card)  # check_io against the card

@@ -43,9 +43,10 @@ Measured on real footage through the real front ends (``python -m edge.sim.front
 
 Not measured (no real clip shows them), so chosen and said so: closed-eye EAR (0.07-0.15, at
 and below the blink minima), yawns (mouth_open 0.45-0.9), the face lost past |yaw| 55 degrees,
-looking down lowering EAR, and a phone: there is no hand stage, so a phone at the ear shows only
-as head roll/yaw toward it and noisier landmarks on that side, and a phone in the hand as the
-head pitched down a little; both overlap with glances and downward looks.
+looking down lowering EAR, and a phone: at the ear, head roll/yaw toward it, noisier landmarks
+on that side and a hand beside the face; in the hand, the head pitched down a little and a hand
+below the face (:func:`hand_frames`; how often the hand stage finds a real hand is a guess too:
+no dev clip shows one near a face).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ import numpy as np
 
 from edge.front.features import FrontSpec, compose
 from edge.sim.scenario import Event, Scenario, random_scenario
-from edge.sim.sound import sub_rng
+from edge.sim.sound import edges, shaped_noise, sub_rng
 
 SR = 16000
 VAD_CHUNK = 512
@@ -195,7 +196,7 @@ def _spans(rng: np.random.Generator, seconds: float, per_min: float, lo: float, 
 
 
 def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
-    """``[len(t), 8]`` face vectors (:data:`edge.front.face.FACE_FEATURES`) at frame times ``t``."""
+    """``[len(t), 10]`` face vectors (:data:`edge.front.face.FACE_FEATURES`) at frame times ``t``."""
     look = sub_rng(sc.seed, "front-subject")
     rng = sub_rng(sc.seed, "front-face")
     n = len(t)
@@ -203,7 +204,7 @@ def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
     video_busy = [(a, b) for lab, a, b, _, _ in ev if lab != "talking"]
     # An empty seat: a scene with nothing to see is sometimes nobody at all.
     if not video_busy and not any(lab == "talking" for lab, *_ in ev) and look.random() < 0.4:
-        return np.zeros((n, 8), np.float32)
+        return np.zeros((n, 10), np.float32)
     # Per subject: baselines around the measured ones, and how noisy the landmarks are.
     ear0 = look.uniform(0.2, 0.32)
     ear_lr = look.normal(0, 0.008)
@@ -253,9 +254,18 @@ def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
                 pitch = pitch - g * dp
                 ear = ear * (1 - g * 0.35 * dp / 40)  # eyelids look lower from above
             else:
-                yaw = yaw + g * (-1 if where == "left" else 1) * r.uniform(35, 70)
+                side = -1 if where == "left" else 1
+                yaw = yaw + g * side * r.uniform(35, 70)
                 pitch = pitch + g * r.normal(0, 4)
                 ear = ear * (1 - g * 0.05)
+                if b - a < 1.0 and r.random() < 0.5:
+                    # After a short glance the head often swings back past the road to the
+                    # other side (12-30 degrees, unlabelled: driver-dev-head-turn swings to
+                    # +29 between glances to -45), so a window holding both is not a turn.
+                    s0 = b + r.uniform(0.1, 0.4)
+                    s1 = min([s0 + r.uniform(0.3, 0.8)] + [a2 - 0.3 for _, a2, *_ in ev if a2 > b])
+                    if s1 > s0 + 0.2:
+                        yaw = yaw - _gate(t, s0, s1, 0.2) * side * r.uniform(12, 30)
         elif lab == "phone":
             at_ear = (variant or ("ear", "hand")[int(r.integers(2))]) == "ear"
             g = _gate(t, a, b, 0.5)
@@ -279,6 +289,9 @@ def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
             g = _gate(t, a, b, 0.1) * ~pauses
             mouth = mouth + g * open_ * r.uniform(0.1, 0.3)
             yaw = yaw + g * r.normal(0, 1.5, n)
+    # Turning the head tilts it too, whatever turned it (driver-dev-head-turn: roll +5..+10
+    # degrees at yaw -44 and at +28, +1..+4 frontal), so roll with a turn is not a phone's.
+    roll = roll + sub_rng(sc.seed, "front-roll").uniform(-0.3, 0.3) * np.abs(yaw - yaw0)
     # Blinks every 1.5-6 s, 0.1-0.3 s long; they do not happen with the eyes already shut.
     blink = np.zeros(n)
     tb = float(rng.uniform(0.2, 3.0))
@@ -294,7 +307,7 @@ def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
     lost |= rng.random(n) < rng.uniform(0, 0.01)  # single-frame misses
     for a, b in _spans(rng, sc.seconds, 0.6 if rng.random() < 0.3 else 0, 1.0, 6.0, video_busy):
         lost |= (t >= a) & (t < b)  # out of view: leaning away, the camera covered
-    out = np.zeros((n, 8), np.float64)
+    out = np.zeros((n, 10), np.float64)
     out[:, 0] = 1
     out[:, 1] = size * (1 - 0.15 * np.clip(-(pitch - pitch0) / 40, 0, 1)) + rng.normal(0, 0.002, n)
     out[:, 2] = ear + ear_lr / 2 + rng.normal(0, 1, n) * ear_sd * noise_l
@@ -303,8 +316,73 @@ def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
     out[:, 5] = yaw + rng.normal(0, yaw_sd, n)
     out[:, 6] = pitch + rng.normal(0, pitch_sd, n)
     out[:, 7] = roll + rng.normal(0, roll_sd, n)
+    # Where the face sits in the frame (the camera's mounting); a turn moves the box a little.
+    place = sub_rng(sc.seed, "front-place")
+    cx0, cy0 = place.uniform(0.3, 0.7), place.uniform(0.3, 0.55)
+    out[:, 8] = cx0 + 0.5 * size * np.sin(np.radians(yaw - yaw0)) + place.normal(0, 0.002, n)
+    out[:, 9] = cy0 - 0.5 * size * np.sin(np.radians(pitch - pitch0)) + place.normal(0, 0.002, n)
     out[:, 2:5] = np.clip(out[:, 2:5], 0.0, 1.5)
     out[lost] = 0.0
+    return out.astype(np.float32)
+
+
+def hand_frames(sc: Scenario, t: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """``[len(t), 6]`` hand vectors (:data:`edge.front.hand.HAND_FEATURES`) at the times the
+    stage processes, beside the face rows of the same frames.
+
+    Where a hand is, in face heights from the face centre: a phone at the ear holds it beside
+    the face on the side the face stage sees occluded; a phone in the hand holds it below the
+    face; unlabelled, hands touch the face, rub eyes or scratch a cheek (0.5-3 s), and
+    for some camera mounts the hands on the wheel show at the bottom of the frame. A hand in
+    the frame is found with a per-subject probability of 0.55-0.95: a guess (the real dev clips
+    show no hands near a face); the confirmed false palms measured on them were none in 118
+    frames of three driver clips (the detector alone fired on a V-neck in 17 of 38).
+    """
+    look = sub_rng(sc.seed, "front-hands")
+    rng = sub_rng(sc.seed, "front-hand")
+    n = len(t)
+    p_det = look.uniform(0.55, 0.95)
+    dx = np.full(n, np.nan)
+    dy = np.full(n, np.nan)
+    if look.random() < 0.35:  # hands on the wheel in view
+        dx[:] = look.uniform(-1.5, 1.5) + rng.normal(0, 0.05, n)
+        dy[:] = look.uniform(2.0, 3.5) + rng.normal(0, 0.05, n)
+    for a, b in _spans(rng, sc.seconds, rng.uniform(0, 3), 0.5, 3.0, []):
+        g = (t >= a) & (t < b)
+        dx[g] = rng.uniform(-0.6, 0.6) + rng.normal(0, 0.05, int(g.sum()))
+        dy[g] = rng.uniform(-0.3, 1.0) + rng.normal(0, 0.05, int(g.sum()))
+    occluded = np.zeros(n, bool)
+    for i, e in enumerate(sc.events):
+        if e.label != "phone":
+            continue
+        r = sub_rng(sc.seed, "front-event", i)  # the draws face_frames makes for this phone
+        at_ear = (e.variant or ("ear", "hand")[int(r.integers(2))]) == "ear"
+        g = (t >= e.start + 0.3) & (t < e.end - 0.3)
+        k = int(g.sum())
+        if at_ear:
+            side = 1 if r.random() < 0.5 else -1
+            dx[g] = side * rng.uniform(0.5, 1.0) + rng.normal(0, 0.05, k)
+            dy[g] = rng.uniform(-0.2, 0.5) + rng.normal(0, 0.05, k)
+            occluded |= g
+        else:
+            dx[g] = rng.uniform(-0.8, 0.8) + rng.normal(0, 0.05, k)
+            dy[g] = rng.uniform(1.3, 3.0) + rng.normal(0, 0.05, k)
+    seen = face[:, 0] > 0.5
+    fcx = np.where(seen, face[:, 8], np.median(face[seen, 8]) if seen.any() else 0.5)
+    fcy = np.where(seen, face[:, 9], np.median(face[seen, 9]) if seen.any() else 0.45)
+    fsz = np.where(seen, face[:, 1], np.median(face[seen, 1]) if seen.any() else 0.3)
+    cx, cy = fcx + dx * fsz, fcy + dy * fsz
+    inside = ~np.isnan(dx) & (cx > 0.02) & (cx < 0.98) & (cy > 0.02) & (cy < 0.98)
+    found = inside & (rng.random(n) < p_det * np.where(occluded, 0.8, 1.0))
+    false = ~found & (rng.random(n) < rng.uniform(0, 0.005))
+    out = np.zeros((n, 6), np.float64)
+    out[found, 3], out[found, 4] = cx[found], cy[found]
+    out[false, 3], out[false, 4] = rng.uniform(0.05, 0.95, int(false.sum())), rng.uniform(0.3, 0.95, int(false.sum()))
+    hit = found | false
+    out[hit, 0] = 1
+    out[hit, 1] = 1
+    out[hit, 2] = rng.uniform(0.55, 0.95, int(hit.sum()))
+    out[hit, 5] = fsz[hit] * rng.uniform(0.3, 0.5, int(hit.sum()))
     return out.astype(np.float32)
 
 
@@ -367,7 +445,7 @@ def person_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
 # -- audio ---------------------------------------------------------------------------------------
 
 #: Per class, the real-sound kind that may voice it, and how often it does when the bank has one.
-REAL_VOICE = {"talking": ("speech", 0.5), "speech": ("speech", 0.5), "glass_break": ("glass", 0.6),
+REAL_VOICE = {"talking": ("speech", 0.5), "speech": ("speech", 0.7), "glass_break": ("glass", 0.6),
               "dog_bark": ("dog", 0.6)}
 
 
@@ -379,6 +457,16 @@ def _place(out: np.ndarray, x: np.ndarray, start: int, rms_bed: float, snr_db: f
     end = min(len(out), start + len(x))
     if end > start:
         out[start:end] += gain * x[: end - start]
+
+
+def _tilt(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x`` through a random microphone and room: a first-order tilt, ``y[n] = x[n] - a x[n-1]``
+    with ``a`` in [-0.6, 0.9] (a bright mic that makes sibilants hiss, to a dull one). The few
+    real files must not teach that one recording's spectrum is what a class sounds like."""
+    a = float(rng.uniform(-0.6, 0.9))
+    y = x.astype(np.float64).copy()
+    y[1:] -= a * x[:-1]
+    return (y / (1 + abs(a))).astype(np.float32)
 
 
 def _speech_from(x: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -424,22 +512,45 @@ def mix_audio(sc: Scenario, bank: SoundBank) -> tuple[np.ndarray, Scenario]:
     n = int(round(sc.seconds * SR))
     out = Simulator(render, 64, 48, 15.0, SR).audio(0, n).astype(np.float64)
     rms_bed = max(math.sqrt(float(np.mean(out ** 2))), 1e-3)
+    mic = sub_rng(sc.seed, "front-mic")
     for i, x in real.items():
-        _place(out, x, int(events[i].start * SR), rms_bed, float(rng.uniform(0, 25)))
+        _place(out, _tilt(x, mic), int(events[i].start * SR), rms_bed, float(rng.uniform(0, 25)))
     # Unlabelled real sounds: rain, birds, a shutter (negatives for every class), and, in a
     # car, someone else talking (a passenger, the radio) while the driver's mouth is still.
     if bank.has("other"):
         for _ in range(int(rng.poisson(1.5 * sc.seconds / 60 + 0.3))):
             x = bank.pick("other", rng)
             x = x[: int(rng.uniform(2, 10) * SR)]
-            _place(out, x, int(rng.uniform(0, sc.seconds) * SR), rms_bed, float(rng.uniform(-5, 20)))
+            _place(out, _tilt(x, mic), int(rng.uniform(0, sc.seconds) * SR), rms_bed,
+                   float(rng.uniform(-5, 20)))
+    # Hisses: a sibilant stressed by a bright microphone, a spray, a kettle: 4-8 kHz with a
+    # sharp attack and nothing below, mostly inside speech (unlabelled). A glass model fired on
+    # the sibilants of real read speech; the impact of breaking glass is broadband.
+    if sc.task == "home":
+        hiss = sub_rng(sc.seed, "front-hiss")
+        talk = [(e.start, e.end) for e in events if e.label == "speech"]
+        for _ in range(int(hiss.poisson(8 * sc.seconds / 60))):
+            d = float(hiss.uniform(0.06, 0.3))
+            if talk and hiss.random() < 0.7:
+                s0, s1 = talk[int(hiss.integers(len(talk)))]
+                t0 = float(hiss.uniform(s0, max(s0, s1 - d)))
+            else:
+                t0 = float(hiss.uniform(0, max(0.0, sc.seconds - d)))
+            m = int(d * SR)
+            lo = float(hiss.uniform(3000, 4500))
+            x = shaped_noise(hiss, m, SR, lo, 8000) * edges(m, SR, float(hiss.uniform(0.005, 0.03)),
+                                                            float(hiss.uniform(0.02, 0.08)))
+            _place(out, x.astype(np.float32), int(t0 * SR), rms_bed, float(hiss.uniform(0, 22)))
     if sc.task == "driver" and bank.has("speech") and rng.random() < 0.3:
         talk = [(e.start, e.end) for e in sc.events if e.label == "talking"]
         d = float(rng.uniform(1.5, 6.0))
         t0 = float(rng.uniform(0, max(0.0, sc.seconds - d)))
         if all(e1 + 0.5 <= t0 or e0 >= t0 + d + 0.5 for e0, e1 in talk):
             x = _speech_from(bank.pick("speech", rng), rng, int(d * SR))
-            _place(out, x, int(t0 * SR), rms_bed, float(rng.uniform(-5, 12)))
+            _place(out, _tilt(x, mic), int(t0 * SR), rms_bed, float(rng.uniform(-5, 12)))
+    # Microphone gain and room level vary by tens of dB (a real cabin recording sat at -60 dB
+    # RMS, the simulated beds at -20 to -40): the model must not read loudness as a class.
+    out *= 10 ** (float(mic.uniform(-32, 6)) / 20)
     labels = sc.model_copy(update={"events": tuple(events)})
     return np.clip(out, -1, 1).astype(np.float32), labels
 
@@ -476,6 +587,7 @@ class Layout:
     audio_seconds: float = 2.0
     hop_s: float = 0.25  # windows every hop; a window's label is the last hop's
     person_rate: float = 4.0  # frames per second the person stage processes
+    hand_rate: float = 4.0  # frames per second the hand stage processes
 
 
 @dataclass(frozen=True)
@@ -518,18 +630,27 @@ def simulate_windows(sc: Scenario, spec: FrontSpec, mel: object, layout: Layout,
     chunks = vad_chunks(audio, vad)
     fps = float(rng.choice([15.0, 30.0] if sc.task == "driver" else [10.0, 15.0, 25.0]))
     t_frames = np.arange(int(sc.seconds * fps) + 1) / fps
-    if sc.task == "driver":
-        rows = face_frames(labels_sc, t_frames)
-        held = np.arange(len(t_frames))
-    else:
+    def at_rate(rate: float) -> tuple[np.ndarray, np.ndarray]:
+        """Frames a stage at ``rate`` processes, and per frame the one whose result it holds."""
         keep, last = [], -1e9
         for k, tf in enumerate(t_frames):  # the cascade's rate rule: within 90 % of a period
-            if tf - last >= 0.9 / layout.person_rate:
+            if tf - last >= 0.9 / rate:
                 keep.append(k)
                 last = tf
         proc = np.asarray(keep)
+        return proc, np.searchsorted(proc, np.arange(len(t_frames)), side="right") - 1
+
+    hands = None
+    if sc.task == "driver":
+        rows = face_frames(labels_sc, t_frames)
+        held = np.arange(len(t_frames))
+        if "hand" in spec.stages:
+            hproc, hheld = at_rate(layout.hand_rate)
+            hrows = hand_frames(labels_sc, t_frames[hproc], rows[hproc])
+            hands = (hrows, hheld)
+    else:
+        proc, held = at_rate(layout.person_rate)
         rows = person_frames(labels_sc, t_frames[proc])
-        held = np.searchsorted(proc, np.arange(len(t_frames)), side="right") - 1
     dropped = rng.random(len(t_frames)) < rng.uniform(0, 0.02)  # frames the camera lost
     n_audio = int(round(layout.audio_seconds * SR))
     pad = np.zeros(n_audio, np.float32)
@@ -544,8 +665,10 @@ def simulate_windows(sc: Scenario, spec: FrontSpec, mel: object, layout: Layout,
         idx = np.clip(np.round(targets * fps).astype(int), 0, len(t_frames) - 1)
         valid = ~dropped[idx]
         res = [_Held(rows[held[i]]) if held[i] >= 0 else None for i in idx]
-        kw = {"face": res} if sc.task == "driver" else {"person": res}
-        front, fmask = compose(spec, valid, speech=speech_at(chunks, targets, step / 2), **kw)
+        kw: dict[str, object] = {"face": res} if sc.task == "driver" else {"person": res}
+        if hands is not None:
+            kw["hand"] = [_Held(hands[0][hands[1][i]]) if hands[1][i] >= 0 else None for i in idx]
+        front, fmask = compose(spec, valid, speech=speech_at(chunks, targets, step / 2), **kw)  # type: ignore[arg-type]
         n0 = int(round(t_end * SR)) - n_audio
         c0 = (n0 + n_audio) // mel.hop_length
         a = cols[:, c0: c0 + n_cols]

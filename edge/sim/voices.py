@@ -198,7 +198,8 @@ def bark(rng: np.random.Generator, n: int, sr: int) -> F64:
 def glass(rng: np.random.Generator, n: int, sr: int) -> F64:
     """Breaking glass: a broadband impact, ringing high partials, then falling shards."""
     t = np.arange(n) / sr
-    out = 1.5 * shaped_noise(rng, n, sr, 1500, 8000) * np.exp(-t / 0.03)
+    # The impact is broadband, low-mids included: a hiss alone (a sibilant) is not glass.
+    out = 1.5 * shaped_noise(rng, n, sr, 300, 8000) * np.exp(-t / 0.03)
     k = 14
     out += decaying_partials(n, sr, rng.uniform(2000, 7500, k), rng.uniform(0.1, 0.35, k),
                              rng.uniform(0.05, 0.5, k))
