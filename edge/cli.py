@@ -267,6 +267,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         # A path on the command line is relative to the working directory, like any other.
         model = str(Path(args.model).resolve())
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": model})})
+    if args.front_sim is not None:
+        from edge.evaluate.frontsim import evaluate_front_sim
+
+        if args.write_card:
+            raise EdgeError("--write-card records rendered held-out scenarios; edge train --front "
+                            "records its own held-out scores")
+        rep = evaluate_front_sim(cfg, args.front_sim, sounds=args.sounds)
+        print(dumps(rep, indent=2) if args.json else format_report(rep))
+        return 0
     if args.recordings is not None:
         from edge.evaluate.evalrec import evaluate_recordings, format_recordings
 
@@ -513,6 +522,11 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--scenario", help="a scenario YAML or a folder of them")
     what.add_argument("--recordings", help="a recording folder (a video file with its audio "
                       "track + labels.json) or a folder of them")
+    what.add_argument("--front-sim", type=int, metavar="N",
+                      help="a model over front-end features: N unseen feature-level simulated "
+                      "scenarios (seeds from 9000, as edge train --front scores its export)")
+    s.add_argument("--sounds", default=None,
+                   help="--front-sim: mix the held-out real sounds of this folder in")
     s.add_argument("--json", action="store_true")
     s.add_argument("--write-card", action="store_true", help="record the scores in the model card")
     s.add_argument("--model", default=None, help="evaluate this model file instead of the config's")

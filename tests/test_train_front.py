@@ -157,3 +157,27 @@ def test_front_training_from_recordings_points_to_fine_tuning(tmp_path: Path) ->
     with pytest.raises(EdgeError, match="--init engines/TASK-front.onnx"):
         train(TrainSettings(task="home", front=True, recordings=str(tmp_path)), tmp_path, "x",
               log=io.StringIO())
+
+
+def test_eval_front_sim_scores_a_front_model_in_three_modes(capsys: pytest.CaptureFixture[str]) -> None:
+    """``edge eval --front-sim N``: the shipped driver model (INT8, its config) on unseen
+    feature-level scenarios, with each modality masked in turn."""
+    import json
+
+    from edge.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "engines" / "front" / "silero_vad.onnx").is_file():
+        pytest.skip("needs the front ends (edge front-ends import)")
+    assert main(["eval", "--config", str(root / "configs" / "driver.yaml"), "--front-sim", "2",
+                 "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["model"] == "driver-front" and "seeds from 9000" in rep["scenarios"]
+    for mode in ("both", "video_masked", "audio_masked"):
+        assert set(rep[mode]["classes"]) == {"eyes_closed", "yawning", "distracted", "phone",
+                                             "talking"}
+        assert rep[mode]["ticks"] > 100
+    # a class the face alone shows has nothing to go on with the video masked
+    assert rep["video_masked"]["classes"]["eyes_closed"]["recall"] == 0.0
+    assert main(["eval", "--config", str(root / "configs" / "demo.yaml"), "--front-sim", "1"]) == 2
+    assert "reads pixels" in capsys.readouterr().err

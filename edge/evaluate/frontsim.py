@@ -1,0 +1,93 @@
+"""``edge eval --front-sim N``: a model over front-end features on unseen simulated scenarios.
+
+A model over front-end features cannot be scored on rendered pixels (no real face detector finds
+the simulator's cartoon faces); it is scored on what :mod:`edge.sim.frontsim` says the front
+ends would give for ``N`` scenarios from seeds no training or calibration set uses (9000 on,
+the held-out split of the real sounds mixed in) — the same windows ``edge train --front``
+scores its exported model on, so the card's ``heldout_sim`` and this report agree. Each is
+scored like :func:`edge.evaluate.eval.evaluate`: both modalities, then the video masked (every
+front row masked, as serving masks a window without frames) and the audio masked (log-mel
+zeroed, and the VAD's column with it: no microphone, no speech activity).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Literal, TextIO
+
+import numpy as np
+
+from edge.config import Config
+from edge.errors import ConfigError
+from edge.evaluate.eval import load_model
+from edge.evaluate.metrics import score
+
+HELDOUT_SEED = 9000  # edge train --front scores its export on seeds from 9000 + its seed
+
+
+def masked(inputs: dict[str, np.ndarray], mode: str, speech_cols: list[int]) -> dict[str, np.ndarray]:
+    """``inputs`` with a modality masked the way serving (and training's dropout) masks it."""
+    out = {k: v.copy() for k, v in inputs.items()}
+    if mode == "video_masked":
+        out["front"][:] = 0.0
+        out["front_mask"][:] = 0.0
+    elif mode == "audio_masked":
+        out["audio"][:] = 0.0
+        out["audio_mask"][:] = 0.0
+        if speech_cols:
+            out["front"][:, :, speech_cols] = 0.0
+    return out
+
+
+def evaluate_front_sim(
+    config: Config,
+    scenarios: int = 24,
+    seed: int = HELDOUT_SEED,
+    seconds: float = 24.0,
+    sounds: str | None = None,
+    log: TextIO | None | Literal["stderr"] = "stderr",
+) -> dict[str, Any]:
+    """Scores of the config's model on ``scenarios`` feature-level scenarios, in three modes."""
+    log = sys.stderr if log == "stderr" else log
+    engine = load_model(config)
+    card = engine.card
+    if not card.front:
+        raise ConfigError(f"model {card.name!r} reads pixels: score it on rendered scenarios "
+                          "(edge eval --scenario)")
+    from edge.front.engines import FRONT_DIR
+    from edge.front.vad import StreamingVad
+    from edge.sim.frontsim import SoundBank
+    from edge.train.train import generate_front
+
+    bank = SoundBank.load(sounds, "heldout")
+    vad = StreamingVad(config.front_ends.dir if config.front_ends is not None else FRONT_DIR)
+    data = generate_front(card, scenarios, seconds, seed, 0.25, bank, vad,
+                          log if log is not None else open_null())
+    classes = card.class_names
+    thresholds = np.array([c.threshold for c in card.classes], np.float32)
+    speech_cols = [k for k, f in enumerate(card.front["features"]) if f.startswith("speech.")]
+    labels = data.labels >= 0.5
+    segs = []
+    for s in np.unique(data.scenario):
+        idx = np.flatnonzero(data.scenario == s)
+        segs.append((int(idx[0]), int(idx[-1]) + 1))
+    report: dict[str, Any] = {
+        "scenarios": f"{scenarios} x {seconds:g} s feature-level (edge.sim.frontsim), seeds from "
+                     f"{seed}" + (f", held-out sounds of {sounds}" if sounds else ", no real sounds"),
+        "model": card.name,
+    }
+    for mode in ("both", "video_masked", "audio_masked"):
+        logits = []
+        for i in range(0, len(data), 64):
+            x = masked(data.inputs(slice(i, i + 64)), mode, speech_cols)
+            logits.append(next(iter(engine.infer(x).values())))
+        probs = 1.0 / (1.0 + np.exp(-np.concatenate(logits)))
+        report[mode] = score(probs, labels, data.t_s, classes, thresholds, segs)
+        report[mode]["ticks"] = len(data)
+    return report
+
+
+def open_null() -> TextIO:
+    import io
+
+    return io.StringIO()
