@@ -45,3 +45,33 @@ paths: {{roots: ["{ROOT}", "{ROOT.parent / 'shared'}", "{tmp_path}"]}}
     assert all(r["front"]["face"] == 1.0 for r in late), [r.get("front") for r in late]
     assert not any(r["front"]["hand"] for r in late)  # no hand in view
     assert not any("eyes_closed" in r["active"] for r in late)  # an alert man
+
+
+@pytest.mark.skipif(not CLIP.is_file(), reason=f"needs {CLIP}")
+@pytest.mark.skipif(not (ROOT / "engines/front/face_detector.onnx").is_file(),
+                    reason="needs the front ends (edge front-ends import)")
+def test_a_front_model_calibrates_from_real_recordings_and_builds_int8(tmp_path: Path) -> None:
+    """``edge calibrate --from recordings`` for a model over front-end features: the driver clips
+    of the dev set replayed through the serving code (the home recording beside them is left
+    out: another task), then an INT8 build on those windows."""
+    import shutil
+
+    model = tmp_path / "driver-front.onnx"
+    shutil.copy(ROOT / "engines/driver-front.onnx", model)
+    shutil.copy(ROOT / "engines/driver-front.yaml", tmp_path / "driver-front.yaml")
+    cfg = tmp_path / "driver.yaml"
+    cfg.write_text((ROOT / "configs/driver.yaml").read_text()
+                   .replace("engines/driver-front.int8.onnx", str(model))
+                   .replace("roots: [.., /var/lib/edge]",
+                            f"roots: [{ROOT}, {ROOT.parent / 'shared'}, {tmp_path}]")
+                   .replace("/var/lib/edge", str(tmp_path)))
+    out = tmp_path / "calib"
+    proc = edge("calibrate", "--config", str(cfg), "--out", str(out), "--from", "recordings",
+                "--recordings", str(CLIP.parents[1]), "--holdout", "0.34", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["inputs"]["front"] == ["B", 8, 13]
+    assert manifest["calib"] > 20 and manifest["check"] > 10  # split by recording
+    proc = edge("build", "--model", str(model), "--int8", "--calibration", str(out), timeout=300)
+    assert proc.returncode == 0, proc.stderr  # within the 1-point gate on the held-out clip
+    assert (tmp_path / "driver-front.int8.onnx").is_file()

@@ -103,19 +103,36 @@ def sim_windows(
     return WindowSet.concat(parts)
 
 
-def recorded_windows(card: ModelCard, root: Path, log: TextIO | None) -> WindowSet:
-    """Windows of every recording folder under ``root`` (a media file + ``labels.json``)."""
-    from edge.train.data import recording_windows
+def recorded_windows(card: ModelCard, root: Path, log: TextIO | None,
+                     config: Any = None) -> WindowSet:
+    """Windows of every recording folder under ``root`` (a media file + ``labels.json``).
 
-    if card.front:
-        raise ConfigError(f"calibration windows from recordings for {card.name!r} (a model over "
-                          "front-end features) are not built yet: use --from sim")
-    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    A model over front-end features gets its windows from a replay through the serving code
+    with the front ends ``config`` turns on (:func:`edge.evaluate.evalrec.run_recording`)."""
+    from edge.evaluate.evalrec import recording_folders
+    from edge.train.data import load_labels, recording_files, recording_windows
+
+    folders = [f for f in recording_folders(root)
+               if load_labels(recording_files(f)[1]).task == card.task]
     if not folders:
-        raise ConfigError(f"{root}: no recording folders (each a media file + labels.json)")
+        raise ConfigError(f"{root}: no recordings of task {card.task!r}")
+    engine = None
+    if card.front:
+        from edge.evaluate.eval import load_model
+
+        if config is None or config.front_ends is None:
+            raise ConfigError(f"{card.name!r} reads front-end features: calibrate from "
+                              "recordings with a config whose front_ends: turn them on")
+        engine = load_model(config)
     parts = []
     for i, folder in enumerate(folders):
-        parts.append(recording_windows(folder, card, index=i, hop_s=0.25))
+        if engine is not None:
+            from edge.evaluate.evalrec import run_recording
+            from edge.train.data import windows_of
+
+            parts.append(windows_of(run_recording(config, folder, engine, keep_features=True), i))
+        else:
+            parts.append(recording_windows(folder, card, index=i, hop_s=0.25))
         _progress(log, f"recordings {i + 1}/{len(folders)}")
     if log is not None:
         print(file=log)
@@ -285,7 +302,7 @@ def calibrate(
     elif source == "recordings":
         if recordings is None:
             raise ConfigError("--from recordings needs --recordings DIR")
-        ws = recorded_windows(card, Path(recordings), log)
+        ws = recorded_windows(card, Path(recordings), log, config)
         info = {"source": f"recordings in {recordings}"}
     elif source == "live":
         ws = live_windows(config, live_seconds, log)

@@ -35,6 +35,7 @@ from edge.features.serve import Featurizer
 from edge.sim.scenario import Event, Scenario, label_fraction
 
 if TYPE_CHECKING:
+    from edge.evaluate.evalrec import RecordingRun
     from edge.sim.frontsim import SoundBank
 
 MEDIA_SUFFIXES = (".mkv", ".mp4", ".mov", ".avi", ".webm")
@@ -274,4 +275,26 @@ def front_scenario_windows(
         t_s=w.t_end,
         front=w.front.astype(np.float32),
         front_mask=w.front_mask.astype(np.float32),
+    )
+
+
+def windows_of(run: "RecordingRun", index: int) -> WindowSet:
+    """A recording's ticks as training windows (model inputs and label fractions)."""
+    f = run.features
+    if not f:
+        raise ConfigError(f"{run.name}: no window lies inside the recording")
+    front = f[0].front is not None
+    n = len(f)
+    return WindowSet(
+        video=np.stack([x.video for x in f]).astype(np.float16) if not front
+        else np.zeros((n, 0), np.float16),
+        video_mask=np.stack([x.video_mask for x in f]).astype(np.float32) if not front
+        else np.zeros((n, 0), np.float32),
+        audio=np.stack([x.audio for x in f]).astype(np.float16),
+        audio_mask=np.stack([x.audio_mask for x in f]).astype(np.float32),
+        labels=np.stack(run.fractions).astype(np.float32),
+        scenario=np.full(n, index, np.int32),
+        t_s=run.times.copy(),
+        front=np.stack([x.front for x in f]).astype(np.float32) if front else None,
+        front_mask=np.stack([x.front_mask for x in f]).astype(np.float32) if front else None,
     )

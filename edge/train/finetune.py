@@ -28,7 +28,7 @@ import numpy as np
 from edge.runtime.card import ModelCard, card_path_for, load_card, save_card, sha256_file
 from edge.config import Config, ModelConfig
 from edge.errors import ConfigError
-from edge.train.data import WindowSet
+from edge.train.data import WindowSet, windows_of
 
 if TYPE_CHECKING:
     import torch
@@ -143,28 +143,6 @@ def check_rebuilt(model: "torch.nn.Module", path: Path, card: ModelCard, data: W
         raise ConfigError(f"{path}: the rebuilt network differs from the ONNX model by {diff:.3g} "
                           "in its logits; cannot fine-tune it")
     return diff
-
-
-def windows_of(run: "RecordingRun", index: int) -> WindowSet:
-    """A recording's ticks as training windows (model inputs and label fractions)."""
-    f = run.features
-    if not f:
-        raise ConfigError(f"{run.name}: no window lies inside the recording")
-    front = f[0].front is not None
-    n = len(f)
-    return WindowSet(
-        video=np.stack([x.video for x in f]).astype(np.float16) if not front
-        else np.zeros((n, 0), np.float16),
-        video_mask=np.stack([x.video_mask for x in f]).astype(np.float32) if not front
-        else np.zeros((n, 0), np.float32),
-        audio=np.stack([x.audio for x in f]).astype(np.float16),
-        audio_mask=np.stack([x.audio_mask for x in f]).astype(np.float32),
-        labels=np.stack(run.fractions).astype(np.float32),
-        scenario=np.full(n, index, np.int32),
-        t_s=run.times.copy(),
-        front=np.stack([x.front for x in f]).astype(np.float32) if front else None,
-        front_mask=np.stack([x.front_mask for x in f]).astype(np.float32) if front else None,
-    )
 
 
 def default_config(model_path: Path, card: ModelCard) -> Config:
