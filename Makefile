@@ -51,9 +51,17 @@ bench: $(VENV)/.installed-dev engines/front/.imported
 
 # Retrain the reference models (CPU; torch from the train extra), as their cards' provenance
 # says; then score, calibrate and build INT8 as the README's "INT8 and TensorRT" shows.
+# The front models (served by configs/driver.yaml and configs/home.yaml) mix in the real sounds
+# of ../shared/realworld/sounds; then `edge calibrate --config calibration/TASK-front-sim.config.yaml
+# --out calibration/TASK-front-sim --scenarios 40` and `edge build --int8` as for the others.
+SOUNDS ?= ../shared/realworld/sounds
 train: $(VENV)/.installed-dev
 	$(BIN)/edge train --task driver --seed 0 --scenarios 120 --epochs 8
 	$(BIN)/edge train --task home --seed 0 --scenarios 120 --epochs 8
+	$(BIN)/edge train --task driver --front --seed 0 --scenarios 300 --val-scenarios 16 \
+		--seconds 24 --epochs 12 --window-stride 2 --sounds $(SOUNDS)
+	$(BIN)/edge train --task home --front --seed 0 --scenarios 120 --val-scenarios 16 \
+		--seconds 24 --epochs 6 --window-stride 2 --sounds $(SOUNDS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache
