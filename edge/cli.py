@@ -496,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--sounds", default=None,
-        help="--front: a folder of real 16 kHz sounds to mix in (edge.sim.frontsim.SOUND_PIECES "
+        help="--front: a folder of real 16 kHz sounds to mix in (edge.sim.frontaudio.SOUND_PIECES "
         "names the files; e.g. ../shared/realworld/sounds)",
     )
     s.add_argument("--heldout-scenarios", type=int, default=24,

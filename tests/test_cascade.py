@@ -10,7 +10,8 @@ import pytest
 
 from edge.timebase.buffers import FrameRing, SampleRing
 from edge.timebase.clock import NS_PER_S
-from edge.front.cascade import AudioVad, Cascade, PerFrame, VideoStage
+from edge.front.cascade import Cascade
+from edge.front.stages import AudioVad, PerFrame, VideoStage
 from edge.front.config import FaceConfig, FrontEndsConfig
 from edge.status.config import HealthConfig
 from edge.status.health import TickStats, judge

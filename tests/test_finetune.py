@@ -80,7 +80,8 @@ def test_a_model_is_rebuilt_from_its_onnx_file_computing_the_same_function(
     from the ONNX file: the rebuilt network's logits match ONNX Runtime's."""
     from edge.runtime.base import load_engine
     from edge.train.finetune import model_from_onnx
-    from edge.train.train import build_model, export_onnx, make_card, make_front_card
+    from edge.train.fit import build_model
+    from edge.train.train import export_onnx, make_card, make_front_card
 
     for card in (make_card("driver", "d"), make_front_card("home", "h")):
         torch.manual_seed(1)

@@ -10,7 +10,8 @@ import pytest
 
 from edge.features.logmel import LogMelSpec
 from edge.front.features import FrontSpec
-from edge.sim.frontsim import Layout, SoundBank, face_frames, person_frames, simulate_windows
+from edge.sim.frontaudio import SoundBank
+from edge.sim.frontsim import Layout, face_frames, person_frames, simulate_windows
 from edge.sim.scenario import Event, Scenario
 
 SOUNDS = Path(__file__).resolve().parents[2] / "shared" / "realworld" / "sounds"
@@ -114,7 +115,7 @@ def test_windows_have_the_front_spec_layout_and_vad_speech() -> None:
 
 @pytest.mark.skipif(not SOUNDS.is_dir(), reason="needs ../shared/realworld/sounds")
 def test_real_sounds_are_split_by_file_and_recut_labels() -> None:
-    from edge.sim.frontsim import mix_audio
+    from edge.sim.frontaudio import mix_audio
 
     train, held = SoundBank.load(SOUNDS, "train"), SoundBank.load(SOUNDS, "heldout")
     assert not {f.split("[")[0] for f in held.files if "[" not in f} & set(train.files)

@@ -56,7 +56,7 @@ def evaluate_front_sim(
                           "(edge eval --scenario)")
     from edge.front.engines import FRONT_DIR
     from edge.front.vad import StreamingVad
-    from edge.sim.frontsim import SoundBank
+    from edge.sim.frontaudio import SoundBank
     from edge.train.train import generate_front
 
     bank = SoundBank.load(sounds, "heldout")

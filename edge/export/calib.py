@@ -79,7 +79,7 @@ def sim_windows(
     if card.front:
         from edge.front.engines import FRONT_DIR
         from edge.front.vad import StreamingVad
-        from edge.sim.frontsim import SoundBank
+        from edge.sim.frontaudio import SoundBank
 
         bank, vad = SoundBank.load(None, "train"), StreamingVad(front_dir or FRONT_DIR)
 

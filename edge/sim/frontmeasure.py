@@ -131,7 +131,7 @@ def report_person(tab: np.ndarray, labels: dict[str, Any]) -> None:
 def vad_probs(path: Path, front_dir: str) -> np.ndarray:
     """Chunk probabilities of one 16 kHz sound file."""
     from edge.front.vad import StreamingVad
-    from edge.sim.frontsim import read_sound
+    from edge.sim.frontaudio import read_sound
 
     vad = StreamingVad(front_dir)
     return np.array([p for _, p in vad.push(read_sound(path), 0)], np.float32)

@@ -36,7 +36,7 @@ from edge.sim.scenario import Event, Scenario, label_fraction
 
 if TYPE_CHECKING:
     from edge.evaluate.evalrec import RecordingRun
-    from edge.sim.frontsim import SoundBank
+    from edge.sim.frontaudio import SoundBank
 
 MEDIA_SUFFIXES = (".mkv", ".mp4", ".mov", ".avi", ".webm")
 

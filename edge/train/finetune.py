@@ -60,7 +60,7 @@ def model_from_onnx(path: Path, card: ModelCard) -> "torch.nn.Module":
     import torch
     from onnx import numpy_helper
 
-    from edge.train.train import build_model
+    from edge.train.fit import build_model
 
     model = build_model(card)
     m = onnx.load(str(path))
@@ -179,7 +179,8 @@ def finetune(
     from edge.evaluate.evalrec import recording_folders, run_recording
     from edge.evaluate.metrics import score
     from edge.train.data import load_labels, recording_files
-    from edge.train.train import export_onnx, fit
+    from edge.train.fit import fit
+    from edge.train.train import export_onnx
 
     s = settings
     torch.manual_seed(s.seed)

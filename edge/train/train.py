@@ -15,7 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 import numpy as np
 
@@ -25,9 +25,7 @@ from edge.features.logmel import LogMelSpec
 from edge.evaluate.metrics import prf
 from edge.sim.scenario import CLASSES, random_scenario
 from edge.train.data import WindowSet, scenario_windows
-
-if TYPE_CHECKING:
-    import torch
+from edge.train.fit import build_model, fit, macro_f1, predict
 
 DESCRIPTIONS = {
     "eyes_closed": ("eyes closed (blink excluded by duration rules downstream)", "video"),
@@ -161,7 +159,8 @@ def generate_front(
     vad: object, log: TextIO, stride: int = 1,
 ) -> WindowSet:
     """Feature-level windows of ``n`` random scenarios drawn from ``seed``."""
-    from edge.sim.frontsim import SoundBank, random_front_scenario
+    from edge.sim.frontaudio import SoundBank
+    from edge.sim.frontsim import random_front_scenario
     from edge.train.data import front_scenario_windows
 
     assert isinstance(bank, SoundBank)
@@ -253,7 +252,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
                         "your recordings with --init engines/TASK-front.onnx (fine-tuning)")
     if s.front:
         from edge.front.vad import StreamingVad
-        from edge.sim.frontsim import SoundBank
+        from edge.sim.frontaudio import SoundBank
 
         bank, held_bank = SoundBank.load(s.sounds, "train"), SoundBank.load(s.sounds, "heldout")
         vad = StreamingVad(options={"threads": 1})
@@ -335,102 +334,6 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
     return card
 
 
-def build_model(card: ModelCard, data: WindowSet | None = None) -> "torch.nn.Module":
-    """The network a card describes: :class:`FrontFusionNet` for a model over front-end
-    features (normalised over ``data``'s picture features when given), else :class:`FusionNet`."""
-    from edge.train.model import FrontFusionNet, FusionNet
-
-    n_classes = len(card.classes)
-    modalities = [c.modality for c in card.classes]
-    if card.front:
-        feats = list(card.front["features"])
-        speech_cols = [k for k, f in enumerate(feats) if f.startswith("speech.")]
-        fm = FrontFusionNet(n_classes, len(feats), int(card.audio["n_mels"]), speech_cols,
-                            modalities=modalities)
-        if data is not None:
-            fm.set_normalisation(*front_normalisation(data, speech_cols))
-        return fm
-    vs = VideoSpec.from_dict(card.video)
-    return FusionNet(n_classes, vs.channels, vs.height, int(card.audio["n_mels"]),
-                     modalities=modalities)
-
-
-def fit(
-    model: "torch.nn.Module", card: ModelCard, train_set: WindowSet, val_set: WindowSet,
-    epochs: int, lr: float, batch: int, modality_dropout: float, rng: np.random.Generator,
-    log: TextIO, started: float, freeze_norm: bool = False,
-) -> None:
-    """Train ``model`` in place: AdamW with a one-cycle rate, class-balanced BCE and modality
-    dropout (a whole modality masked for a share of the batch so the model learns to serve
-    without it); validation macro F1 after each epoch. ``freeze_norm`` keeps batch-norm
-    statistics as they are (fine-tuning on a few minutes of data)."""
-    import torch
-
-    front = train_set.front is not None
-    y_train = (train_set.labels >= 0.5).astype(np.float32)
-    y_val = val_set.labels >= 0.5
-    names = list(card.inputs)
-    feats = list(card.front["features"]) if card.front else []
-    speech_cols = [k for k, f in enumerate(feats) if f.startswith("speech.")]
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * ((len(train_set) + batch - 1) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    pos = y_train.mean(0)
-    pos_weight = torch.tensor(np.clip((1 - pos) / np.maximum(pos, 1e-3), 1.0, 8.0), dtype=torch.float32)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    print(f"edge train: {len(train_set)} training / {len(val_set)} validation windows, "
-          f"{sum(p.numel() for p in model.parameters())} parameters", file=log)
-    for epoch in range(epochs):
-        model.train()
-        if freeze_norm:
-            for m in model.modules():
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        order = rng.permutation(len(train_set))
-        total = 0.0
-        for i in range(0, len(order), batch):
-            idx = np.sort(order[i : i + batch])
-            b = {k: torch.from_numpy(v) for k, v in train_set.inputs(idx).items()}
-            drop = rng.random(len(idx))
-            # Modality dropout: mask all video for some windows, all audio for others.
-            no_v = torch.from_numpy(drop < modality_dropout)
-            no_a = torch.from_numpy((drop >= modality_dropout) & (drop < 2 * modality_dropout))
-            vname = "front" if front else "video"
-            b[f"{vname}_mask"][no_v] = 0.0
-            b[vname][no_v] = 0.0  # serving zeros every column of a target without a frame
-            b["audio_mask"][no_a] = 0.0
-            b["audio"][no_a] = 0.0
-            if speech_cols:  # no audio: the VAD has nothing to say either
-                b["front"][no_a.nonzero(as_tuple=True)[0].unsqueeze(1), :, speech_cols] = 0.0
-            if not front:
-                b["video"] = augment_video(b["video"], rng)
-            logits = model(*[b[k] for k in names])
-            loss = loss_fn(logits, torch.from_numpy(y_train[idx]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-        probs = predict(model, val_set)
-        f1 = macro_f1(probs, y_val, np.full(len(card.classes), 0.5))
-        print(f"  epoch {epoch + 1}/{epochs}  loss {total / len(train_set):.4f}  "
-              f"val macro F1 {f1:.3f}  ({time.monotonic() - started:.0f} s)", file=log, flush=True)
-
-
-def front_normalisation(data: WindowSet, skip: list[int]) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Mean and 1 / spread of each picture feature over the training rows that have a frame
-    (columns in ``skip``, the audio ones, are left out)."""
-    import torch
-
-    assert data.front is not None and data.front_mask is not None
-    rows = data.front[data.front_mask > 0]
-    keep = [k for k in range(rows.shape[1]) if k not in skip]
-    x = rows[:, keep].astype(np.float64)
-    mean, sd = x.mean(0), x.std(0)
-    return (torch.tensor(mean, dtype=torch.float32),
-            torch.tensor(1.0 / np.maximum(sd, 1e-3), dtype=torch.float32))
-
-
 def heldout_report(onnx_path: Path, card: ModelCard, data: WindowSet) -> dict[str, object]:
     """Per-class F1 of the exported model (ONNX Runtime, the card's thresholds) on ``data``."""
     from edge.runtime.base import load_engine
@@ -450,38 +353,6 @@ def heldout_report(onnx_path: Path, card: ModelCard, data: WindowSet) -> dict[st
                                int((~pred[:, k] & y[:, k]).sum()))[2], 4)
     return {"windows": len(data), "macro_f1": round(float(np.mean(list(f1.values()))), 4),
             "f1": f1, "positives": {c.name: int(y[:, k].sum()) for k, c in enumerate(card.classes)}}
-
-
-def augment_video(video: "torch.Tensor", rng: np.random.Generator) -> "torch.Tensor":
-    """Per window: brightness and contrast jitter and a small shift (camera mounting varies)."""
-    import torch
-
-    n = video.shape[0]
-    gain = torch.from_numpy(rng.uniform(0.75, 1.25, (n, 1, 1, 1, 1)).astype(np.float32))
-    bias = torch.from_numpy(rng.uniform(-0.3, 0.3, (n, 1, 1, 1, 1)).astype(np.float32))
-    out = video * gain + bias
-    dy, dx = (int(v) for v in rng.integers(-4, 5, 2))
-    return torch.roll(out, shifts=(dy, dx), dims=(3, 4))
-
-
-def predict(model: object, data: WindowSet, batch: int = 64) -> np.ndarray:
-    import torch
-
-    assert isinstance(model, torch.nn.Module)
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(data), batch):
-            b = {k: torch.from_numpy(v) for k, v in data.inputs(slice(i, i + batch)).items()}
-            out.append(torch.sigmoid(model(*b.values())).numpy())
-    return np.concatenate(out)
-
-
-def macro_f1(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray) -> float:
-    pred = probs >= thresholds[np.newaxis, :]
-    fs = [prf(int((pred[:, k] & labels[:, k]).sum()), int((pred[:, k] & ~labels[:, k]).sum()),
-              int((~pred[:, k] & labels[:, k]).sum()))[2] for k in range(labels.shape[1])]
-    return float(np.mean(fs))
 
 
 def export_onnx(model: object, card: ModelCard, path: Path) -> None:

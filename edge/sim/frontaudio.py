@@ -1,0 +1,245 @@
+"""Audio for feature-level simulation: real sounds mixed into a scenario, and the real VAD on it.
+
+This module owns the sound side of :mod:`edge.sim.frontsim`: the real sound files of
+``../shared/realworld/sounds`` split into training and held-out pieces (:data:`SOUND_PIECES`,
+:class:`SoundBank`), mixing them into a scenario's simulated audio through random microphones,
+with the labels re-cut to the real sounds' own lengths (:func:`mix_audio`), hisses as
+negatives, and the real silero VAD run on the mix (:func:`vad_chunks`, :func:`speech_at`), so a
+model's ``speech.p`` is what the front end says, not a model of it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.sim.scenario import Event, Scenario
+from edge.sim.sound import edges, shaped_noise, sub_rng
+
+SR = 16000
+VAD_CHUNK = 512
+
+#: The real sound files and what they are; pieces are ``(file, kind, start_s, end_s, split)``.
+#: A file of a kind with several files is held out whole; long files are cut in time (the end
+#: held out); the only glass and the only dog file serve training alone.
+SOUND_PIECES: tuple[tuple[str, str, float, float, str], ...] = (
+    ("alsa_Front_Left.flac", "speech", 0.0, math.inf, "train"),
+    ("librosa_libri2_3436-172162-0000_male.flac", "speech", 0.0, math.inf, "train"),
+    ("asterisk_allison_demo-instruct_8k.flac", "speech", 0.0, 48.0, "train"),
+    ("asterisk_allison_demo-instruct_8k.flac", "speech", 48.0, math.inf, "heldout"),
+    ("alsa_Rear_Right.flac", "speech", 0.0, math.inf, "heldout"),
+    ("minetest_default_break_glass.1.flac", "glass", 0.0, math.inf, "train"),
+    ("tuxpaint_dog_bark.flac", "dog", 0.0, math.inf, "train"),
+    ("wikimedia_Bertof_rain_via_ahnlich.flac", "other", 0.0, 5.5, "train"),
+    ("wikimedia_Bertof_rain_via_ahnlich.flac", "other", 5.5, math.inf, "heldout"),
+    ("freedesktop_camera-shutter.flac", "other", 0.0, math.inf, "train"),
+    ("librosa_robin_inspectorj.flac", "other", 0.0, math.inf, "heldout"),
+)
+
+
+def read_sound(path: str | Path) -> np.ndarray:
+    """A sound file's first channel as float32 at 16 kHz (PyAV decodes; the rate must match)."""
+    import av
+
+    from edge.errors import ConfigError
+
+    parts: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as box:
+            stream = box.streams.audio[0]
+            if stream.rate != SR:
+                raise ConfigError(f"{path}: {stream.rate} Hz audio, expected {SR}")
+            for frame in box.decode(stream):
+                raw = np.asarray(frame.to_ndarray())
+                x = raw.astype(np.float64)
+                if raw.dtype.kind == "i":
+                    x /= float(2 ** (8 * raw.dtype.itemsize - 1))
+                # planar: [channels, n]; packed: [1, n * channels]
+                parts.append(x[0] if frame.format.is_planar else x[0, :: len(frame.layout.channels)])
+    except (OSError, av.error.FFmpegError) as exc:
+        raise ConfigError(f"{path}: cannot read sound: {exc}") from None
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+
+
+@dataclass
+class SoundBank:
+    """Real sounds by kind (speech, glass, dog, other), one split of :data:`SOUND_PIECES`."""
+
+    pieces: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, folder: str | Path | None, split: str) -> SoundBank:
+        """The ``split`` (``train`` / ``heldout``) pieces of the files in ``folder`` (None: none)."""
+        bank = cls()
+        if folder is None:
+            return bank
+        for name, kind, a, b, sp in SOUND_PIECES:
+            if sp != split:
+                continue
+            x = read_sound(Path(folder) / name)
+            seg = x[int(a * SR): None if math.isinf(b) else int(b * SR)]
+            bank.pieces.setdefault(kind, []).append(np.ascontiguousarray(seg))
+            bank.files.append(name if (a, b) == (0.0, math.inf) else f"{name}[{a:g}:{b:g} s]")
+        return bank
+
+    def has(self, kind: str) -> bool:
+        return bool(self.pieces.get(kind))
+
+    def pick(self, kind: str, rng: np.random.Generator) -> np.ndarray:
+        """A piece of ``kind``, replayed at a random speed (0.9-1.12: pitch and tempo)."""
+        ps = self.pieces[kind]
+        x = ps[int(rng.integers(len(ps)))]
+        r = float(rng.uniform(0.9, 1.12))
+        n = max(1, int(len(x) / r))
+        return np.interp(np.arange(n) * r, np.arange(len(x)), x).astype(np.float32)
+
+
+def _envelope_db(x: np.ndarray, hop: int = 160) -> np.ndarray:
+    n = len(x) // hop
+    e = np.sqrt(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
+    return np.asarray(20 * np.log10(e / (e.max() + 1e-12)))
+
+
+def active_extent(x: np.ndarray, db: float = 40.0) -> tuple[int, int]:
+    """Sample range where ``x``'s 10 ms envelope is within ``db`` of its peak."""
+    on = np.flatnonzero(_envelope_db(x) > -db)
+    if not len(on):
+        return 0, len(x)
+    return int(on[0]) * 160, min(len(x), (int(on[-1]) + 1) * 160)
+
+
+# -- audio ---------------------------------------------------------------------------------------
+
+#: Per class, the real-sound kind that may voice it, and how often it does when the bank has one.
+REAL_VOICE = {"talking": ("speech", 0.5), "speech": ("speech", 0.7), "glass_break": ("glass", 0.6),
+              "dog_bark": ("dog", 0.6)}
+
+
+def _place(out: np.ndarray, x: np.ndarray, start: int, rms_bed: float, snr_db: float) -> None:
+    """Add ``x`` at sample ``start`` with its active RMS ``snr_db`` over the bed's RMS."""
+    a, b = active_extent(x)
+    level = math.sqrt(float(np.mean(x[a:b] ** 2)) + 1e-12)
+    gain = min(rms_bed * 10 ** (snr_db / 20) / level, 0.95 / (float(np.abs(x).max()) + 1e-9))
+    end = min(len(out), start + len(x))
+    if end > start:
+        out[start:end] += gain * x[: end - start]
+
+
+def _tilt(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x`` through a random microphone and room: a first-order tilt, ``y[n] = x[n] - a x[n-1]``
+    with ``a`` in [-0.6, 0.9] (a bright mic that makes sibilants hiss, to a dull one). The few
+    real files must not teach that one recording's spectrum is what a class sounds like."""
+    a = float(rng.uniform(-0.6, 0.9))
+    y = x.astype(np.float64).copy()
+    y[1:] -= a * x[:-1]
+    return (y / (1 + abs(a))).astype(np.float32)
+
+
+def _speech_from(x: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` samples of speech starting at an onset somewhere in ``x`` (looped when short)."""
+    env = _envelope_db(x)
+    on = np.flatnonzero((env > -25) & (np.concatenate([[-99.0], env[:-1]]) <= -25))
+    k = int(on[int(rng.integers(len(on)))]) * 160 if len(on) else 0
+    reps = -(-(n + k) // len(x)) + 1
+    y = np.tile(x, reps)[k: k + n].copy()
+    fade = min(len(y) // 2, 800)
+    if fade:
+        y[-fade:] *= np.linspace(1, 0, fade)
+    return y
+
+
+def mix_audio(sc: Scenario, bank: SoundBank) -> tuple[np.ndarray, Scenario]:
+    """The scenario's audio with real sounds mixed in, and its labels re-cut to the real sounds.
+
+    Events voiced by a real sound are left out of the simulator's render; the rest of the
+    scenario (bed, distractors, other events) is the simulator's own.
+    """
+    from edge.sim.render import Simulator
+
+    rng = sub_rng(sc.seed, "front-audio")
+    real: dict[int, np.ndarray] = {}
+    events = list(sc.events)
+    for i, e in enumerate(sc.events):
+        kind, p = REAL_VOICE.get(e.label, ("", 0.0))
+        if kind and bank.has(kind) and rng.random() < p:
+            x = bank.pick(kind, rng)
+            if kind == "speech":
+                x = _speech_from(x, rng, int((e.end - e.start) * SR))
+            else:  # a finite sound: its label is where it is within 40 dB of its peak
+                a, b = active_extent(x)
+                x = x[a:]
+                nxt = min([f.start for f in sc.events if f.label == e.label and f.start > e.start]
+                          + [sc.seconds])
+                end = min(nxt, e.start + (b - a) / SR)
+                x = x[: int((end - e.start) * SR)]
+                events[i] = Event(label=e.label, start=e.start, end=round(end, 4), variant=e.variant)
+            real[i] = x
+    render = sc.model_copy(update={"events": tuple(e for i, e in enumerate(events) if i not in real)})
+    n = int(round(sc.seconds * SR))
+    out = Simulator(render, 64, 48, 15.0, SR).audio(0, n).astype(np.float64)
+    rms_bed = max(math.sqrt(float(np.mean(out ** 2))), 1e-3)
+    mic = sub_rng(sc.seed, "front-mic")
+    for i, x in real.items():
+        _place(out, _tilt(x, mic), int(events[i].start * SR), rms_bed, float(rng.uniform(0, 25)))
+    # Unlabelled real sounds: rain, birds, a shutter (negatives for every class), and, in a
+    # car, someone else talking (a passenger, the radio) while the driver's mouth is still.
+    if bank.has("other"):
+        for _ in range(int(rng.poisson(1.5 * sc.seconds / 60 + 0.3))):
+            x = bank.pick("other", rng)
+            x = x[: int(rng.uniform(2, 10) * SR)]
+            _place(out, _tilt(x, mic), int(rng.uniform(0, sc.seconds) * SR), rms_bed,
+                   float(rng.uniform(-5, 20)))
+    # Hisses: a sibilant stressed by a bright microphone, a spray, a kettle: 4-8 kHz with a
+    # sharp attack and nothing below, mostly inside speech (unlabelled). A glass model fired on
+    # the sibilants of real read speech; the impact of breaking glass is broadband.
+    if sc.task == "home":
+        hiss = sub_rng(sc.seed, "front-hiss")
+        talk = [(e.start, e.end) for e in events if e.label == "speech"]
+        for _ in range(int(hiss.poisson(8 * sc.seconds / 60))):
+            d = float(hiss.uniform(0.06, 0.3))
+            if talk and hiss.random() < 0.7:
+                s0, s1 = talk[int(hiss.integers(len(talk)))]
+                t0 = float(hiss.uniform(s0, max(s0, s1 - d)))
+            else:
+                t0 = float(hiss.uniform(0, max(0.0, sc.seconds - d)))
+            m = int(d * SR)
+            lo = float(hiss.uniform(3000, 4500))
+            x = shaped_noise(hiss, m, SR, lo, 8000) * edges(m, SR, float(hiss.uniform(0.005, 0.03)),
+                                                            float(hiss.uniform(0.02, 0.08)))
+            _place(out, x.astype(np.float32), int(t0 * SR), rms_bed, float(hiss.uniform(0, 22)))
+    if sc.task == "driver" and bank.has("speech") and rng.random() < 0.3:
+        talk = [(e.start, e.end) for e in sc.events if e.label == "talking"]
+        d = float(rng.uniform(1.5, 6.0))
+        t0 = float(rng.uniform(0, max(0.0, sc.seconds - d)))
+        if all(e1 + 0.5 <= t0 or e0 >= t0 + d + 0.5 for e0, e1 in talk):
+            x = _speech_from(bank.pick("speech", rng), rng, int(d * SR))
+            _place(out, _tilt(x, mic), int(t0 * SR), rms_bed, float(rng.uniform(-5, 12)))
+    # Microphone gain and room level vary by tens of dB (a real cabin recording sat at -60 dB
+    # RMS, the simulated beds at -20 to -40): the model must not read loudness as a class.
+    out *= 10 ** (float(mic.uniform(-32, 6)) / 20)
+    labels = sc.model_copy(update={"events": tuple(events)})
+    return np.clip(out, -1, 1).astype(np.float32), labels
+
+
+def vad_chunks(audio: np.ndarray, vad: object) -> np.ndarray:
+    """Silero chunk probabilities of the whole stream (chunk ``k``: samples ``[512 k, 512 k +
+    512)``), from a fresh state: the real front end, not a model of it."""
+    vad.reset()  # type: ignore[attr-defined]
+    return np.array([p for _, p in vad.push(audio, 0)], np.float32)  # type: ignore[attr-defined]
+
+
+def speech_at(chunks: np.ndarray, targets_s: np.ndarray, half_s: float) -> np.ndarray:
+    """Per target: the highest chunk probability among chunks wholly inside ``[t - half,
+    t + half)`` (NaN: none), as :meth:`edge.front.cascade.Cascade.window` reads it."""
+    out = np.full(len(targets_s), np.nan, np.float32)
+    for k, t in enumerate(targets_s):
+        n0, n1 = int(round((t - half_s) * SR)), int(round((t + half_s) * SR))
+        c0 = max(0, -(-n0 // VAD_CHUNK))
+        c1 = min(len(chunks), (n1 - VAD_CHUNK) // VAD_CHUNK + 1)
+        if c1 > c0:
+            out[k] = float(np.max(chunks[c0:c1]))
+    return out
