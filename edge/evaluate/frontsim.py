@@ -12,6 +12,7 @@ zeroed, and the VAD's column with it: no microphone, no speech activity).
 
 from __future__ import annotations
 
+import io
 import sys
 from typing import Any, Literal, TextIO
 
@@ -62,7 +63,7 @@ def evaluate_front_sim(
     bank = SoundBank.load(sounds, "heldout")
     vad = StreamingVad(config.front_ends.dir if config.front_ends is not None else FRONT_DIR)
     data = generate_front(card, scenarios, seconds, seed, 0.25, bank, vad,
-                          log if log is not None else open_null())
+                          log if log is not None else io.StringIO())
     classes = card.class_names
     thresholds = np.array([c.threshold for c in card.classes], np.float32)
     speech_cols = [k for k, f in enumerate(card.front["features"]) if f.startswith("speech.")]
@@ -85,9 +86,3 @@ def evaluate_front_sim(
         report[mode] = score(probs, labels, data.t_s, classes, thresholds, segs)
         report[mode]["ticks"] = len(data)
     return report
-
-
-def open_null() -> TextIO:
-    import io
-
-    return io.StringIO()

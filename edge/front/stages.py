@@ -171,6 +171,11 @@ class VideoStage(Generic[R]):
         self.run()
         return self.drain()
 
+    def wake(self) -> None:
+        """Wake whoever waits in :meth:`wait_seen` (the worker stopped on an error)."""
+        with self._cond:
+            self._cond.notify_all()
+
     def wait_seen(self, seq: int, timeout_s: float) -> bool:
         """Wait until the stage has looked at frame ``seq`` (a worker runs it); False on timeout."""
         with self._cond:
@@ -207,8 +212,7 @@ class StageWorker:
                 st.run()
         except BaseException as exc:  # handed to the tick thread by check()
             self.error = exc
-            with st._cond:
-                st._cond.notify_all()
+            st.wake()
 
     def check(self) -> None:
         if self.error is not None:

@@ -438,10 +438,12 @@ def simulate_windows(sc: Scenario, spec: FrontSpec, mel: object, layout: Layout,
         idx = np.clip(np.round(targets * fps).astype(int), 0, len(t_frames) - 1)
         valid = ~dropped[idx]
         res = [_Held(rows[held[i]]) if held[i] >= 0 else None for i in idx]
-        kw: dict[str, object] = {"face": res} if sc.task == "driver" else {"person": res}
-        if hands is not None:
-            kw["hand"] = [_Held(hands[0][hands[1][i]]) if hands[1][i] >= 0 else None for i in idx]
-        front, fmask = compose(spec, valid, speech=speech_at(chunks, targets, step / 2), **kw)  # type: ignore[arg-type]
+        hres = None if hands is None else [
+            _Held(hands[0][hands[1][i]]) if hands[1][i] >= 0 else None for i in idx]
+        driver = sc.task == "driver"
+        front, fmask = compose(spec, valid, face=res if driver else None,
+                               person=None if driver else res,
+                               speech=speech_at(chunks, targets, step / 2), hand=hres)
         n0 = int(round(t_end * SR)) - n_audio
         c0 = (n0 + n_audio) // mel.hop_length
         a = cols[:, c0: c0 + n_cols]

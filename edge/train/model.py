@@ -124,6 +124,10 @@ class FusionNet(nn.Module):
     ``both`` (the default for every class).
     """
 
+    head: nn.Sequential
+    head_video: nn.Sequential
+    head_audio: nn.Sequential
+
     def __init__(
         self,
         n_classes: int,
@@ -136,16 +140,7 @@ class FusionNet(nn.Module):
         super().__init__()
         self.video = VideoBranch(channels, size, width)
         self.audio = AudioBranch(n_mels, width)
-        dv, da = self.video.out_dim, self.audio.out_dim
-        self.head = self._head(dv + da + 2, n_classes)
-        self.head_video = self._head(dv + 1, n_classes)
-        self.head_audio = self._head(da + 1, n_classes)
-        mods = modalities or ["both"] * n_classes
-        if len(mods) != n_classes or set(mods) - {"video", "audio", "both"}:
-            raise ValueError(f"modalities must name video, audio or both per class: {mods}")
-        for name in ("video", "audio", "both"):
-            sel = torch.tensor([[1.0 if m == name else 0.0 for m in mods]])
-            self.register_buffer(f"sel_{name}", sel)
+        add_heads(self, self.video.out_dim, self.audio.out_dim, n_classes, modalities)
 
     @staticmethod
     def _head(d: int, n: int) -> nn.Sequential:
@@ -167,6 +162,22 @@ class FusionNet(nn.Module):
         la = self.head_audio(torch.cat([a, pa], dim=1))
         return lv * self.sel_video + la * self.sel_audio + both * self.sel_both
 
+
+
+def add_heads(net: nn.Module, dv: int, da: int, n_classes: int,
+              modalities: list[str] | None) -> None:
+    """The three heads of a fusion network (both, video only, audio only, over embeddings of
+    ``dv`` and ``da`` plus a presence flag each) and the per-class selectors of the head each
+    class answers from, ``modalities`` naming ``video``, ``audio`` or ``both`` per class."""
+    net.head = FusionNet._head(dv + da + 2, n_classes)
+    net.head_video = FusionNet._head(dv + 1, n_classes)
+    net.head_audio = FusionNet._head(da + 1, n_classes)
+    mods = modalities or ["both"] * n_classes
+    if len(mods) != n_classes or set(mods) - {"video", "audio", "both"}:
+        raise ValueError(f"modalities must name video, audio or both per class: {mods}")
+    for name in ("video", "audio", "both"):
+        sel = torch.tensor([[1.0 if m == name else 0.0 for m in mods]])
+        net.register_buffer(f"sel_{name}", sel)
 
 class FrontBranch(nn.Module):
     """Per-frame front-end features ``[B, T, F]`` -> an embedding of the window.
@@ -220,6 +231,9 @@ class FrontFusionNet(nn.Module):
 
     vcols: torch.Tensor
     acols: torch.Tensor
+    head: nn.Sequential
+    head_video: nn.Sequential
+    head_audio: nn.Sequential
     sel_video: torch.Tensor
     sel_audio: torch.Tensor
     sel_both: torch.Tensor
@@ -250,16 +264,8 @@ class FrontFusionNet(nn.Module):
         self.audio_pool = audio_pool
         self.audio = AudioBranch(n_mels // audio_pool, audio_width, 96, 100.0 / audio_pool)
         self.n_speech = len(acols)
-        dv, da = self.front.out_dim, self.audio.out_dim + 3 * self.n_speech
-        self.head = FusionNet._head(dv + da + 2, n_classes)
-        self.head_video = FusionNet._head(dv + 1, n_classes)
-        self.head_audio = FusionNet._head(da + 1, n_classes)
-        mods = modalities or ["both"] * n_classes
-        if len(mods) != n_classes or set(mods) - {"video", "audio", "both"}:
-            raise ValueError(f"modalities must name video, audio or both per class: {mods}")
-        for name in ("video", "audio", "both"):
-            sel = torch.tensor([[1.0 if m == name else 0.0 for m in mods]])
-            self.register_buffer(f"sel_{name}", sel)
+        add_heads(self, self.front.out_dim, self.audio.out_dim + 3 * self.n_speech, n_classes,
+                  modalities)
 
     def set_normalisation(self, shift: torch.Tensor, scale: torch.Tensor) -> None:
         """Standardising constants of the picture features (``[F_video]`` each)."""

@@ -104,15 +104,16 @@ def make_card(task: str, name: str) -> ModelCard:
 
 
 #: Per class, for models over front-end features: (description, modality). ``speech.p`` is an
-#: audio feature (it joins the audio side), so an audio class hears the VAD too. A phone has no
-#: picture feature of its own (no hand stage): it answers from the head pose and the audio.
+#: audio feature (it joins the audio side), so an audio class hears the VAD too. A phone shows
+#: as a hand beside or below the face (the hand stage) with the head pose and the audio.
 FRONT_DESCRIPTIONS = {
     **DESCRIPTIONS,
     "eyes_closed": ("eyes closed: both eye aspect ratios low (a blink is a short dip; duration "
                     "rules downstream)", "video"),
     "distracted": ("head turned away from the road (yaw/pitch, or the face lost after a turn)",
                    "video"),
-    "phone": ("a phone at the ear or in the hand, as far as head pose and sound show it", "both"),
+    "phone": ("a phone at the ear or in the hand: a hand beside or below the face, head pose, "
+              "sound", "both"),
     "person": ("a person is in view (person detector over several frames)", "video"),
 }
 
@@ -148,8 +149,10 @@ def make_front_card(task: str, name: str) -> ModelCard:
         notes=(
             "Trained on feature-level simulation (edge.sim.frontsim: the front ends' outputs "
             "with noise measured on real footage) and real sounds; not on real labelled video. "
-            "It demonstrates the pipeline; it is not a safety-rated detector. A phone has no "
-            "feature of its own (no hand stage). Judge it on real recordings."
+            "It demonstrates the pipeline; it is not a safety-rated detector. "
+            + ("How often the hand stage finds a real hand near a face is simulated, not "
+               "measured (no real clip showed one). " if task == "driver" else "")
+            + "Judge it on real recordings."
         ),
     )
 
