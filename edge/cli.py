@@ -227,6 +227,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         sounds=args.sounds,
         heldout_scenarios=args.heldout_scenarios,
         window_stride=args.window_stride,
+        frames=args.frames,
     )
     train(settings, Path(args.out), args.name or f"{args.task}-{'front' if args.front else 'av'}")
     return 0
@@ -503,6 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--front: unseen scenarios the exported model is scored on (card metrics)")
     s.add_argument("--window-stride", type=int, default=1,
                    help="--front: keep every Nth training window (neighbours overlap)")
+    s.add_argument("--frames", type=int, default=8,
+                   help="--front: frame targets per 2 s window; the serving config's "
+                   "window.frames must match (default 8)")
     s.add_argument(
         "--init", default=None,
         help="fine-tune this FP32 model (engines/NAME.onnx with its card) on --recordings "

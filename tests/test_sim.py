@@ -12,8 +12,9 @@ import pytest
 
 from edge.errors import ConfigError
 from edge.sim.render import Simulator, write_files
-from edge.sim.scenario import (CLASSES, Conditions, Event, Scenario, label_fraction, label_matrix,
-                               labels_at, load_scenario, parse_scenario, random_scenario)
+from edge.sim.scenario import (ALARM_CYCLES, CLASSES, Conditions, Event, Scenario, label_fraction, label_matrix,
+                               labels_at, load_scenario, parse_scenario, random_scenario,
+                               with_extra_events)
 from edge.sim.driver import DriverScene
 from edge.sim.home import T3, T3_CYCLE, T4, T4_CYCLE
 
@@ -147,6 +148,34 @@ def test_random_scenarios_are_valid_varied_and_reproducible() -> None:
     assert {e.label for sc in d for e in sc.events} == set(CLASSES["driver"])
     for sc in a + d:  # re-validation from plain data must accept every generated scenario
         assert Scenario.model_validate(sc.model_dump()) == sc
+
+
+def test_random_alarms_sound_whole_cycles_and_extra_events_fit() -> None:
+    """An alarm's label runs to the end of its last cycle (nobody can tell its last pause from
+    the end before the next group is due), unless the scene ends first; extra events of a rare
+    class are added where they fit, valid, and reproducibly."""
+    alarms = 0
+    for s in range(60):
+        sc = random_scenario("home", 60.0, np.random.default_rng(s))
+        for e in sc.events:
+            if e.label in ALARM_CYCLES and e.end < 0.9 * sc.seconds:
+                cycles = (e.end - e.start) / ALARM_CYCLES[e.label]
+                assert round(cycles) >= 1 and abs(cycles - round(cycles)) < 1e-3, e
+                alarms += 1
+    assert alarms >= 20
+    assert (T3_CYCLE, T4_CYCLE) == (ALARM_CYCLES["smoke_alarm"], ALARM_CYCLES["co_alarm"])
+    base = [random_scenario("home", 24.0, np.random.default_rng(s)) for s in range(30)]
+    more = [with_extra_events(sc, {"glass_break": 6.0}, np.random.default_rng(s))
+            for s, sc in enumerate(base)]
+    again = [with_extra_events(sc, {"glass_break": 6.0}, np.random.default_rng(s))
+             for s, sc in enumerate(base)]
+    assert more == again
+    count = [sum(e.label == "glass_break" for e in sc.events) for sc in base]
+    count_more = [sum(e.label == "glass_break" for e in sc.events) for sc in more]
+    assert sum(count_more) >= sum(count) + 40  # 2.4 more a scene expected, some do not fit
+    for sc, sc2 in zip(base, more):
+        assert set(sc.events) <= set(sc2.events)
+        assert Scenario.model_validate(sc2.model_dump()) == sc2
 
 
 # -- determinism -----------------------------------------------------------------------

@@ -113,6 +113,62 @@ def test_windows_have_the_front_spec_layout_and_vad_speech() -> None:
     assert np.median(w.front[late, :, sp].max(1)) < 0.5
 
 
+def test_a_strided_training_set_keeps_every_window_of_its_rare_classes() -> None:
+    """``edge train --front``'s training set: extra glass and dog events, and with a window
+    stride every window holding one is kept (a glass is one or two ticks; a stride of 2 would
+    drop half of them); other windows are thinned."""
+    from edge.front.vad import StreamingVad
+    from edge.sim.frontsim import random_front_scenario
+    from edge.train.data import front_scenario_windows
+    from edge.train.train import TRAIN_EXTRA_RATES, generate_front, make_front_card
+
+    card = make_front_card("home", "t")
+    vad = StreamingVad()
+    rates = TRAIN_EXTRA_RATES["home"]
+    thin = generate_front(card, 3, 12.0, 7, 0.25, SoundBank(), vad, io.StringIO(), 3, rates)
+    rng = np.random.default_rng(7)  # the same scenarios, every window
+    full = []
+    for i in range(3):
+        full.append(front_scenario_windows(random_front_scenario("home", 12.0, rng, rates), card,
+                                           SoundBank(), vad, index=i))
+        rng.integers(3)  # the stride's offset
+    rare = [card.class_names.index(c) for c in rates]
+    for i, w in enumerate(full):
+        mine = thin.scenario == i
+        held = {round(float(t), 3) for t in thin.t_s[mine]}
+        want = {round(float(t), 3) for t in w.t_s[(w.labels[:, rare] >= 0.5).any(1)]}
+        assert want <= held
+        assert len(held) < 0.34 * len(w.t_s) + len(want) + 1
+    assert sum(int((w.labels[:, rare] >= 0.5).any(1).sum()) for w in full) > 0
+    plain = generate_front(card, 6, 12.0, 7, 0.25, SoundBank(), vad, io.StringIO())
+    more = generate_front(card, 6, 12.0, 7, 0.25, SoundBank(), vad, io.StringIO(), 1, rates)
+    assert (plain.labels[:, rare] >= 0.5).sum() < (more.labels[:, rare] >= 0.5).sum()
+
+
+def test_a_home_mix_holds_ordinary_sounds_that_are_no_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bells, meows, clinks and noise bursts go into a home's audio unlabelled, reproducibly,
+    and nowhere else: the labels stay the scenario's."""
+    from edge.sim.frontaudio import home_negatives, mix_audio
+
+    scs = [_scenario("home", ("speech", 2.0, 6.0, None), seed=s) for s in range(8)]
+    found = [home_negatives(sc) for sc in scs]
+    assert sum(len(f) for f in found) >= 8  # about 5 a minute
+    for sc, f in zip(scs, found):
+        for x, t0, _ in f:
+            assert x.dtype == np.float32 and np.isfinite(x).all() and 0 < len(x) <= 3 * 16000
+            assert 0.0 <= t0 <= sc.seconds
+        again = home_negatives(sc)
+        assert all(np.array_equal(a[0], b[0]) for a, b in zip(f, again))
+    sc = next(sc for sc, f in zip(scs, found) if f)
+    audio, labels = mix_audio(sc, SoundBank())
+    assert labels.events == sc.events
+    import edge.sim.frontaudio as fa
+
+    monkeypatch.setattr(fa, "home_negatives", lambda sc: [])
+    without = mix_audio(sc, SoundBank())[0]
+    assert np.abs(audio - without).max() > 1e-3  # they are in the mix
+
+
 @pytest.mark.skipif(not SOUNDS.is_dir(), reason="needs ../shared/realworld/sounds")
 def test_real_sounds_are_split_by_file_and_recut_labels() -> None:
     from edge.sim.frontaudio import mix_audio

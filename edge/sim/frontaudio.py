@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.sim.scenario import Event, Scenario
-from edge.sim.sound import edges, shaped_noise, sub_rng
+from edge.sim.sound import decaying_partials, edges, shaped_noise, sub_rng, voiced
 
 SR = 16000
 VAD_CHUNK = 512
@@ -211,6 +211,9 @@ def mix_audio(sc: Scenario, bank: SoundBank) -> tuple[np.ndarray, Scenario]:
             x = shaped_noise(hiss, m, SR, lo, 8000) * edges(m, SR, float(hiss.uniform(0.005, 0.03)),
                                                             float(hiss.uniform(0.02, 0.08)))
             _place(out, x.astype(np.float32), int(t0 * SR), rms_bed, float(hiss.uniform(0, 22)))
+    if sc.task == "home":
+        for x, t0, snr in home_negatives(sc):
+            _place(out, _tilt(x, mic), int(t0 * SR), rms_bed, snr)
     if sc.task == "driver" and bank.has("speech") and rng.random() < 0.3:
         talk = [(e.start, e.end) for e in sc.events if e.label == "talking"]
         d = float(rng.uniform(1.5, 6.0))
@@ -223,6 +226,48 @@ def mix_audio(sc: Scenario, bank: SoundBank) -> tuple[np.ndarray, Scenario]:
     out *= 10 ** (float(mic.uniform(-32, 6)) / 20)
     labels = sc.model_copy(update={"events": tuple(events)})
     return np.clip(out, -1, 1).astype(np.float32), labels
+
+
+def home_negatives(sc: Scenario) -> list[tuple[np.ndarray, float, float]]:
+    """Ordinary sounds of a home, unlabelled: ``(sound, start s, dB over the bed)`` each.
+
+    What a glass or dog model must not take for one (a home model trained on more glass fired
+    on read speech, a bell, a cat and noise): struck bells and chimes (inharmonic partials
+    with a sharp attack, ringing 0.3-2 s), a cat's meow (harmonics under formants, the pitch
+    rising then falling, 0.4-1.2 s), clinks of cutlery or a cup (a few high partials, 0.05-0.3 s)
+    and noise bursts (a tap, a fan, test noise: 0.3-3 s of band noise, soft edges).
+    """
+    rng = sub_rng(sc.seed, "front-negatives")
+    out = []
+    for _ in range(int(rng.poisson(5.0 * sc.seconds / 60))):
+        kind = int(rng.integers(4))
+        if kind == 0:  # a bell or chime
+            n = int(rng.uniform(0.3, 2.0) * SR)
+            f0 = float(rng.uniform(300, 2500))
+            ratios = np.array([1.0, 2.0, 2.4, 3.0, 4.2, 5.4, 6.8])[: int(rng.integers(3, 8))]
+            x = decaying_partials(n, SR, f0 * ratios * rng.uniform(0.97, 1.03, len(ratios)),
+                                  rng.uniform(0.2, 1.0, len(ratios)),
+                                  rng.uniform(0.05, 0.6, len(ratios)) * n / SR)
+        elif kind == 1:  # a meow
+            n = int(rng.uniform(0.4, 1.2) * SR)
+            f0 = float(rng.uniform(350, 700))
+            half = n // 2
+            up = voiced(half, SR, f0, f0 * float(rng.uniform(1.2, 1.6)), [(900, 200), (2300, 300)])
+            down = voiced(n - half, SR, f0 * 1.4, f0 * float(rng.uniform(0.7, 1.0)),
+                          [(800, 200), (2100, 300)])
+            x = np.concatenate([up, down]) * edges(n, SR, 0.05, 0.15)
+        elif kind == 2:  # a clink
+            n = int(rng.uniform(0.05, 0.3) * SR)
+            x = decaying_partials(n, SR, rng.uniform(2500, 7000, 3), rng.uniform(0.3, 1.0, 3),
+                                  rng.uniform(0.01, 0.08, 3))
+        else:  # a noise burst
+            n = int(rng.uniform(0.3, 3.0) * SR)
+            lo = float(rng.uniform(50, 1500))
+            x = shaped_noise(rng, n, SR, lo, float(rng.uniform(lo + 1000, 8000)))
+            x = x * edges(n, SR, float(rng.uniform(0.005, 0.3)), float(rng.uniform(0.02, 0.3)))
+        t0 = float(rng.uniform(0, max(0.0, sc.seconds - n / SR)))
+        out.append((x.astype(np.float32), t0, float(rng.uniform(-5, 20))))
+    return out
 
 
 def vad_chunks(audio: np.ndarray, vad: object) -> np.ndarray:

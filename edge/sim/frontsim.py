@@ -57,7 +57,7 @@ import numpy as np
 
 from edge.front.features import FrontSpec, compose
 from edge.sim.frontaudio import SR, SoundBank, mix_audio, speech_at, vad_chunks
-from edge.sim.scenario import Event, Scenario, random_scenario
+from edge.sim.scenario import Event, Scenario, random_scenario, with_extra_events
 from edge.sim.sound import sub_rng
 
 def _gate(t: np.ndarray, a: float, b: float, width: float) -> np.ndarray:
@@ -457,14 +457,18 @@ def simulate_windows(sc: Scenario, spec: FrontSpec, mel: object, layout: Layout,
                         np.stack(c[3]), np.stack(c[4]), np.asarray(c[5], np.float64))
 
 
-def random_front_scenario(task: str, seconds: float, rng: np.random.Generator) -> Scenario:
+def random_front_scenario(task: str, seconds: float, rng: np.random.Generator,
+                          extra_rates: dict[str, float] | None = None) -> Scenario:
     """:func:`~edge.sim.scenario.random_scenario`, and now and then a scene with no events at
-    all (an empty seat, an empty house: the front ends' absence without any class)."""
+    all (an empty seat, an empty house: the front ends' absence without any class);
+    ``extra_rates`` adds events per minute of some classes where they fit."""
     sc = random_scenario(task, seconds, rng)  # type: ignore[arg-type]
     if rng.random() < 0.06:
         sc = sc.model_copy(update={"events": ()})
     elif task == "driver" and rng.random() < 0.3:
         sc = with_glances(sc, rng)
+    if extra_rates and sc.events:
+        sc = with_extra_events(sc, extra_rates, rng)
     return sc
 
 

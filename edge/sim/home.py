@@ -16,7 +16,7 @@ from edge.sim.draw import U8, Colour, mix, pick, shade
 from edge.sim.figures import (PersonLook, Walk, draw_person, draw_pet, plan_walk,
                               random_person, random_pet)
 from edge.sim.optics import Optics
-from edge.sim.scenario import Scenario
+from edge.sim.scenario import ALARM_CYCLES, Scenario
 from edge.sim.sound import (F32, Atom, Bed, Drone, NoiseBed, PatternTone, SoundPlan, lowpass_fir,
                             sub_rng)
 from edge.sim.timeline import random_intervals
@@ -25,10 +25,10 @@ from edge.sim.voices import (atom, bark, beeps, doorbell, glass, music_atoms, pl
 
 T3 = ((0.0, 0.5), (1.0, 1.5), (2.0, 2.5))
 """Smoke alarm temporal-three: three 0.5 s beeps 0.5 s apart, then 1.5 s quiet (4 s cycle)."""
-T3_CYCLE = 4.0
+T3_CYCLE = ALARM_CYCLES["smoke_alarm"]
 T4 = ((0.0, 0.1), (0.2, 0.3), (0.4, 0.5), (0.6, 0.7))
 """CO alarm temporal-four: four 0.1 s beeps 0.1 s apart, then 5 s quiet (5.7 s cycle)."""
-T4_CYCLE = 5.7
+T4_CYCLE = ALARM_CYCLES["co_alarm"]
 
 _WALLS: tuple[Colour, ...] = ((200, 210, 220), (170, 190, 200), (210, 200, 180), (150, 170, 150),
                               (220, 220, 225))

@@ -61,6 +61,10 @@ _DURATIONS: dict[str, tuple[float, float]] = {
     "person": (3.0, 20.0), "speech": (1.0, 8.0), "smoke_alarm": (4.0, 16.0),
     "co_alarm": (5.8, 17.0), "glass_break": (0.4, 1.5), "dog_bark": (0.6, 4.0),
 }
+# Alarm patterns sound in whole cycles (s): T3 three beeps and its pause, T4 four pulses and
+# its pause (edge.sim.home renders them). An alarm's label runs to the end of its last cycle:
+# until the next group is due, nobody listening can tell a pause from the end.
+ALARM_CYCLES: dict[str, float] = {"smoke_alarm": 4.0, "co_alarm": 5.7}
 # Expected events per minute, per class.
 _RATES: dict[str, float] = {
     "eyes_closed": 2.0, "yawning": 1.5, "distracted": 2.5, "phone": 1.0, "talking": 2.0,
@@ -287,13 +291,27 @@ def random_scenario(task: Task, seconds: float, rng: np.random.Generator) -> Sce
                     conditions=conditions, events=tuple(placed))
 
 
+def with_extra_events(sc: Scenario, rates: dict[str, float], rng: np.random.Generator) -> Scenario:
+    """``sc`` with more events of some classes: Poisson, ``rates`` per minute, each where it
+    fits the events already there (for training sets short of a rare class)."""
+    placed = list(sc.events)
+    for label in sorted(rates):
+        for _ in range(int(rng.poisson(rates[label] * sc.seconds / 60.0))):
+            _place(sc.task, sc.seconds, label, rng, placed)
+    placed.sort(key=lambda ev: (ev.start, ev.label))
+    return sc.model_copy(update={"events": tuple(placed)})
+
+
 def _place(task: str, seconds: float, label: str, rng: np.random.Generator,
            placed: list[Event], within: tuple[float, float] | None = None) -> None:
     """Add one event of ``label`` where it fits; give up quietly after a few tries."""
     lo, hi = within if within is not None else (0.0, seconds)
     d_min, d_max = _DURATIONS[label]
     for _ in range(8):
-        dur = min(float(rng.uniform(d_min, d_max)), 0.9 * (hi - lo))
+        dur = float(rng.uniform(d_min, d_max))
+        if label in ALARM_CYCLES:
+            dur = ALARM_CYCLES[label] * max(1, round(dur / ALARM_CYCLES[label]))
+        dur = min(dur, 0.9 * (hi - lo))
         if dur <= 0.05:
             return
         start = round(float(rng.uniform(lo, hi - dur)), 3)

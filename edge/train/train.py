@@ -60,6 +60,7 @@ class TrainSettings:
     sounds: str | None = None  # real sounds mixed into front-model training (None: none)
     heldout_scenarios: int = 24  # front models: fresh scenarios scored after export
     window_stride: int = 1  # front models: keep every Nth training window (they overlap)
+    frames: int = 8  # front models: frame targets per 2 s window (the config's window.frames)
 
 
 # Per task: model input side (pixels) and seconds of audio per window. Eyelids need more
@@ -118,15 +119,18 @@ FRONT_DESCRIPTIONS = {
 }
 
 
-def make_front_card(task: str, name: str) -> ModelCard:
-    """The card of a fusion model over front-end features (I/O contract), before metrics."""
+def make_front_card(task: str, name: str, frames: int = 8) -> ModelCard:
+    """The card of a fusion model over front-end features (I/O contract), before metrics;
+    ``frames`` targets per window (the serving config's ``window.frames`` must match)."""
     from edge.front.features import FrontSpec
 
     classes = CLASSES[task]
     _, audio_seconds = TASK_SHAPES.get(task, (64, 2.0))
     spec = FrontSpec.default(task)
     mspec = LogMelSpec()
-    seconds, frames = 2.0, 8
+    seconds = 2.0
+    if not 2 <= frames <= 64:
+        raise ValueError(f"frames per window must be 2..64, not {frames}")
     n_cols = mspec.n_frames(int(round(audio_seconds * mspec.sample_rate)))
     nf = len(spec.features)
     return ModelCard(
@@ -157,11 +161,22 @@ def make_front_card(task: str, name: str) -> ModelCard:
     )
 
 
+# Training only: extra events per minute of the classes that are short and rare (a glass
+# breaks in 0.3-1 s, one or two ticks; at the timelines' own rates a training set held a few
+# dozen such ticks), and windows holding them are kept whatever the stride. Validation and
+# held-out scenarios keep the timelines' rates.
+TRAIN_EXTRA_RATES: dict[str, dict[str, float]] = {
+    "home": {"glass_break": 1.5, "dog_bark": 2.0},
+}
+
+
 def generate_front(
     card: ModelCard, n: int, seconds: float, seed: int, hop_s: float, bank: object,
-    vad: object, log: TextIO, stride: int = 1,
+    vad: object, log: TextIO, stride: int = 1, extra_rates: dict[str, float] | None = None,
 ) -> WindowSet:
-    """Feature-level windows of ``n`` random scenarios drawn from ``seed``."""
+    """Feature-level windows of ``n`` random scenarios drawn from ``seed``; ``extra_rates``
+    adds events per minute of some classes, and windows holding those classes are all kept
+    when ``stride`` keeps every Nth."""
     from edge.sim.frontaudio import SoundBank
     from edge.sim.frontsim import random_front_scenario
     from edge.train.data import front_scenario_windows
@@ -170,10 +185,17 @@ def generate_front(
     rng = np.random.default_rng(seed)
     parts = []
     t0 = time.monotonic()
+    rare = [card.class_names.index(c) for c in (extra_rates or {})]
     for i in range(n):
-        sc = random_front_scenario(card.task, seconds, rng)
+        sc = random_front_scenario(card.task, seconds, rng, extra_rates)
         w = front_scenario_windows(sc, card, bank, vad, index=i, hop_s=hop_s)
-        parts.append(w.take(slice(int(rng.integers(stride)), None, stride)) if stride > 1 else w)
+        if stride > 1:
+            keep = np.zeros(len(w.labels), bool)
+            keep[int(rng.integers(stride))::stride] = True
+            if rare:
+                keep |= (w.labels[:, rare] >= 0.5).any(1)
+            w = w.take(np.flatnonzero(keep))
+        parts.append(w)
         done = i + 1
         eta = (time.monotonic() - t0) / done * (n - done)
         print(f"\r  scenarios {done}/{n}  windows {sum(len(p) for p in parts)}  eta {eta:4.0f} s",
@@ -245,7 +267,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     s = settings
-    card = make_front_card(s.task, name) if s.front else make_card(s.task, name)
+    card = make_front_card(s.task, name, s.frames) if s.front else make_card(s.task, name)
     started = time.monotonic()
     bank_note = ""
     if s.front and s.recordings is not None:
@@ -262,8 +284,9 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
         print(f"edge train: {s.task} front: simulating {s.scenarios} training scenarios of "
               f"{s.seconds:g} s (real sounds: {len(bank.files)} train, {len(held_bank.files)} "
               f"held out)", file=log)
+        extra = TRAIN_EXTRA_RATES.get(s.task)
         train_set = generate_front(card, s.scenarios, s.seconds, 1000 + s.seed, s.hop_s, bank,
-                                   vad, log, s.window_stride)
+                                   vad, log, s.window_stride, extra)
         print(f"edge train: simulating {s.val_scenarios} validation scenarios", file=log)
         val_set = generate_front(card, s.val_scenarios, s.seconds, 2000 + s.seed, s.hop_s,
                                  held_bank, vad, log)
@@ -274,7 +297,10 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             f"edge.sim.frontsim feature-level {s.task} scenarios (front-end outputs with noise "
             f"measured on real footage; speech.p from the real silero VAD on the mixed audio): "
             f"{s.scenarios} x {s.seconds:g} s (seeds from {1000 + s.seed}, every "
-            f"{s.window_stride} window(s)), validation {s.val_scenarios} (from {2000 + s.seed})"
+            f"{s.window_stride} window(s)"
+            + ("".join(f", +{r:g}/min {c}" for c, r in extra.items()) + " and every window "
+               "holding them" if extra else "")
+            + f"), validation {s.val_scenarios} (from {2000 + s.seed})"
             + bank_note
         )
     elif s.recordings is not None:
@@ -316,7 +342,8 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
         card.provenance["command"] = (
             f"edge train --task {s.task} --front --seed {s.seed} --scenarios {s.scenarios} "
             f"--val-scenarios {s.val_scenarios} --seconds {s.seconds:g} --epochs {s.epochs} "
-            f"--window-stride {s.window_stride}" + (f" --sounds {s.sounds}" if s.sounds else ""))
+            f"--window-stride {s.window_stride}"
+            + (f" --frames {s.frames}" if s.frames != 8 else "") + (f" --sounds {s.sounds}" if s.sounds else ""))
         save_card(card, out_dir / f"{name}.yaml")
         if s.heldout_scenarios > 0:
             print(f"edge train: scoring the exported model on {s.heldout_scenarios} unseen "
