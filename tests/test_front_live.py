@@ -27,7 +27,7 @@ sources:
          sample_rate: 16000}}
 streams:
   cabin: {{video: cam, audio: cam}}
-window: {{seconds: 2.0, frames: 8, hop: 0.25}}
+window: {{seconds: 2.0, frames: 16, hop: 0.25}}
 model: {{path: "{ROOT / 'engines/driver-front.int8.onnx'}", engine: {{type: onnx, threads: 1}}}}
 front_ends:
   dir: "{ROOT / 'engines/front'}"
@@ -80,7 +80,7 @@ def test_a_front_model_calibrates_from_real_recordings_and_builds_int8(tmp_path:
                 "--recordings", str(recs), "--holdout", "0.34", timeout=300)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["inputs"]["front"] == ["B", 8, 13]
+    assert manifest["inputs"]["front"] == ["B", 16, 13]
     assert manifest["calib"] > 40 and manifest["check"] > 20  # split by recording
     proc = edge("build", "--model", str(model), "--int8", "--calibration", str(out), timeout=300)
     assert proc.returncode == 0, proc.stderr  # within the 1-point gate on the held-out clip
