@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from edge import __version__
-from edge.errors import DeviceError, EdgeError
+from edge.errors import ConfigError, DeviceError, EdgeError
 from edge.jsonout import dumps
 
 EXIT_USAGE = 2
@@ -200,6 +200,20 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _extra_events(items: list[str]) -> dict[str, float]:
+    """``CLASS=PER_MIN`` items of ``--extra-events``."""
+    out = {}
+    for item in items:
+        name, _, rate = item.partition("=")
+        try:
+            out[name] = float(rate)
+        except ValueError:
+            raise ConfigError(f"--extra-events: {item!r} is not CLASS=PER_MIN") from None
+        if not name or out[name] <= 0:
+            raise ConfigError(f"--extra-events: {item!r} is not CLASS=PER_MIN (a positive rate)")
+    return out
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -228,6 +242,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         heldout_scenarios=args.heldout_scenarios,
         window_stride=args.window_stride,
         frames=args.frames,
+        extra_events=_extra_events(args.extra_events),
     )
     train(settings, Path(args.out), args.name or f"{args.task}-{'front' if args.front else 'av'}")
     return 0
@@ -507,6 +522,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames", type=int, default=8,
                    help="--front: frame targets per 2 s window; the serving config's "
                    "window.frames must match (default 8)")
+    s.add_argument("--extra-events", nargs="+", default=[], metavar="CLASS=PER_MIN",
+                   help="--front: add events of a short, rare class to the training scenarios "
+                   "(e.g. glass_break=1.5 a minute); every window holding one is kept whatever "
+                   "--window-stride; validation and held-out scenarios stay as drawn")
     s.add_argument(
         "--init", default=None,
         help="fine-tune this FP32 model (engines/NAME.onnx with its card) on --recordings "

@@ -120,11 +120,11 @@ def test_a_strided_training_set_keeps_every_window_of_its_rare_classes() -> None
     from edge.front.vad import StreamingVad
     from edge.sim.frontsim import random_front_scenario
     from edge.train.data import front_scenario_windows
-    from edge.train.train import TRAIN_EXTRA_RATES, generate_front, make_front_card
+    from edge.train.train import generate_front, make_front_card
 
     card = make_front_card("home", "t")
     vad = StreamingVad()
-    rates = TRAIN_EXTRA_RATES["home"]
+    rates = {"glass_break": 2.5, "dog_bark": 2.0}
     thin = generate_front(card, 3, 12.0, 7, 0.25, SoundBank(), vad, io.StringIO(), 3, rates)
     rng = np.random.default_rng(7)  # the same scenarios, every window
     full = []
@@ -204,6 +204,17 @@ def test_a_tiny_front_model_trains_exports_and_loads(tmp_path: Path) -> None:
     batch = {k: np.zeros([3 if isinstance(d, str) else d for d in v.shape], np.float32)
              for k, v in card.inputs.items()}
     assert engine.infer(batch)["logits"].shape == (3, len(card.classes))
+
+
+def test_extra_events_must_name_a_class_of_the_task(tmp_path: Path) -> None:
+    from edge.cli import main
+    from edge.errors import ConfigError
+    from edge.train.train import TrainSettings, train
+
+    with pytest.raises(ConfigError, match="no class glass_brake in task home"):
+        train(TrainSettings(task="home", front=True, extra_events={"glass_brake": 1.0}),
+              tmp_path, "x", log=io.StringIO())
+    assert main(["train", "--task", "home", "--front", "--extra-events", "glass_break"]) == 2
 
 
 def test_front_training_from_recordings_points_to_fine_tuning(tmp_path: Path) -> None:

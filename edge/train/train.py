@@ -13,7 +13,7 @@ import datetime as _dt
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -61,6 +61,9 @@ class TrainSettings:
     heldout_scenarios: int = 24  # front models: fresh scenarios scored after export
     window_stride: int = 1  # front models: keep every Nth training window (they overlap)
     frames: int = 8  # front models: frame targets per 2 s window (the config's window.frames)
+    # front models, training set only: extra events per minute of some classes (short, rare
+    # ones), and every window holding one kept whatever the stride
+    extra_events: dict[str, float] = field(default_factory=dict)
 
 
 # Per task: model input side (pixels) and seconds of audio per window. Eyelids need more
@@ -159,15 +162,6 @@ def make_front_card(task: str, name: str, frames: int = 8) -> ModelCard:
             + "Judge it on real recordings."
         ),
     )
-
-
-# Training only: extra events per minute of the classes that are short and rare (a glass
-# breaks in 0.3-1 s, one or two ticks; at the timelines' own rates a training set held a few
-# dozen such ticks), and windows holding them are kept whatever the stride. Validation and
-# held-out scenarios keep the timelines' rates.
-TRAIN_EXTRA_RATES: dict[str, dict[str, float]] = {
-    "home": {"glass_break": 1.5, "dog_bark": 2.0},
-}
 
 
 def generate_front(
@@ -284,7 +278,13 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
         print(f"edge train: {s.task} front: simulating {s.scenarios} training scenarios of "
               f"{s.seconds:g} s (real sounds: {len(bank.files)} train, {len(held_bank.files)} "
               f"held out)", file=log)
-        extra = TRAIN_EXTRA_RATES.get(s.task)
+        unknown = sorted(set(s.extra_events) - set(card.class_names))
+        if unknown:
+            from edge.errors import ConfigError
+
+            raise ConfigError(f"--extra-events: no class {', '.join(unknown)} in task {s.task} "
+                              f"({', '.join(card.class_names)})")
+        extra = dict(s.extra_events)
         train_set = generate_front(card, s.scenarios, s.seconds, 1000 + s.seed, s.hop_s, bank,
                                    vad, log, s.window_stride, extra)
         print(f"edge train: simulating {s.val_scenarios} validation scenarios", file=log)
@@ -343,7 +343,10 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             f"edge train --task {s.task} --front --seed {s.seed} --scenarios {s.scenarios} "
             f"--val-scenarios {s.val_scenarios} --seconds {s.seconds:g} --epochs {s.epochs} "
             f"--window-stride {s.window_stride}"
-            + (f" --frames {s.frames}" if s.frames != 8 else "") + (f" --sounds {s.sounds}" if s.sounds else ""))
+            + (f" --frames {s.frames}" if s.frames != 8 else "")
+            + (" --extra-events " + " ".join(f"{c}={r:g}" for c, r in sorted(s.extra_events.items()))
+               if s.extra_events else "")
+            + (f" --sounds {s.sounds}" if s.sounds else ""))
         save_card(card, out_dir / f"{name}.yaml")
         if s.heldout_scenarios > 0:
             print(f"edge train: scoring the exported model on {s.heldout_scenarios} unseen "
