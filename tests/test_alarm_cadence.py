@@ -11,9 +11,13 @@ nothing.
 
 The alarms here are fixed draws. Over three draws per tone (2.2, 2.8, 3.1, 3.5 kHz, 520 Hz
 square) at -6 dBFS with pink noise at -50 dBFS and babble at -30 dBFS rms, T3 was found in 15/15
-in rooms of RT60 0.3 s (DRR 0 dB), 0.5 s (-3 dB), 0.8 s (0 dB) and 0.8 s (-6 dB); T4 in 14/15,
-12/15, 10/15 and 6/15: its 0.1 s gaps fill with reverb, pulses merge or split, and a match needs
-two whole groups of four.
+in rooms of RT60 0.3 s (DRR 0 dB), 0.5 s (-3 dB), 0.8 s (0 dB) and 0.8 s (-6 dB); T4 in 15/15,
+14/15, 13/15 and 15/15. T4's 0.1 s gaps fill with reverb: a group's pulses merge, and the tail
+of its last pulse can read as a fifth beep. Before the matcher took both (merged pulses, with
+half the onsets still heard apart; a tail starting where its beep ends, before a long pause),
+the same draws gave T4 15/15, 12/15, 12/15 and 12/15. The draws that still fail have the
+group's onsets smeared out of the 10 % tolerance, or a voice beeping at the alarm's pitch
+inside its pause.
 """
 
 from __future__ import annotations
@@ -207,9 +211,10 @@ ROOMS = {
     "babble-26dBFS-rt0.5": (-26.0, 0.5, -3.0, -60.0, -39.0),
     "loud-6dBFS-rt0.8": (-6.0, 0.8, -6.0, -50.0, -30.0),
 }
-# T4's 0.1 s gaps fill with reverb: at RT60 0.8 s its pulses merge in some draws, and under
-# babble in a 0.5 s room at -26 dBFS too (figures in the module notes), so its rooms stop at
-# RT60 0.5 s.
+# T4's 0.1 s gaps fill with reverb: a group's pulses merge, or a pulse's tail reads as one
+# more beep. The matcher takes both (edge.decisions.cadence), yet some draws in 0.5-0.8 s rooms
+# still fail (figures in the module notes): every draw here must be found, and in 0.8 s rooms
+# most draws (test_co_alarm_t4_in_rooms_of_rt60_0_8_is_found_in_most_draws).
 T4_ROOMS = {
     "quiet-40dBFS-rt0.3": (-40.0, 0.3, 0.0, -70.0, None),
     "babble-20dBFS-rt0.5": (-20.0, 0.5, 0.0, -55.0, -33.0),
@@ -260,6 +265,24 @@ def test_co_alarm_t4_is_found_in_reverberant_rooms_at_any_level(name: str, where
     freq, square = TONES[name]
     x, cycles = alarm_in_room(T4, 3, freq, square, T4_ROOMS[where], seed=zlib.crc32(f"{name}{where}".encode()))
     assert_found_once(alarm_events(x), "co_alarm", cycles)
+
+
+@pytest.mark.parametrize("drr", [0.0, -6.0])
+def test_co_alarm_t4_in_rooms_of_rt60_0_8_is_found_in_most_draws(drr: float) -> None:
+    """Three draws per tone at -6 dBFS under pink noise (-50 dBFS) and babble (-30 dBFS rms)
+    in a room of RT60 0.8 s: found in 13/15 (DRR 0 dB) and 15/15 (-6 dB); with the matcher
+    before it took merged pulses and tails, 12/15 in both. Never a smoke alarm."""
+    where = (-6.0, 0.8, drr, -50.0, -30.0)
+    found = 0
+    for name, (freq, square) in TONES.items():
+        for d in range(3):
+            room_name = "rt0.8" if drr == 0.0 else "rt0.8-6"
+            x, _ = alarm_in_room(T4, 3, freq, square, where,
+                                 seed=zlib.crc32(f"{name}{room_name}{d}".encode()))
+            got = starts(alarm_events(x))
+            assert got["smoke_alarm"] == [], (name, d, got)
+            found += len(got["co_alarm"]) >= 1
+    assert found >= (13 if drr == 0.0 else 15), found
 
 
 # -- near misses start nothing -------------------------------------------------------------

@@ -238,6 +238,27 @@ def test_match_cadence_accepts_t4_over_two_cycles_and_rejects_three_beeps() -> N
     assert match_cadence(beeps(three, 6), T4, 0.05, 2, rel_tolerance=0.1) is None
 
 
+def test_match_cadence_takes_t4_pulses_a_room_merged_or_split_but_not_a_repeated_tone() -> None:
+    """A reverberant room fills T4's 0.1 s gaps: a group's pulses can merge into fewer, longer
+    beeps, and the tail of its last pulse can read as one more beep starting where it ends.
+    Half of the onsets must still be heard apart."""
+    two = beeps(T4, 2)  # groups at 1.0 s and 6.7 s
+    kw: dict[str, float] = {"rel_tolerance": 0.1, "smear": 0.3}
+    merged = two[:4] + [(two[4][0], two[7][1] + ns(0.1))]  # the second group as one 0.8 s beep
+    assert match_cadence(merged, T4, 0.05, 2, **kw) == 0
+    pairs = two[:4] + [(two[4][0], two[5][1]), (two[6][0], two[7][1])]  # merged two by two
+    assert match_cadence(pairs, T4, 0.05, 2, **kw) == 0
+    both = [(two[0][0], two[3][1]), (two[4][0], two[7][1])]  # a 0.7 s tone every 5.7 s
+    assert match_cadence(both, T4, 0.05, 2, **kw) is None
+    tail = sorted(two + [(two[3][1], two[3][1] + ns(0.2))])  # a fifth beep where the 4th ends
+    assert match_cadence(tail, T4, 0.05, 2, **kw) == 0
+    late = sorted(two + [(two[3][1] + ns(0.1), two[3][1] + ns(0.3))])  # 0.1 s after: a beep
+    assert match_cadence(late, T4, 0.05, 2, **kw) is None
+    # T3's 0.5 s gaps are no room's doing: its beeps never merge.
+    t3 = beeps(T3, 2)
+    assert match_cadence([(t3[0][0], t3[1][1])] + t3[2:], T3, 0.2, 2) is None
+
+
 def test_match_cadence_waits_for_the_final_pause_when_streaming() -> None:
     two = beeps(T3, 2)  # the last beep starts at 7.0 s
     # No onset for 2.0 - 0.2 s after it, and a beep starting by then would have ended (at most

@@ -143,15 +143,37 @@ def find_cadence(
     # T3 beep seem to start twice (its first reflections beat with the direct sound).
     close_ns = round(min(steps) / 2 * NS_PER_S)
     for spans in (_joined(v, close_ns) for v in _by_pitch(sorted(intervals))):
-        for i in range(len(spans) - n, -1, -1):
+        for i in range(len(spans) - (n + 1) // 2, -1, -1):
             if best is not None and spans[i][0] <= best[0][0]:
                 break
             if i > 0 and spans[i][0] - spans[i - 1][0] < lead_ns:
                 continue
-            if _run_matches(spans, i, n, pattern, tolerance, rel_tolerance, smear, now_ns):
-                best = list(spans[i:i + n])
+            run = _run_matches(spans, i, n, pattern, tolerance, rel_tolerance, smear, now_ns)
+            if run is not None:
+                best = run
                 break
     return best
+
+
+# A beep's tail in a reverberant room can read as one more beep that starts where it ends.
+_TAIL_GAP_NS = round(0.05 * NS_PER_S)
+
+
+def _is_tail(beep: Interval, prev: Interval, nxt: Interval, step: tuple[float, float],
+             smear: float) -> bool:
+    """Whether ``nxt`` is the reverberant tail of ``beep`` rather than a beep of its own, where
+    ``beep`` is followed by a pause ``step`` = (on_s, off_s): it starts within 50 ms of the end
+    of ``prev`` (``beep`` or a tail of it) and before ``on_s + smear`` after ``beep``'s onset,
+    and the pause is long (off_s over on_s + smear), so no onset of the pattern is due that
+    soon. A room's decaying field
+    rises from its notches; after the last pulse of a T4 group (RT60 0.8 s) the detector split
+    it off as a fifth beep 0.15-0.2 s after the fourth's onset, and the pause after a group
+    must hold no onset."""
+    on_s, off_s = step
+    if off_s <= on_s + smear:
+        return False
+    return (nxt[0] - prev[1] <= _TAIL_GAP_NS
+            and nxt[0] - beep[0] < round((on_s + smear) * NS_PER_S))
 
 
 def _joined(spans: list[Interval], close_ns: int) -> list[Interval]:
@@ -174,6 +196,11 @@ def _by_pitch(spans: list[Interval]) -> list[list[Interval]]:
     return [[s for s in spans if same_pitch(s, a)] for _, a in sorted(anchors.items())]
 
 
+# Pulses this close (off_s at most this) may be heard as one beep: a room's field fills gaps of
+# T4's 0.1 s, but not T3's 0.5 s.
+_MERGE_OFF_S = 0.15
+
+
 def _run_matches(
     spans: Sequence[Interval],
     i: int,
@@ -183,30 +210,62 @@ def _run_matches(
     rel_tolerance: float,
     smear: float,
     now_ns: int | None,
-) -> bool:
+) -> list[Interval] | None:
+    """The beeps from ``spans[i]`` that repeat ``pattern`` for ``n`` steps, or ``None``.
+
+    A beep before a long pause may be followed by its own tail (:func:`_is_tail`), passed
+    over. Pulses of one group with gaps of at most ``_MERGE_OFF_S`` may be heard as fewer,
+    longer beeps (a reverberant room fills T4's 0.1 s gaps: at RT60 0.5-0.8 s a group may
+    read as one 0.8 s beep), but at least half of the ``n`` onsets must be heard apart: a tone
+    that merely repeats every 5.7 s is no T4.
+    """
     steps = _steps(pattern)
-    for k in range(n):
-        on_s = pattern[k % len(pattern)][0]
-        step = steps[k % len(pattern)]
-        start, end = spans[i + k][0], spans[i + k][1]
-        if not on_s / 2 * NS_PER_S <= end - start <= (on_s + smear) * NS_PER_S:
-            return False
-        nominal = round(step * NS_PER_S)
-        slack = _slack_ns(step, tolerance, rel_tolerance)
-        if k < n - 1:
-            if abs(spans[i + k + 1][0] - start - nominal) > slack:
-                return False
-            continue
-        # The last pause: only its lower bound can be known (the alarm may stop after it).
-        if i + k + 1 < len(spans):
-            return spans[i + k + 1][0] - start >= nominal - slack
-        if now_ns is None:
-            return True
-        # A beep starting inside the pause would be known once it ended, at most the first
-        # step's longest beep later.
-        longest = round((pattern[0][0] + smear) * NS_PER_S)
-        return now_ns - start >= nominal - slack + longest
-    return True
+    period = len(pattern)
+
+    def walk(j: int, k: int, run: list[Interval]) -> list[Interval] | None:
+        if k == n:
+            return run if 2 * len(run) >= n else None
+        if j >= len(spans):
+            return None
+        p = k % period
+        start, end = spans[j][0], spans[j][1]
+        for r in range(1, period - p + 1):
+            if r > 1 and pattern[p + r - 2][1] > _MERGE_OFF_S or k + r > n:
+                break
+            on_s = sum(steps[p:p + r - 1]) + pattern[p + r - 1][0]
+            lo = on_s / 2 if r == 1 else on_s * (1 - rel_tolerance) - tolerance
+            if not lo * NS_PER_S <= end - start <= (on_s * (1 + rel_tolerance) + tolerance + smear) * NS_PER_S:
+                continue
+            nxt = j + 1
+            while nxt < len(spans) and _is_tail(spans[j], spans[nxt - 1], spans[nxt],
+                                                pattern[p + r - 1], smear):
+                nxt += 1
+            step = sum(steps[p:p + r])
+            nominal = round(step * NS_PER_S)
+            slack = _slack_ns(step, tolerance, rel_tolerance)
+            if k + r < n:
+                if nxt < len(spans) and abs(spans[nxt][0] - start - nominal) <= slack:
+                    found = walk(nxt, k + r, run + [spans[j]])
+                    if found is not None:
+                        return found
+                continue
+            # The last pause: only its lower bound can be known (the alarm may stop after it).
+            if nxt < len(spans):
+                ok = spans[nxt][0] - start >= nominal - slack
+            elif now_ns is None:
+                ok = True
+            else:
+                # A beep starting inside the pause would be known once it ended, at most the
+                # first step's longest beep later.
+                longest = round((pattern[0][0] + smear) * NS_PER_S)
+                ok = now_ns - start >= nominal - slack + longest
+            if ok:
+                found = walk(nxt, n, run + [spans[j]])
+                if found is not None:
+                    return found
+        return None
+
+    return walk(i, 0, [])
 
 
 class CadenceTracker:
