@@ -111,6 +111,11 @@ def test_windows_have_the_front_spec_layout_and_vad_speech() -> None:
     assert np.median(w.front[speaking, :, sp].max(1)) > 0.8  # the real VAD hears the speech
     late = w.t_end > 17.0
     assert np.median(w.front[late, :, sp].max(1)) < 0.5
+    # a run's first windows, as serving ticks them: a few frames, a little audio
+    assert w.t_end[0] == 0.25 and len(w.t_end) == 80
+    assert w.front_mask[0, :-2].sum() == 0 and w.front_mask[0, -2:].all()  # targets at 0, 0.25 s
+    assert 0 < w.audio_mask[0].mean() < 0.06 and w.audio_mask[-1].all()
+    assert w.front_mask[w.t_end >= 2.0].mean() > 0.95
 
 
 def test_a_strided_training_set_keeps_every_window_of_its_rare_classes() -> None:

@@ -389,7 +389,7 @@ class _Held:
 
 def simulate_windows(sc: Scenario, spec: FrontSpec, mel: object, layout: Layout,
                      bank: SoundBank, vad: object) -> FrontWindows:
-    """The windows of ``sc`` ending every ``layout.hop_s`` from ``layout.seconds`` on.
+    """The windows of ``sc`` ending every ``layout.hop_s`` from the first hop on.
 
     ``mel`` is the card's :class:`edge.features.logmel.LogMelSpec`; ``vad`` a
     :class:`edge.front.vad.StreamingVad` (reset here). Deterministic in the scenario's seed.
@@ -432,11 +432,13 @@ def simulate_windows(sc: Scenario, spec: FrontSpec, mel: object, layout: Layout,
     step = layout.seconds / layout.frames
     out: list[tuple[object, ...]] = []
     k_end = int(round(sc.seconds / layout.hop_s + 1e-6))
-    for k in range(int(round(layout.seconds / layout.hop_s)), k_end + 1):
+    # From the first hop on, as serving ticks: a run's first windows hold a few frames (targets
+    # before the first frame masked, as the aligner masks them) and a little audio.
+    for k in range(1, k_end + 1):
         t_end = k * layout.hop_s
         targets = t_end - layout.seconds + step * np.arange(1, layout.frames + 1)
         idx = np.clip(np.round(targets * fps).astype(int), 0, len(t_frames) - 1)
-        valid = ~dropped[idx]
+        valid = ~dropped[idx] & (targets >= -0.75 / fps)
         res = [_Held(rows[held[i]]) if held[i] >= 0 else None for i in idx]
         hres = None if hands is None else [
             _Held(hands[0][hands[1][i]]) if hands[1][i] >= 0 else None for i in idx]
