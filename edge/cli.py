@@ -202,15 +202,20 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 def _extra_events(items: list[str]) -> dict[str, float]:
     """``CLASS=PER_MIN`` items of ``--extra-events``."""
-    out = {}
+    import math
+
+    out: dict[str, float] = {}
     for item in items:
-        name, _, rate = item.partition("=")
+        name, _, text = item.partition("=")
         try:
-            out[name] = float(rate)
+            rate = float(text)
         except ValueError:
             raise ConfigError(f"--extra-events: {item!r} is not CLASS=PER_MIN") from None
-        if not name or out[name] <= 0:
+        if not name or not math.isfinite(rate) or rate <= 0:
             raise ConfigError(f"--extra-events: {item!r} is not CLASS=PER_MIN (a positive rate)")
+        if name in out:
+            raise ConfigError(f"--extra-events: {name} given twice")
+        out[name] = rate
     return out
 
 
@@ -522,9 +527,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames", type=int, default=8,
                    help="--front: frame targets per 2 s window; the serving config's "
                    "window.frames must match (default 8)")
-    s.add_argument("--extra-events", nargs="+", default=[], metavar="CLASS=PER_MIN",
+    s.add_argument("--extra-events", nargs="+", action="extend", default=[],
+                   metavar="CLASS=PER_MIN",
                    help="--front: add events of a short, rare class to the training scenarios "
-                   "(e.g. glass_break=1.5 a minute); every window holding one is kept whatever "
+                   "(e.g. glass_break=1.5 a minute); every window labelled with one is kept "
+                   "whatever "
                    "--window-stride; validation and held-out scenarios stay as drawn")
     s.add_argument(
         "--init", default=None,

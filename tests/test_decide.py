@@ -252,6 +252,8 @@ def test_match_cadence_takes_t4_pulses_a_room_merged_or_split_but_not_a_repeated
     assert match_cadence(both, T4, 0.05, 2, **kw) is None
     tail = sorted(two + [(two[3][1], two[3][1] + ns(0.2))])  # a fifth beep where the 4th ends
     assert match_cadence(tail, T4, 0.05, 2, **kw) == 0
+    g1 = (two[0][0], two[3][1] + ns(0.1))  # the first group merged, then its tail
+    assert match_cadence([g1, (g1[1] + ns(0.02), g1[1] + ns(0.2))] + two[4:], T4, 0.05, 2, **kw) == 0
     late = sorted(two + [(two[3][1] + ns(0.1), two[3][1] + ns(0.3))])  # 0.1 s after: a beep
     assert match_cadence(late, T4, 0.05, 2, **kw) is None
     # T3's 0.5 s gaps are no room's doing: its beeps never merge.

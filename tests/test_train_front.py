@@ -151,8 +151,8 @@ def test_a_strided_training_set_keeps_every_window_of_its_rare_classes() -> None
 
 
 def test_a_home_mix_holds_ordinary_sounds_that_are_no_class(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bells, meows, clinks and noise bursts go into a home's audio unlabelled, reproducibly,
-    and nowhere else: the labels stay the scenario's."""
+    """Bells, meows, clinks and noise bursts go into a home's audio unlabelled and
+    reproducibly: the labels stay the scenario's."""
     from edge.sim.frontaudio import home_negatives, mix_audio
 
     scs = [_scenario("home", ("speech", 2.0, 6.0, None), seed=s) for s in range(8)]
@@ -211,7 +211,9 @@ def test_a_tiny_front_model_trains_exports_and_loads(tmp_path: Path) -> None:
     assert engine.infer(batch)["logits"].shape == (3, len(card.classes))
 
 
-def test_extra_events_must_name_a_class_of_the_task(tmp_path: Path) -> None:
+def test_extra_events_and_frames_are_checked_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
     from edge.cli import main
     from edge.errors import ConfigError
     from edge.train.train import TrainSettings, train
@@ -219,7 +221,21 @@ def test_extra_events_must_name_a_class_of_the_task(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no class glass_brake in task home"):
         train(TrainSettings(task="home", front=True, extra_events={"glass_brake": 1.0}),
               tmp_path, "x", log=io.StringIO())
-    assert main(["train", "--task", "home", "--front", "--extra-events", "glass_break"]) == 2
+    with pytest.raises(ConfigError, match="front models only"):
+        train(TrainSettings(task="home", extra_events={"glass_break": 1.0}), tmp_path, "x",
+              log=io.StringIO())
+    for bad, why in (("glass_break", "is not CLASS=PER_MIN"), ("glass_break=nan", "positive rate"),
+                     ("glass_break=-1", "positive rate")):
+        assert main(["train", "--task", "home", "--front", "--extra-events", bad]) == 2
+        assert why in capsys.readouterr().err
+    assert main(["train", "--task", "home", "--front", "--extra-events", "dog_bark=1",
+                 "--extra-events", "dog_bark=2"]) == 2
+    assert "dog_bark given twice" in capsys.readouterr().err
+    assert main(["train", "--task", "home", "--front", "--frames", "1"]) == 2
+    assert "must be 2..64" in capsys.readouterr().err
+    assert main(["train", "--task", "home", "--frames", "16"]) == 2
+    assert "front models only" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_front_training_from_recordings_points_to_fine_tuning(tmp_path: Path) -> None:

@@ -105,7 +105,8 @@ class CadenceCondition(_Model):
     smear: float = Field(
         0.4, ge=0, le=5,
         description="How much longer than its on_s (s) a beep may be heard (a room's reverb "
-        "prolongs it); a longer tone is no beep. A beep must also last on_s / 2.",
+        "prolongs it); a longer tone is no beep. A beep must also last on_s / 2. Pulses a "
+        "room merged (gaps of at most 0.15 s) may be one beep as long as their span.",
     )
     cycles: int = Field(2, ge=1, le=10, description="Cycles in a row that confirm the pattern.")
     gate: bool = Field(

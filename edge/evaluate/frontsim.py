@@ -4,7 +4,8 @@ A model over front-end features cannot be scored on rendered pixels (no real fac
 the simulator's cartoon faces); it is scored on what :mod:`edge.sim.frontsim` says the front
 ends would give for ``N`` scenarios from seeds no training or calibration set uses (9000 on,
 the held-out split of the real sounds mixed in) — the same windows ``edge train --front``
-scores its exported model on, so the card's ``heldout_sim`` and this report agree. Each is
+scores its exported model on, so the card's ``heldout_sim`` and this report agree while the
+simulator is the one the model was trained with (a card's ``reproduces_at`` says when not). Each is
 scored like :func:`edge.evaluate.eval.evaluate`: both modalities, then the video masked (every
 front row masked, as serving masks a window without frames) and the audio masked (log-mel
 zeroed, and the VAD's column with it: no microphone, no speech activity).

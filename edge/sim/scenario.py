@@ -309,9 +309,11 @@ def _place(task: str, seconds: float, label: str, rng: np.random.Generator,
     d_min, d_max = _DURATIONS[label]
     for _ in range(8):
         dur = float(rng.uniform(d_min, d_max))
-        if label in ALARM_CYCLES:
-            dur = ALARM_CYCLES[label] * max(1, round(dur / ALARM_CYCLES[label]))
-        dur = min(dur, 0.9 * (hi - lo))
+        room = 0.9 * (hi - lo)
+        if label in ALARM_CYCLES:  # whole cycles, as many as fit
+            cycle = ALARM_CYCLES[label]
+            dur = cycle * max(1, min(round(dur / cycle), int(room / cycle)))
+        dur = min(dur, room)
         if dur <= 0.05:
             return
         start = round(float(rng.uniform(lo, hi - dur)), 3)

@@ -62,7 +62,7 @@ class TrainSettings:
     window_stride: int = 1  # front models: keep every Nth training window (they overlap)
     frames: int = 8  # front models: frame targets per 2 s window (the config's window.frames)
     # front models, training set only: extra events per minute of some classes (short, rare
-    # ones), and every window holding one kept whatever the stride
+    # ones), and every window labelled with one kept whatever the stride
     extra_events: dict[str, float] = field(default_factory=dict)
 
 
@@ -133,7 +133,9 @@ def make_front_card(task: str, name: str, frames: int = 8) -> ModelCard:
     mspec = LogMelSpec()
     seconds = 2.0
     if not 2 <= frames <= 64:
-        raise ValueError(f"frames per window must be 2..64, not {frames}")
+        from edge.errors import ConfigError
+
+        raise ConfigError(f"--frames: frame targets per window must be 2..64, not {frames}")
     n_cols = mspec.n_frames(int(round(audio_seconds * mspec.sample_rate)))
     nf = len(spec.features)
     return ModelCard(
@@ -169,8 +171,8 @@ def generate_front(
     vad: object, log: TextIO, stride: int = 1, extra_rates: dict[str, float] | None = None,
 ) -> WindowSet:
     """Feature-level windows of ``n`` random scenarios drawn from ``seed``; ``extra_rates``
-    adds events per minute of some classes, and windows holding those classes are all kept
-    when ``stride`` keeps every Nth."""
+    adds events per minute of some classes, and windows labelled with those classes (their
+    last hop mostly the class) are all kept when ``stride`` keeps every Nth."""
     from edge.sim.frontaudio import SoundBank
     from edge.sim.frontsim import random_front_scenario
     from edge.train.data import front_scenario_windows
@@ -262,6 +264,17 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
     torch.set_num_threads(settings.threads)
     s = settings
     card = make_front_card(s.task, name, s.frames) if s.front else make_card(s.task, name)
+    if s.frames != 8 and not s.front:
+        from edge.errors import ConfigError
+
+        raise ConfigError("--frames: front models only (--front); pixel models take 8")
+    unknown = sorted(set(s.extra_events) - set(card.class_names))
+    if unknown or (s.extra_events and not s.front):
+        from edge.errors import ConfigError
+
+        raise ConfigError(f"--extra-events: no class {', '.join(unknown)} in task {s.task} "
+                          f"({', '.join(card.class_names)})" if unknown else
+                          "--extra-events: front models only (--front)")
     started = time.monotonic()
     bank_note = ""
     if s.front and s.recordings is not None:
@@ -278,12 +291,6 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
         print(f"edge train: {s.task} front: simulating {s.scenarios} training scenarios of "
               f"{s.seconds:g} s (real sounds: {len(bank.files)} train, {len(held_bank.files)} "
               f"held out)", file=log)
-        unknown = sorted(set(s.extra_events) - set(card.class_names))
-        if unknown:
-            from edge.errors import ConfigError
-
-            raise ConfigError(f"--extra-events: no class {', '.join(unknown)} in task {s.task} "
-                              f"({', '.join(card.class_names)})")
         extra = dict(s.extra_events)
         train_set = generate_front(card, s.scenarios, s.seconds, 1000 + s.seed, s.hop_s, bank,
                                    vad, log, s.window_stride, extra)
@@ -299,7 +306,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             f"{s.scenarios} x {s.seconds:g} s (seeds from {1000 + s.seed}, every "
             f"{s.window_stride} window(s)"
             + ("".join(f", +{r:g}/min {c}" for c, r in extra.items()) + " and every window "
-               "holding them" if extra else "")
+               "labelled with them" if extra else "")
             + f"), validation {s.val_scenarios} (from {2000 + s.seed})"
             + bank_note
         )
