@@ -531,8 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="CLASS=PER_MIN",
                    help="--front: add events of a short, rare class to the training scenarios "
                    "(e.g. glass_break=1.5 a minute); every window labelled with one is kept "
-                   "whatever "
-                   "--window-stride; validation and held-out scenarios stay as drawn")
+                   "whatever --window-stride; validation and held-out scenarios stay as drawn")
     s.add_argument(
         "--init", default=None,
         help="fine-tune this FP32 model (engines/NAME.onnx with its card) on --recordings "

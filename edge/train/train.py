@@ -20,6 +20,7 @@ from typing import TextIO
 import numpy as np
 
 from edge.runtime.card import ClassInfo, ModelCard, TensorInfo, save_card
+from edge.errors import ConfigError
 from edge.features.frames import VideoSpec
 from edge.features.logmel import LogMelSpec
 from edge.evaluate.metrics import prf
@@ -133,8 +134,6 @@ def make_front_card(task: str, name: str, frames: int = 8) -> ModelCard:
     mspec = LogMelSpec()
     seconds = 2.0
     if not 2 <= frames <= 64:
-        from edge.errors import ConfigError
-
         raise ConfigError(f"--frames: frame targets per window must be 2..64, not {frames}")
     n_cols = mspec.n_frames(int(round(audio_seconds * mspec.sample_rate)))
     nf = len(spec.features)
@@ -222,7 +221,6 @@ def from_recordings(
     root: Path, card: ModelCard, hop_s: float, log: TextIO
 ) -> tuple[WindowSet, WindowSet, str]:
     """Windows of every recording folder under ``root``; every fifth one is for validation."""
-    from edge.errors import ConfigError
     from edge.train.data import recording_windows
 
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
@@ -265,16 +263,13 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
     s = settings
     card = make_front_card(s.task, name, s.frames) if s.front else make_card(s.task, name)
     if s.frames != 8 and not s.front:
-        from edge.errors import ConfigError
-
         raise ConfigError("--frames: front models only (--front); pixel models take 8")
+    if s.extra_events and not s.front:
+        raise ConfigError("--extra-events: front models only (--front)")
     unknown = sorted(set(s.extra_events) - set(card.class_names))
-    if unknown or (s.extra_events and not s.front):
-        from edge.errors import ConfigError
-
+    if unknown:
         raise ConfigError(f"--extra-events: no class {', '.join(unknown)} in task {s.task} "
-                          f"({', '.join(card.class_names)})" if unknown else
-                          "--extra-events: front models only (--front)")
+                          f"({', '.join(card.class_names)})")
     started = time.monotonic()
     bank_note = ""
     if s.front and s.recordings is not None:
