@@ -6,20 +6,21 @@ Needs ``../shared/realworld`` and the imported front ends; skips naming what is 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
 from tests.test_cli import ROOT, edge
 
 CLIP = ROOT.parent / "shared" / "realworld" / "driver-dev-alert-blink" / "video.mkv"
 
 
-@pytest.mark.skipif(not CLIP.is_file(), reason=f"needs {CLIP}")
-@pytest.mark.skipif(not (ROOT / "engines/front/face_detector.onnx").is_file(),
-                    reason="needs the front ends (edge front-ends import)")
-@pytest.mark.parametrize("workers", [True, False])
-def test_a_live_run_reads_the_face_stage_in_or_off_the_tick(tmp_path: Path, workers: bool) -> None:
+def clip_camera_config(tmp_path: Path, model: Path, workers: bool) -> Path:
+    """A config serving the alert-blink clip as a live camera with its microphone, the driver
+    front ends on it (in their worker threads or on the tick)."""
     cfg = tmp_path / "live.yaml"
     cfg.write_text(f"""
 sources:
@@ -28,7 +29,7 @@ sources:
 streams:
   cabin: {{video: cam, audio: cam}}
 window: {{seconds: 2.0, frames: 16, hop: 0.25}}
-model: {{path: "{ROOT / 'engines/driver-front.int8.onnx'}", engine: {{type: onnx, threads: 1}}}}
+model: {{path: "{model}", engine: {{type: onnx, threads: 1}}}}
 front_ends:
   dir: "{ROOT / 'engines/front'}"
   workers: {str(workers).lower()}
@@ -37,6 +38,15 @@ front_ends:
   vad: {{}}
 paths: {{roots: ["{ROOT}", "{ROOT.parent / 'shared'}", "{tmp_path}"]}}
 """)
+    return cfg
+
+
+@pytest.mark.skipif(not CLIP.is_file(), reason=f"needs {CLIP}")
+@pytest.mark.skipif(not (ROOT / "engines/front/face_detector.onnx").is_file(),
+                    reason="needs the front ends (edge front-ends import)")
+@pytest.mark.parametrize("workers", [True, False])
+def test_a_live_run_reads_the_face_stage_in_or_off_the_tick(tmp_path: Path, workers: bool) -> None:
+    cfg = clip_camera_config(tmp_path, ROOT / "engines/driver-front.int8.onnx", workers)
     proc = edge("run", "--config", str(cfg), "--duration", "5", "--jsonl", "-", "--no-view")
     assert proc.returncode == 0, proc.stderr
     rows = [r for r in map(json.loads, proc.stdout.splitlines()) if r["type"] == "prediction"]
@@ -59,8 +69,6 @@ def test_a_front_model_calibrates_from_real_recordings_and_builds_int8(tmp_path:
     checked on the empty seat, the build failed its gate (eyes_closed on every window, logits
     off by up to 10): windows without a face must be in the ranges too.
     """
-    import shutil
-
     recs = tmp_path / "recs"  # named so that the split holds out head-turn (the last, sorted)
     recs.mkdir()
     for name, clip in (("a-alert", "driver-dev-alert-blink"), ("b-noface", "driver-dev-no-face"),
@@ -84,4 +92,42 @@ def test_a_front_model_calibrates_from_real_recordings_and_builds_int8(tmp_path:
     assert manifest["calib"] > 40 and manifest["check"] > 20  # split by recording
     proc = edge("build", "--model", str(model), "--int8", "--calibration", str(out), timeout=300)
     assert proc.returncode == 0, proc.stderr  # within the 1-point gate on the held-out clip
+    assert (tmp_path / "driver-front.int8.onnx").is_file()
+
+
+@pytest.mark.skipif(not CLIP.is_file(), reason=f"needs {CLIP}")
+@pytest.mark.skipif(not (ROOT / "engines/front/face_detector.onnx").is_file(),
+                    reason="needs the front ends (edge front-ends import)")
+def test_a_front_model_calibrates_from_a_live_camera_and_int8_makes_fp32s_decisions(
+    tmp_path: Path,
+) -> None:
+    """``edge calibrate --from live`` for a model over front-end features: a real clip served
+    as a camera, the front ends in their worker threads as ``edge run`` has them, windows
+    grouped by 5 s stretch so the held-out ones never share one with the calibrated. The live
+    windows have no labels, so ``edge build`` gates INT8 on FP32's own decisions."""
+    model = tmp_path / "driver-front.onnx"
+    shutil.copy(ROOT / "engines/driver-front.onnx", model)
+    shutil.copy(ROOT / "engines/driver-front.yaml", tmp_path / "driver-front.yaml")
+    cfg = clip_camera_config(tmp_path, model, workers=True)
+    out = tmp_path / "calib"
+    proc = edge("calibrate", "--config", str(cfg), "--out", str(out), "--from", "live",
+                "--live-seconds", "12", "--holdout", "0.5", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["inputs"]["front"] == ["B", 16, 13]
+    assert manifest["labelled"] is False
+    assert manifest["calib"] >= 15 and manifest["check"] >= 10, manifest  # 5 s stretches
+    with np.load(out / manifest["shards"][0]["file"]) as z:
+        front, fmask, check, groups = z["front"], z["front_mask"], z["check"], z["scenario"]
+        assert (z["labels"] == -1).all()
+    assert fmask.mean() > 0.5  # frames reached the windows
+    assert front[..., 0][fmask > 0].mean() > 0.8  # face.present: the man's face, as served
+    # Check windows are whole stretches: none shares its group with a calibrated window.
+    assert not set(groups[check]) & set(groups[~check])
+    proc = edge("build", "--model", str(model), "--int8", "--calibration", str(out), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "scored against FP32's decisions" in proc.stderr
+    int8 = yaml.safe_load((tmp_path / "driver-front.yaml").read_text())["metrics"]["int8"]
+    assert int8["reference"] == "fp32 decisions"
+    assert int8["fp32_macro_f1"] == 1.0 and int8["int8_macro_f1"] >= 0.99, int8
     assert (tmp_path / "driver-front.int8.onnx").is_file()

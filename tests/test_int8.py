@@ -85,6 +85,20 @@ def test_calibration_set_is_hashed_split_by_scenario_and_tamper_evident(driver_s
         load_calibration(calib, other)
 
 
+def test_live_windows_are_unlabelled_and_held_out_by_five_second_stretch(tmp_path: Path) -> None:
+    """``--from live``: windows of the running sources, no labels, grouped by stream and 5 s
+    stretch, whole groups held out (one stream must still give check windows)."""
+    cfg = parse_config(config_for(reference_model(tmp_path)))
+    mf = calibrate(cfg, tmp_path / "live", source="live", live_seconds=8.0, holdout=0.5, log=None)
+    assert mf["labelled"] is False and mf["calib"] >= 5 and mf["check"] >= 2, mf
+    cs = load_calibration(tmp_path / "live")
+    assert (cs.windows.labels == -1).all()
+    groups = cs.windows.scenario
+    assert set(groups[~cs.check]) == {0} and set(groups[cs.check]) == {1}  # 10 ticks of 0.5 s each
+    want = load_card(card_path_for(tmp_path / "driver-av.onnx")).inputs["video"].shape[1:]
+    assert list(cs.windows.video.shape[1:]) == want  # the pixels the model takes, as served
+
+
 def test_stratified_choice_takes_round_robin_over_strata() -> None:
     n = 100
     labels = np.zeros((n, 2), np.float32)

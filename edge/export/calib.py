@@ -139,8 +139,17 @@ def recorded_windows(card: ModelCard, root: Path, log: TextIO | None,
     return WindowSet.concat(parts)
 
 
+#: Live windows are grouped by stretches of this many seconds of one stream, so that check
+#: windows (whole groups) never share a stretch with calibration windows, one stream or many.
+LIVE_GROUP_S = 5.0
+
+
 def live_windows(config: Any, seconds: float, log: TextIO | None) -> WindowSet:
-    """Windows of the config's live sources for ``seconds`` (unlabelled: labels are -1)."""
+    """Windows of the config's live sources for ``seconds`` (unlabelled: labels are -1).
+
+    A model over front-end features gets its inputs as served: the front ends ``config`` turns
+    on run on every tick, then the model (as ``edge run`` does; its outputs are not kept).
+    Windows are grouped by stream and :data:`LIVE_GROUP_S` stretch (``scenario``)."""
     from edge.timebase.clock import MonotonicClock
     from edge.service.run import Runner
 
@@ -148,23 +157,33 @@ def live_windows(config: Any, seconds: float, log: TextIO | None) -> WindowSet:
     runner = Runner(config, clock)
     rows: list[tuple[Any, ...]] = []
     streams = sorted(runner.featurizers)
+    front = bool(runner.card.front)
+    hop_s = runner.spine.hop_ns / 1e9
+    per_group = max(1, round(LIVE_GROUP_S / hop_s))
+    ticks = dict.fromkeys(streams, 0)
     t0 = time.monotonic()
 
-    if runner.card.front:
-        raise ConfigError(f"live calibration windows for {runner.card.name!r} (a model over "
-                          "front-end features) are not built yet: use --from sim")
-
     def collect(windows: list[Any]) -> None:
+        if front:  # the cascade steps once per tick, before the features
+            runner.process(windows)
         for w in windows:
-            f = runner.featurizers[w.stream](w)
-            rows.append((f.video, f.video_mask, f.audio, f.audio_mask, streams.index(w.stream)))
+            f = runner.last_features(w.stream) if front else runner.featurizers[w.stream](w)
+            k = streams.index(w.stream)
+            group = ticks[w.stream] // per_group * len(streams) + k
+            ticks[w.stream] += 1
+            rows.append((f.video, f.video_mask, f.audio, f.audio_mask, group, f.front, f.front_mask))
         _progress(log, f"live: {len(rows)} windows  {time.monotonic() - t0:4.0f}/{seconds:g} s")
 
+    cascade = runner.cascade
+    if cascade is not None and config.front_ends is not None and config.front_ends.workers:
+        cascade.start_workers()  # as edge run: the frame stages follow the cameras
     runner.spine.start(require_open_s=None)
     try:
         runner.spine.run(seconds, collect)
     finally:
         runner.spine.stop()
+        if cascade is not None:
+            cascade.close(timeout_s=0.5)
     if log is not None:
         print(file=log)
     if not rows:
@@ -172,13 +191,15 @@ def live_windows(config: Any, seconds: float, log: TextIO | None) -> WindowSet:
     cols = list(zip(*rows))
     n = len(rows)
     return WindowSet(
-        video=np.stack(cols[0]).astype(np.float16),
-        video_mask=np.stack(cols[1]).astype(np.float32),
+        video=np.zeros((n, 0), np.float16) if front else np.stack(cols[0]).astype(np.float16),
+        video_mask=np.zeros((n, 0), np.float32) if front else np.stack(cols[1]).astype(np.float32),
         audio=np.stack(cols[2]).astype(np.float16),
         audio_mask=np.stack(cols[3]).astype(np.float32),
         labels=np.full((n, len(runner.classes)), -1.0, np.float32),
         scenario=np.asarray(cols[4], np.int32),
         t_s=np.arange(n, dtype=np.float64),
+        front=np.stack(cols[5]).astype(np.float32) if front else None,
+        front_mask=np.stack(cols[6]).astype(np.float32) if front else None,
     )
 
 

@@ -10,7 +10,9 @@ plan is built from.
 
 The gate scores FP32 and INT8 on the set's held-out ``check`` windows with the card's
 thresholds; a macro-F1 drop over the budget fails the build (:class:`GateFailed`, exit 1) with
-a table of what dropped. With ``auto_exclude`` the build ranks the quantized layers by how much
+a table of what dropped. Windows without labels (a set cut from live sources) are scored
+against FP32's own decisions: FP32 scores 1 by definition and INT8 must make the same
+decisions, within the same budget. With ``auto_exclude`` the build ranks the quantized layers by how much
 error each adds (relative error of its output against FP32, minus what it received) and keeps
 the worst in float — 1, 2, 4, ... of them — until the gate passes, and says which.
 """
@@ -303,8 +305,8 @@ def build_int8(
     calib, check = cs.part("calib"), cs.part("check")
     if len(calib) == 0:
         raise EdgeError(f"{calibration}: no calib windows")
-    if len(check) == 0 or not cs.labelled:
-        raise EdgeError(f"{calibration}: the accuracy gate needs labelled held-out (check) windows")
+    if len(check) == 0:
+        raise EdgeError(f"{calibration}: the accuracy gate needs held-out (check) windows")
     dst = Path(out) if out is not None else int8_path_for(src)
     started = time.monotonic()
 
@@ -320,6 +322,13 @@ def build_int8(
         say(f"{len(calib)} calib windows, {len(check)} check windows, method {method}; "
             f"logits layers kept float: {', '.join(keep_float)}")
         fp32 = run_model(session(pre), check)[0]
+        if cs.labelled:
+            reference, truth = "labels", check.labels
+        else:  # unlabelled (live) windows: INT8 must make FP32's decisions
+            th = np.array([c.threshold for c in card.classes], np.float32)
+            decided = 1 / (1 + np.exp(-fp32)) >= th  # as compare_logits decides
+            reference, truth = "fp32 decisions", decided.astype(np.float32)
+            say("the check windows are unlabelled: INT8 is scored against FP32's decisions")
         cache = tmp / "ranges.json"
         reader = _Reader(calib)
         excluded: list[str] = []
@@ -330,7 +339,7 @@ def build_int8(
             t0 = time.monotonic()
             quantize(pre, qdq, reader, method, keep_float + excluded, cache)
             reader = None  # type: ignore[assignment]  # ranges come from the cache from now on
-            res = compare_logits(card, check.labels, fp32, run_model(session(qdq), check)[0])
+            res = compare_logits(card, truth, fp32, run_model(session(qdq), check)[0])
             res.excluded = list(excluded)
             say(f"INT8 macro F1 {res.int8_macro:.4f} vs FP32 {res.fp32_macro:.4f} "
                 f"(drop {res.drop_points:.2f} points, budget {budget_points:g}); "
@@ -364,6 +373,7 @@ def build_int8(
         "calibration_hash": cs.manifest.get("hash"),
         "method": method,
         "check_windows": res.windows,
+        "reference": reference,
         "fp32_macro_f1": round(res.fp32_macro, 4),
         "int8_macro_f1": round(res.int8_macro, 4),
         "int8_f1": res.int8_f1,
