@@ -1,0 +1,244 @@
+"""Commands that make and score models: simulate, train (or fine-tune), evaluate."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from edge.errors import ConfigError, EdgeError
+from edge.jsonout import dumps
+
+
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from edge.sim.render import write_files
+    from edge.sim.scenario import load_scenario, random_scenario
+
+    if args.scenario in ("driver", "home"):
+        sc = random_scenario(args.scenario, args.seconds, np.random.default_rng(args.seed))
+    else:
+        sc = load_scenario(args.scenario)
+    if args.yaml:
+        import yaml
+
+        Path(args.yaml).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.yaml).write_text(yaml.safe_dump(sc.model_dump(mode="json"), sort_keys=False))
+        print(f"wrote {args.yaml} ({sc.task}, {sc.seconds:g} s, {len(sc.events)} events)")
+        if args.out is None:
+            return 0
+    if args.out is None:
+        raise EdgeError("edge sim needs --out DIR (media files) or --yaml FILE (the timeline)")
+    out = Path(args.out)
+    write_files(sc, out, args.width, args.height, args.fps, args.sample_rate)
+    print(f"wrote {out} ({sc.task}, {sc.seconds:g} s, {len(sc.events)} events)")
+    return 0
+
+
+def _extra_events(items: list[str]) -> dict[str, float]:
+    """``CLASS=PER_MIN`` items of ``--extra-events``."""
+    import math
+
+    out: dict[str, float] = {}
+    for item in items:
+        name, _, text = item.partition("=")
+        try:
+            rate = float(text)
+        except ValueError:
+            raise ConfigError(f"--extra-events: {item!r} is not CLASS=PER_MIN") from None
+        if not name or not math.isfinite(rate) or rate <= 0:
+            raise ConfigError(f"--extra-events: {item!r} is not CLASS=PER_MIN (a positive rate)")
+        if name in out:
+            raise ConfigError(f"--extra-events: {name} given twice")
+        out[name] = rate
+    return out
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise EdgeError("edge train needs PyTorch: pip install -e '.[train]'")
+    if args.init is not None:
+        return _finetune(args)
+    if args.task is None:
+        raise EdgeError("edge train needs --task (or --init MODEL with --recordings to fine-tune)")
+    from edge.train.train import TrainSettings, train
+
+    settings = TrainSettings(
+        task=args.task,
+        scenarios=args.scenarios,
+        val_scenarios=args.val_scenarios,
+        seconds=args.seconds,
+        epochs=args.epochs or 12,
+        lr=args.lr or 2e-3,
+        seed=args.seed,
+        threads=args.threads,
+        recordings=args.recordings,
+        front=args.front,
+        sounds=args.sounds,
+        heldout_scenarios=args.heldout_scenarios,
+        window_stride=args.window_stride,
+        frames=args.frames,
+        extra_events=_extra_events(args.extra_events),
+    )
+    train(settings, Path(args.out), args.name or f"{args.task}-{'front' if args.front else 'av'}")
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edge.config import load_config
+    from edge.train.finetune import FineTuneSettings, finetune
+
+    if args.recordings is None:
+        raise EdgeError("edge train --init MODEL fine-tunes on --recordings DIR; give it")
+    if args.front:
+        raise EdgeError("edge train --init: the starting model's card says what it reads; "
+                        "leave out --front")
+    init = Path(args.init)
+    settings = FineTuneSettings(
+        recordings=args.recordings, init=str(init), epochs=args.epochs or 6,
+        lr=args.lr or 3e-4, seed=args.seed, threads=args.threads,
+    )
+    cfg = load_config(args.config) if args.config else None
+    name = args.name or init.name.removesuffix(".onnx") + "-tuned"
+    finetune(settings, cfg, Path(args.out), name)
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edge.config import load_config
+    from edge.evaluate.eval import evaluate, format_report, scenario_files
+
+    cfg = load_config(args.config)
+    if args.model is not None:
+        if cfg.model is None:
+            raise EdgeError("the config has no `model:` section to override")
+        # A path on the command line is relative to the working directory, like any other.
+        model = str(Path(args.model).resolve())
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": model})})
+    if args.front_sim is not None:
+        from edge.evaluate.frontsim import evaluate_front_sim
+
+        if args.write_card:
+            raise EdgeError("--write-card records rendered held-out scenarios; edge train --front "
+                            "records its own held-out scores")
+        rep = evaluate_front_sim(cfg, args.front_sim, sounds=args.sounds)
+        print(dumps(rep, indent=2) if args.json else format_report(rep))
+        return 0
+    if args.recordings is not None:
+        from edge.evaluate.evalrec import evaluate_recordings, format_recordings
+
+        if args.write_card:
+            raise EdgeError("--write-card records held-out scenario scores; not with --recordings")
+        rec = evaluate_recordings(cfg, args.recordings)
+        print(dumps(rec, indent=2) if args.json else format_recordings(rec))
+        return 0
+    files = scenario_files(args.scenario)
+    report = evaluate(cfg, files)
+    if args.write_card:
+        from edge.runtime.card import card_path_for, load_card, save_card
+        from edge.evaluate.eval import card_metrics
+
+        assert cfg.model is not None
+        path = card_path_for(Path(cfg.model.path))
+        card = load_card(path)
+        kind = cfg.model.engine.type + ("_int8" if cfg.model.path.endswith(".int8.onnx") else "")
+        card.metrics[f"heldout_{kind}"] = card_metrics(report, args.scenario)
+        save_card(card, path)
+    if args.json:
+        print(dumps(report, indent=2))
+    else:
+        print(format_report(report))
+    return 0
+
+
+
+def add_parsers(sub: Any) -> None:
+    s = sub.add_parser("sim", help="render a scenario to a video file, a WAV and labels.json")
+    s.add_argument("--scenario", required=True, help="driver, home (random) or a scenario YAML")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seconds", type=float, default=30.0, help="length of a random scenario")
+    s.add_argument("--out", default=None, help="output folder: video.mkv, audio.wav, labels.json")
+    s.add_argument("--yaml", default=None, help="also (or only) write the scenario timeline here")
+    s.add_argument("--width", type=int, default=320)
+    s.add_argument("--height", type=int, default=240)
+    s.add_argument("--fps", type=int, default=15)
+    s.add_argument("--sample-rate", type=int, default=16000)
+    s.set_defaults(func=_cmd_sim)
+
+    s = sub.add_parser("train", help="train a reference model on simulator data, or fine-tune one "
+                       "on your recordings (torch extra)")
+    s.add_argument("--task", default=None, choices=["driver", "home"])
+    s.add_argument("--scenarios", type=int, default=120, help="training scenarios")
+    s.add_argument("--val-scenarios", type=int, default=16, help="validation scenarios")
+    s.add_argument("--seconds", type=float, default=24.0, help="length of each scenario")
+    s.add_argument("--epochs", type=int, default=None, help="default 12; fine-tuning 6")
+    s.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default 2e-3; fine-tuning 3e-4)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument(
+        "--recordings",
+        default=None,
+        help="train on your recordings instead: a folder of folders, each a video file with "
+        "its audio track and labels.json",
+    )
+    s.add_argument(
+        "--front", action="store_true",
+        help="a fusion model over the front ends' features (face/person, VAD) and log-mel, "
+        "trained on feature-level simulation (edge.sim.frontsim) instead of pixels",
+    )
+    s.add_argument(
+        "--sounds", default=None,
+        help="--front: a folder of real 16 kHz sounds to mix in (edge.sim.frontaudio.SOUND_PIECES "
+        "names the files; e.g. ../shared/realworld/sounds)",
+    )
+    s.add_argument("--heldout-scenarios", type=int, default=24,
+                   help="--front: unseen scenarios the exported model is scored on (card metrics)")
+    s.add_argument("--window-stride", type=int, default=1,
+                   help="--front: keep every Nth training window (neighbours overlap)")
+    s.add_argument("--frames", type=int, default=8,
+                   help="--front: frame targets per 2 s window; the serving config's "
+                   "window.frames must match (default 8)")
+    s.add_argument("--extra-events", nargs="+", action="extend", default=[],
+                   metavar="CLASS=PER_MIN",
+                   help="--front: add events of a short, rare class to the training scenarios "
+                   "(e.g. glass_break=1.5 a minute); every window labelled with one is kept "
+                   "whatever --window-stride; validation and held-out scenarios stay as drawn")
+    s.add_argument(
+        "--init", default=None,
+        help="fine-tune this FP32 model (engines/NAME.onnx with its card) on --recordings "
+        "instead of training from scratch; held-out recordings are scored before and after",
+    )
+    s.add_argument("--config", default=None,
+                   help="--init: the config whose front ends and rules replay the recordings "
+                   "(default: the front ends the model's card reads, no rules)")
+    s.add_argument("--out", default="engines")
+    s.add_argument("--name", default=None,
+                   help="model name (default TASK-av, TASK-front; fine-tuned: NAME-tuned)")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("eval", help="replay scenarios or recordings through the pipeline, score it")
+    s.add_argument("--config", required=True)
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--scenario", help="a scenario YAML or a folder of them")
+    what.add_argument("--recordings", help="a recording folder (a video file with its audio "
+                      "track + labels.json) or a folder of them")
+    what.add_argument("--front-sim", type=int, metavar="N",
+                      help="a model over front-end features: N unseen feature-level simulated "
+                      "scenarios (seeds from 9000, as edge train --front scores its export)")
+    s.add_argument("--sounds", default=None,
+                   help="--front-sim: mix the held-out real sounds of this folder in")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--write-card", action="store_true", help="record the scores in the model card")
+    s.add_argument("--model", default=None, help="evaluate this model file instead of the config's")
+    s.set_defaults(func=_cmd_eval)
