@@ -150,7 +150,7 @@ def live_windows(config: Any, seconds: float, log: TextIO | None) -> WindowSet:
     A model over front-end features gets its inputs as served: the front ends ``config`` turns
     on run on every tick, then the model (as ``edge run`` does; its outputs are not kept).
     Windows are grouped by stream and :data:`LIVE_GROUP_S` stretch (``scenario``)."""
-    from edge.timebase.clock import MonotonicClock
+    from edge.timebase.clock import NS_PER_S, MonotonicClock
     from edge.service.run import Runner
 
     clock = MonotonicClock()
@@ -158,8 +158,7 @@ def live_windows(config: Any, seconds: float, log: TextIO | None) -> WindowSet:
     rows: list[tuple[Any, ...]] = []
     streams = sorted(runner.featurizers)
     front = bool(runner.card.front)
-    hop_s = runner.spine.hop_ns / 1e9
-    per_group = max(1, round(LIVE_GROUP_S / hop_s))
+    per_group = max(1, round(LIVE_GROUP_S * NS_PER_S / runner.spine.hop_ns))
     ticks = dict.fromkeys(streams, 0)
     t0 = time.monotonic()
 

@@ -12,9 +12,10 @@ The gate scores FP32 and INT8 on the set's held-out ``check`` windows with the c
 thresholds; a macro-F1 drop over the budget fails the build (:class:`GateFailed`, exit 1) with
 a table of what dropped. Windows without labels (a set cut from live sources) are scored
 against FP32's own decisions: FP32 scores 1 by definition and INT8 must make the same
-decisions, within the same budget. With ``auto_exclude`` the build ranks the quantized layers by how much
-error each adds (relative error of its output against FP32, minus what it received) and keeps
-the worst in float — 1, 2, 4, ... of them — until the gate passes, and says which.
+decisions, within the same budget. With ``auto_exclude`` the build ranks the quantized layers
+by how much error each adds (relative error of its output against FP32, minus what it
+received) and keeps the worst in float — 1, 2, 4, ... of them — until the gate passes, and
+says which.
 """
 
 from __future__ import annotations
