@@ -83,7 +83,9 @@ def test_a_model_is_rebuilt_from_its_onnx_file_computing_the_same_function(
     from edge.train.fit import build_model
     from edge.train.train import export_onnx, make_card, make_front_card
 
-    for card in (make_card("driver", "d"), make_front_card("home", "h")):
+    full = make_front_card("home", "h1")  # log-mel at full resolution (edge train --audio-pool 1)
+    full.provenance["audio_pool"] = 1
+    for card in (make_card("driver", "d"), make_front_card("home", "h"), full):
         torch.manual_seed(1)
         net = build_model(card)
         for m in net.modules():  # statistics that are not the identity, as after training

@@ -205,13 +205,14 @@ def test_a_tiny_front_model_trains_exports_and_loads(tmp_path: Path) -> None:
     assert card.inputs["front"].shape == ["B", 8, 13]
     VideoSpec.from_dict(card.video)  # the Featurizer reads it
     assert "heldout_sim" in card.metrics
+    assert card.provenance["audio_pool"] == 2  # what fine-tuning rebuilds the network with
     engine = load_engine("onnx", tmp_path / "tiny-front.onnx", card)  # check_io against the card
     batch = {k: np.zeros([3 if isinstance(d, str) else d for d in v.shape], np.float32)
              for k, v in card.inputs.items()}
     assert engine.infer(batch)["logits"].shape == (3, len(card.classes))
 
 
-def test_extra_events_and_frames_are_checked_before_any_work(
+def test_extra_events_frames_and_audio_pool_are_checked_before_any_work(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
     from edge.cli import main
@@ -234,6 +235,10 @@ def test_extra_events_and_frames_are_checked_before_any_work(
     assert main(["train", "--task", "home", "--front", "--frames", "1"]) == 2
     assert "must be 2..64" in capsys.readouterr().err
     assert main(["train", "--task", "home", "--frames", "16"]) == 2
+    assert "front models only" in capsys.readouterr().err
+    assert main(["train", "--task", "home", "--front", "--audio-pool", "4"]) == 2
+    assert "1 (full resolution) or 2, not 4" in capsys.readouterr().err
+    assert main(["train", "--task", "home", "--audio-pool", "1"]) == 2
     assert "front models only" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written
 

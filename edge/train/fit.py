@@ -23,9 +23,12 @@ if TYPE_CHECKING:
     import torch
 
 
-def build_model(card: ModelCard, data: WindowSet | None = None) -> "torch.nn.Module":
+def build_model(card: ModelCard, data: WindowSet | None = None,
+                audio_pool: int | None = None) -> "torch.nn.Module":
     """The network a card describes: :class:`FrontFusionNet` for a model over front-end
-    features (normalised over ``data``'s picture features when given), else :class:`FusionNet`."""
+    features (normalised over ``data``'s picture features when given; its log-mel pooled by
+    ``audio_pool``, else by the card's ``provenance.audio_pool``, else 2), else
+    :class:`FusionNet`."""
     from edge.train.model import FrontFusionNet, FusionNet
 
     n_classes = len(card.classes)
@@ -33,8 +36,9 @@ def build_model(card: ModelCard, data: WindowSet | None = None) -> "torch.nn.Mod
     if card.front:
         feats = list(card.front["features"])
         speech_cols = [k for k, f in enumerate(feats) if f.startswith("speech.")]
+        pool = audio_pool if audio_pool is not None else int(card.provenance.get("audio_pool", 2))
         fm = FrontFusionNet(n_classes, len(feats), int(card.audio["n_mels"]), speech_cols,
-                            modalities=modalities)
+                            modalities=modalities, audio_pool=pool)
         if data is not None:
             fm.set_normalisation(*front_normalisation(data, speech_cols))
         return fm

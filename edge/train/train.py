@@ -62,6 +62,7 @@ class TrainSettings:
     heldout_scenarios: int = 24  # front models: fresh scenarios scored after export
     window_stride: int = 1  # front models: keep every Nth training window (they overlap)
     frames: int = 8  # front models: frame targets per 2 s window (the config's window.frames)
+    audio_pool: int = 2  # front models: log-mel pooled by this in mels and 10 ms columns
     # front models, training set only: extra events per minute of some classes (short, rare
     # ones), and every window labelled with one kept whatever the stride
     extra_events: dict[str, float] = field(default_factory=dict)
@@ -266,6 +267,10 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
         raise ConfigError("--frames: front models only (--front); pixel models take 8")
     if s.extra_events and not s.front:
         raise ConfigError("--extra-events: front models only (--front)")
+    if s.audio_pool != 2 and not s.front:
+        raise ConfigError("--audio-pool: front models only (--front)")
+    if s.audio_pool not in (1, 2):
+        raise ConfigError(f"--audio-pool: 1 (full resolution) or 2, not {s.audio_pool}")
     unknown = sorted(set(s.extra_events) - set(card.class_names))
     if unknown:
         raise ConfigError(f"--extra-events: no class {', '.join(unknown)} in task {s.task} "
@@ -318,7 +323,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             f"(seeds from {1000 + s.seed}), validation {s.val_scenarios} (from {2000 + s.seed})"
         )
     y_val = val_set.labels >= 0.5
-    model = build_model(card, train_set if s.front else None)
+    model = build_model(card, train_set if s.front else None, s.audio_pool)
     fit(model, card, train_set, val_set, s.epochs, s.lr, s.batch, s.modality_dropout,
         np.random.default_rng(s.seed), log, started)
     probs = predict(model, val_set)
@@ -341,11 +346,13 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
     }
     card.metrics = {"validation_macro_f1": round(macro_f1(probs, y_val, thresholds), 4)}
     if s.front:
+        card.provenance["audio_pool"] = s.audio_pool  # the network: fine-tuning rebuilds it
         card.provenance["command"] = (
             f"edge train --task {s.task} --front --seed {s.seed} --scenarios {s.scenarios} "
             f"--val-scenarios {s.val_scenarios} --seconds {s.seconds:g} --epochs {s.epochs} "
             f"--window-stride {s.window_stride}"
             + (f" --frames {s.frames}" if s.frames != 8 else "")
+            + (f" --audio-pool {s.audio_pool}" if s.audio_pool != 2 else "")
             + (" --extra-events " + " ".join(f"{c}={r:g}" for c, r in sorted(s.extra_events.items()))
                if s.extra_events else "")
             + (f" --sounds {s.sounds}" if s.sounds else ""))
