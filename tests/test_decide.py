@@ -306,6 +306,18 @@ def test_home_smoke_alarm_rule_events_from_beeps() -> None:
     assert fired(ev, "co_alarm") == []
 
 
+def test_home_glass_break_rule_needs_two_ticks_running() -> None:
+    """At the home config's 0.5 s ticks, glass on one tick (a knock, a word's onset) is no
+    event; on two running (a shatter's ringing and falling pieces) it starts one at the second."""
+    d = Decider(parse_decisions(HOME_RULES), HOME, HOME_THR, HOME_MOD)
+    ev: list[Event] = []
+    for i, p in enumerate([0.0, 0.9, 0.0, 0.0, 0.9, 0.95, 0.0, 0.0]):
+        ev += d.update(ns(i * 0.5), {"glass_break": p})
+    (start,) = fired(ev, "glass_break")
+    assert start.t_ns == ns(2.5) and start.started_ns == ns(2.0)
+    assert [e.kind for e in ev if e.rule == "glass_break"] == ["start", "end"]
+
+
 def test_cadence_rule_alone_takes_intervals_through_update() -> None:
     cond = CadenceCondition.model_validate({"class": "co_alarm", "pattern": T4,
                                             "tolerance": 0.05, "rel_tolerance": 0.1})

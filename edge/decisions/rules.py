@@ -204,8 +204,8 @@ decisions:
       cadence: {class: co_alarm, signal: [beeps_520, beeps_3k],
                 pattern: [[0.1, 0.1], [0.1, 0.1], [0.1, 0.1], [0.1, 5.0]],
                 tolerance: 0.05, rel_tolerance: 0.1, smear: 0.3, cycles: 2}
-    - name: glass_break
-      duration: {class: glass_break, at_least: 0.0}
+    - name: glass_break           # two ticks running: a shatter rings and falls for 0.5 s and more,
+      duration: {class: glass_break, at_least: 0.5}   # a knock or a word's onset is one tick
     - name: person_present
       duration: {class: person, at_least: 1.0}
 """
