@@ -262,6 +262,8 @@ def finetune(
         "trained": _dt.date.today().isoformat(),
         "train_seconds": round(time.monotonic() - started),
     }
+    if "audio_pool" in card.provenance:  # the same network: a later fine-tune rebuilds it
+        new.provenance["audio_pool"] = card.provenance["audio_pool"]
     new.metrics = {
         "finetune_heldout": {
             "recordings": [f.name for f in held],
