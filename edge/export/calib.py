@@ -173,16 +173,13 @@ def live_windows(config: Any, seconds: float, log: TextIO | None) -> WindowSet:
             rows.append((f.video, f.video_mask, f.audio, f.audio_mask, group, f.front, f.front_mask))
         _progress(log, f"live: {len(rows)} windows  {time.monotonic() - t0:4.0f}/{seconds:g} s")
 
-    cascade = runner.cascade
-    if cascade is not None and config.front_ends is not None and config.front_ends.workers:
-        cascade.start_workers()  # as edge run: the frame stages follow the cameras
+    runner.start_front_workers()  # as edge run: the frame stages follow the cameras
     runner.spine.start(require_open_s=None)
     try:
         runner.spine.run(seconds, collect)
     finally:
         runner.spine.stop()
-        if cascade is not None:
-            cascade.close(timeout_s=0.5)
+        runner.stop_front_workers()
     if log is not None:
         print(file=log)
     if not rows:

@@ -277,8 +277,7 @@ def run_service(
             service.on_windows(windows)
             notifier.tick(clock.now_ns(), runner.spine.ticks)  # only while ticks advance
 
-        if runner.cascade is not None and cfg.front_ends is not None and cfg.front_ends.workers:
-            runner.cascade.start_workers()  # the frame stages follow the cameras, off the tick
+        runner.start_front_workers()  # the frame stages follow the cameras, off the tick
         missing = runner.spine.start(
             require_open_s=STRICT_OPEN_S if strict else None, strict=strict
         )
@@ -295,8 +294,7 @@ def run_service(
         if notifier is not None:
             notifier.stopping()
         runner.spine.stop(timeout_s=0.5)
-        if runner.cascade is not None:
-            runner.cascade.close(timeout_s=0.5)
+        runner.stop_front_workers()
         if recorder is not None:
             recorder.close(timeout_s=0.5)  # a recording in progress is saved, marked truncated
         if sinks is not None:

@@ -230,6 +230,18 @@ class Runner:
                 out[-1].extra["degraded"] = degraded
         return out
 
+    def start_front_workers(self) -> None:
+        """Live runs with ``front_ends.workers``: each frame stage follows its camera in a
+        thread of its own, off the tick (nothing without front ends or with workers off)."""
+        fc = self.config.front_ends
+        if self.cascade is not None and fc is not None and fc.workers:
+            self.cascade.start_workers()
+
+    def stop_front_workers(self, timeout_s: float = 0.5) -> None:
+        """Stop the front ends' worker threads, if any (a frame being processed finishes)."""
+        if self.cascade is not None:
+            self.cascade.close(timeout_s=timeout_s)
+
     def last_features(self, stream: str) -> Features:
         """The model inputs of ``stream``'s latest window (training from recordings reads
         them: cut by the serving code, front ends included)."""
