@@ -9,6 +9,11 @@ its own thread as frames arrive (``workers: true``, the default of ``edge run``)
 the same process (face on every frame, detector every 10th; VAD). Reported: tick time p50/p99,
 data age at decision (emitted time minus capture time of the window's newest frame / sample),
 the cascade's CPU per stage and its share of one core.
+
+Then the models as the shipped configs serve them, each frame stage in worker threads:
+``configs/driver.yaml``'s (driver-front INT8 over face, hand and VAD; 16 frames, 0.25 s hop)
+on the same clip, and ``configs/home.yaml``'s (home-front INT8 over the person stage at 4 fps
+and the VAD; 6 s of audio, 0.5 s hop) on home-dev-1 (skipped when absent).
 """
 
 from __future__ import annotations
@@ -31,28 +36,45 @@ from edge.service.run import Runner
 from edge.service.daemon import Service
 
 ROOT = Path(__file__).resolve().parent.parent
-CLIP = ROOT.parent / "shared" / "realworld" / "driver-dev-alert-blink" / "video.mkv"
+REALWORLD = ROOT.parent / "shared" / "realworld"
+CLIP = REALWORLD / "driver-dev-alert-blink" / "video.mkv"
+HOME_CLIP = REALWORLD / "home-dev-1" / "video.mkv"
 MODEL = ROOT / "engines" / "driver-av.int8.onnx"
 FRONT = ROOT / "engines" / "front"
+# The served models' windows and front ends, as configs/driver.yaml and configs/home.yaml.
+SERVED = {
+    "driver served": (ROOT / "engines" / "driver-front.int8.onnx",
+                      "{seconds: 2.0, frames: 16, hop: 0.25}",
+                      "face: {detect_every: 10, min_face: 0.06}, "
+                      "hand: {rate: 4, min_score: 0.5, min_presence: 0.5}, vad: {}"),
+    "home served": (ROOT / "engines" / "home-front.int8.onnx",
+                    "{seconds: 2.0, frames: 8, hop: 0.5}",
+                    "person: {rate: 4.0}, vad: {}"),
+}
 
 
-def config_text(clip: Path, cascade: bool, workers: bool = False) -> str:
-    front = (f"front_ends: {{dir: \"{FRONT}\", workers: {str(workers).lower()}, "
-             f"face: {{detect_every: 10}}, vad: {{}}}}\n" if cascade else "")
+def config_text(clip: Path, cascade: bool, workers: bool = False, served: str | None = None) -> str:
+    model, window, stages = (MODEL, "{seconds: 2.0, frames: 8, hop: 0.5}",
+                             "face: {detect_every: 10}, vad: {}")
+    if served is not None:
+        model, window, stages = SERVED[served]
+    front = (f"front_ends: {{dir: \"{FRONT}\", workers: {str(workers).lower()}, {stages}}}\n"
+             if cascade else "")
     return f"""
 sources:
   cam: {{type: media, url: "{clip}", width: 640, height: 480, fps: 15, loop: true,
-         sample_rate: 16000}}
+         sample_rate: 16000, buffer_seconds: 10}}
 streams:
   cabin: {{video: cam, audio: cam}}
-window: {{seconds: 2.0, frames: 8, hop: 0.5}}
-model: {{path: "{MODEL}", engine: {{type: onnx, threads: 1}}}}
+window: {window}
+model: {{path: "{model}", engine: {{type: onnx, threads: 1}}}}
 {front}"""
 
 
-def live(clip: Path, cascade: bool, seconds: float, workers: bool = False) -> dict[str, Any]:
+def live(clip: Path, cascade: bool, seconds: float, workers: bool = False,
+         served: str | None = None) -> dict[str, Any]:
     clock = MonotonicClock()
-    runner = Runner(parse_config(config_text(clip, cascade, workers)), clock)
+    runner = Runner(parse_config(config_text(clip, cascade, workers, served)), clock)
     runner.engine.warmup()
     service = Service(runner)
     ticks: list[float] = []
@@ -69,8 +91,7 @@ def live(clip: Path, cascade: bool, seconds: float, workers: bool = False) -> di
             if w.audio_age_ns is not None:
                 ages["audio"].append((w.audio_age_ns + now - w.cut_ns) / 1e6)
 
-    if workers and runner.cascade is not None:
-        runner.cascade.start_workers()  # as edge run does
+    runner.start_front_workers()  # as edge run does (with workers: true)
     runner.spine.start(require_open_s=10.0)
     cpu0 = time.process_time()
     t0 = time.monotonic()
@@ -79,8 +100,7 @@ def live(clip: Path, cascade: bool, seconds: float, workers: bool = False) -> di
         runner.spine.run(seconds, on_windows, stop=threading.Event())
     finally:
         runner.spine.stop()
-        if runner.cascade is not None:
-            runner.cascade.close()
+        runner.stop_front_workers()
     wall = time.monotonic() - t0
     out: dict[str, Any] = {
         "tick_ms": percentiles(ticks[2:]),
@@ -90,7 +110,8 @@ def live(clip: Path, cascade: bool, seconds: float, workers: bool = False) -> di
     }
     if runner.cascade is not None:
         stats = runner.cascade.stats()
-        busy = sum(st.stats.busy_ns for st in runner.cascade.face.values())
+        c = runner.cascade
+        busy = sum(st.stats.busy_ns for g in (c.face, c.person, c.hand) for st in g.values())
         busy += sum(v.stats.busy_ns for v in runner.cascade.vad.values())
         out["stages"] = stats
         out["cascade_share_of_one_core"] = busy / 1e9 / wall
@@ -112,6 +133,11 @@ def main() -> None:
         runs["without"].append(live(args.clip, False, args.seconds))
         runs["cascade in the tick"].append(live(args.clip, True, args.seconds))
         runs["cascade in workers"].append(live(args.clip, True, args.seconds, workers=True))
+        for name, (model, _, _) in SERVED.items():
+            clip = HOME_CLIP if name.startswith("home") else args.clip
+            if model.is_file() and clip.is_file():
+                runs.setdefault(name, []).append(
+                    live(clip, True, args.seconds, workers=True, served=name))
     result: dict[str, Any] = {"clip": str(args.clip), "seconds": args.seconds, "runs": runs}
     summary = {}
     for name, rs in runs.items():
