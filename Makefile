@@ -58,10 +58,11 @@ SOUNDS ?= ../shared/realworld/sounds
 train: $(VENV)/.installed-dev
 	$(BIN)/edge train --task driver --seed 0 --scenarios 120 --epochs 8
 	$(BIN)/edge train --task home --seed 0 --scenarios 120 --epochs 8
-	$(BIN)/edge train --task driver --front --seed 0 --scenarios 300 --val-scenarios 16 \
-		--seconds 24 --epochs 12 --window-stride 2 --sounds $(SOUNDS)
-	$(BIN)/edge train --task home --front --seed 0 --scenarios 120 --val-scenarios 16 \
-		--seconds 24 --epochs 6 --window-stride 2 --sounds $(SOUNDS)
+	$(BIN)/edge train --task driver --front --seed 0 --scenarios 400 --val-scenarios 16 \
+		--seconds 24 --epochs 14 --window-stride 2 --frames 16 --sounds $(SOUNDS)
+	$(BIN)/edge train --task home --front --seed 0 --scenarios 200 --val-scenarios 16 \
+		--seconds 24 --epochs 12 --window-stride 2 --audio-pool 1 \
+		--extra-events dog_bark=2 glass_break=1.5 --sounds $(SOUNDS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache
