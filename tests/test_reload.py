@@ -119,6 +119,20 @@ def test_runner_prepare_reload_changes_nothing_until_applied(
     assert rule_names(runner)[-1] == "always"
 
 
+def test_a_reload_changing_the_front_ends_needs_a_restart_and_leaves_them_as_they_run(
+    tmp_path: Path, running: tuple[Path, Runner, SinkSet]
+) -> None:
+    """The cascade is built at start on the sources' rings: a reload cannot swap it, so new
+    ``front_ends:`` are reported and the running config keeps the ones the cascade has."""
+    cfg, runner, sinks = running
+    sinks.stop(1.0)
+    assert runner.config.front_ends is None
+    text = cfg.read_text()
+    cfg.write_text(text + "front_ends: {vad: {}}\n")
+    assert runner.reload(load_config(cfg)) == ["front_ends"]
+    assert runner.config.front_ends is None
+
+
 def test_a_sink_reload_prepared_against_other_sinks_is_not_applied(tmp_path: Path) -> None:
     from edge.sinks.config import JsonlSinkConfig
 

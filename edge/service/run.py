@@ -286,7 +286,7 @@ class Runner:
         old = self.config
         new = fit_window(new, self.card)
         needs_restart = [
-            k for k in ("sources", "streams", "window", "model", "http", "recorder")
+            k for k in ("sources", "streams", "window", "model", "front_ends", "http", "recorder")
             if getattr(new, k) != getattr(old, k)
         ]
         return RunnerReload(
