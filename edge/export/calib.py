@@ -173,9 +173,9 @@ def live_windows(config: Any, seconds: float, log: TextIO | None) -> WindowSet:
             rows.append((f.video, f.video_mask, f.audio, f.audio_mask, group, f.front, f.front_mask))
         _progress(log, f"live: {len(rows)} windows  {time.monotonic() - t0:4.0f}/{seconds:g} s")
 
-    runner.start_front_workers()  # as edge run: the frame stages follow the cameras
-    runner.spine.start(require_open_s=None)
     try:
+        runner.start_front_workers()  # as edge run: the frame stages follow the cameras
+        runner.spine.start(require_open_s=None)
         runner.spine.run(seconds, collect)
     finally:
         runner.spine.stop()
