@@ -48,12 +48,13 @@ SERVED = {
                       "face: {detect_every: 10, min_face: 0.06}, "
                       "hand: {rate: 4, min_score: 0.5, min_presence: 0.5}, vad: {}"),
     "home served": (ROOT / "engines" / "home-front.int8.onnx",
-                    "{seconds: 2.0, frames: 8, hop: 0.5}",
+                    "{seconds: 2.0, frames: 8, hop: 0.5, max_wait_video: 0.5, max_wait_audio: 0.5}",
                     "person: {rate: 4.0}, vad: {}"),
 }
 
 
-def config_text(clip: Path, cascade: bool, workers: bool = False, served: str | None = None) -> str:
+def config_text(clip: Path, cascade: bool, workers: bool = False, served: str | None = None,
+                fps: float = 15) -> str:
     model, window, stages = (MODEL, "{seconds: 2.0, frames: 8, hop: 0.5}",
                              "face: {detect_every: 10}, vad: {}")
     if served is not None:
@@ -62,7 +63,7 @@ def config_text(clip: Path, cascade: bool, workers: bool = False, served: str | 
              if cascade else "")
     return f"""
 sources:
-  cam: {{type: media, url: "{clip}", width: 640, height: 480, fps: 15, loop: true,
+  cam: {{type: media, url: "{clip}", width: 640, height: 480, fps: {fps:g}, loop: true,
          sample_rate: 16000, buffer_seconds: 10}}
 streams:
   cabin: {{video: cam, audio: cam}}
@@ -73,8 +74,11 @@ model: {{path: "{model}", engine: {{type: onnx, threads: 1}}}}
 
 def live(clip: Path, cascade: bool, seconds: float, workers: bool = False,
          served: str | None = None) -> dict[str, Any]:
+    from edge.capture.media import probe_fps
+
     clock = MonotonicClock()
-    runner = Runner(parse_config(config_text(clip, cascade, workers, served)), clock)
+    fps = 15.0 if served is None else min(15.0, probe_fps(clip))  # a 10 fps camera stays one
+    runner = Runner(parse_config(config_text(clip, cascade, workers, served, fps)), clock)
     runner.engine.warmup()
     service = Service(runner)
     ticks: list[float] = []
@@ -138,7 +142,8 @@ def main() -> None:
             if model.is_file() and clip.is_file():
                 runs.setdefault(name, []).append(
                     live(clip, True, args.seconds, workers=True, served=name))
-    result: dict[str, Any] = {"clip": str(args.clip), "seconds": args.seconds, "runs": runs}
+    result: dict[str, Any] = {"clip": str(args.clip), "home_clip": str(HOME_CLIP),
+                              "seconds": args.seconds, "runs": runs}
     summary = {}
     for name, rs in runs.items():
         summary[name] = {
