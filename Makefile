@@ -55,7 +55,7 @@ bench: $(VENV)/.installed-dev engines/front/.imported
 # of ../shared/realworld/sounds; then `edge calibrate --config calibration/TASK-front-sim.config.yaml
 # --out calibration/TASK-front-sim --scenarios 40` and `edge build --int8` as for the others.
 SOUNDS ?= ../shared/realworld/sounds
-train: $(VENV)/.installed-dev
+train: $(VENV)/.installed-dev engines/front/.imported
 	$(BIN)/edge train --task driver --seed 0 --scenarios 120 --epochs 8
 	$(BIN)/edge train --task home --seed 0 --scenarios 120 --epochs 8
 	$(BIN)/edge train --task driver --front --seed 0 --scenarios 400 --val-scenarios 16 \

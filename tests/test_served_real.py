@@ -10,7 +10,6 @@ skips naming what is missing.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from edge.config import load_config
 from edge.evaluate.eval import load_model
 from edge.evaluate.evalrec import RecordingRun, run_recording
 from edge.evaluate.metrics import prf
-from tests.conftest import ROOT
+from tests.conftest import ROOT, need
 
 REALWORLD = ROOT.parent / "shared" / "realworld"
 FRONT = ROOT / "engines" / "front"
@@ -35,7 +34,7 @@ def _need(*paths: Path) -> None:
 
 
 def _replay(config: str, folder: Path) -> tuple[RecordingRun, list[str], np.ndarray]:
-    _need(folder, FRONT / "face_detector.onnx", FRONT / "person_detector.onnx")
+    _need(folder, FRONT / ".imported")
     cfg = load_config(ROOT / "configs" / config)
     engine = load_model(cfg)
     thresholds = np.array([c.threshold for c in engine.card.classes], np.float32)
@@ -65,9 +64,15 @@ def test_home_dev_1_person_speech_and_the_glass_break_with_no_false_event() -> N
     # The one glass break is found once, within a second and a half of its start.
     found = [t for rule, t in starts if rule == "glass_break"]
     assert len(found) == 1 and glass[0] <= found[0] <= glass[0] + 1.5, (found, glass)
-    # Someone is present only while someone is in the room (the rule waits 1 s, ticks are 0.5 s).
+    # Someone is present only while someone is in the room: each episode starts within a
+    # labelled visit (the rule waits 1 s) and ends within 4 s of one's end (a 2 s window still
+    # holds the person, and the class holds 2 s after its last tick: 2.3-3.3 s measured); each
+    # of the six visits is seen.
     present = [t for rule, t in starts if rule == "person_present"]
-    assert present and all(any(a <= t <= b + 0.5 for a, b in people) for t in present), present
+    assert all(any(a <= t <= b + 0.5 for a, b in people) for t in present), present
+    ends = [e["t_s"] for e in run.events if e["rule"] == "person_present" and e["event"] == "end"]
+    assert all(any(a <= t <= b + 4.0 for a, b in people) for t in ends), ends
+    assert all(any(a <= t <= b for t in present) for a, b in people), (present, people)
     # No alarm class on real speech, sounds and silence (the cadence rules need beeps anyway).
     for cls in ("smoke_alarm", "co_alarm"):
         assert not (run.probs[:, classes.index(cls)] >= thr[classes.index(cls)]).any(), cls
@@ -80,9 +85,10 @@ def test_driver_dev_clips_alert_no_face_and_glances() -> None:
     k = classes.index("eyes_closed")
     assert not (alert.probs[:, k] >= thr[k]).any()  # blinks are not closed eyes
     empty, _, _ = _replay("driver.yaml", REALWORLD / "driver-dev-no-face")
-    assert not _starts(empty), _starts(empty)
+    assert len(empty.probs) > 20 and not _starts(empty), _starts(empty)
     assert not (empty.probs >= thr).any(), "a class active with no face in view"
     turns, _, _ = _replay("driver.yaml", REALWORLD / "driver-dev-head-turn")
+    assert len(turns.probs) > 20 and turns.labels[:, classes.index("distracted")].any()
     assert not {rule for rule, _ in _starts(turns)} & (eyes | {"long_distraction"}), _starts(turns)
     assert _frame_f1(turns, classes, thr, "distracted") >= 0.6  # the glances, seen
 
@@ -107,8 +113,8 @@ def _ordinary_sounds(folder: Path) -> list[tuple[str, float, float]]:
         ("phone ring", a.NEAR_MISSES["phone-ring-uk"](rng)[: 12 * SR], -20),
         ("phone trill", a.NEAR_MISSES["phone-trill"](rng)[: 12 * SR], -20),
         ("melody", a.NEAR_MISSES["melody"](rng)[: 16 * SR], -18),
-        ("rain", real("wikimedia_Bertof_rain_via_ahnlich.flac")[: 12 * SR], -25),
-        ("robin", real("librosa_robin_inspectorj.flac")[: 12 * SR], -22),
+        ("rain", real("wikimedia_Bertof_rain_via_ahnlich.flac"), -25),  # 9 s
+        ("robin", real("librosa_robin_inspectorj.flac"), -22),  # 2.7 s
         ("camera shutter x4", np.concatenate([shutter] * 4), -15),
         ("telephone speech", real("asterisk_allison_demo-instruct_8k.flac")[: 14 * SR], -20),
         ("babble", a.babble(10.0, rng), -25),
@@ -143,8 +149,7 @@ def _ordinary_sounds(folder: Path) -> list[tuple[str, float, float]]:
 
 def test_an_empty_room_full_of_ordinary_sounds_starts_no_event(tmp_path: Path) -> None:
     _need(REALWORLD / "home-dev-1", REALWORLD / "sounds")
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("needs ffmpeg")
+    need("ffmpeg")
     spans = _ordinary_sounds(tmp_path / "ordinary")
     run, classes, thr = _replay("home.yaml", tmp_path / "ordinary")
     assert len(run.probs) > 200
