@@ -76,7 +76,10 @@ class MediaReader:
             c.close()
             raise DeviceError(f"{redact(url)} has neither a video nor an audio track")
         if self._video is not None:
-            self._video.thread_type = "AUTO"
+            # Slice threads only: frame threading returns a frame once the next threads' frames
+            # are in, which held each frame back 2 frame intervals on 2 cores (more on more) and
+            # aged every window's newest frame by as much (tests/test_media_sync.py).
+            self._video.thread_type = "SLICE"
         layout = "mono" if channels == 1 else "stereo" if channels == 2 else f"{channels}c"
         self._resampler = av.AudioResampler(format="flt", layout=layout, rate=sample_rate)
         self._next_n: int | None = None
