@@ -10,10 +10,10 @@ the same process (face on every frame, detector every 10th; VAD). Reported: tick
 data age at decision (emitted time minus capture time of the window's newest frame / sample),
 the cascade's CPU per stage and its share of one core.
 
-Then the models as the shipped configs serve them, each frame stage in worker threads:
-``configs/driver.yaml``'s (driver-front INT8 over face, hand and VAD; 16 frames, 0.25 s hop)
-on the same clip, and ``configs/home.yaml``'s (home-front INT8 over the person stage at 4 fps
-and the VAD; 6 s of audio, 0.5 s hop) on home-dev-1 (skipped when absent).
+Then ``configs/driver.yaml`` and ``configs/home.yaml`` as they are (window, model, front ends
+in worker threads), their sources replaced by the clip: driver-front INT8 over face, hand and
+VAD on the same clip, home-front INT8 over the person stage and the VAD on home-dev-1 (skipped
+when absent).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, bar_chart, percentiles, write_result  # noqa: E402
 
 from edge.timebase.clock import MonotonicClock
-from edge.config import parse_config
+from edge.config import MediaSourceConfig, StreamConfig, load_config, parse_config
 from edge.service.run import Runner
 from edge.service.daemon import Service
 
@@ -41,44 +41,43 @@ CLIP = REALWORLD / "driver-dev-alert-blink" / "video.mkv"
 HOME_CLIP = REALWORLD / "home-dev-1" / "video.mkv"
 MODEL = ROOT / "engines" / "driver-av.int8.onnx"
 FRONT = ROOT / "engines" / "front"
-# The served models' windows and front ends, as configs/driver.yaml and configs/home.yaml.
-SERVED = {
-    "driver served": (ROOT / "engines" / "driver-front.int8.onnx",
-                      "{seconds: 2.0, frames: 16, hop: 0.25}",
-                      "face: {detect_every: 10, min_face: 0.06}, "
-                      "hand: {rate: 4, min_score: 0.5, min_presence: 0.5}, vad: {}"),
-    "home served": (ROOT / "engines" / "home-front.int8.onnx",
-                    "{seconds: 2.0, frames: 8, hop: 0.5, max_wait_video: 0.5, max_wait_audio: 0.5}",
-                    "person: {rate: 4.0}, vad: {}"),
-}
+# The shipped configs, served as they are (window, model, front ends in workers) on a clip.
+SERVED = {"driver served": ROOT / "configs" / "driver.yaml",
+          "home served": ROOT / "configs" / "home.yaml"}
 
 
-def config_text(clip: Path, cascade: bool, workers: bool = False, served: str | None = None,
-                fps: float = 15) -> str:
-    model, window, stages = (MODEL, "{seconds: 2.0, frames: 8, hop: 0.5}",
-                             "face: {detect_every: 10}, vad: {}")
-    if served is not None:
-        model, window, stages = SERVED[served]
-    front = (f"front_ends: {{dir: \"{FRONT}\", workers: {str(workers).lower()}, {stages}}}\n"
-             if cascade else "")
+def config_text(clip: Path, cascade: bool, workers: bool = False) -> str:
+    front = (f"front_ends: {{dir: \"{FRONT}\", workers: {str(workers).lower()}, "
+             f"face: {{detect_every: 10}}, vad: {{}}}}\n" if cascade else "")
     return f"""
 sources:
-  cam: {{type: media, url: "{clip}", width: 640, height: 480, fps: {fps:g}, loop: true,
-         sample_rate: 16000, buffer_seconds: 10}}
+  cam: {{type: media, url: "{clip}", width: 640, height: 480, fps: 15, loop: true,
+         sample_rate: 16000}}
 streams:
   cabin: {{video: cam, audio: cam}}
-window: {window}
-model: {{path: "{model}", engine: {{type: onnx, threads: 1}}}}
+window: {{seconds: 2.0, frames: 8, hop: 0.5}}
+model: {{path: "{MODEL}", engine: {{type: onnx, threads: 1}}}}
 {front}"""
+
+
+def served_config(name: str, clip: Path) -> Any:
+    """``SERVED[name]`` with its sources replaced by ``clip`` as a 640x480 camera at the clip's
+    own rate (at most 15 fps), audio from the same file."""
+    from edge.capture.media import probe_fps
+
+    cam = MediaSourceConfig(type="media", url=str(clip), width=640, height=480,
+                            fps=min(15.0, probe_fps(clip)), loop=True, sample_rate=16000,
+                            buffer_seconds=10)
+    return load_config(SERVED[name]).model_copy(update={
+        "sources": {"cam": cam}, "streams": {"cabin": StreamConfig(video="cam", audio="cam")}})
 
 
 def live(clip: Path, cascade: bool, seconds: float, workers: bool = False,
          served: str | None = None) -> dict[str, Any]:
-    from edge.capture.media import probe_fps
-
     clock = MonotonicClock()
-    fps = 15.0 if served is None else min(15.0, probe_fps(clip))  # a 10 fps camera stays one
-    runner = Runner(parse_config(config_text(clip, cascade, workers, served, fps)), clock)
+    config = (parse_config(config_text(clip, cascade, workers)) if served is None
+              else served_config(served, clip))
+    runner = Runner(config, clock)
     runner.engine.warmup()
     service = Service(runner)
     ticks: list[float] = []
@@ -115,8 +114,7 @@ def live(clip: Path, cascade: bool, seconds: float, workers: bool = False,
     if runner.cascade is not None:
         stats = runner.cascade.stats()
         c = runner.cascade
-        busy = sum(st.stats.busy_ns for g in (c.face, c.person, c.hand) for st in g.values())
-        busy += sum(v.stats.busy_ns for v in runner.cascade.vad.values())
+        busy = sum(st.stats.busy_ns for g in (c.face, c.person, c.hand, c.vad) for st in g.values())
         out["stages"] = stats
         out["cascade_share_of_one_core"] = busy / 1e9 / wall
     return out
@@ -137,9 +135,9 @@ def main() -> None:
         runs["without"].append(live(args.clip, False, args.seconds))
         runs["cascade in the tick"].append(live(args.clip, True, args.seconds))
         runs["cascade in workers"].append(live(args.clip, True, args.seconds, workers=True))
-        for name, (model, _, _) in SERVED.items():
+        for name in SERVED:
             clip = HOME_CLIP if name.startswith("home") else args.clip
-            if model.is_file() and clip.is_file():
+            if clip.is_file():
                 runs.setdefault(name, []).append(
                     live(clip, True, args.seconds, workers=True, served=name))
     result: dict[str, Any] = {"clip": str(args.clip), "home_clip": str(HOME_CLIP),
