@@ -85,7 +85,9 @@ def test_a_model_is_rebuilt_from_its_onnx_file_computing_the_same_function(
 
     full = make_front_card("home", "h1")  # log-mel at full resolution (edge train --audio-pool 1)
     full.provenance["audio_pool"] = 1
-    for card in (make_card("driver", "d"), make_front_card("home", "h"), full):
+    ens = make_front_card("home", "h2")  # edge train --members 2
+    ens.provenance["members"] = 2
+    for card in (make_card("driver", "d"), make_front_card("home", "h"), full, ens):
         torch.manual_seed(1)
         net = build_model(card)
         for m in net.modules():  # statistics that are not the identity, as after training

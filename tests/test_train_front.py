@@ -212,6 +212,40 @@ def test_a_tiny_front_model_trains_exports_and_loads(tmp_path: Path) -> None:
     assert engine.infer(batch)["logits"].shape == (3, len(card.classes))
 
 
+def test_members_train_as_one_network_runs_each_and_serve_as_the_mean_of_their_logits(
+        tmp_path: Path) -> None:
+    """``--members 2 --seed 0``: member 1 is the network a one-network run with ``--seed 1``
+    trains (its own data, weights and order), the exported model answers with the members'
+    mean logit, and the card names what fine-tuning must rebuild."""
+    torch = pytest.importorskip("torch")
+    from edge.runtime.base import load_engine
+    from edge.train.finetune import model_from_onnx
+    from edge.train.train import TrainSettings, train
+
+    small = dict(task="home", front=True, scenarios=2, val_scenarios=1, heldout_scenarios=0,
+                 seconds=8.0, epochs=1)
+    card = train(TrainSettings(members=2, **small), tmp_path / "ens", "ens", log=io.StringIO())
+    one = train(TrainSettings(seed=1, **small), tmp_path / "one", "one", log=io.StringIO())
+    assert card.provenance["members"] == 2 and "--members 2" in card.provenance["command"]
+    assert "2 members, each its own 2 x 8 s (seeds from 1000, 1001" in card.provenance["data"]
+    assert "members" not in one.provenance
+    rng = np.random.default_rng(0)
+    x = {k: rng.standard_normal([4 if isinstance(d, str) else d for d in v.shape])
+         .astype(np.float32) for k, v in card.inputs.items()}
+    for k in x:
+        if k.endswith("mask"):
+            x[k] = np.ones_like(x[k])
+    served = load_engine("onnx", tmp_path / "ens" / "ens.onnx", card).infer(x)["logits"]
+    alone = load_engine("onnx", tmp_path / "one" / "one.onnx", one).infer(x)["logits"]
+    ens = model_from_onnx(tmp_path / "ens" / "ens.onnx", card).eval()
+    with torch.no_grad():
+        args = [torch.from_numpy(x[k]) for k in card.inputs]
+        each = [m(*args).numpy() for m in ens.members]
+    np.testing.assert_allclose(each[1], alone, atol=1e-4)
+    np.testing.assert_allclose((each[0] + each[1]) / 2, served, atol=1e-4)
+    assert np.abs(each[0] - each[1]).max() > 1e-3  # two networks, not one twice
+
+
 def test_extra_events_frames_and_audio_pool_are_checked_before_any_work(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
@@ -240,6 +274,8 @@ def test_extra_events_frames_and_audio_pool_are_checked_before_any_work(
     assert "1 (full resolution) or 2, not 4" in capsys.readouterr().err
     assert main(["train", "--task", "home", "--audio-pool", "1"]) == 2
     assert "front models only" in capsys.readouterr().err
+    assert main(["train", "--task", "home", "--front", "--members", "0"]) == 2
+    assert "--members: 1..16 networks, not 0" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written
 
 

@@ -86,6 +86,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         frames=args.frames,
         audio_pool=args.audio_pool,
         extra_events=_extra_events(args.extra_events),
+        members=args.members,
     )
     train(settings, Path(args.out), args.name or f"{args.task}-{'front' if args.front else 'av'}")
     return 0
@@ -220,6 +221,11 @@ def add_parsers(sub: Any) -> None:
                    help="--front: add events of a short, rare class to the training scenarios "
                    "(e.g. glass_break=1.5 a minute); every window labelled with one is kept "
                    "whatever --window-stride; validation and held-out scenarios stay as drawn")
+    s.add_argument("--members", type=int, default=1,
+                   help="train N networks from seeds SEED..SEED+N-1, each on its own data, and "
+                   "export one model answering with the mean of their logits: steadier scores "
+                   "than one seed's luck, N times the training time and the model's cost "
+                   "(default 1)")
     s.add_argument(
         "--init", default=None,
         help="fine-tune this FP32 model (engines/NAME.onnx with its card) on --recordings "

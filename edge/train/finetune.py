@@ -118,6 +118,17 @@ def model_from_onnx(path: Path, card: ModelCard) -> "torch.nn.Module":
             loaded.add(f"{cname}.weight")
             loaded.update(f"{nname}.{k}" for k in ("weight", "bias", "running_mean", "running_var",
                                                     "num_batches_tracked"))
+    # The exporter keeps one copy of equal tensors: an ensemble's member whose selectors or
+    # normalisation equal another member's has none of its own (check_rebuilt then proves the
+    # rebuilt network computes what the file does).
+    for key in [k for k in state if k not in loaded and k.startswith("members.")]:
+        rest = key.split(".", 2)[2]
+        twin = next((k for k in sorted(loaded) if k.startswith("members.")
+                     and k.split(".", 2)[2] == rest), None)
+        if twin is not None and tuple(state[twin].shape) == tuple(state[key].shape):
+            state[key] = state[twin].clone()
+            loaded.add(key)
+    model.load_state_dict(state)
     missing = [k for k in state if k not in loaded]
     if missing:
         raise ConfigError(f"{path}: no weights for {', '.join(missing[:4])}: not a model "
@@ -262,8 +273,9 @@ def finetune(
         "trained": _dt.date.today().isoformat(),
         "train_seconds": round(time.monotonic() - started),
     }
-    if "audio_pool" in card.provenance:  # the same network: a later fine-tune rebuilds it
-        new.provenance["audio_pool"] = card.provenance["audio_pool"]
+    for key in ("audio_pool", "members"):  # the same network: a later fine-tune rebuilds it
+        if key in card.provenance:
+            new.provenance[key] = card.provenance[key]
     new.metrics = {
         "finetune_heldout": {
             "recordings": [f.name for f in held],

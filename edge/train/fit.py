@@ -28,8 +28,14 @@ def build_model(card: ModelCard, data: WindowSet | None = None,
     """The network a card describes: :class:`FrontFusionNet` for a model over front-end
     features (normalised over ``data``'s picture features when given; its log-mel pooled by
     ``audio_pool``, else by the card's ``provenance.audio_pool``, else 2), else
-    :class:`FusionNet`."""
-    from edge.train.model import FrontFusionNet, FusionNet
+    :class:`FusionNet`. A card whose ``provenance.members`` is above 1 describes an
+    :class:`Ensemble` of that many (rebuilt to load an exported file's weights into)."""
+    from edge.train.model import Ensemble, FrontFusionNet, FusionNet
+
+    members = int(card.provenance.get("members", 1))
+    if members > 1 and data is None:
+        one = card.model_copy(update={"provenance": {**card.provenance, "members": 1}})
+        return Ensemble([build_model(one, None, audio_pool) for _ in range(members)])
 
     n_classes = len(card.classes)
     modalities = [c.modality for c in card.classes]

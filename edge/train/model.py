@@ -12,6 +12,9 @@ Three heads — video only, audio only, both — and each class takes its logit 
 the modality its card names. A class that only one modality can show ("a person is in view")
 then cannot lean on a correlated cue of the other (people often talk): it stays right when
 that cue is absent, and the branch has to learn it. Multi-label sigmoid head (logits out).
+
+:class:`Ensemble` averages the logits of members trained from other seeds (``edge train
+--members N``).
 """
 
 from __future__ import annotations
@@ -299,3 +302,22 @@ class FrontFusionNet(nn.Module):
         lv = self.head_video(torch.cat([v, pv], dim=1))
         la = self.head_audio(torch.cat([a, pa], dim=1))
         return lv * self.sel_video + la * self.sel_audio + both * self.sel_both
+
+
+class Ensemble(nn.Module):
+    """Members with one input contract, answering with the mean of their logits: one network
+    (one ONNX graph, one INT8 engine) that is steadier than any one member. Members trained
+    from other seeds and data disagree most where each is unsure, so the mean cuts what one
+    seed's luck puts into a small class's score."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two members")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        total = self.members[0](*inputs)
+        for m in self.members[1:]:
+            total = total + m(*inputs)
+        return total * (1.0 / len(self.members))

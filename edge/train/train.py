@@ -66,6 +66,9 @@ class TrainSettings:
     # front models, training set only: extra events per minute of some classes (short, rare
     # ones), and every window labelled with one kept whatever the stride
     extra_events: dict[str, float] = field(default_factory=dict)
+    # networks trained from seeds seed..seed+N-1, each on its own data, exported as one
+    # network answering with the mean of their logits (edge.train.model.Ensemble)
+    members: int = 1
 
 
 # Per task: model input side (pixels) and seconds of audio per window. Eyelids need more
@@ -239,6 +242,10 @@ def from_recordings(
     return train, val, note
 
 
+def _seeds(first: int, n: int) -> str:
+    return str(first) if n == 1 else ", ".join(str(first + k) for k in range(n))
+
+
 def pick_thresholds(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per class, the threshold in [0.2, 0.8] with the best validation F1."""
     out = np.full(probs.shape[1], 0.5, np.float32)
@@ -282,18 +289,23 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
 
         raise EdgeError("edge train --front: a front model learns from simulation; adapt it to "
                         "your recordings with --init engines/TASK-front.onnx (fine-tuning)")
+    if s.members < 1 or s.members > 16:
+        raise ConfigError(f"--members: 1..16 networks, not {s.members}")
     if s.front:
         from edge.front.vad import StreamingVad
         from edge.sim.frontaudio import SoundBank
 
         bank, held_bank = SoundBank.load(s.sounds, "train"), SoundBank.load(s.sounds, "heldout")
         vad = StreamingVad(options={"threads": 1})
-        print(f"edge train: {s.task} front: simulating {s.scenarios} training scenarios of "
-              f"{s.seconds:g} s (real sounds: {len(bank.files)} train, {len(held_bank.files)} "
-              f"held out)", file=log)
         extra = dict(s.extra_events)
-        train_set = generate_front(card, s.scenarios, s.seconds, 1000 + s.seed, s.hop_s, bank,
-                                   vad, log, s.window_stride, extra)
+
+        def training_set(seed: int) -> WindowSet:
+            print(f"edge train: {s.task} front: simulating {s.scenarios} training scenarios of "
+                  f"{s.seconds:g} s from seed {1000 + seed} (real sounds: {len(bank.files)} "
+                  f"train, {len(held_bank.files)} held out)", file=log)
+            return generate_front(card, s.scenarios, s.seconds, 1000 + seed, s.hop_s, bank,
+                                  vad, log, s.window_stride, extra)
+
         print(f"edge train: simulating {s.val_scenarios} validation scenarios", file=log)
         val_set = generate_front(card, s.val_scenarios, s.seconds, 2000 + s.seed, s.hop_s,
                                  held_bank, vad, log)
@@ -303,29 +315,56 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
         data_note = (
             f"edge.sim.frontsim feature-level {s.task} scenarios (front-end outputs with noise "
             f"measured on real footage; speech.p from the real silero VAD on the mixed audio): "
-            f"{s.scenarios} x {s.seconds:g} s (seeds from {1000 + s.seed}, every "
-            f"{s.window_stride} window(s)"
+            + (f"{s.members} members, each its own " if s.members > 1 else "")
+            + f"{s.scenarios} x {s.seconds:g} s (seeds from {_seeds(1000 + s.seed, s.members)}, "
+            f"every {s.window_stride} window(s)"
             + ("".join(f", +{r:g}/min {c}" for c, r in extra.items()) + " and every window "
                "labelled with them" if extra else "")
             + f"), validation {s.val_scenarios} (from {2000 + s.seed})"
             + bank_note
         )
     elif s.recordings is not None:
-        train_set, val_set, data_note = from_recordings(Path(s.recordings), card, s.hop_s, log)
+        rec_train, val_set, data_note = from_recordings(Path(s.recordings), card, s.hop_s, log)
+        if s.members > 1:
+            data_note += f"; {s.members} members from seeds {_seeds(s.seed, s.members)}"
+
+        def training_set(seed: int) -> WindowSet:
+            return rec_train
     else:
-        print(f"edge train: {s.task}: rendering {s.scenarios} training scenarios of "
-              f"{s.seconds:g} s", file=log)
-        train_set = generate(s.task, card, s.scenarios, s.seconds, 1000 + s.seed, s.hop_s, log)
+        def training_set(seed: int) -> WindowSet:
+            print(f"edge train: {s.task}: rendering {s.scenarios} training scenarios of "
+                  f"{s.seconds:g} s from seed {1000 + seed}", file=log)
+            return generate(s.task, card, s.scenarios, s.seconds, 1000 + seed, s.hop_s, log)
+
         print(f"edge train: rendering {s.val_scenarios} validation scenarios", file=log)
         val_set = generate(s.task, card, s.val_scenarios, s.seconds, 2000 + s.seed, s.hop_s, log)
         data_note = (
-            f"edge.sim random {s.task} scenarios: {s.scenarios} x {s.seconds:g} s "
-            f"(seeds from {1000 + s.seed}), validation {s.val_scenarios} (from {2000 + s.seed})"
+            f"edge.sim random {s.task} scenarios: "
+            + (f"{s.members} members, each its own " if s.members > 1 else "")
+            + f"{s.scenarios} x {s.seconds:g} s (seeds from {_seeds(1000 + s.seed, s.members)}), "
+            f"validation {s.val_scenarios} (from {2000 + s.seed})"
         )
     y_val = val_set.labels >= 0.5
-    model = build_model(card, train_set if s.front else None, s.audio_pool)
-    fit(model, card, train_set, val_set, s.epochs, s.lr, s.batch, s.modality_dropout,
-        np.random.default_rng(s.seed), log, started)
+    nets = []
+    for k in range(s.members):
+        # Member k is what a one-network run with --seed SEED+k trains: its data, its
+        # initial weights, its batch order (only validation is shared).
+        seed = s.seed + k
+        if s.members > 1:
+            print(f"edge train: member {k + 1}/{s.members} (seed {seed})", file=log)
+        train_set = training_set(seed)
+        torch.manual_seed(seed)
+        net = build_model(card, train_set if s.front else None, s.audio_pool)
+        fit(net, card, train_set, val_set, s.epochs, s.lr, s.batch, s.modality_dropout,
+            np.random.default_rng(seed), log, started)
+        nets.append(net)
+        del train_set
+    if s.members > 1:
+        from edge.train.model import Ensemble
+
+        model: torch.nn.Module = Ensemble(nets)
+    else:
+        model = nets[0]
     probs = predict(model, val_set)
     thresholds = pick_thresholds(probs, y_val)
     for c, t in zip(card.classes, thresholds):
@@ -339,11 +378,13 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
         "seed": s.seed,
         "epochs": s.epochs,
         "command": f"edge train --task {s.task} --seed {s.seed} --scenarios {s.scenarios} "
-                   f"--epochs {s.epochs}",
+                   f"--epochs {s.epochs}" + (f" --members {s.members}" if s.members > 1 else ""),
         "torch": torch.__version__,
         "trained": _dt.date.today().isoformat(),
         "train_seconds": round(time.monotonic() - started),
     }
+    if s.members > 1:
+        card.provenance["members"] = s.members  # the network: fine-tuning rebuilds it
     card.metrics = {"validation_macro_f1": round(macro_f1(probs, y_val, thresholds), 4)}
     if s.front:
         card.provenance["audio_pool"] = s.audio_pool  # the network: fine-tuning rebuilds it
@@ -353,6 +394,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             f"--window-stride {s.window_stride}"
             + (f" --frames {s.frames}" if s.frames != 8 else "")
             + (f" --audio-pool {s.audio_pool}" if s.audio_pool != 2 else "")
+            + (f" --members {s.members}" if s.members > 1 else "")
             + (" --extra-events " + " ".join(f"{c}={r:g}" for c, r in sorted(s.extra_events.items()))
                if s.extra_events else "")
             + (f" --sounds {s.sounds}" if s.sounds else ""))
