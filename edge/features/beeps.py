@@ -44,6 +44,8 @@ Pure and streaming: columns go in by absolute index, finished beeps come out as 
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from edge.features.logmel import LogMelSpec, mel_filterbank
@@ -238,14 +240,17 @@ class BeepDetector:
         again = (rise >= self.redip) & (stand >= self.tonal)
         levels = cols[self.rows]
         n_rows = len(self.rows)
+        # A tone's onset is at its spectral peak: channels its window spreads it over (the
+        # zone around the loudest) start nothing of their own.
+        peaks = levels >= np.where(self._near[:, :, None], levels[None, :, :], -np.inf).max(axis=1)
         for k in range(cols.shape[1]):
+            if not (self._beeps or self._cands or self._prevs or fresh[:, k].any()):
+                continue  # nothing in progress and no onset: the column changes nothing
             c = first_col + k
             lv = levels[:, k]
             self._step_cands(c, lv, rise[:, k], sharp[:, k], out)
             self._step_beeps(c, lv, rise[:, k], sharp[:, k], out)
-            # A tone's onset is at its spectral peak: channels its window spreads it over (the
-            # zone around the loudest) start nothing of their own.
-            peak = lv >= np.where(self._near, lv[None, :], -np.inf).max(axis=1)
+            peak = peaks[:, k]
             busy = np.zeros(n_rows, bool)  # tones already in progress or pending
             for row in [b.row for b in self._beeps] + [cd.row for cd in self._cands]:
                 busy[max(0, row - 1):row + 2] = True
@@ -300,12 +305,11 @@ class BeepDetector:
             if beep.start + len(beep.levels) > c:
                 continue  # started at this very column
             level = self._zone(beep.row, lv)
-            beep.levels.append(level)
-            beep.sharp.append(float(sharp[beep.row]))
+            beep.add(level, float(sharp[beep.row]))
             i = c - beep.start
             # The beep's level so far: the median, as the direct sound and the room's build-up
             # beat at its start (a first peak 10 dB over the steady level is common).
-            beep.ref = float(np.median(beep.levels))
+            beep.ref = beep.median()
             if (i < self.refill_max and level - beep.ref >= self.rise
                     and float(rise[max(0, beep.row - 1):beep.row + 2].max()) >= self.rise):
                 # A louder tone at this pitch starts: a voice's harmonic was here first. (Not
@@ -378,13 +382,26 @@ class _Beep:
     since the start, reference level (their median), last column within ``hold_db`` of it,
     and whether it was reported as a continuous tone."""
 
-    __slots__ = ("start", "row", "levels", "sharp", "ref", "last", "long")
+    __slots__ = ("start", "row", "levels", "sharp", "ref", "last", "long", "_sorted")
 
     def __init__(self, start: int, row: int, levels: list[float], sharp: list[float]) -> None:
         self.start, self.row, self.levels, self.sharp = start, row, levels, sharp
         self.ref = max(levels)
         self.last = start + len(levels) - 1
         self.long = False
+        # The levels kept sorted as they come: the median each column costs no more than an
+        # insertion (a continuous tone's levels grow for as long as it sounds).
+        self._sorted = sorted(levels)
+
+    def add(self, level: float, sharp: float) -> None:
+        self.levels.append(level)
+        self.sharp.append(sharp)
+        bisect.insort(self._sorted, level)
+
+    def median(self) -> float:
+        """The median of the levels, as ``numpy.median`` gives it."""
+        s, n = self._sorted, len(self._sorted)
+        return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
 class _Cand:
