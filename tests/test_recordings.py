@@ -87,3 +87,52 @@ def test_eval_recordings_scores_a_recording_with_the_serving_pipeline_and_its_ru
     home.write_text(cfg.read_text().replace("driver-av", "home-av"))
     assert main(["eval", "--config", str(home), "--recordings", str(tmp_path / "recs")]) == 2
     assert "no recordings of task 'home'" in capsys.readouterr().err
+
+
+def test_eval_recordings_scores_several_tick_grids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--phases 2``: each recording replayed on a second tick grid half a hop later; the frame
+    scores pool both grids' ticks and the rule events are listed per grid."""
+    import json
+
+    from edge.cli import main
+    from edge.config import load_config
+    from edge.evaluate.eval import load_model
+    from edge.evaluate.evalrec import run_recording
+    from tests.conftest import ROOT, demo_config
+
+    sc = parse_scenario(SCENARIO)
+    write_files(sc, tmp_path / "recs" / "rec1", width=160, height=120, fps=15)
+    cfg = tmp_path / "demo.yaml"
+    cfg.write_text(demo_config().replace("roots: [..]", f"roots: [{ROOT}]"))
+    config = load_config(cfg)
+    hop = float(config.window.hop)
+    engine = load_model(config)
+    first = run_recording(config, tmp_path / "recs" / "rec1", engine)
+    later = run_recording(config, tmp_path / "recs" / "rec1", engine, phase_s=hop / 2)
+    # each later tick's window ends half a hop from the first grid's, within the frame its end
+    # snaps to (15 fps)
+    nearest = np.abs(later.times[:, None] - first.times[None, :]).min(axis=1)
+    assert len(later.times) >= 10 and np.all(np.abs(nearest - hop / 2) <= 1 / 15 + 1e-6)
+    with pytest.raises(ValueError, match="phase_s"):
+        run_recording(config, tmp_path / "recs" / "rec1", engine, phase_s=hop)
+
+    assert main(["eval", "--config", str(cfg), "--recordings", str(tmp_path / "recs"),
+                 "--phases", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["phases_s"] == [0.0, hop / 2]
+    assert report["both"]["ticks"] == len(first.times) + len(later.times)
+    rec = report["per_recording"]["rec1"]
+    assert rec["ticks"] == len(first.times) + len(later.times)
+    assert rec["both"]["events_by_phase"] == [first.events, later.events]
+    assert main(["eval", "--config", str(cfg), "--recordings", str(tmp_path / "recs"),
+                 "--phases", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "rule events (grid +0 s):" in out and f"rule events (grid +{hop / 2:g} s):" in out
+    assert main(["eval", "--config", str(cfg), "--scenario", "configs/scenarios",
+                 "--phases", "2"]) == 2
+    assert "--phases: with --recordings only" in capsys.readouterr().err
+    assert main(["eval", "--config", str(cfg), "--recordings", str(tmp_path / "recs"),
+                 "--phases", "0"]) == 2
+    assert "1 or more replays" in capsys.readouterr().err

@@ -127,6 +127,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         # A path on the command line is relative to the working directory, like any other.
         model = str(Path(args.model).resolve())
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": model})})
+    if args.phases != 1 and args.recordings is None:
+        raise EdgeError("--phases: with --recordings only")
     if args.front_sim is not None:
         from edge.evaluate.frontsim import evaluate_front_sim
 
@@ -141,7 +143,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
         if args.write_card:
             raise EdgeError("--write-card records held-out scenario scores; not with --recordings")
-        rec = evaluate_recordings(cfg, args.recordings)
+        rec = evaluate_recordings(cfg, args.recordings, phases=args.phases)
         print(dumps(rec, indent=2) if args.json else format_recordings(rec))
         return 0
     files = scenario_files(args.scenario)
@@ -252,5 +254,9 @@ def add_parsers(sub: Any) -> None:
                    help="--front-sim: mix the held-out real sounds of this folder in")
     s.add_argument("--json", action="store_true")
     s.add_argument("--write-card", action="store_true", help="record the scores in the model card")
+    s.add_argument("--phases", type=int, default=1, metavar="N",
+                   help="--recordings: replay each recording N times, the tick grid moved by "
+                   "hop/N each time; frame scores pool every grid, rule events are listed per "
+                   "grid (default 1)")
     s.add_argument("--model", default=None, help="evaluate this model file instead of the config's")
     s.set_defaults(func=_cmd_eval)

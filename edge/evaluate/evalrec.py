@@ -87,11 +87,13 @@ def run_recording(
     engine: Engine,
     mask: Callable[[Window], Window] | None = None,
     keep_features: bool = False,
+    phase_s: float = 0.0,
 ) -> RecordingRun:
     """Replay one recording folder through a :class:`Runner` of ``config`` (its sources
     replaced by the recording) and collect per-tick probabilities, labels and rule events
     (and with ``keep_features`` each tick's model inputs and label fractions: training data
-    cut by the serving code, front ends included)."""
+    cut by the serving code, front ends included). ``phase_s`` delays the tick grid (less
+    than one hop)."""
     from edge.capture.media import MediaSource, probe_fps
     from edge.train.data import load_labels, recording_files
 
@@ -150,7 +152,7 @@ def run_recording(
                 features.append(runner.last_features(w.stream))
                 fractions.append(frac.astype(np.float32))
 
-    replay(source, runner.spine, clock, on_windows)
+    replay(source, runner.spine, clock, on_windows, phase_s=phase_s)
     return RecordingRun(
         name=folder.name, task=truth.task, seconds=truth.seconds,
         probs=np.asarray(probs, np.float32).reshape(-1, len(classes)),
@@ -192,9 +194,18 @@ def evaluate_recordings(
     config: Config,
     root: str | Path,
     log: TextIO | None | Literal["stderr"] = "stderr",
+    phases: int = 1,
 ) -> dict[str, Any]:
-    """Scores over every recording under ``root`` of the model's task, in three modes."""
+    """Scores over every recording under ``root`` of the model's task, in three modes.
+
+    With ``phases`` above 1 each recording is replayed that many times, the tick grid moved by
+    ``hop / phases`` each time: the frame scores pool the ticks of every grid (where ticks fall
+    against a short event is chance, and one grid can move a class's F1 by points), and the
+    rule events are listed per grid (``events_by_phase``; ``events`` is the first grid's)."""
     log = sys.stderr if log == "stderr" else log  # looked up now: stderr may be swapped
+    if phases < 1:
+        raise ConfigError(f"phases: 1 or more replays per recording, not {phases}")
+    offsets = [k * float(config.window.hop) / phases for k in range(phases)]
     engine = load_model(config)
     classes = engine.card.class_names
     thresholds = np.array([c.threshold for c in engine.card.classes], np.float32)
@@ -205,15 +216,18 @@ def evaluate_recordings(
     if not mine:
         raise ConfigError(f"{root}: no recordings of task {engine.card.task!r}")
     report: dict[str, Any] = {"recordings": [str(f) for f in mine], "model": engine.card.name}
+    if phases > 1:
+        report["phases_s"] = [round(o, 4) for o in offsets]
     per: dict[str, dict[str, Any]] = {}
     for mode, mask in MODES:
-        runs: list[RecordingRun] = []
+        grids: list[list[RecordingRun]] = []  # per recording, one run per phase
         for i, folder in enumerate(mine):
             if log is not None:
                 print(f"\r  {mode}: recording {i + 1}/{len(mine)}", end="", file=log, flush=True)
-            runs.append(run_recording(config, folder, engine, mask))
+            grids.append([run_recording(config, folder, engine, mask, phase_s=o) for o in offsets])
         if log is not None:
             print(file=log)
+        runs = [r for g in grids for r in g]
         segs, n = [], 0
         for r in runs:
             segs.append((n, n + len(r.probs)))
@@ -223,16 +237,21 @@ def evaluate_recordings(
             np.concatenate([r.times for r in runs]), classes, thresholds, segs,
         )
         report[mode]["ticks"] = n
-        for r in runs:
-            active = r.probs >= thresholds
-            entry = per.setdefault(r.name, {"seconds": r.seconds, "ticks": len(r.probs)})
+        for g in grids:
+            r = g[0]
+            probs = np.concatenate([x.probs for x in g])
+            labels = np.concatenate([x.labels for x in g])
+            active = probs >= thresholds
+            entry = per.setdefault(r.name, {"seconds": r.seconds, "ticks": len(probs)})
             entry[mode] = {
                 "active": {c: round(float(active[:, k].mean()), 4) if len(active) else 0.0
                            for k, c in enumerate(classes)},
-                "labelled": {c: round(float(r.labels[:, k].mean()), 4) if len(r.labels) else 0.0
+                "labelled": {c: round(float(labels[:, k].mean()), 4) if len(labels) else 0.0
                              for k, c in enumerate(classes)},
                 "events": r.events,
             }
+            if phases > 1:
+                entry[mode]["events_by_phase"] = [x.events for x in g]
             if mode == "both" and r.front_stats:
                 entry["front_ends"] = stage_scores(r, classes)
     report["per_recording"] = per
@@ -257,10 +276,10 @@ def format_recordings(report: dict[str, Any]) -> str:
             elif "f1" in s:
                 lines.append(f"  {key}: F1 {s['f1']:.3f} (P {s['precision']:.3f}, "
                              f"R {s['recall']:.3f}; {s['false_ticks']} false of {s['ticks']})")
-        starts = [e for e in both["events"] if e["event"] == "start"]
-        if starts:
-            fired = ", ".join(f"{e['rule']} @{e['t_s']:.1f} s" for e in starts)
-            lines.append(f"  rule events: {fired}")
-        else:
-            lines.append("  rule events: none")
+        grids = both.get("events_by_phase", [both["events"]])
+        for k, events in enumerate(grids):
+            starts = [e for e in events if e["event"] == "start"]
+            fired = ", ".join(f"{e['rule']} @{e['t_s']:.1f} s" for e in starts) or "none"
+            where = f" (grid +{report['phases_s'][k]:g} s)" if len(grids) > 1 else ""
+            lines.append(f"  rule events{where}: {fired}")
     return "\n".join(lines)

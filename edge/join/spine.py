@@ -281,14 +281,19 @@ def replay(
     clock: Clock,
     on_windows: Callable[[list[Window]], None],
     max_seconds: float | None = None,
+    phase_s: float = 0.0,
 ) -> None:
     """Run one item source through ``spine`` on a fake clock, single-threaded and exact.
 
     Each item is written when the clock reaches its due time; every tick whose time comes
     before that item is cut first, so windows see exactly the data a live run would have seen.
+    The first tick comes one hop after the start, ``phase_s`` later still: where a live run's
+    ticks fall against the data is chance, so a replay can be scored on several grids.
     """
+    if not 0.0 <= phase_s < spine.hop_ns / NS_PER_S:
+        raise ValueError(f"phase_s must lie in [0, hop), not {phase_s}")
     source.open()
-    next_tick = clock.now_ns() + spine.hop_ns
+    next_tick = clock.now_ns() + spine.hop_ns + int(round(phase_s * NS_PER_S))
     stop_at = None if max_seconds is None else clock.now_ns() + int(max_seconds * NS_PER_S)
     try:
         origin: tuple[int, int] | None = None
