@@ -316,6 +316,14 @@ def test_home_glass_break_rule_needs_two_ticks_running() -> None:
     (start,) = fired(ev, "glass_break")
     assert start.t_ns == ns(2.5) and start.started_ns == ns(2.0)
     assert [e.kind for e in ev if e.rule == "glass_break"] == ["start", "end"]
+    # A tick's time is its window's newest frame: on a 10 fps camera two ticks of a 0.5 s hop
+    # can lie 0.4 s apart, and they are still two ticks running (home-dev-1 on one grid).
+    d = Decider(parse_decisions(HOME_RULES), HOME, HOME_THR, HOME_MOD)
+    ev = []
+    for t, p in [(30.2, 0.0), (30.7, 0.0), (31.2, 1.0), (31.6, 1.0), (32.1, 0.0), (32.6, 0.0)]:
+        ev += d.update(ns(t), {"glass_break": p})
+    (start,) = fired(ev, "glass_break")
+    assert start.t_ns == ns(31.6) and start.started_ns == ns(31.2)
 
 
 def test_cadence_rule_alone_takes_intervals_through_update() -> None:

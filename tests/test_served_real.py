@@ -1,5 +1,6 @@
 """The shipped front models as ``configs/driver.yaml`` and ``configs/home.yaml`` serve them (INT8,
-the front ends, the rules), replayed on real recordings: what they must show on the dev set, and
+the front ends, the rules), replayed on real recordings, each on two tick grids half a hop apart: what they must show on
+the dev set, and
 no event in an empty room full of ordinary sounds. A guard for retraining and for changes to the
 front ends, the features or the rules (the README's "Real dev set" has the figures).
 
@@ -33,12 +34,15 @@ def _need(*paths: Path) -> None:
         pytest.skip(f"needs {', '.join(missing)} (edge front-ends import; ../shared/realworld)")
 
 
-def _replay(config: str, folder: Path) -> tuple[RecordingRun, list[str], np.ndarray]:
+def _replay(config: str, folder: Path, grid: float = 0.0) -> tuple[RecordingRun, list[str], np.ndarray]:
+    """The served config on ``folder``, its tick grid moved by ``grid`` hops (0 or 0.5: where
+    ticks fall against a short event is chance, and both grids must show it)."""
     _need(folder, FRONT / ".imported")
     cfg = load_config(ROOT / "configs" / config)
     engine = load_model(cfg)
     thresholds = np.array([c.threshold for c in engine.card.classes], np.float32)
-    return run_recording(cfg, folder, engine), list(engine.card.class_names), thresholds
+    run = run_recording(cfg, folder, engine, phase_s=grid * float(cfg.window.hop))
+    return run, list(engine.card.class_names), thresholds
 
 
 def _starts(run: RecordingRun) -> list[tuple[str, float]]:
@@ -51,8 +55,9 @@ def _frame_f1(run: RecordingRun, classes: list[str], thresholds: np.ndarray, cls
     return prf(int((pred & lab).sum()), int((pred & ~lab).sum()), int((~pred & lab).sum()))[2]
 
 
-def test_home_dev_1_person_speech_and_the_glass_break_with_no_false_event() -> None:
-    run, classes, thr = _replay("home.yaml", REALWORLD / "home-dev-1")
+@pytest.mark.parametrize("grid", [0.0, 0.5])
+def test_home_dev_1_person_speech_and_the_glass_break_with_no_false_event(grid: float) -> None:
+    run, classes, thr = _replay("home.yaml", REALWORLD / "home-dev-1", grid)
     assert len(run.probs) > 250  # 139 s at a 0.5 s hop
     assert _frame_f1(run, classes, thr, "person") >= 0.90
     assert _frame_f1(run, classes, thr, "speech") >= 0.90
@@ -78,16 +83,17 @@ def test_home_dev_1_person_speech_and_the_glass_break_with_no_false_event() -> N
         assert not (run.probs[:, classes.index(cls)] >= thr[classes.index(cls)]).any(), cls
 
 
-def test_driver_dev_clips_alert_no_face_and_glances() -> None:
+@pytest.mark.parametrize("grid", [0.0, 0.5])
+def test_driver_dev_clips_alert_no_face_and_glances(grid: float) -> None:
     eyes = {"sleep", "microsleep", "unresponsive"}
-    alert, classes, thr = _replay("driver.yaml", REALWORLD / "driver-dev-alert-blink")
+    alert, classes, thr = _replay("driver.yaml", REALWORLD / "driver-dev-alert-blink", grid)
     assert len(alert.probs) > 20 and not _starts(alert), _starts(alert)
     k = classes.index("eyes_closed")
     assert not (alert.probs[:, k] >= thr[k]).any()  # blinks are not closed eyes
-    empty, _, _ = _replay("driver.yaml", REALWORLD / "driver-dev-no-face")
+    empty, _, _ = _replay("driver.yaml", REALWORLD / "driver-dev-no-face", grid)
     assert len(empty.probs) > 20 and not _starts(empty), _starts(empty)
     assert not (empty.probs >= thr).any(), "a class active with no face in view"
-    turns, _, _ = _replay("driver.yaml", REALWORLD / "driver-dev-head-turn")
+    turns, _, _ = _replay("driver.yaml", REALWORLD / "driver-dev-head-turn", grid)
     assert len(turns.probs) > 20 and turns.labels[:, classes.index("distracted")].any()
     assert not {rule for rule, _ in _starts(turns)} & (eyes | {"long_distraction"}), _starts(turns)
     assert _frame_f1(turns, classes, thr, "distracted") >= 0.6  # the glances, seen
