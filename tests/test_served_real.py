@@ -1,8 +1,8 @@
 """The shipped front models as ``configs/driver.yaml`` and ``configs/home.yaml`` serve them (INT8,
-the front ends, the rules), replayed on real recordings, each on two tick grids half a hop apart: what they must show on
-the dev set, and
-no event in an empty room full of ordinary sounds. A guard for retraining and for changes to the
-front ends, the features or the rules (the README's "Real dev set" has the figures).
+the front ends, the rules), replayed on real recordings, each on two tick grids half a hop
+apart: what they must show on the dev set, and no event in an empty room full of ordinary
+sounds. A guard for retraining and for changes to the front ends, the features or the rules
+(the README's "Real dev set" has the figures).
 
 Needs ``../shared/realworld``, the imported front ends (``edge front-ends import``) and ffmpeg;
 skips naming what is missing.
@@ -34,7 +34,8 @@ def _need(*paths: Path) -> None:
         pytest.skip(f"needs {', '.join(missing)} (edge front-ends import; ../shared/realworld)")
 
 
-def _replay(config: str, folder: Path, grid: float = 0.0) -> tuple[RecordingRun, list[str], np.ndarray]:
+def _replay(config: str, folder: Path,
+            grid: float = 0.0) -> tuple[RecordingRun, list[str], np.ndarray]:
     """The served config on ``folder``, its tick grid moved by ``grid`` hops (0 or 0.5: where
     ticks fall against a short event is chance, and both grids must show it)."""
     _need(folder, FRONT / ".imported")

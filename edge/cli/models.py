@@ -224,7 +224,8 @@ def add_parsers(sub: Any) -> None:
                    "(e.g. glass_break=1.5 a minute); every window labelled with one is kept "
                    "whatever --window-stride; validation and held-out scenarios stay as drawn")
     s.add_argument("--members", type=int, default=1,
-                   help="train N networks from seeds SEED..SEED+N-1, each on its own data, and "
+                   help="train N networks from seeds SEED..SEED+N-1, each on its own simulated "
+                   "data (on --recordings, its own initial weights and batch order), and "
                    "export one model answering with the mean of their logits: steadier scores "
                    "than one seed's luck, N times the training time and the model's cost "
                    "(default 1)")

@@ -205,9 +205,9 @@ decisions:
                 pattern: [[0.1, 0.1], [0.1, 0.1], [0.1, 0.1], [0.1, 5.0]],
                 tolerance: 0.05, rel_tolerance: 0.1, smear: 0.3, cycles: 2}
     - name: glass_break           # two ticks running: a shatter rings and falls for 0.5 s and more,
-      duration: {class: glass_break, at_least: 0.3}   # a knock or a word's onset is one tick
-      # (0.3, not 0.5: a tick's time is its window's newest frame, so two ticks 0.5 s apart
-      # on a 10 fps camera can lie 0.4 s apart)
+      duration: {class: glass_break, at_least: 0.1}   # a knock or a word's onset is one tick
+      # (any second tick: a tick's time is its window's newest frame, so two ticks 0.5 s
+      # apart can lie a frame interval or two closer, 0.4 s on a 10 fps camera)
     - name: person_present
       duration: {class: person, at_least: 1.0}
 """

@@ -201,7 +201,8 @@ def evaluate_recordings(
     With ``phases`` above 1 each recording is replayed that many times, the tick grid moved by
     ``hop / phases`` each time: the frame scores pool the ticks of every grid (where ticks fall
     against a short event is chance, and one grid can move a class's F1 by points), and the
-    rule events are listed per grid (``events_by_phase``; ``events`` is the first grid's)."""
+    rule events are listed per grid (``events_by_phase``; ``events`` and the front ends' own
+    scores are the first grid's)."""
     log = sys.stderr if log == "stderr" else log  # looked up now: stderr may be swapped
     if phases < 1:
         raise ConfigError(f"phases: 1 or more replays per recording, not {phases}")
@@ -266,7 +267,9 @@ def format_recordings(report: dict[str, Any]) -> str:
     lines = [format_report(report), ""]
     for name, r in report["per_recording"].items():
         both = r["both"]
-        lines.append(f"{name} ({r['seconds']:g} s, {r['ticks']} ticks)")
+        grids = len(report.get("phases_s", [0.0]))
+        lines.append(f"{name} ({r['seconds']:g} s, {r['ticks']} ticks"
+                     + (f" on {grids} grids)" if grids > 1 else ")"))
         cells = [f"{c} {a:.0%} [{both['labelled'][c]:.0%}]" for c, a in both["active"].items()]
         lines.append("  active [labelled]: " + ", ".join(cells))
         for key, s in r.get("front_ends", {}).items():
@@ -276,10 +279,10 @@ def format_recordings(report: dict[str, Any]) -> str:
             elif "f1" in s:
                 lines.append(f"  {key}: F1 {s['f1']:.3f} (P {s['precision']:.3f}, "
                              f"R {s['recall']:.3f}; {s['false_ticks']} false of {s['ticks']})")
-        grids = both.get("events_by_phase", [both["events"]])
-        for k, events in enumerate(grids):
+        by_grid = both.get("events_by_phase", [both["events"]])
+        for k, events in enumerate(by_grid):
             starts = [e for e in events if e["event"] == "start"]
             fired = ", ".join(f"{e['rule']} @{e['t_s']:.1f} s" for e in starts) or "none"
-            where = f" (grid +{report['phases_s'][k]:g} s)" if len(grids) > 1 else ""
+            where = f" (grid +{report['phases_s'][k]:g} s)" if len(by_grid) > 1 else ""
             lines.append(f"  rule events{where}: {fired}")
     return "\n".join(lines)

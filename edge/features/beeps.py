@@ -243,8 +243,9 @@ class BeepDetector:
         # A tone's onset is at its spectral peak: channels its window spreads it over (the
         # zone around the loudest) start nothing of their own.
         peaks = levels >= np.where(self._near[:, :, None], levels[None, :, :], -np.inf).max(axis=1)
+        onsets = fresh.any(axis=0)
         for k in range(cols.shape[1]):
-            if not (self._beeps or self._cands or self._prevs or fresh[:, k].any()):
+            if not (self._beeps or self._cands or self._prevs or onsets[k]):
                 continue  # nothing in progress and no onset: the column changes nothing
             c = first_col + k
             lv = levels[:, k]

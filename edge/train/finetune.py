@@ -77,6 +77,16 @@ def model_from_onnx(path: Path, card: ModelCard) -> "torch.nn.Module":
                                   f"its card has {list(value.shape)}")
             state[key] = torch.from_numpy(inits[key].copy())
             loaded.add(key)
+    # The exporter keeps one copy of equal tensors: an ensemble's member whose selectors or
+    # normalisation equal an earlier member's has none of its own and takes that one's
+    # (check_rebuilt then proves the rebuilt network computes what the file does).
+    for key in [k for k in state if k not in loaded and k.startswith("members.")]:
+        rest = key.split(".", 2)[2]
+        twins = sorted((int(k.split(".", 2)[1]), k) for k in loaded
+                       if k.startswith("members.") and k.split(".", 2)[2] == rest)
+        if twins and tuple(state[twins[0][1]].shape) == tuple(state[key].shape):
+            state[key] = state[twins[0][1]].clone()
+            loaded.add(key)
     # conv+norm pairs of the network, in the order forward() runs them
     pairs: dict[torch.nn.Module, tuple[str, torch.nn.Module, str]] = {}
     for name, mod in model.named_modules():
@@ -118,17 +128,6 @@ def model_from_onnx(path: Path, card: ModelCard) -> "torch.nn.Module":
             loaded.add(f"{cname}.weight")
             loaded.update(f"{nname}.{k}" for k in ("weight", "bias", "running_mean", "running_var",
                                                     "num_batches_tracked"))
-    # The exporter keeps one copy of equal tensors: an ensemble's member whose selectors or
-    # normalisation equal another member's has none of its own (check_rebuilt then proves the
-    # rebuilt network computes what the file does).
-    for key in [k for k in state if k not in loaded and k.startswith("members.")]:
-        rest = key.split(".", 2)[2]
-        twin = next((k for k in sorted(loaded) if k.startswith("members.")
-                     and k.split(".", 2)[2] == rest), None)
-        if twin is not None and tuple(state[twin].shape) == tuple(state[key].shape):
-            state[key] = state[twin].clone()
-            loaded.add(key)
-    model.load_state_dict(state)
     missing = [k for k in state if k not in loaded]
     if missing:
         raise ConfigError(f"{path}: no weights for {', '.join(missing[:4])}: not a model "

@@ -33,7 +33,10 @@ def build_model(card: ModelCard, data: WindowSet | None = None,
     from edge.train.model import Ensemble, FrontFusionNet, FusionNet
 
     members = int(card.provenance.get("members", 1))
-    if members > 1 and data is None:
+    if members > 1:
+        if data is not None:
+            raise ValueError("an ensemble's members are built one by one, each normalised over "
+                             "its own data (edge.train.train)")
         one = card.model_copy(update={"provenance": {**card.provenance, "members": 1}})
         return Ensemble([build_model(one, None, audio_pool) for _ in range(members)])
 
