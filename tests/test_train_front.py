@@ -309,5 +309,15 @@ def test_eval_front_sim_scores_a_front_model_in_three_modes(capsys: pytest.Captu
         assert rep[mode]["ticks"] > 100
     # a class the face alone shows has nothing to go on with the video masked
     assert rep["video_masked"]["classes"]["eyes_closed"]["recall"] == 0.0
+    # the config's rules, served at its 0.25 s hop, against the labels' episodes
+    rules = rep["rule_events"]
+    assert rules["hop_s"] == 0.25 and rules["phases"] == 1
+    assert set(rules["rules"]) == {"sleep", "microsleep", "long_distraction", "unresponsive"}
+    assert set(rules["not_scored"]) == {"visual_attention_time_sharing"}
+    s = rules["rules"]["microsleep"]
+    assert 0 <= s["found"] <= s["true_events"] and s["false_per_hour"] >= 0
+    assert main(["eval", "--config", str(root / "configs" / "driver.yaml"), "--scenario", "x",
+                 "--extra-events", "eyes_closed=2"]) == 2
+    assert "with --front-sim only" in capsys.readouterr().err
     assert main(["eval", "--config", str(root / "configs" / "demo.yaml"), "--front-sim", "1"]) == 2
     assert "reads pixels" in capsys.readouterr().err

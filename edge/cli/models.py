@@ -135,9 +135,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if args.write_card:
             raise EdgeError("--write-card records rendered held-out scenarios; edge train --front "
                             "records its own held-out scores")
-        rep = evaluate_front_sim(cfg, args.front_sim, sounds=args.sounds)
-        print(dumps(rep, indent=2) if args.json else format_report(rep))
+        rep = evaluate_front_sim(cfg, args.front_sim, seconds=args.seconds, sounds=args.sounds,
+                                 extra_rates=_extra_events(args.extra_events))
+        if args.json:
+            print(dumps(rep, indent=2))
+        else:
+            from edge.evaluate.rulescore import format_rules
+
+            print(format_report(rep))
+            if "rule_events" in rep:
+                print("\n" + format_rules(rep["rule_events"]))
         return 0
+    if args.extra_events or args.seconds != 24.0:
+        raise EdgeError("--extra-events and --seconds: with --front-sim only")
     if args.recordings is not None:
         from edge.evaluate.evalrec import evaluate_recordings, format_recordings
 
@@ -253,6 +263,13 @@ def add_parsers(sub: Any) -> None:
                       "scenarios (seeds from 9000, as edge train --front scores its export)")
     s.add_argument("--sounds", default=None,
                    help="--front-sim: mix the held-out real sounds of this folder in")
+    s.add_argument("--seconds", type=float, default=24.0,
+                   help="--front-sim: length of each scenario (default 24)")
+    s.add_argument("--extra-events", nargs="+", action="extend", default=[],
+                   metavar="CLASS=PER_MIN",
+                   help="--front-sim: add events of a rare class to the scenarios (e.g. "
+                   "glass_break=3), so that its rule's events are counted on enough of them; "
+                   "the frame scores then differ from the card's")
     s.add_argument("--json", action="store_true")
     s.add_argument("--write-card", action="store_true", help="record the scores in the model card")
     s.add_argument("--phases", type=int, default=1, metavar="N",

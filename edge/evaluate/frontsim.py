@@ -25,6 +25,7 @@ from edge.evaluate.eval import load_model
 from edge.evaluate.metrics import score
 
 HELDOUT_SEED = 9000  # edge train --front scores its export on seeds from 9000 + its seed
+GRID_S = 0.25  # the scenarios' tick grid, as edge train --front scores its export
 
 
 def masked(inputs: dict[str, np.ndarray], mode: str, speech_cols: list[int]) -> dict[str, np.ndarray]:
@@ -48,8 +49,11 @@ def evaluate_front_sim(
     seconds: float = 24.0,
     sounds: str | None = None,
     log: TextIO | None | Literal["stderr"] = "stderr",
+    extra_rates: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Scores of the config's model on ``scenarios`` feature-level scenarios, in three modes."""
+    """Scores of the config's model on ``scenarios`` feature-level scenarios, in three modes,
+    and its config's rule events (:mod:`edge.evaluate.rulescore`) with both modalities;
+    ``extra_rates`` adds events a minute of some classes (rare ones, for their rules)."""
     log = sys.stderr if log == "stderr" else log
     engine = load_model(config)
     card = engine.card
@@ -63,8 +67,12 @@ def evaluate_front_sim(
 
     bank = SoundBank.load(sounds, "heldout")
     vad = StreamingVad(config.front_ends.dir if config.front_ends is not None else FRONT_DIR)
-    data = generate_front(card, scenarios, seconds, seed, 0.25, bank, vad,
-                          log if log is not None else io.StringIO())
+    unknown = sorted(set(extra_rates or {}) - set(card.class_names))
+    if unknown:
+        raise ConfigError(f"--extra-events: {', '.join(unknown)} not among the model's classes "
+                          f"({', '.join(card.class_names)})")
+    data = generate_front(card, scenarios, seconds, seed, GRID_S, bank, vad,
+                          log if log is not None else io.StringIO(), extra_rates=extra_rates)
     classes = card.class_names
     thresholds = np.array([c.threshold for c in card.classes], np.float32)
     speech_cols = [k for k, f in enumerate(card.front["features"]) if f.startswith("speech.")]
@@ -75,7 +83,8 @@ def evaluate_front_sim(
         segs.append((int(idx[0]), int(idx[-1]) + 1))
     report: dict[str, Any] = {
         "scenarios": f"{scenarios} x {seconds:g} s feature-level (edge.sim.frontsim), seeds from "
-                     f"{seed}" + (f", held-out sounds of {sounds}" if sounds else ", no real sounds"),
+                     f"{seed}" + (f", held-out sounds of {sounds}" if sounds else ", no real sounds")
+                     + "".join(f", +{r:g} {c} a minute" for c, r in (extra_rates or {}).items()),
         "model": card.name,
     }
     for mode in ("both", "video_masked", "audio_masked"):
@@ -86,4 +95,9 @@ def evaluate_front_sim(
         probs = 1.0 / (1.0 + np.exp(-np.concatenate(logits)))
         report[mode] = score(probs, labels, data.t_s, classes, thresholds, segs)
         report[mode]["ticks"] = len(data)
+        if mode == "both" and config.decisions is not None:
+            from edge.evaluate.rulescore import score_rules
+
+            report["rule_events"] = score_rules(config.decisions, card, probs, labels, data.t_s,
+                                                data.scenario, GRID_S, float(config.window.hop))
     return report

@@ -1,0 +1,205 @@
+"""Rule events scored on simulated scenarios: the config's rules over a model's probabilities,
+served tick by tick as :class:`edge.decisions.decide.Decider` serves them, against the episodes
+the labels hold.
+
+Frame F1 says how often a class is right per tick; a user is told events. A rule that needs two
+ticks running misses an event the class got right on one tick, and a grid of ticks twice as
+sparse misses more; this is where that shows. ``edge eval --front-sim`` prints it beside the
+frame scores.
+
+What is scored, per rule:
+
+* **true events**: for a ``duration`` rule, the runs of its class in the labels whose labelled
+  time (ticks x the label grid) is at least ``at_least`` (and under ``less_than`` if set); for
+  ``any_of``, those of every condition, overlapping ones merged;
+* **found**: true events that a served event of the rule overlaps, from the run's start to
+  ``grace_s`` after its end;
+* **false**: served events that overlap no true event so widened, per hour of scenarios;
+* **latency**: from a found event's start in the labels to the tick that started the served one.
+
+The labels come on a fine grid (the simulation's 0.25 s); a config whose hop is a multiple of
+it is served on every phase of its hop (a 0.5 s hop: the ticks at 0.25, 0.75, ... and at 0.5,
+1.0, ...), each phase a run of its own, the counts summed: where ticks fall against a short event
+is chance, and both phases show it. ``cumulative`` and ``cadence`` rules are not scored (their
+truth is a sum over glances, or the audio's beeps, which feature-level scenarios do not carry;
+``tests/test_alarm_cadence.py`` and ``edge eval --recordings`` score the alarms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from edge.decisions.decide import Decider, Event
+from edge.decisions.rules import DecisionsConfig, DurationCondition, RuleConfig
+from edge.errors import ConfigError
+from edge.runtime.card import ModelCard
+
+NS_PER_S = 1_000_000_000
+Span = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class RuleScore:
+    """One rule's events against the labels' (counts summed over the hop's phases)."""
+
+    true_events: int
+    found: int
+    recall: float
+    false_events: int
+    false_per_hour: float
+    latency_s_p50: float | None
+
+
+def scored_conditions(rule: RuleConfig) -> list[DurationCondition] | None:
+    """The duration conditions whose episodes are a rule's truth; None: not scored."""
+    if rule.duration is not None:
+        return [rule.duration]
+    return list(rule.any_of) if rule.any_of else None
+
+
+def label_runs(on: np.ndarray, t_s: np.ndarray, grid_s: float) -> list[tuple[Span, float]]:
+    """Runs of ``on`` ticks as ((start, end) s, labelled time s); a tick at ``t`` labels the
+    ``grid_s`` before it."""
+    runs: list[tuple[Span, float]] = []
+    k, n = 0, len(on)
+    while k < n:
+        if not on[k]:
+            k += 1
+            continue
+        j = k
+        while j < n and on[j]:
+            j += 1
+        runs.append(((float(t_s[k]) - grid_s, float(t_s[j - 1])), (j - k) * grid_s))
+        k = j
+    return runs
+
+
+def true_events(conds: Sequence[DurationCondition], classes: Sequence[str], labels: np.ndarray,
+                t_s: np.ndarray, grid_s: float) -> list[Span]:
+    """A rule's true events in one scenario: qualifying label runs, overlapping ones merged."""
+    spans = []
+    for c in conds:
+        for span, length in label_runs(labels[:, list(classes).index(c.class_)], t_s, grid_s):
+            # a little slack: n ticks x grid is a float sum
+            if length + 1e-6 >= c.at_least and (c.less_than is None or length < c.less_than):
+                spans.append(span)
+    merged: list[Span] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def served_events(events: Sequence[Event], rule: str, end_s: float) -> list[tuple[Span, float]]:
+    """A rule's served events as ((start, end) s, decision time s); one still running at the
+    scenario's end ends there."""
+    out: list[tuple[Span, float]] = []
+    start: Event | None = None
+    for e in events:
+        if e.rule != rule:
+            continue
+        if e.kind == "start":
+            start = e
+        elif e.kind == "end" and start is not None:
+            end = start.started_ns / NS_PER_S + e.duration_s
+            out.append(((start.started_ns / NS_PER_S, end), start.t_ns / NS_PER_S))
+            start = None
+    if start is not None:
+        out.append(((start.started_ns / NS_PER_S, end_s), start.t_ns / NS_PER_S))
+    return out
+
+
+def score_rules(
+    decisions: DecisionsConfig,
+    card: ModelCard,
+    probs: np.ndarray,
+    labels: np.ndarray,
+    t_s: np.ndarray,
+    scenario: np.ndarray,
+    grid_s: float,
+    hop_s: float,
+    grace_s: float = 1.0,
+) -> dict[str, Any]:
+    """Every scorable rule of ``decisions`` over ``probs`` ([T, C], the card's classes) served
+    at ``hop_s``, against ``labels`` ([T, C] bool); ticks at ``t_s`` on a ``grid_s`` grid, each
+    scenario's ticks in time order under its id in ``scenario``.
+
+    Returns
+    -------
+    dict
+        ``rules``: rule name -> :class:`RuleScore` as a dict; ``not_scored``: rule name -> why;
+        ``hop_s``, ``phases`` and ``hours`` (of scenarios, all phases).
+
+    Raises
+    ------
+    ConfigError
+        ``hop_s`` is not a whole multiple of ``grid_s``.
+    """
+    step = round(hop_s / grid_s)
+    if step < 1 or abs(step * grid_s - hop_s) > 1e-6:
+        raise ConfigError(f"window.hop {hop_s:g} s is not a multiple of the scenarios' "
+                          f"{grid_s:g} s tick grid: its rule events cannot be scored")
+    classes = card.class_names
+    scored = {r.name: conds for r in decisions.rules if (conds := scored_conditions(r)) is not None}
+    not_scored = {r.name: ("cadence: needs the audio's beeps" if r.cadence is not None else
+                           "cumulative: a sum over episodes")
+                  for r in decisions.rules if r.name not in scored}
+    n_true = dict.fromkeys(scored, 0)
+    found = dict.fromkeys(scored, 0)
+    false = dict.fromkeys(scored, 0)
+    lat: dict[str, list[float]] = {name: [] for name in scored}
+    seconds = 0.0
+    for sid in np.unique(scenario):
+        idx = np.flatnonzero(scenario == sid)
+        t, lab = t_s[idx], labels[idx]
+        end_s = float(t[-1])
+        truth = {name: true_events(conds, classes, lab, t, grid_s) for name, conds in scored.items()}
+        for phase in range(step):
+            ticks = idx[phase::step]
+            seconds += end_s - float(t_s[ticks[0]]) + hop_s
+            decider = Decider.from_card(decisions, card)
+            events: list[Event] = []
+            for i in ticks:
+                ns = int(round(float(t_s[i]) * NS_PER_S))
+                events += decider.update(ns, dict(zip(classes, map(float, probs[i]))))
+            for name, spans in truth.items():
+                served = served_events(events, name, end_s)
+                n_true[name] += len(spans)
+                for a, b in spans:
+                    hits = [at for (s, e), at in served if s <= b + grace_s and e >= a]
+                    if hits:
+                        found[name] += 1
+                        lat[name].append(max(0.0, min(hits) - a))
+                false[name] += sum(not any(s <= b + grace_s and e >= a for a, b in spans)
+                                   for (s, e), _ in served)
+    hours = seconds / 3600.0
+    rules = {
+        name: asdict(RuleScore(
+            n_true[name], found[name], found[name] / n_true[name] if n_true[name] else 1.0,
+            false[name], false[name] / hours if hours else 0.0,
+            float(np.median(lat[name])) if lat[name] else None,
+        ))
+        for name in scored
+    }
+    return {"hop_s": hop_s, "phases": step, "hours": hours, "rules": rules,
+            "not_scored": not_scored}
+
+
+def format_rules(report: dict[str, Any]) -> str:
+    """The rules table under a front-sim report."""
+    lines = [f"rule events, served every {report['hop_s']:g} s ({report['phases']} phase(s) of "
+             f"the hop, {report['hours']:.2f} h of scenarios in all):",
+             f"{'rule':<28} {'true':>5} {'found':>6} {'recall':>7} {'false':>6} {'false/h':>8} "
+             f"{'lat p50':>8}"]
+    for name, s in report["rules"].items():
+        lat = "-" if s["latency_s_p50"] is None else f"{s['latency_s_p50']:.2f} s"
+        lines.append(f"{name:<28} {s['true_events']:>5} {s['found']:>6} {s['recall']:>7.3f} "
+                     f"{s['false_events']:>6} {s['false_per_hour']:>8.1f} {lat:>8}")
+    for name, why in report["not_scored"].items():
+        lines.append(f"{name:<28} not scored ({why})")
+    return "\n".join(lines)

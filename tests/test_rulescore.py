@@ -1,0 +1,98 @@
+"""Rule events scored against the labels' episodes (edge.evaluate.rulescore): the served rules,
+tick by tick, on every phase of the hop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.decisions.decide import parse_decisions
+from edge.decisions.rules import HOME_RULES
+from edge.errors import ConfigError
+from edge.evaluate.rulescore import format_rules, label_runs, score_rules
+from edge.runtime.card import ModelCard, load_card
+from tests.conftest import ROOT
+
+CARD = load_card(ROOT / "engines" / "home-front.yaml")  # person threshold 0.4
+CLASSES = CARD.class_names
+RULES = """\
+decisions:
+  classes:
+    glass_break: {tau: 0.0, min_off: 0.0, on_threshold: 0.9, off_threshold: 0.8}
+    person: {tau: 0.0, min_off: 0.0}
+  rules:
+    - name: glass_break
+      duration: {class: glass_break, at_least: 0.1}
+    - name: person_present
+      duration: {class: person, at_least: 1.0}
+    - name: beeping
+      cadence: {class: glass_break, pattern: [[0.5, 0.5]]}
+"""
+
+
+def _timeline(seconds: float = 20.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    t = np.round(np.arange(1, int(seconds / 0.25) + 1) * 0.25, 2)
+    return t, np.zeros((len(t), len(CLASSES)), bool), np.zeros((len(t), len(CLASSES)), np.float32)
+
+
+def _at(t: np.ndarray, *times: float) -> np.ndarray:
+    return np.isin(t, np.round(times, 2))
+
+
+def test_label_runs_carry_their_labelled_time() -> None:
+    t = np.array([0.25, 0.5, 0.75, 1.0, 1.25])
+    on = np.array([True, True, False, False, True])
+    assert label_runs(on, t, 0.25) == [((0.0, 0.5), 0.5), ((1.0, 1.25), 0.25)]
+
+
+def test_a_glass_rule_on_every_tick_and_on_both_phases_of_a_sparser_hop() -> None:
+    t, labels, probs = _timeline()
+    g = CLASSES.index("glass_break")
+    labels[_at(t, 5.0, 5.25, 5.5), g] = True  # a shatter the model hears on two ticks
+    probs[_at(t, 5.0, 5.25), g] = 1.0
+    labels[_at(t, 12.0), g] = True  # a short one it hears on one tick only
+    probs[_at(t, 12.0), g] = 1.0
+    probs[_at(t, 15.0, 15.25), g] = 0.95  # a false one on two ticks
+    probs[_at(t, 17.0), g] = 1.0  # and one tick of nothing: no event
+    sid = np.zeros(len(t), int)
+    rep = score_rules(parse_decisions(RULES), CARD, probs, labels, t, sid, 0.25, 0.25)
+    s = rep["rules"]["glass_break"]
+    assert (s["true_events"], s["found"], s["false_events"]) == (2, 1, 1)
+    assert s["recall"] == 0.5 and s["latency_s_p50"] == pytest.approx(0.5)  # 4.75 s -> 5.25 s
+    assert rep["phases"] == 1 and rep["hours"] == pytest.approx(20.0 / 3600)
+    assert s["false_per_hour"] == pytest.approx(180.0)
+    assert rep["not_scored"] == {"beeping": "cadence: needs the audio's beeps"}
+    # at a 0.5 s hop each phase is a run of its own, and each holds one tick of the shatter's
+    # two (5.0 or 5.25 s) and one of the false pair's: no event on either
+    rep = score_rules(parse_decisions(RULES), CARD, probs, labels, t, sid, 0.25, 0.5)
+    s = rep["rules"]["glass_break"]
+    assert rep["phases"] == 2 and (s["true_events"], s["found"], s["false_events"]) == (4, 0, 0)
+    assert "glass_break" in format_rules(rep) and "beeping" in format_rules(rep)
+
+
+def test_a_duration_rule_counts_only_episodes_long_enough_and_two_scenarios_apart() -> None:
+    t, labels, probs = _timeline(10.0)
+    p = CLASSES.index("person")
+    labels[(t > 2.0) & (t <= 6.0), p] = True  # 4 s in the room: a true person_present
+    probs[(t > 2.5) & (t <= 6.5), p] = 0.9  # seen late, gone late
+    labels[_at(t, 8.0, 8.25), p] = True  # 0.5 s: too short to be one
+    t2 = np.concatenate([t, t]); sid = np.repeat([0, 1], len(t))
+    labels2, probs2 = np.concatenate([labels, labels]), np.concatenate([probs, probs])
+    probs2[len(t):, p] = 0.0  # the second scenario: nobody seen
+    rep = score_rules(parse_decisions(RULES), CARD, probs2, labels2, t2, sid, 0.25, 0.25)
+    s = rep["rules"]["person_present"]
+    assert (s["true_events"], s["found"], s["false_events"]) == (2, 1, 0)
+    assert s["latency_s_p50"] == pytest.approx(1.75)  # truth from 2.0 s; on at 2.75, +1.0 s
+
+
+def test_the_shipped_home_rules_score_and_a_hop_off_the_grid_is_refused() -> None:
+    t, labels, probs = _timeline(4.0)
+    card: ModelCard = CARD
+    z = np.zeros((len(t), len(CLASSES)))
+    rep = score_rules(parse_decisions(HOME_RULES), card, z, z > 0, t, np.zeros(len(t), int),
+                      0.25, 0.25)
+    assert set(rep["rules"]) == {"glass_break", "person_present"}
+    assert set(rep["not_scored"]) == {"smoke_alarm", "co_alarm"}
+    with pytest.raises(ConfigError, match="not a multiple"):
+        score_rules(parse_decisions(HOME_RULES), card, z, z > 0, t, np.zeros(len(t), int),
+                    0.25, 0.3)
