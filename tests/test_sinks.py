@@ -876,6 +876,46 @@ def test_mqtt_announces_discovery_availability_states_and_events(broker: Broker)
 
 
 @pytest.mark.system
+def test_mqtt_hidden_classes_are_never_sensors_and_lose_a_config_retained_before(
+    broker: Broker,
+) -> None:
+    """An alarm class hears any beeping; with ``hide_classes`` only its rule is a sensor. A
+    config retained from a run before it was hidden is removed at connect."""
+    yawn = "homeassistant/binary_sensor/cab/s1_class_yawn/config"
+    watcher = Watcher(broker.port)
+    assert wait_for(lambda: watcher.subscribed >= 1, 5)
+
+    def retained() -> dict[str, str]:
+        sub = subprocess.run(
+            [need("mosquitto_sub"), "-h", "127.0.0.1", "-p", str(broker.port), "-v",
+             "--retained-only", "-W", "1", "-t", "homeassistant/#"],
+            capture_output=True, text=True, timeout=10,
+        )
+        return dict(ln.split(" ", 1) for ln in sub.stdout.splitlines())
+
+    try:
+        for hide in ([], ["yawn"]):
+            sinks = mqtt_sinks(broker.port, hide_classes=hide)
+            sinks.start()
+            assert wait_for(lambda: sinks.stats()["mqtt"]["detail"]["connected"], 5)
+            sinks.publish(prediction(0))  # 'yawn' in its probabilities
+            assert wait_for(lambda: len(watcher.on("edge/cab/s1/state")) >= 1, 5)
+            time.sleep(0.3)
+            assert sinks.stop(2.0)
+            if not hide:
+                assert yawn in retained()
+        assert watcher.on(yawn)[1:] == [b""] and watcher.on(yawn)[0]  # announced, removed
+        kept = retained()
+        assert yawn not in kept
+        assert "homeassistant/binary_sensor/cab/s1_class_eyes_closed/config" in kept
+        assert "homeassistant/binary_sensor/cab/s1_rule_sleep_alert/config" in kept
+    finally:
+        watcher.close()
+    with pytest.raises(ValidationError, match="hide_classes: eyes_closed also in classes"):
+        cfg(type="mqtt", host="h", classes=["eyes_closed"], hide_classes=["eyes_closed"])
+
+
+@pytest.mark.system
 def test_mqtt_delivers_every_event_published_while_the_broker_was_down(broker: Broker) -> None:
     watcher = Watcher(broker.port)
     assert wait_for(lambda: watcher.subscribed >= 1, 5)

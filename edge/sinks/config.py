@@ -145,9 +145,18 @@ class MqttSinkConfig(_SinkCommon):
         default_factory=list,
         description="Rules announced as binary sensors at connect; rules seen are added.",
     )
+    hide_classes: list[str] = Field(
+        default_factory=list,
+        description="Model classes never announced as sensors (an alarm class that hears any "
+        "beeping, whose rule is the answer); their retained configs are removed at connect. "
+        "The state message still carries them.",
+    )
 
     @model_validator(mode="after")
     def _credentials(self) -> "MqttSinkConfig":
+        both = sorted(set(self.classes) & set(self.hide_classes))
+        if both:
+            raise ValueError(f"hide_classes: {', '.join(both)} also in classes")
         if self.password_env and self.password_file:
             raise ValueError("password_env: give password_env or password_file, not both")
         if (self.password_env or self.password_file) and not self.username:

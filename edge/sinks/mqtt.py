@@ -9,7 +9,8 @@ Topics (``P`` = ``prefix``, ``D`` = ``device``, ``S`` = a stream)::
     H/binary_sensor/D/S_class_C/config, H/binary_sensor/D/S_rule_R/config   (H = discovery_prefix)
 
 Each model class is a binary sensor that is on while the class is committed (``states`` of the
-prediction records); each rule is one that is on while the rule is active. Which ones: the
+prediction records), except the ``hide_classes`` (their retained configs are removed at every
+connect); each rule is one that is on while the rule is active. Which ones: the
 ``streams``/``classes``/``rules`` of the sink's config, those the pipeline announces
 (:meth:`MqttSink.announce`: every stream, model class and configured rule, at start and after
 each reload) and any new one that shows up in the records. So Home Assistant knows every
@@ -266,6 +267,8 @@ class MqttSink(Sink):
                 self.connects += 1
                 entities = self._entities(self._streams, self._classes, self._rules)
                 gone = [e for e in self._unannounce if e not in entities]
+                if self.cfg.discovery:  # a config retained from before they were hidden
+                    gone += [(s, CLASS, c) for s in self._streams for c in self.cfg.hide_classes]
                 self._unannounce = []
             if gone:
                 self._announce(client, gone, remove=True)
@@ -312,7 +315,8 @@ class MqttSink(Sink):
     ) -> list[tuple[str, str, str]]:
         if not self.cfg.discovery:
             return []
-        classes, rules = list(classes), list(rules)
+        hidden = set(self.cfg.hide_classes)
+        classes, rules = [c for c in classes if c not in hidden], list(rules)
         return [(s, CLASS, c) for s in streams for c in classes] + [
             (s, RULE, r) for s in streams for r in rules
         ]
