@@ -306,24 +306,27 @@ def test_home_smoke_alarm_rule_events_from_beeps() -> None:
     assert fired(ev, "co_alarm") == []
 
 
-def test_home_glass_break_rule_needs_two_ticks_running() -> None:
-    """At the home config's 0.5 s ticks, glass on one tick (a knock, a word's onset) is no
-    event; on two running (a shatter's ringing and falling pieces) it starts one at the second."""
+def test_home_glass_break_rule_needs_two_ticks_running_the_first_sure() -> None:
+    """At the home config's 0.25 s ticks, glass on one tick (a knock, a word's onset) is no
+    event, nor two ticks the class never calls sure (0.7-0.9: the onsets of ordinary sounds);
+    a sure tick (0.99) and one more above 0.8 (a shatter's ringing and falling pieces) start one
+    at the second."""
     d = Decider(parse_decisions(HOME_RULES), HOME, HOME_THR, HOME_MOD)
     ev: list[Event] = []
-    for i, p in enumerate([0.0, 0.9, 0.0, 0.0, 0.9, 0.95, 0.0, 0.0]):
-        ev += d.update(ns(i * 0.5), {"glass_break": p})
+    probs = [0.0, 1.0, 0.0, 0.0, 0.9, 0.95, 0.0, 0.85, 0.99, 0.5, 0.0, 0.99, 0.85, 0.0, 0.0]
+    for i, p in enumerate(probs):
+        ev += d.update(ns(i * 0.25), {"glass_break": p})
     (start,) = fired(ev, "glass_break")
-    assert start.t_ns == ns(2.5) and start.started_ns == ns(2.0)
+    assert start.t_ns == ns(3.0) and start.started_ns == ns(2.75)
     assert [e.kind for e in ev if e.rule == "glass_break"] == ["start", "end"]
-    # A tick's time is its window's newest frame: on a 10 fps camera two ticks of a 0.5 s hop
-    # can lie 0.4 s apart, and they are still two ticks running (home-dev-1 on one grid).
+    # A tick's time is its window's newest frame: on a 10 fps camera two ticks of a 0.25 s hop
+    # can lie 0.2 s apart, and they are still two ticks running (home-dev-1 on one grid).
     d = Decider(parse_decisions(HOME_RULES), HOME, HOME_THR, HOME_MOD)
     ev = []
-    for t, p in [(30.2, 0.0), (30.7, 0.0), (31.2, 1.0), (31.6, 1.0), (32.1, 0.0), (32.6, 0.0)]:
+    for t, p in [(30.9, 0.0), (31.2, 1.0), (31.4, 1.0), (31.6, 1.0), (31.9, 0.79), (32.1, 0.0)]:
         ev += d.update(ns(t), {"glass_break": p})
     (start,) = fired(ev, "glass_break")
-    assert start.t_ns == ns(31.6) and start.started_ns == ns(31.2)
+    assert start.t_ns == ns(31.4) and start.started_ns == ns(31.2)
 
 
 def test_cadence_rule_alone_takes_intervals_through_update() -> None:
