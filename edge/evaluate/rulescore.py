@@ -10,11 +10,17 @@ frame scores.
 What is scored, per rule:
 
 * **true events**: for a ``duration`` rule, the runs of its class in the labels whose labelled
-  time (ticks x the label grid) is at least ``at_least`` (and under ``less_than`` if set); for
-  ``any_of``, those of every condition, overlapping ones merged;
+  time (ticks x the label grid) is at least ``at_least`` (and under ``less_than`` if set) by
+  more than one hop; for ``any_of``, those of every condition, overlapping ones merged;
+* **borderline**: runs within a hop of a bound. Served, a rule measures an episode from tick to
+  tick, a hop shorter than its labelled time or so, so a 3.0 s closure may end as a microsleep
+  of 2.75 s; such runs need not fire the rule and may, and count neither way. An ``at_least``
+  of a hop or less says "every episode" (``glass_break``'s 0.1 s: a second tick), so it has no
+  borderline below: a glass break too short for the rule's ticks is a missed one;
 * **found**: true events that a served event of the rule overlaps, from the run's start to
   ``grace_s`` after its end;
-* **false**: served events that overlap no true event so widened, per hour of scenarios;
+* **false**: served events that overlap no true or borderline event so widened, per hour of
+  scenarios;
 * **latency**: from a found event's start in the labels to the tick that started the served one.
 
 The labels come on a fine grid (the simulation's 0.25 s); a config whose hop is a multiple of
@@ -27,6 +33,7 @@ truth is a sum over glances, or the audio's beeps, which feature-level scenarios
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -46,6 +53,7 @@ class RuleScore:
     """One rule's events against the labels' (counts summed over the hop's phases)."""
 
     true_events: int
+    borderline: int
     found: int
     recall: float
     false_events: int
@@ -77,22 +85,33 @@ def label_runs(on: np.ndarray, t_s: np.ndarray, grid_s: float) -> list[tuple[Spa
     return runs
 
 
-def true_events(conds: Sequence[DurationCondition], classes: Sequence[str], labels: np.ndarray,
-                t_s: np.ndarray, grid_s: float) -> list[Span]:
-    """A rule's true events in one scenario: qualifying label runs, overlapping ones merged."""
-    spans = []
-    for c in conds:
-        for span, length in label_runs(labels[:, list(classes).index(c.class_)], t_s, grid_s):
-            # a little slack: n ticks x grid is a float sum
-            if length + 1e-6 >= c.at_least and (c.less_than is None or length < c.less_than):
-                spans.append(span)
-    merged: list[Span] = []
+def _merged(spans: list[Span]) -> list[Span]:
+    out: list[Span] = []
     for a, b in sorted(spans):
-        if merged and a <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
         else:
-            merged.append((a, b))
-    return merged
+            out.append((a, b))
+    return out
+
+
+def true_events(conds: Sequence[DurationCondition], classes: Sequence[str], labels: np.ndarray,
+                t_s: np.ndarray, grid_s: float, slack_s: float = 0.0
+                ) -> tuple[list[Span], list[Span]]:
+    """A rule's true and borderline events in one scenario: label runs inside its bounds by more
+    than ``slack_s``, and those within ``slack_s`` of a bound; overlapping ones merged."""
+    must: list[Span] = []
+    may: list[Span] = []
+    eps = 1e-6  # n ticks x grid is a float sum
+    for c in conds:
+        hi = math.inf if c.less_than is None else c.less_than
+        low = slack_s if c.at_least > slack_s + eps else 0.0  # a bound of a hop or less: any
+        for span, length in label_runs(labels[:, list(classes).index(c.class_)], t_s, grid_s):
+            if c.at_least + low <= length + eps and length < hi - slack_s - eps:
+                must.append(span)
+            elif c.at_least - low <= length + eps and length < hi + slack_s - eps:
+                may.append(span)
+    return _merged(must), _merged(may)
 
 
 def served_events(events: Sequence[Event], rule: str, end_s: float) -> list[tuple[Span, float]]:
@@ -150,6 +169,7 @@ def score_rules(
                            "cumulative: a sum over episodes")
                   for r in decisions.rules if r.name not in scored}
     n_true = dict.fromkeys(scored, 0)
+    n_border = dict.fromkeys(scored, 0)
     found = dict.fromkeys(scored, 0)
     false = dict.fromkeys(scored, 0)
     lat: dict[str, list[float]] = {name: [] for name in scored}
@@ -158,7 +178,8 @@ def score_rules(
         idx = np.flatnonzero(scenario == sid)
         t, lab = t_s[idx], labels[idx]
         end_s = float(t[-1])
-        truth = {name: true_events(conds, classes, lab, t, grid_s) for name, conds in scored.items()}
+        truth = {name: true_events(conds, classes, lab, t, grid_s, hop_s)
+                 for name, conds in scored.items()}
         for phase in range(step):
             ticks = idx[phase::step]
             seconds += end_s - float(t_s[ticks[0]]) + hop_s
@@ -167,20 +188,22 @@ def score_rules(
             for i in ticks:
                 ns = int(round(float(t_s[i]) * NS_PER_S))
                 events += decider.update(ns, dict(zip(classes, map(float, probs[i]))))
-            for name, spans in truth.items():
+            for name, (spans, border) in truth.items():
                 served = served_events(events, name, end_s)
                 n_true[name] += len(spans)
+                n_border[name] += len(border)
                 for a, b in spans:
                     hits = [at for (s, e), at in served if s <= b + grace_s and e >= a]
                     if hits:
                         found[name] += 1
                         lat[name].append(max(0.0, min(hits) - a))
-                false[name] += sum(not any(s <= b + grace_s and e >= a for a, b in spans)
+                false[name] += sum(not any(s <= b + grace_s and e >= a for a, b in spans + border)
                                    for (s, e), _ in served)
     hours = seconds / 3600.0
     rules = {
         name: asdict(RuleScore(
-            n_true[name], found[name], found[name] / n_true[name] if n_true[name] else 1.0,
+            n_true[name], n_border[name], found[name],
+            found[name] / n_true[name] if n_true[name] else 1.0,
             false[name], false[name] / hours if hours else 0.0,
             float(np.median(lat[name])) if lat[name] else None,
         ))
@@ -191,14 +214,15 @@ def score_rules(
 
 
 def format_rules(report: dict[str, Any]) -> str:
-    """The rules table under a front-sim report."""
+    """The rules table under a front-sim report (``border``: borderline events, see above)."""
     lines = [f"rule events, served every {report['hop_s']:g} s ({report['phases']} phase(s) of "
              f"the hop, {report['hours']:.2f} h of scenarios in all):",
-             f"{'rule':<28} {'true':>5} {'found':>6} {'recall':>7} {'false':>6} {'false/h':>8} "
-             f"{'lat p50':>8}"]
+             f"{'rule':<28} {'true':>5} {'border':>7} {'found':>6} {'recall':>7} {'false':>6} "
+             f"{'false/h':>8} {'lat p50':>8}"]
     for name, s in report["rules"].items():
         lat = "-" if s["latency_s_p50"] is None else f"{s['latency_s_p50']:.2f} s"
-        lines.append(f"{name:<28} {s['true_events']:>5} {s['found']:>6} {s['recall']:>7.3f} "
+        lines.append(f"{name:<28} {s['true_events']:>5} {s['borderline']:>7} {s['found']:>6} "
+                     f"{s['recall']:>7.3f} "
                      f"{s['false_events']:>6} {s['false_per_hour']:>8.1f} {lat:>8}")
     for name, why in report["not_scored"].items():
         lines.append(f"{name:<28} not scored ({why})")
