@@ -11,7 +11,8 @@ import pytest
 from edge.features.logmel import LogMelSpec
 from edge.front.features import FrontSpec
 from edge.sim.frontaudio import SoundBank
-from edge.sim.frontsim import Layout, face_frames, person_frames, simulate_windows
+from edge.sim.frontrows import face_frames, person_frames
+from edge.sim.frontsim import Layout, simulate_windows
 from edge.sim.scenario import Event, Scenario
 
 SOUNDS = Path(__file__).resolve().parents[2] / "shared" / "realworld" / "sounds"
@@ -53,7 +54,7 @@ def test_face_rows_respond_to_each_driver_class_as_measured() -> None:
 
 def test_a_phone_at_the_ear_puts_a_hand_beside_the_face_one_in_the_hand_below_it() -> None:
     from edge.front.features import near
-    from edge.sim.frontsim import hand_frames
+    from edge.sim.frontrows import hand_frames
 
     t = np.arange(0, 20.0, 0.25)
     for seed in range(6):

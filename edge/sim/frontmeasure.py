@@ -1,4 +1,4 @@
-"""Measure the real front ends on real footage: the numbers :mod:`edge.sim.frontsim` is set from.
+"""Measure the real front ends on real footage: the numbers :mod:`edge.sim.frontrows` is set from.
 
 This module owns the measurement, not the simulator: it runs :class:`edge.front.face.FaceStage`
 on the driver clips, :class:`edge.front.person.PersonStage` on a home clip (at 4 fps, as
