@@ -129,6 +129,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": model})})
     if args.phases != 1 and args.recordings is None:
         raise EdgeError("--phases: with --recordings only")
+    if args.perturb and args.recordings is None:
+        raise EdgeError("--perturb: with --recordings only")
     if args.front_sim is not None:
         from edge.evaluate.frontsim import evaluate_front_sim
 
@@ -153,7 +155,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
         if args.write_card:
             raise EdgeError("--write-card records held-out scenario scores; not with --recordings")
-        rec = evaluate_recordings(cfg, args.recordings, phases=args.phases)
+        rec = evaluate_recordings(cfg, args.recordings, phases=args.phases, perturb=args.perturb)
         print(dumps(rec, indent=2) if args.json else format_recordings(rec))
         return 0
     files = scenario_files(args.scenario)
@@ -276,5 +278,11 @@ def add_parsers(sub: Any) -> None:
                    help="--recordings: replay each recording N times, the tick grid moved by "
                    "hop/N each time; frame scores pool every grid, rule events are listed per "
                    "grid (default 1)")
+    s.add_argument("--perturb", nargs="+", action="extend", default=[],
+                   metavar="FEATURE*X|FEATURE+X",
+                   help="--recordings: change a front-end feature the model reads before it "
+                   "reads it, where the stage found something (e.g. face.yaw+15: a camera "
+                   "mounted 15 degrees aside; face.eye_open_left*0.75 face.eye_open_right*0.75: "
+                   "narrower eyes); what-if replays of real footage")
     s.add_argument("--model", default=None, help="evaluate this model file instead of the config's")
     s.set_defaults(func=_cmd_eval)

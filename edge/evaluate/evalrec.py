@@ -13,7 +13,7 @@ decision layer raised: what a user would have seen.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO, cast
@@ -26,6 +26,7 @@ from edge.config import Config, MediaSourceConfig, StreamConfig
 from edge.errors import ConfigError, DeviceError
 from edge.evaluate.eval import load_model, mask_audio, mask_video
 from edge.evaluate.metrics import score
+from edge.features.serve import Features
 from edge.join.spine import replay
 from edge.service.run import Runner
 from edge.runtime.base import Engine
@@ -88,12 +89,14 @@ def run_recording(
     mask: Callable[[Window], Window] | None = None,
     keep_features: bool = False,
     phase_s: float = 0.0,
+    feature_hook: Callable[[Features], Features] | None = None,
 ) -> RecordingRun:
     """Replay one recording folder through a :class:`Runner` of ``config`` (its sources
     replaced by the recording) and collect per-tick probabilities, labels and rule events
     (and with ``keep_features`` each tick's model inputs and label fractions: training data
     cut by the serving code, front ends included). ``phase_s`` delays the tick grid (less
-    than one hop)."""
+    than one hop). ``feature_hook`` changes each window's features before the model reads them
+    (:mod:`edge.evaluate.perturb`)."""
     from edge.capture.media import MediaSource, probe_fps
     from edge.train.data import load_labels, recording_files
 
@@ -113,6 +116,7 @@ def run_recording(
     clock = FakeClock(1_000 * NS_PER_S)
     source = MediaSource("rec", src_cfg, clock)
     runner = Runner(cfg, clock, engine=engine, sources={"rec": source})
+    runner.feature_hook = feature_hook
     hop_s = runner.spine.hop_ns / NS_PER_S
     span = float(runner.card.window["seconds"])
     classes = list(runner.classes)
@@ -195,6 +199,7 @@ def evaluate_recordings(
     root: str | Path,
     log: TextIO | None | Literal["stderr"] = "stderr",
     phases: int = 1,
+    perturb: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Scores over every recording under ``root`` of the model's task, in three modes.
 
@@ -202,7 +207,8 @@ def evaluate_recordings(
     ``hop / phases`` each time: the frame scores pool the ticks of every grid (where ticks fall
     against a short event is chance, and one grid can move a class's F1 by points), and the
     rule events are listed per grid (``events_by_phase``; ``events`` and the front ends' own
-    scores are the first grid's)."""
+    scores are the first grid's). ``perturb`` changes the model's front-end features first
+    (``FEATURE*VALUE``, ``FEATURE+VALUE``; :mod:`edge.evaluate.perturb`): what-if replays."""
     log = sys.stderr if log == "stderr" else log  # looked up now: stderr may be swapped
     if phases < 1:
         raise ConfigError(f"phases: 1 or more replays per recording, not {phases}")
@@ -210,6 +216,16 @@ def evaluate_recordings(
     engine = load_model(config)
     classes = engine.card.class_names
     thresholds = np.array([c.threshold for c in engine.card.classes], np.float32)
+    hook = None
+    if perturb:
+        from edge.evaluate.perturb import feature_hook, parse_changes
+        from edge.front.features import FrontSpec
+
+        if not engine.card.front:
+            raise ConfigError(f"--perturb changes front-end features; {engine.card.name} reads "
+                              "pixels")
+        changes = parse_changes(perturb)
+        hook = feature_hook(FrontSpec.from_dict(engine.card.front), changes)
     folders = recording_folders(root)
     from edge.train.data import load_labels, recording_files
 
@@ -219,13 +235,16 @@ def evaluate_recordings(
     report: dict[str, Any] = {"recordings": [str(f) for f in mine], "model": engine.card.name}
     if phases > 1:
         report["phases_s"] = [round(o, 4) for o in offsets]
+    if perturb:
+        report["perturb"] = [str(c) for c in changes]
     per: dict[str, dict[str, Any]] = {}
     for mode, mask in MODES:
         grids: list[list[RecordingRun]] = []  # per recording, one run per phase
         for i, folder in enumerate(mine):
             if log is not None:
                 print(f"\r  {mode}: recording {i + 1}/{len(mine)}", end="", file=log, flush=True)
-            grids.append([run_recording(config, folder, engine, mask, phase_s=o) for o in offsets])
+            grids.append([run_recording(config, folder, engine, mask, phase_s=o, feature_hook=hook)
+                          for o in offsets])
         if log is not None:
             print(file=log)
         runs = [r for g in grids for r in g]
@@ -265,6 +284,9 @@ def format_recordings(report: dict[str, Any]) -> str:
     from edge.evaluate.eval import format_report
 
     lines = [format_report(report), ""]
+    if report.get("perturb"):
+        lines += [f"front-end features changed before the model: {' '.join(report['perturb'])}",
+                  ""]
     for name, r in report["per_recording"].items():
         both = r["both"]
         grids = len(report.get("phases_s", [0.0]))

@@ -131,6 +131,8 @@ class Runner:
         self.infer_ns: list[int] = []
         self.set_decisions(config.decisions)
         self._last: dict[str, tuple[Window, Features]] = {}
+        # Changes the features before the model reads them (edge eval --perturb); None serving.
+        self.feature_hook: Callable[[Features], Features] | None = None
         self.health = HealthMonitor(config.health)
         self.config = config
         self._faults: dict[str, int] = {}
@@ -184,6 +186,8 @@ class Runner:
                     w, sc.video, sc.audio, rate, al.sample_at if al.audio_clock is not None else None
                 )
         feats = [self.featurizers[w.stream](w, fronts.get(w.stream)) for w in windows]
+        if self.feature_hook is not None:
+            feats = [self.feature_hook(f) for f in feats]
         for w, f in zip(windows, feats):
             self._last[w.stream] = (w, f)
         self.health_records = self._judge_health(windows)
