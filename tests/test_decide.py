@@ -514,6 +514,27 @@ def test_driver_defaults_fire_sleep_and_not_microsleep_on_a_4_s_closure() -> Non
     assert [e.t_ns for e in updates] == [ns(6.25)] and updates[0].peak > start.peak
 
 
+def test_driver_defaults_keep_glances_with_the_road_between_from_a_long_distraction() -> None:
+    """Glances of 0.5 s every 1.5 s, the head swinging back past the road for 0.5 s between
+    them, read as distracted too (as driver-dev-head-turn was with its yaw moved 15 degrees:
+    a camera mounted a little aside), one tick on the road on each side. That tick ends each
+    look away, so no long distraction; with the 0.5 s min_off of the other classes they merged
+    into one, and into `unresponsive`. A look away of 4 s still is one."""
+    away, road, swing = {"distracted": 1.0}, {"distracted": 0.0}, {"distracted": 0.9}
+    glances = [(0.5, away), (0.25, road), (0.5, swing), (0.25, road)] * 6  # 9 s
+    rules = parse_decisions(DRIVER_RULES)
+    ev = play(Decider(rules, DRIVER, DRIVER_THR, DRIVER_MOD), glances, step=0.25)
+    assert not [e for e in ev if e.rule in ("long_distraction", "unresponsive")]
+    merged = rules.model_copy(update={"classes": {}})  # every class at the defaults
+    ev = play(Decider(merged, DRIVER, DRIVER_THR, DRIVER_MOD), glances, step=0.25)
+    assert [(e.kind, e.rule) for e in ev if e.kind == "start"] == [
+        ("start", "long_distraction"), ("start", "unresponsive")]
+    ev = play(Decider(rules, DRIVER, DRIVER_THR, DRIVER_MOD), [(1.0, road), (4.0, away),
+                                                               (1.0, road)], step=0.25)
+    assert [(e.kind, e.rule) for e in ev if e.kind != "update"] == [
+        ("start", "long_distraction"), ("end", "long_distraction")]
+
+
 def test_off_default_is_on_minus_0_1_and_class_overrides_merge_with_defaults() -> None:
     cfg = config(defaults="{tau: 0.0, min_off: 0.5}",
                  extra="classes:\n  phone: {on_threshold: 0.9}\n")

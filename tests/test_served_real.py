@@ -100,6 +100,30 @@ def test_driver_dev_clips_alert_no_face_and_glances(grid: float) -> None:
     assert _frame_f1(turns, classes, thr, "distracted") >= 0.6  # the glances, seen
 
 
+@pytest.mark.parametrize("change", ["face.yaw+15", "face.roll+10", "face.pitch+-15"])
+@pytest.mark.parametrize("grid", [0.0, 0.5])
+def test_head_turn_glances_stay_short_with_the_camera_mounted_otherwise(change: str,
+                                                                        grid: float) -> None:
+    """driver-dev-head-turn's face rows with the head's pose moved as a camera mounted 15
+    degrees aside, 10 degrees rolled or 15 degrees higher would see it (edge eval --perturb):
+    the swing back between glances reads as distracted more, and the glances must still not
+    add up to a long distraction (with distracted's min_off at 0.5 s each of these fired one
+    on a grid or both)."""
+    from edge.evaluate.perturb import feature_hook, parse_changes
+    from edge.front.features import FrontSpec
+
+    folder = REALWORLD / "driver-dev-head-turn"
+    _need(folder, FRONT / ".imported")
+    cfg = load_config(ROOT / "configs" / "driver.yaml")
+    engine = load_model(cfg)
+    hook = feature_hook(FrontSpec.from_dict(engine.card.front), parse_changes([change]))
+    run = run_recording(cfg, folder, engine, phase_s=grid * float(cfg.window.hop),
+                        feature_hook=hook)
+    k = engine.card.class_names.index("distracted")
+    assert (run.probs[:, k] >= engine.card.classes[k].threshold).mean() > 0.25  # glances seen
+    assert not {r for r, _ in _starts(run)} & {"long_distraction", "unresponsive"}, _starts(run)
+
+
 def _ordinary_sounds(folder: Path) -> list[tuple[str, float, float]]:
     """An empty room (home-dev-1's frame at 72 s, a still camera) under 110 s of ordinary
     sounds in a room of RT60 0.4 s over a -60 dBFS floor: an alarm clock, a phone ringing and

@@ -172,6 +172,8 @@ class DecisionsConfig(_Model):
 DRIVER_RULES = """\
 decisions:
   defaults: {tau: 0.25, min_off: 0.5}
+  classes:                        # a tick back on the road ends a look away, so glances
+    distracted: {min_off: 0.0}    # with the road between never add up to a long one
   update_every: 1.0
   rules:
     - name: sleep
