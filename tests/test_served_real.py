@@ -34,15 +34,22 @@ def _need(*paths: Path) -> None:
         pytest.skip(f"needs {', '.join(missing)} (edge front-ends import; ../shared/realworld)")
 
 
-def _replay(config: str, folder: Path,
-            grid: float = 0.0) -> tuple[RecordingRun, list[str], np.ndarray]:
+def _replay(config: str, folder: Path, grid: float = 0.0,
+            perturb: tuple[str, ...] = ()) -> tuple[RecordingRun, list[str], np.ndarray]:
     """The served config on ``folder``, its tick grid moved by ``grid`` hops (0 or 0.5: where
-    ticks fall against a short event is chance, and both grids must show it)."""
+    ticks fall against a short event is chance, and both grids must show it), its front-end
+    features changed by ``perturb`` first (edge eval --perturb)."""
+    from edge.evaluate.perturb import feature_hook, parse_changes
+    from edge.front.features import FrontSpec
+
     _need(folder, FRONT / ".imported")
     cfg = load_config(ROOT / "configs" / config)
     engine = load_model(cfg)
     thresholds = np.array([c.threshold for c in engine.card.classes], np.float32)
-    run = run_recording(cfg, folder, engine, phase_s=grid * float(cfg.window.hop))
+    hook = (feature_hook(FrontSpec.from_dict(engine.card.front), parse_changes(perturb))
+            if perturb else None)
+    run = run_recording(cfg, folder, engine, phase_s=grid * float(cfg.window.hop),
+                        feature_hook=hook)
     return run, list(engine.card.class_names), thresholds
 
 
@@ -109,18 +116,9 @@ def test_head_turn_glances_stay_short_with_the_camera_mounted_otherwise(change: 
     the swing back between glances reads as distracted more, and the glances must still not
     add up to a long distraction (with distracted's min_off at 0.5 s each of these fired one
     on a grid or both)."""
-    from edge.evaluate.perturb import feature_hook, parse_changes
-    from edge.front.features import FrontSpec
-
-    folder = REALWORLD / "driver-dev-head-turn"
-    _need(folder, FRONT / ".imported")
-    cfg = load_config(ROOT / "configs" / "driver.yaml")
-    engine = load_model(cfg)
-    hook = feature_hook(FrontSpec.from_dict(engine.card.front), parse_changes([change]))
-    run = run_recording(cfg, folder, engine, phase_s=grid * float(cfg.window.hop),
-                        feature_hook=hook)
-    k = engine.card.class_names.index("distracted")
-    assert (run.probs[:, k] >= engine.card.classes[k].threshold).mean() > 0.25  # glances seen
+    run, classes, thr = _replay("driver.yaml", REALWORLD / "driver-dev-head-turn", grid, (change,))
+    k = classes.index("distracted")
+    assert (run.probs[:, k] >= thr[k]).mean() > 0.25  # glances seen
     assert not {r for r, _ in _starts(run)} & {"long_distraction", "unresponsive"}, _starts(run)
 
 
