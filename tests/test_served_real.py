@@ -122,6 +122,20 @@ def test_head_turn_glances_stay_short_with_the_camera_mounted_otherwise(change: 
     assert not {r for r, _ in _starts(run)} & {"long_distraction", "unresponsive"}, _starts(run)
 
 
+@pytest.mark.parametrize(("clip", "factor"), [("driver-dev-alert-blink", 0.7),
+                                              ("driver-dev-head-turn", 0.85)])
+@pytest.mark.parametrize("grid", [0.0, 0.5])
+def test_narrower_eyes_start_no_eye_rule(clip: str, factor: float, grid: float) -> None:
+    """Both eyes' openness scaled by ``factor`` before the model reads them (edge eval
+    --perturb), as a driver with narrower eyes: the eye baseline (edge.front.eyebase) brings
+    them back up, and no eye rule starts (without it, x 0.75 started a microsleep on
+    head-turn, and x 0.65 one on alert-blink on both grids)."""
+    change = (f"face.eye_open_left*{factor}", f"face.eye_open_right*{factor}")
+    run, _, _ = _replay("driver.yaml", REALWORLD / clip, grid, change)
+    assert len(run.probs) > 20
+    assert not {r for r, _ in _starts(run)} & {"sleep", "microsleep", "unresponsive"}, _starts(run)
+
+
 def _ordinary_sounds(folder: Path) -> list[tuple[str, float, float]]:
     """An empty room (home-dev-1's frame at 72 s, a still camera) under 110 s of ordinary
     sounds in a room of RT60 0.4 s over a -60 dBFS floor: an alarm clock, a phone ringing and

@@ -119,6 +119,31 @@ def test_windows_have_the_front_spec_layout_and_vad_speech() -> None:
     assert w.front_mask[w.t_end >= 2.0].mean() > 0.95
 
 
+def test_narrow_eyes_are_scaled_window_by_window_as_serving_scales_them() -> None:
+    """A subject whose open eyes measure 0.166 (seed 11) is brought up towards the usual open
+    eye once the baseline has samples; one whose measure 0.31 (seed 7) is left as measured;
+    nothing but the eye columns changes, and only with the card's eye_baseline."""
+    from edge.front.vad import StreamingVad
+
+    spec = FrontSpec.default("driver")
+    plain = FrontSpec(spec.features)
+    eyes = [spec.features.index(f) for f in ("face.eye_open_left", "face.eye_open_right")]
+    rest = [k for k in range(len(spec.features)) if k not in eyes]
+    for seed, narrow in ((11, True), (7, False)):
+        sc = _scenario("driver", ("talking", 12.0, 15.0, None), seed=seed)
+        got = [simulate_windows(sc, s, LogMelSpec(), Layout(frames=16), SoundBank(),
+                                StreamingVad()) for s in (spec, plain)]
+        assert np.array_equal(got[0].front[..., rest], got[1].front[..., rest])
+        on = got[1].front[..., eyes[0]] > 0
+        ratio = got[0].front[..., eyes[0]][on] / got[1].front[..., eyes[0]][on]
+        late = np.broadcast_to(got[0].t_end[:, None] > 5.0, on.shape)[on]
+        if narrow:
+            assert ratio.min() > 1.0 - 1e-6 and np.median(ratio[late]) > 1.25
+            assert np.median(got[0].front[..., eyes[0]][on][late]) > 0.2
+        else:
+            assert np.all(ratio == 1.0)
+
+
 def test_a_strided_training_set_keeps_every_window_of_its_rare_classes() -> None:
     """``edge train --front``'s training set: extra glass and dog events, and with a window
     stride every window holding one is kept (a glass is one or two ticks; a stride of 2 would

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import EngineError
+from edge.front.eyebase import EyeBaseline, EyeBaselineSpec, eye_columns
 from edge.front.face import FACE_FEATURES
 from edge.front.hand import HAND_FEATURES
 from edge.front.person import PERSON_FEATURES
@@ -48,9 +49,11 @@ NEAR_SCALE = 4.0
 
 @dataclass(frozen=True)
 class FrontSpec:
-    """The ``front`` section of a fusion model's card: its per-frame feature names in order."""
+    """The ``front`` section of a fusion model's card: its per-frame feature names in order,
+    and whether the eye columns are scaled to the driver's own eyes (:mod:`edge.front.eyebase`)."""
 
     features: tuple[str, ...]
+    eye_baseline: EyeBaselineSpec | None = None
 
     def __post_init__(self) -> None:
         if not self.features:
@@ -60,16 +63,29 @@ class FrontSpec:
             if name not in STAGE_NAMES.get(prefix, ()):
                 known = ", ".join(f"{p}.{n}" for p, ns in STAGE_NAMES.items() for n in ns)
                 raise EngineError(f"front.features: unknown feature {f!r} (known: {known})")
+        if self.eye_baseline is not None:
+            eye_columns(self.features)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FrontSpec:
-        extra = sorted(set(data) - {"features"})
+        extra = sorted(set(data) - {"features", "eye_baseline"})
         if extra:
             raise EngineError(f"front: unknown keys {extra}")
-        return cls(tuple(str(f) for f in data.get("features", ())))
+        eb = data.get("eye_baseline")
+        return cls(tuple(str(f) for f in data.get("features", ())),
+                   None if eb is None else EyeBaselineSpec.from_dict(eb))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"features": list(self.features)}
+        out: dict[str, Any] = {"features": list(self.features)}
+        if self.eye_baseline is not None:
+            out["eye_baseline"] = self.eye_baseline.to_dict()
+        return out
+
+    def eye_scaler(self) -> EyeBaseline | None:
+        """A fresh :class:`~edge.front.eyebase.EyeBaseline` for one stream (None: not asked)."""
+        if self.eye_baseline is None:
+            return None
+        return EyeBaseline(self.eye_baseline, eye_columns(self.features))
 
     @property
     def stages(self) -> set[str]:
@@ -86,11 +102,11 @@ class FrontSpec:
     def default(cls, task: str) -> FrontSpec:
         """The reference models' features: the face, the hand near it and speech for the
         driver (not the face's position in the frame: that is the camera's mounting), the
-        person detector and speech for the home."""
+        person detector and speech for the home; the driver's eyes scaled to his own."""
         if task == "driver":
             return cls(tuple(f"face.{n}" for n in FACE_NAMES if n not in ("cx", "cy"))
                        + ("hand.present",) + tuple(f"near.{n}" for n in NEAR_NAMES)
-                       + ("speech.p",))
+                       + ("speech.p",), EyeBaselineSpec())
         if task == "home":
             return cls(tuple(f"person.{n}" for n in PERSON_NAMES) + ("speech.p",))
         raise EngineError(f"no front-end features are defined for task {task!r}")

@@ -133,6 +133,10 @@ class Runner:
         self._last: dict[str, tuple[Window, Features]] = {}
         # Changes the features before the model reads them (edge eval --perturb); None serving.
         self.feature_hook: Callable[[Features], Features] | None = None
+        # Per stream: the driver's eyes scaled to his own (a card's front.eye_baseline).
+        spec = FrontSpec.from_dict(self.card.front) if self.card.front else None
+        self.eye_scalers = {name: spec.eye_scaler() if spec is not None else None
+                            for name in self.featurizers}
         self.health = HealthMonitor(config.health)
         self.config = config
         self._faults: dict[str, int] = {}
@@ -188,6 +192,10 @@ class Runner:
         feats = [self.featurizers[w.stream](w, fronts.get(w.stream)) for w in windows]
         if self.feature_hook is not None:
             feats = [self.feature_hook(f) for f in feats]
+        for w, f in zip(windows, feats):
+            scaler = self.eye_scalers.get(w.stream)
+            if scaler is not None and f.front is not None:
+                f.front = scaler(f.front, f.front_mask)
         for w, f in zip(windows, feats):
             self._last[w.stream] = (w, f)
         self.health_records = self._judge_health(windows)

@@ -24,12 +24,13 @@ Measured on real footage through the real front ends (``python -m edge.sim.front
 * VAD on real speech files: median chunk p 0.96-1.0, >= 0.5 on 62-91 % of chunks (the pauses);
   non-speech maxima: rain 0.309, dog 0.216, shutter 0.170, glass 0.065, robin 0.035.
 
-Not measured (no real clip shows them), so chosen and said so: closed-eye EAR (0.07-0.15, at
-and below the blink minima), yawns (mouth_open 0.45-0.9), the face lost past |yaw| 55 degrees,
-looking down lowering EAR, and a phone: at the ear, head roll/yaw toward it, noisier landmarks
-on that side and a hand beside the face; in the hand, the head pitched down a little and a hand
-below the face (:func:`hand_frames`; how often the hand stage finds a real hand is a guess too:
-no dev clip shows one near a face).
+Not measured (no real clip shows them), so chosen and said so: open-eye EAR below the two
+subjects' (down to 0.16: narrow eyes, a camera above them), closed-eye EAR (0.07-0.15, at and
+below the blink minima, at most 0.65 of open), yawns (mouth_open 0.45-0.9), the face lost
+past |yaw| 55 degrees, looking down lowering EAR, and a phone: at the ear, head roll/yaw toward
+it, noisier landmarks on that side and a hand beside the face; in the hand, the head pitched
+down a little and a hand below the face (:func:`hand_frames`; how often the hand stage finds a
+real hand is a guess too: no dev clip shows one near a face).
 """
 
 from __future__ import annotations
@@ -92,9 +93,11 @@ def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
     if not video_busy and not any(lab == "talking" for lab, *_ in ev) and look.random() < 0.4:
         return np.zeros((n, 10), np.float32)
     # Per subject: baselines around the measured ones, and how noisy the landmarks are.
-    ear0 = look.uniform(0.2, 0.32)
+    # Open eyes from narrow (0.16: the dev subjects' 0.23-0.25 x 0.65) to wide; closed ones
+    # at most 0.65 of open (a narrow eye closes lower too).
+    ear0 = look.uniform(0.16, 0.32)
     ear_lr = look.normal(0, 0.008)
-    ear_closed = look.uniform(0.07, 0.15)
+    ear_closed = min(look.uniform(0.07, 0.15), 0.65 * ear0)
     blink_depth = look.uniform(0.45, 0.65)  # blink minimum / open EAR (0.14-0.15 of 0.25-0.31)
     size0 = look.uniform(0.15, 0.6)
     yaw0, pitch0, roll0 = look.normal(0, 4), look.uniform(-5, 24), look.normal(0, 4)

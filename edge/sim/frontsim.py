@@ -8,6 +8,8 @@ audio. No pixels are drawn: simulator pixels did not transfer to real footage.
 
 * **Face** (driver): per subject (per scenario) baselines drawn around what the real face stage
   measured, so a model learns relative changes, not one person's numbers; events move them.
+  Narrow eyes are scaled window by window as serving scales them, when the card asks
+  (:mod:`edge.front.eyebase`).
 * **Person** (home): detections of the people in ``person`` events at the stage's 4 fps, held
   between processed frames as the cascade does, and the empty-room false positives measured
   (a fixed object scoring about 0.45 with runs above 0.5), so one frame is never enough.
@@ -120,6 +122,7 @@ def simulate_windows(sc: Scenario, spec: FrontSpec, mel: object, layout: Layout,
     step = layout.seconds / layout.frames
     out: list[tuple[object, ...]] = []
     k_end = int(round(sc.seconds / layout.hop_s + 1e-6))
+    eyes = spec.eye_scaler() if sc.task == "driver" else None  # as serving, window by window
     # From the first hop on, as serving ticks: a run's first windows hold a few frames (targets
     # before the first frame masked, as the aligner masks them) and a little audio.
     for k in range(1, k_end + 1):
@@ -134,6 +137,8 @@ def simulate_windows(sc: Scenario, spec: FrontSpec, mel: object, layout: Layout,
         front, fmask = compose(spec, valid, face=res if driver else None,
                                person=None if driver else res,
                                speech=speech_at(chunks, targets, step / 2), hand=hres)
+        if eyes is not None:
+            front = eyes(front, fmask)
         n0 = int(round(t_end * SR)) - n_audio
         c0 = (n0 + n_audio) // mel.hop_length
         a = cols[:, c0: c0 + n_cols]

@@ -163,7 +163,9 @@ def make_front_card(task: str, name: str, frames: int = 8) -> ModelCard:
             "with noise measured on real footage) and real sounds; not on real labelled video. "
             "It demonstrates the pipeline; it is not a safety-rated detector. "
             + ("How often the hand stage finds a real hand near a face is simulated, not "
-               "measured (no real clip showed one). " if task == "driver" else "")
+               "measured (no real clip showed one). Eye openness is scaled to the driver's own "
+               "(front.eye_baseline) from eyes of 0.15 and more looking ahead; eyes narrower "
+               "than that still read as closing. " if task == "driver" else "")
             + "Judge it on real recordings."
         ),
     )

@@ -1,0 +1,143 @@
+"""The driver's own eye opening: eye aspect ratios scaled up for eyes narrower than the usual.
+
+Eye aspect ratio differs from face to face: an open eye measures 0.23-0.25 on the dev clips'
+two subjects, and 0.75 of that (an eye a quarter narrower, or a camera above the eyes looking
+down on the lids) is where a model that learned the usual open eye reads a half-closed one
+(``edge eval --recordings --perturb face.eye_open_left*0.75 face.eye_open_right*0.75``:
+microsleep on driver-dev-head-turn). A driver monitor calibrates to its driver;
+:class:`EyeBaseline` does it from the windows it serves: each window's newest frame target,
+when a face is there looking ahead (``|yaw|`` up to ``max_yaw``) with both eyes at or above
+``floor``, adds its mean eye aspect ratio to the last ``samples`` of them; once there are
+``min_samples`` (until then the window's other targets count too, ``first_samples`` of them
+and the samples at least, so a drive's first second is not left as measured: a narrow eye read
+as closed there starts a microsleep), the window's eye columns are multiplied by ``nominal / q``
+(``q`` their ``quantile``), never by less than 1 and never by more than ``max_scale``.
+
+Only narrower eyes are widened, so a usual or wide eye reads as it did; an eye closed for a
+while does not become the baseline (closed eyes measure below ``floor``, and the quantile sits
+in the open frames while fewer than a quarter of them are closed); ``max_scale`` bounds what a
+wrong baseline can do. A model's card turns it on (``front.eye_baseline``), and the
+feature-level simulator applies the same object window by window, so a model is trained on
+what it is served. Eyes that close slowly over minutes are the price: the baseline follows them
+down (at most ``max_scale``), so it is no PERCLOS measure.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from edge.errors import EngineError
+
+
+@dataclass(frozen=True)
+class EyeBaselineSpec:
+    """The ``front.eye_baseline`` section of a fusion model's card."""
+
+    nominal: float = 0.23  # the open eye the scaled eyes are brought up to
+    max_scale: float = 1.35
+    quantile: float = 0.75
+    samples: int = 480  # newest targets kept (one per window: 2 minutes at a 0.25 s hop)
+    min_samples: int = 12  # before this many, the window's own targets count too
+    first_samples: int = 4  # with them, before this many nothing is scaled
+    floor: float = 0.15  # a sample's eyes both at least this open (closed ones measure less)
+    max_yaw: float = 25.0  # degrees: looking ahead
+
+    def __post_init__(self) -> None:
+        if not (0 < self.nominal < 1 and self.max_scale >= 1 and 0 < self.quantile < 1
+                and 1 <= self.first_samples <= self.min_samples <= self.samples
+                and 0 <= self.floor < self.nominal
+                and self.max_yaw > 0):
+            raise EngineError(f"front.eye_baseline: inconsistent values {asdict(self)}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EyeBaselineSpec:
+        known = {f.name for f in fields(cls)}
+        extra = sorted(set(data) - known)
+        if extra:
+            raise EngineError(f"front.eye_baseline: unknown keys {extra} (known: {sorted(known)})")
+        return cls(**{k: type(getattr(cls, k))(v) for k, v in data.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class EyeBaseline:
+    """One driver's (one stream's) eye baseline; call it on each window's ``front [T, F]`` in
+    order. ``columns`` are the front columns of ``face.present``, ``face.eye_open_left``,
+    ``face.eye_open_right`` and ``face.yaw``."""
+
+    def __init__(self, spec: EyeBaselineSpec, columns: Sequence[int]) -> None:
+        self.spec = spec
+        self.present, self.left, self.right, self.yaw = (int(c) for c in columns)
+        self._order: deque[float] = deque()
+        self._sorted: list[float] = []
+
+    def reset(self) -> None:
+        self._order.clear()
+        self._sorted.clear()
+
+    @property
+    def scale(self) -> float:
+        """What the eye columns are multiplied by now (before the next window)."""
+        return self._scale(self._sorted)
+
+    def _scale(self, values: list[float], least: int | None = None) -> float:
+        s = self.spec
+        n = len(values)
+        if n < (s.min_samples if least is None else least):
+            return 1.0
+        q = values[min(n - 1, int(s.quantile * n))]
+        return float(min(s.max_scale, max(1.0, s.nominal / max(q, 1e-6))))
+
+    def _sample(self, row: np.ndarray) -> float | None:
+        """One frame target's mean eye opening if it is a sample."""
+        s = self.spec
+        if row[self.present] < 0.5 or abs(float(row[self.yaw])) > s.max_yaw:
+            return None
+        lo, hi = float(row[self.left]), float(row[self.right])
+        return None if min(lo, hi) < s.floor else 0.5 * (lo + hi)
+
+    def add(self, row: np.ndarray, valid: bool = True) -> None:
+        """Take one frame target's row as a sample if it is one."""
+        v = self._sample(row) if valid else None
+        if v is None:
+            return
+        self._order.append(v)
+        bisect.insort(self._sorted, v)
+        if len(self._order) > self.spec.samples:
+            old = self._order.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+
+    def __call__(self, front: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """``front`` with the eye columns scaled, after its newest target is taken as a sample
+        (a copy when scaled; the input is not changed). Until there are ``min_samples``, the
+        window's own frame targets count too (a window holds 2 s of targets; the samples come
+        one a window), and ``first_samples`` of them are enough."""
+        if len(front):
+            self.add(front[-1], True if mask is None else bool(mask[-1] > 0))
+        if len(self._sorted) >= self.spec.min_samples:
+            k = self.scale
+        else:
+            rows = front[:-1] if mask is None else front[:-1][np.asarray(mask)[:-1] > 0]
+            own = [v for v in map(self._sample, rows) if v is not None]
+            k = self._scale(sorted(self._sorted + own), self.spec.first_samples)
+        if k == 1.0:
+            return front
+        out = front.copy()
+        out[:, [self.left, self.right]] *= k
+        return out
+
+
+def eye_columns(features: Sequence[str]) -> list[int]:
+    """The columns :class:`EyeBaseline` reads in a front layout (an error if one is missing)."""
+    want = ("face.present", "face.eye_open_left", "face.eye_open_right", "face.yaw")
+    missing = [f for f in want if f not in features]
+    if missing:
+        raise EngineError(f"front.eye_baseline needs the features {missing}")
+    return [list(features).index(f) for f in want]
