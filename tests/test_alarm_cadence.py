@@ -327,6 +327,84 @@ def ring(seconds: float, rng: np.random.Generator, cadence: Sequence[tuple[float
     return a + b
 
 
+def struck(freq: float, partials: Sequence[tuple[float, float, float]], seconds: float,
+           rng: np.random.Generator) -> np.ndarray:
+    """One strike of a bell or bar: ``partials`` [(ratio to ``freq``, amplitude, decay s), ...]
+    from a 2 ms attack, those above 7.6 kHz left out."""
+    t = np.arange(round(seconds * SR)) / SR
+    x = np.zeros(len(t))
+    for ratio, amp, decay in partials:
+        if freq * ratio < 7600:
+            x += amp * np.sin(2 * np.pi * freq * ratio * t + rng.uniform(0, 2 * np.pi)) \
+                * np.exp(-t / decay)
+    a = round(0.002 * SR)
+    x[:a] *= np.linspace(0, 1, a)
+    return x
+
+
+BAR = ((1.0, 1.0, 0.9), (2.76, 0.4, 0.35), (5.40, 0.2, 0.15), (8.93, 0.1, 0.08))  # a free bar
+DOME = ((1.0, 1.0, 0.5), (1.47, 0.6, 0.35), (2.09, 0.45, 0.25), (2.56, 0.3, 0.2))
+CHURCH = ((0.5, 0.6, 3.0), (1.0, 1.0, 2.0), (1.19, 0.7, 1.5), (1.5, 0.4, 1.2), (2.0, 0.5, 1.0),
+          (2.5, 0.25, 0.6), (3.0, 0.2, 0.5))
+
+
+def tolls(seconds: float, rng: np.random.Generator,
+          strikes: Sequence[tuple[float, float, Sequence[tuple[float, float, float]]]],
+          ring_s: float, every: tuple[float, float]) -> np.ndarray:
+    """``strikes`` [(offset s, frequency, partials), ...], each ringing ``ring_s``, repeated
+    every ``every`` (low, high) seconds from 0.5 s."""
+    parts, t = [], 0.5
+    while t + ring_s < seconds:
+        parts += [(t + dt, struck(f, p, ring_s, rng)) for dt, f, p in strikes]
+        t += rng.uniform(*every)
+    return mix(seconds, parts)
+
+
+def doorbell(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Ding-dong (E5 then C5 bars, 0.6 s apart), pressed every 3-6 s."""
+    return tolls(seconds, rng, [(0.0, 659.3, BAR), (0.6, 523.3, BAR)], 2.5, (3.0, 6.0))
+
+
+def bicycle_bell(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A dome bell (about 3.2 kHz) struck 6-10 times at about 12 Hz, twice, then quiet 2-4 s."""
+    parts, t = [], 0.5
+    f0 = rng.uniform(2900.0, 3500.0)
+    while t + 3.0 < seconds:
+        for _ in range(2):
+            for _ in range(int(rng.integers(6, 11))):
+                parts.append((t, struck(f0, DOME, 0.8, rng)))
+                t += rng.uniform(0.07, 0.095)
+            t += rng.uniform(0.2, 0.4)
+        t += rng.uniform(2.0, 4.0)
+    return mix(seconds, parts)
+
+
+def church_bell(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A church bell (nominal about 400 Hz, hum and tierce partials) tolling every 1.8-2.2 s."""
+    return tolls(seconds, rng, [(0.0, rng.uniform(350.0, 450.0), CHURCH)], 4.0, (1.8, 2.2))
+
+
+def meow(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """A cat: meows of 0.5-1.1 s, F0 rising from about 450 Hz to 650-900 Hz and falling, nasal
+    harmonics (formants near 1.2 and 3 kHz), 1-4 s apart."""
+    parts, t = [], 0.4
+    while t + 1.2 < seconds:
+        d = rng.uniform(0.5, 1.1)
+        u = np.arange(round(d * SR)) / SR / d
+        f0 = 450 + rng.uniform(200, 450) * np.sin(np.pi * u) ** 1.5
+        phase = 2 * np.pi * np.cumsum(f0) / SR
+        x = np.zeros(len(u))
+        for k in range(1, 16):
+            fk = k * f0
+            gain = np.exp(-((fk - 1200) / 600) ** 2) + 0.6 * np.exp(-((fk - 3000) / 800) ** 2) \
+                + 0.3 / k
+            x += np.where(fk < 7600, gain, 0.0) * np.sin(k * phase)
+        env = np.minimum(1, u / 0.1) * np.minimum(1, (1 - u) / 0.25)
+        parts.append((t, x * env))
+        t += d + rng.uniform(1.0, 4.0)
+    return mix(seconds, parts)
+
+
 NEAR_MISSES = {
     # four short beeps a second, over and over: T4's rhythm without its 5 s pause
     "alarm-clock-4-per-second": lambda rng: pattern(
@@ -345,6 +423,10 @@ NEAR_MISSES = {
     "melody": lambda rng: tune(30.0, rng),
     "long-tone-3.1k": lambda rng: mix(16.0, [(1.0, tone(3100.0, 12.0, rng))]),
     "long-tone-520sq": lambda rng: mix(16.0, [(1.0, tone(520.0, 12.0, rng, square=True))]),
+    "doorbell": lambda rng: doorbell(24.0, rng),
+    "bicycle-bell": lambda rng: bicycle_bell(24.0, rng),
+    "church-bell": lambda rng: church_bell(24.0, rng),
+    "cat": lambda rng: meow(24.0, rng),
 }
 
 
