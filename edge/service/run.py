@@ -194,9 +194,8 @@ class Runner:
             feats = [self.feature_hook(f) for f in feats]
         for w, f in zip(windows, feats):
             scaler = self.eye_scalers.get(w.stream)
-            if scaler is not None and f.front is not None:
+            if scaler is not None and f.front is not None:  # after the hook: it sees the change
                 f.front = scaler(f.front, f.front_mask)
-        for w, f in zip(windows, feats):
             self._last[w.stream] = (w, f)
         self.health_records = self._judge_health(windows)
         t0 = self.clock.now_ns()
