@@ -54,8 +54,8 @@ def beeps_heard(audio: np.ndarray, window_s: float = 2.0, hop_s: float = 0.5
                 ) -> list[tuple[int, dict[str, list[Interval]]]]:
     """Per tick: its data time and the beeps each signal's detector reported, in ns.
 
-    As :meth:`Runner._beeps`: each tick pushes its window's log-mel columns (overlapping the
-    last window; the detector skips columns it has seen).
+    As :meth:`edge.service.hearing.Hearing.heard`: each tick pushes its window's log-mel
+    columns (overlapping the last window; the detector skips columns it has seen).
     """
     cols = log_mel(np.asarray(audio, np.float64), SPEC)
     hop = SPEC.hop_length
@@ -405,6 +405,45 @@ def meow(seconds: float, rng: np.random.Generator) -> np.ndarray:
     return mix(seconds, parts)
 
 
+def band_noise(n: int, lo: float, hi: float, rng: np.random.Generator) -> np.ndarray:
+    """White noise kept between ``lo`` and ``hi`` Hz, unit RMS."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / SR)
+    x = np.fft.irfft(spec * ((f >= lo) & (f <= hi)), n)
+    return x / (np.sqrt(np.mean(x**2)) + 1e-12)
+
+
+def drum_song(seconds: float, rng: np.random.Generator, bpm: float = 120.0) -> np.ndarray:
+    """Pop drums at ``bpm``: closed hi-hats on eighths (5-8 kHz noise, 30 ms), a kick on 1 and
+    3 (a 150 to 50 Hz sweep), a snare on 2 and 4 (1-7 kHz noise and a 190 Hz body), a crash
+    cymbal every other bar's downbeat (2.5-8 kHz noise and 30 partials of 3-7.5 kHz ringing
+    0.5-1.5 s), and a plucked melody (220-440 Hz) on quarters."""
+    beat, parts, t, i = 60.0 / bpm, [], 0.3, 0
+    u = np.arange(2 * SR) / SR
+    while t < seconds - 2.5:
+        parts.append((t, 0.2 * band_noise(len(u), 5000, 7900, rng) * np.exp(-u / 0.03)))
+        if i % 4 == 0:
+            sweep = 2 * np.pi * np.cumsum(50 + 100 * np.exp(-u / 0.03)) / SR
+            parts.append((t, np.sin(sweep) * np.exp(-u / 0.15)))
+        if i % 4 == 2:
+            body = np.sin(2 * np.pi * 190 * u)
+            parts.append((t, 0.8 * (0.7 * band_noise(len(u), 1000, 7000, rng) + body)
+                          * np.exp(-u / 0.07)))
+        if i % 32 == 0:
+            f, d = rng.uniform(3000, 7500, 30), rng.uniform(0.5, 1.5, 30)
+            ring = (rng.uniform(0.05, 0.2, 30)[:, None] * np.sin(2 * np.pi * f[:, None] * u)
+                    * np.exp(-u / d[:, None])).sum(0)
+            parts.append((t, 0.84 * (band_noise(len(u), 2500, 7900, rng) * np.exp(-u / 0.6)
+                                     + ring)))
+        if i % 2 == 0:
+            f0 = rng.choice([220.0, 247.0, 262.0, 294.0, 330.0, 392.0, 440.0])
+            m = round(beat * SR)
+            note = sum(np.sin(2 * np.pi * k * f0 * u[:m]) / k for k in (1, 2, 3))
+            parts.append((t, 0.3 * note * np.exp(-u[:m] / 0.4)))
+        t, i = t + beat / 2, i + 1
+    return mix(seconds, parts)
+
+
 NEAR_MISSES = {
     # four short beeps a second, over and over: T4's rhythm without its 5 s pause
     "alarm-clock-4-per-second": lambda rng: pattern(
@@ -427,6 +466,7 @@ NEAR_MISSES = {
     "bicycle-bell": lambda rng: bicycle_bell(24.0, rng),
     "church-bell": lambda rng: church_bell(24.0, rng),
     "cat": lambda rng: meow(24.0, rng),
+    "song-with-drums": lambda rng: drum_song(24.0, rng, 120.0),
 }
 
 

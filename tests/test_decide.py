@@ -329,6 +329,24 @@ def test_home_glass_break_rule_needs_two_ticks_running_the_first_sure() -> None:
     assert start.t_ns == ns(31.4) and start.started_ns == ns(31.2)
 
 
+def test_glass_break_does_not_hold_on_a_tick_whose_sound_is_a_few_partials() -> None:
+    """The home rule's ``unless``: a bell's sure glass ticks (partial share 0.83-1.0) start
+    nothing; the same ticks over a shatter's spread (0.13-0.64), or with no measure (no audio
+    heard), start the event; a bell's share on a later tick ends one."""
+    def run(shares: list[float | None]) -> list[tuple[str, float]]:
+        d = Decider(parse_decisions(HOME_RULES), HOME, HOME_THR, HOME_MOD)
+        ev: list[Event] = []
+        for i, (p, m) in enumerate(zip([0.0, 1.0, 0.95, 0.9, 0.0], shares)):
+            ev += d.update(ns(i * 0.25), {"glass_break": p},
+                           measures={} if m is None else {"partial_share": m})
+        return [(e.kind, e.t_ns / 1e9) for e in ev if e.rule == "glass_break"]
+
+    assert run([0.2, 0.9, 0.95, 0.9, 0.9]) == []  # a bell
+    assert run([0.2, 0.3, 0.5, 0.6, 0.4]) == [("start", 0.5), ("end", 1.0)]  # a shatter
+    assert run([None] * 5) == [("start", 0.5), ("end", 1.0)]
+    assert run([0.2, 0.3, 0.5, 0.85, 0.4]) == [("start", 0.5), ("end", 0.75)]
+
+
 def test_cadence_rule_alone_takes_intervals_through_update() -> None:
     cond = CadenceCondition.model_validate({"class": "co_alarm", "pattern": T4,
                                             "tolerance": 0.05, "rel_tolerance": 0.1})
@@ -562,6 +580,14 @@ def test_off_default_is_on_minus_0_1_and_class_overrides_merge_with_defaults() -
         ("rules:\n  - name: x\n    any_of: [{class: a, less_than: 2}]\n", "at_least conditions"),
         ("rules:\n  - {name: x, duration: {class: a}}\n  - {name: x, duration: {class: b}}\n",
          "rule names must be unique: x"),
+        ("rules:\n  - name: x\n    duration: {class: a, at_least: 0.5, less_than: 3}\n"
+         "    unless: {measure: partial_share, above: 0.8}\n", "unless applies to duration"),
+        ("rules:\n  - name: x\n    duration: {class: a}\n"
+         "    unless: {measure: loudness, above: 0.8}\n",
+         "rules.0.unless.measure: Input should be 'partial_share'"),
+        ("rules:\n  - name: x\n    duration: {class: a}\n"
+         "    unless: {measure: partial_share, above: 1.5}\n",
+         "rules.0.unless.above: Input should be less than 1"),
     ],
 )
 def test_bad_decisions_are_config_errors_with_key_path(text: str, message: str) -> None:

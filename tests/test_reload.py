@@ -109,9 +109,9 @@ def test_runner_prepare_reload_changes_nothing_until_applied(
 ) -> None:
     cfg, runner, sinks = running
     sinks.stop(1.0)
-    before = (runner.config, runner.deciders, runner.beep_detectors)
+    before = (runner.config, runner.deciders, runner.hearing)
     plan = runner.prepare_reload(load_config(write(cfg, tmp_path / "a.jsonl", ALWAYS)))
-    assert (runner.config, runner.deciders, runner.beep_detectors) == before
+    assert (runner.config, runner.deciders, runner.hearing) == before
     assert runner.apply_reload(plan) == []
     assert rule_names(runner)[-1] == "always" and runner.deciders is not before[1]
     with pytest.raises(ConfigError, match="eyes_shut"):

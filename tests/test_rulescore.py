@@ -122,3 +122,18 @@ def test_the_shipped_home_rules_score_and_a_hop_off_the_grid_is_refused() -> Non
     with pytest.raises(ConfigError, match="not a multiple"):
         score_rules(parse_decisions(HOME_RULES), card, z, z > 0, t, np.zeros(len(t), int),
                     0.25, 0.3)
+
+
+def test_a_glass_break_on_a_tick_whose_sound_is_a_few_partials_is_not_served() -> None:
+    """The home rule's ``unless`` is scored as served: the same sure glass ticks are a found
+    event over a shatter's spread of partials and no event over a bell's few."""
+    t, labels, probs = _timeline(4.0)
+    g = CLASSES.index("glass_break")
+    labels[(t > 1.0) & (t <= 1.75), g] = True
+    probs[(t > 1.0) & (t <= 1.75), g] = 1.0
+    rules = parse_decisions(HOME_RULES)
+    sid = np.zeros(len(t), int)
+    for share, found in ((0.3, 1), (0.9, 0), (np.nan, 1)):
+        rep = score_rules(rules, CARD, probs, labels, t, sid, 0.25, 0.25,
+                          measures={"partial_share": np.full(len(t), share)})
+        assert rep["rules"]["glass_break"]["found"] == found

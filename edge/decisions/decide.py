@@ -8,7 +8,9 @@ has held ``min_on``/``min_off`` seconds, back-dating the change to when it began
 configuration (``decisions:`` in the YAML, :class:`DecisionsConfig`): ``duration`` (an episode
 lasting at least / ended before a bound), ``any_of`` such durations, ``cumulative`` (on-time
 summed over a sliding window, reset by a long enough pause) and ``cadence`` (an alarm's beep
-rhythm, matched by :mod:`edge.decisions.cadence` on beep intervals the caller detects).
+rhythm, matched by :mod:`edge.decisions.cadence` on beep intervals the caller detects). A
+duration rule's ``unless`` names a measure of the window's sound the caller passes in
+(:mod:`edge.features.partials`): above its level, the rule does not hold on that tick.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import ValidationError
 
@@ -30,6 +32,7 @@ from edge.decisions.rules import (
     DecisionsConfig,
     DurationCondition,
     RuleConfig,
+    SoundCheck,
 )
 from edge.config import line_of, read_yaml
 from edge.errors import ConfigError
@@ -92,7 +95,14 @@ class ClassState:
 
 
 _Tracks = Mapping[str, "_Track"]
-_Beeps = Mapping[str, Sequence[Interval]]
+
+
+class _Heard(NamedTuple):
+    """What the caller heard in the tick's window besides the model: beep intervals by signal,
+    sound measures by name."""
+
+    beeps: Mapping[str, Sequence[Interval]]
+    measures: Mapping[str, float | None]
 
 
 class _Track:
@@ -195,11 +205,17 @@ def _flag(tr: _Track) -> bool:
 
 
 class _DurationRule:
-    def __init__(self, em: _Emitter, conds: list[DurationCondition]) -> None:
+    def __init__(self, em: _Emitter, conds: list[DurationCondition],
+                 unless: SoundCheck | None = None) -> None:
         self.em, self.conds = em, [(c.class_, round(c.at_least * NS_PER_S)) for c in conds]
+        self.unless = unless
 
-    def step(self, now: int, tracks: _Tracks, beeps: _Beeps) -> list[Event]:
+    def step(self, now: int, tracks: _Tracks, heard: _Heard) -> list[Event]:
         held = [t for c, least in self.conds if (t := tracks[c]).on and t.on_ns(now) >= least]
+        if self.unless is not None:
+            m = heard.measures.get(self.unless.measure)
+            if m is not None and m > self.unless.above:
+                held = []  # the sound says otherwise: no hold this tick
         if held:
             started = min(t.since for t in held if t.since is not None)
             ev = {t.name: t.modality for t in held}
@@ -214,7 +230,7 @@ class _EpisodeRule:
         self.least = round(cond.at_least * NS_PER_S)
         self.less = round((cond.less_than or 0.0) * NS_PER_S)  # set: how this rule was chosen
 
-    def step(self, now: int, tracks: _Tracks, beeps: _Beeps) -> list[Event]:
+    def step(self, now: int, tracks: _Tracks, heard: _Heard) -> list[Event]:
         tr = tracks[self.cls]
         if tr.ended is None or not self.least <= tr.ended[1] - tr.ended[0] < self.less:
             return []
@@ -231,7 +247,7 @@ class _CumulativeRule:
         self.reset = None if cond.reset_after is None else round(cond.reset_after * NS_PER_S)
         self.spans: list[tuple[int, int | None]] = []  # committed on-episodes; None: still on
 
-    def step(self, now: int, tracks: _Tracks, beeps: _Beeps) -> list[Event]:
+    def step(self, now: int, tracks: _Tracks, heard: _Heard) -> list[Event]:
         tr = tracks[self.cls]
         if tr.started is not None:
             # Ticks may skip the moment the pause reached reset_after: judge the whole pause.
@@ -305,10 +321,10 @@ class CadenceRule:
         ends = [t.match_end_ns for t in self.trackers.values() if t.match_end_ns is not None]
         return self.em.release(now_ns, max(ends) if ends else None)
 
-    def step(self, now: int, tracks: _Tracks, beeps: _Beeps) -> list[Event]:
+    def step(self, now: int, tracks: _Tracks, heard: _Heard) -> list[Event]:
         tr = tracks[self.cls]
-        return self.update(now, {s: beeps.get(s, ()) for s in self.signals}, tr.smoothed, tr.flagged,
-                           tr.on)
+        return self.update(now, {s: heard.beeps.get(s, ()) for s in self.signals}, tr.smoothed,
+                           tr.flagged, tr.on)
 
 
 def degraded_flags(
@@ -393,11 +409,11 @@ class Decider:
                 continue
             em = _Emitter(rule.name, upd, config.heartbeat)
             if rule.any_of:
-                self._rules.append(_DurationRule(em, list(rule.any_of)))
+                self._rules.append(_DurationRule(em, list(rule.any_of), rule.unless))
             elif rule.duration and rule.duration.less_than is not None:
                 self._rules.append(_EpisodeRule(em, rule.duration))
             elif rule.duration:
-                self._rules.append(_DurationRule(em, [rule.duration]))
+                self._rules.append(_DurationRule(em, [rule.duration], rule.unless))
             elif rule.cumulative:
                 self._rules.append(_CumulativeRule(em, rule.cumulative))
         self._last_ns: int | None = None
@@ -412,7 +428,8 @@ class Decider:
 
     def update(self, now_ns: int, probs: Mapping[str, float],
                flags: Mapping[str, bool] | None = None,
-               beeps: Mapping[str, Sequence[Interval]] | None = None) -> list[Event]:
+               beeps: Mapping[str, Sequence[Interval]] | None = None,
+               measures: Mapping[str, float | None] | None = None) -> list[Event]:
         """Advance to ``now_ns`` with one tick's probabilities; return the events it decides.
 
         Parameters
@@ -427,6 +444,9 @@ class Decider:
         beeps
             Beep ON intervals ``(start_ns, end_ns)`` that ended since the last call, by signal
             name, for cadence rules.
+        measures
+            The window's sound measures by name (:mod:`edge.features.partials`), for rules'
+            ``unless``; a measure left out or None says nothing against a rule.
         """
         if self._last_ns is not None and now_ns < self._last_ns:
             raise ValueError(f"now_ns went backwards: {now_ns} < {self._last_ns}")
@@ -438,8 +458,9 @@ class Decider:
             p = probs.get(name)
             tr.step(now_ns, None if p is None else float(p), degraded)
         events: list[Event] = []
+        heard = _Heard(beeps or {}, measures or {})
         for rule in self._rules:
-            events += rule.step(now_ns, self._tracks, beeps or {})
+            events += rule.step(now_ns, self._tracks, heard)
         return events
 
     def states(self, now_ns: int | None = None) -> dict[str, ClassState]:

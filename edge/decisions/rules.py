@@ -6,6 +6,8 @@ them. ``DRIVER_RULES`` and ``HOME_RULES`` are the rule sets the shipped configs 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -122,6 +124,19 @@ class CadenceCondition(_Model):
         return self
 
 
+class SoundCheck(_Model):
+    """A measure of the window's sound (:mod:`edge.features.partials`) that, above a level, says
+    the sound is something else than the class names: evidence against it."""
+
+    measure: Literal["partial_share"] = Field(
+        description="partial_share: the share of the 1.5-8 kHz band's energy over the window's "
+        "last 0.5 s that its 4 strongest mel channels hold (a bell's few partials: 0.83-1.0; "
+        "a glass break's spread: 0.13-0.64)."
+    )
+    above: float = Field(gt=0, lt=1, description="The rule does not hold on a tick whose "
+                         "window measures above this.")
+
+
 class RuleConfig(_Model):
     """A named rule; exactly one of duration, any_of, cumulative, cadence."""
 
@@ -132,12 +147,20 @@ class RuleConfig(_Model):
     )
     cumulative: CumulativeCondition | None = Field(None, description="Summed on-time.")
     cadence: CadenceCondition | None = Field(None, description="Alarm beep rhythm.")
+    unless: SoundCheck | None = Field(
+        None, description="duration (at_least) and any_of rules: not on a tick whose window's "
+        "sound measures above this (a bell's partials are no glass break)."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> "RuleConfig":
         kinds = [k for k in ("duration", "any_of", "cumulative", "cadence") if getattr(self, k)]
         if len(kinds) != 1:
             raise ValueError("a rule needs exactly one of duration, any_of, cumulative, cadence")
+        held = self.any_of or (self.duration and self.duration.less_than is None)
+        if self.unless is not None and not held:
+            raise ValueError("unless applies to duration rules without less_than and any_of "
+                             "rules (a rule that holds tick by tick)")
         if self.any_of and any(c.less_than is not None for c in self.any_of):
             raise ValueError("any_of takes at_least conditions only")
         return self
@@ -208,6 +231,7 @@ decisions:
                 tolerance: 0.05, rel_tolerance: 0.1, smear: 0.3, cycles: 2}
     - name: glass_break           # two ticks running, the first sure: a shatter rings and
       duration: {class: glass_break, at_least: 0.1}   # falls for 0.5 s and more
+      unless: {measure: partial_share, above: 0.8}    # a bell's few partials: no shatter
       # (any second tick: a tick's time is its window's newest frame, so ticks can lie a frame
       # interval closer than the hop). With ticks every 0.25 s a short shatter still gives two;
       # the class must reach 0.99 to start (a knock or a word's onset reaches 0.7-0.9, on ticks of

@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import io
 import sys
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import numpy as np
 
 from edge.config import Config
+from edge.decisions.rules import DecisionsConfig
 from edge.errors import ConfigError
 from edge.evaluate.eval import load_model
 from edge.evaluate.metrics import score
+from edge.runtime.card import ModelCard
+
+if TYPE_CHECKING:
+    from edge.train.data import WindowSet
 
 HELDOUT_SEED = 9000  # edge train --front scores its export on seeds from 9000 + its seed
 GRID_S = 0.25  # the scenarios' tick grid, as edge train --front scores its export
@@ -99,5 +104,22 @@ def evaluate_front_sim(
             from edge.evaluate.rulescore import score_rules
 
             report["rule_events"] = score_rules(config.decisions, card, probs, labels, data.t_s,
-                                                data.scenario, GRID_S, float(config.window.hop))
+                                                data.scenario, GRID_S, float(config.window.hop),
+                                                measures=sound_measures(config.decisions, card,
+                                                                        data))
     return report
+
+
+def sound_measures(dc: DecisionsConfig, card: ModelCard, data: WindowSet) -> dict[str, np.ndarray]:
+    """Each window's sound measures that the rules' ``unless`` name, from its log-mel as
+    serving measures them (:mod:`edge.service.hearing`); NaN where a window has too little."""
+    from edge.features.logmel import LogMelSpec
+    from edge.service.hearing import Hearing
+
+    hearing = Hearing(dc, LogMelSpec.from_dict(card.audio), ())
+    out = {name: np.full(len(data), np.nan) for name in hearing.measures}
+    for name, measure in hearing.measures.items():
+        for i in range(len(data)):
+            v = measure(data.audio[i, 0], data.audio_mask[i] > 0)
+            out[name][i] = np.nan if v is None else v
+    return out

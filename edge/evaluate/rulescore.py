@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -143,10 +143,12 @@ def score_rules(
     grid_s: float,
     hop_s: float,
     grace_s: float = 1.0,
+    measures: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Every scorable rule of ``decisions`` over ``probs`` ([T, C], the card's classes) served
     at ``hop_s``, against ``labels`` ([T, C] bool); ticks at ``t_s`` on a ``grid_s`` grid, each
-    scenario's ticks in time order under its id in ``scenario``.
+    scenario's ticks in time order under its id in ``scenario``; ``measures``: each tick's sound
+    measures ([T] by name, NaN for none) for rules' ``unless``.
 
     Returns
     -------
@@ -187,7 +189,10 @@ def score_rules(
             events: list[Event] = []
             for i in ticks:
                 ns = int(round(float(t_s[i]) * NS_PER_S))
-                events += decider.update(ns, dict(zip(classes, map(float, probs[i]))))
+                heard = {m: None if math.isnan(v[i]) else float(v[i])
+                         for m, v in (measures or {}).items()}
+                events += decider.update(ns, dict(zip(classes, map(float, probs[i]))),
+                                         measures=heard)
             for name, (spans, border) in truth.items():
                 served = served_events(events, name, end_s)
                 n_true[name] += len(spans)

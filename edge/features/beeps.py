@@ -48,7 +48,7 @@ import bisect
 
 import numpy as np
 
-from edge.features.logmel import LogMelSpec, mel_filterbank
+from edge.features.logmel import LogMelSpec, mel_centres
 
 # Beep signals of alarm tones by name, and the band (Hz) their tone's mel channel lies in: the
 # fundamental of a 520 Hz square wave (NFPA 72 low-frequency alarm, 520 Hz +/- 10 %) and the
@@ -120,9 +120,7 @@ class BeepDetector:
         neighbours: int = 8,
         sharp_db: float = 18.0,
     ) -> None:
-        fb = mel_filterbank(spec)
-        freqs = np.linspace(0.0, spec.sample_rate / 2, fb.shape[1])
-        centre = (fb * freqs).sum(1) / np.maximum(fb.sum(1), 1e-12)
+        centre = mel_centres(spec)
         rows = np.flatnonzero((centre >= band[0]) & (centre <= band[1]))
         if not len(rows):
             raise ValueError(f"no mel band lies in {band[0]:g}-{band[1]:g} Hz")

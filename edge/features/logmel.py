@@ -127,6 +127,13 @@ def mel_filterbank(spec: LogMelSpec) -> np.ndarray:
     return fb
 
 
+def mel_centres(spec: LogMelSpec) -> np.ndarray:
+    """The centre (Hz) of each mel channel: its filter's weighted mean frequency."""
+    fb = mel_filterbank(spec)
+    freqs = np.linspace(0.0, spec.sample_rate / 2, fb.shape[1])
+    return np.asarray((fb * freqs).sum(1) / np.maximum(fb.sum(1), 1e-12))
+
+
 @functools.lru_cache(maxsize=16)
 def _window(win_length: int) -> np.ndarray:
     w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_length) / win_length)  # periodic Hann

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -23,7 +23,6 @@ from edge.front.features import FrontSpec
 from edge.capture.base import CaptureSource
 from edge.runtime.card import ModelCard, card_path_for, load_card
 from edge.timebase.clock import NS_PER_S, Clock
-from edge.features.beeps import ALARM_SIGNALS, BeepDetector
 from edge.capture.base import SourceState
 from edge.config import Config
 from edge.decisions.rules import DecisionsConfig
@@ -31,6 +30,7 @@ from edge.decisions.decide import Decider, Event, degraded_flags
 from edge.errors import ConfigError
 from edge.join.spine import Spine
 from edge.runtime.base import Engine, open_engine
+from edge.service.hearing import Hearing
 from edge.features.logmel import LogMelSpec
 from edge.status.health import HealthMonitor, TickStats, clipped_share, frame_stats
 from edge.features.serve import Features, Featurizer, batch, sigmoid
@@ -80,7 +80,7 @@ def fit_window(config: Config, card: ModelCard) -> Config:
 @dataclass(frozen=True)
 class _Decisions:
     deciders: dict[str, Decider]
-    beep_detectors: dict[str, dict[str, BeepDetector]]
+    hearing: Hearing
 
 
 @dataclass(frozen=True)
@@ -259,37 +259,22 @@ class Runner:
         return self._last[stream][1]
 
     def set_decisions(self, dc: DecisionsConfig | None) -> None:
-        """(Re)build the deciders and beep detectors; a rule's running event starts afresh."""
+        """(Re)build the deciders and what their rules hear; a rule's running event starts
+        afresh."""
         self._use_decisions(self._build_decisions(dc))
 
     def _build_decisions(self, dc: DecisionsConfig | None) -> _Decisions:
-        """The deciders and beep detectors of ``dc``, built without touching the running ones;
-        raises :class:`ConfigError` for rules the model cannot serve."""
+        """The deciders, beep detectors and sound measures of ``dc``, built without touching
+        the running ones; raises :class:`ConfigError` for rules the model cannot serve."""
         deciders = (
             {} if dc is None else {n: Decider.from_card(dc, self.card) for n in self.spine.aligners}
         )
-        # Beep detectors for the signals that cadence rules name, per stream with audio.
-        signals: set[str] = set()
-        for rule in dc.rules if dc is not None else []:
-            if rule.cadence is not None:
-                sig = rule.cadence.signal or rule.cadence.class_
-                signals.update([sig] if isinstance(sig, str) else sig)
-        unknown = sorted(signals - set(ALARM_SIGNALS))
-        if unknown:
-            raise ConfigError(
-                f"decisions: unknown beep signal(s) {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(ALARM_SIGNALS))})"
-            )
-        mspec = LogMelSpec.from_dict(self.card.audio)
-        beeps = {
-            n: {s: BeepDetector(mspec, ALARM_SIGNALS[s]) for s in sorted(signals)}
-            for n, al in self.spine.aligners.items() if al.samples is not None
-        }
-        return _Decisions(deciders, beeps)
+        audio = [n for n, al in self.spine.aligners.items() if al.samples is not None]
+        return _Decisions(deciders, Hearing(dc, LogMelSpec.from_dict(self.card.audio), audio))
 
     def _use_decisions(self, d: _Decisions) -> None:
         self.deciders = d.deciders
-        self.beep_detectors = d.beep_detectors
+        self.hearing = d.hearing
 
     def prepare_reload(self, new: Config) -> RunnerReload:
         """Everything :meth:`apply_reload` needs to switch to ``new``, built and checked
@@ -340,7 +325,7 @@ class Runner:
             # judged once, in process(): the modalities resting on a sensor that is not ok
             degraded = cast(list[str], p.extra.get("degraded", []))
             flags = {f"{m}_degraded": m in degraded for m in ("video", "audio")}
-            events = d.update(p.t_end_ns, p.probs, flags, self._beeps(p.stream))
+            events = d.update(p.t_end_ns, p.probs, flags, *self._heard(p.stream))
             p.extra["states"] = [n for n, st in d.states().items() if st.on]
             p.extra["rules"] = d.active()
             out.extend((p.stream, e) for e in events)
@@ -411,24 +396,13 @@ class Runner:
             flags["audio_degraded"] = True
         return flags
 
-    def _beeps(self, stream: str) -> dict[str, list[tuple[int, int, float]]]:
-        """Beeps that ended in the stream's newest window, per signal, in pipeline time, with
-        their tone's pitch (Hz)."""
-        dets = self.beep_detectors.get(stream)
-        last = self._last.get(stream)
-        if not dets or last is None:
-            return {}
-        w, f = last
-        if w.audio_n0 is None:
-            return {}
-        hop = int(self.card.audio.get("hop_length", 160))
-        al = self.spine.aligners[stream]
-        first = w.audio_n0 // hop
-        return {
-            s: [(al.time_of_sample(a * hop), al.time_of_sample(b * hop), hz)
-                for a, b, hz in det.push(first, f.audio[0], f.audio_mask > 0)]
-            for s, det in dets.items()
-        }
+    def _heard(self, stream: str) -> tuple[dict[str, Any], Mapping[str, float | None]]:
+        """Beeps and sound measures of the stream's newest window (:mod:`edge.service.hearing`)."""
+        w, f = self._last.get(stream, (None, None))
+        if w is None or f is None or w.audio_n0 is None:
+            return {}, {}
+        return self.hearing.heard(stream, w.audio_n0, f.audio[0], f.audio_mask > 0,
+                                  self.spine.aligners[stream].time_of_sample)
 
     def run(
         self,

@@ -1,0 +1,82 @@
+"""What a stream's rules hear besides the model: alarm beeps for cadence rules, sound measures
+for rules' ``unless``, both from the log-mel columns of the window the model just saw.
+
+:class:`Hearing` is built from the ``decisions:`` section (the signals and measures its rules
+name) and pushed each tick's window; :meth:`Hearing.heard` returns what
+:meth:`edge.decisions.decide.Decider.update` takes as ``beeps`` and ``measures``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import numpy as np
+
+from edge.decisions.rules import DecisionsConfig
+from edge.errors import ConfigError
+from edge.features.beeps import ALARM_SIGNALS, BeepDetector
+from edge.features.logmel import LogMelSpec
+from edge.features.partials import PartialShare
+
+Beeps = dict[str, list[tuple[int, int, float]]]
+
+
+def rule_signals(dc: DecisionsConfig | None) -> tuple[set[str], set[str]]:
+    """The beep signals the cadence rules of ``dc`` name, and the measures their ``unless``
+    name; unknown signals raise :class:`ConfigError` (measures are checked by the config)."""
+    signals: set[str] = set()
+    measures: set[str] = set()
+    for rule in dc.rules if dc is not None else []:
+        if rule.cadence is not None:
+            sig = rule.cadence.signal or rule.cadence.class_
+            signals.update([sig] if isinstance(sig, str) else sig)
+        if rule.unless is not None:
+            measures.add(rule.unless.measure)
+    unknown = sorted(signals - set(ALARM_SIGNALS))
+    if unknown:
+        raise ConfigError(
+            f"decisions: unknown beep signal(s) {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(ALARM_SIGNALS))})"
+        )
+    return signals, measures
+
+
+class Hearing:
+    """Beep detectors and sound measures of the streams with audio.
+
+    Parameters
+    ----------
+    dc
+        The ``decisions:`` section (None: nothing to hear).
+    spec
+        The model card's log-mel parameters (the columns pushed).
+    streams
+        The streams with audio.
+    """
+
+    def __init__(self, dc: DecisionsConfig | None, spec: LogMelSpec,
+                 streams: Iterable[str]) -> None:
+        signals, measures = rule_signals(dc)
+        self.hop = spec.hop_length
+        self.detectors = {
+            n: {s: BeepDetector(spec, ALARM_SIGNALS[s]) for s in sorted(signals)} for n in streams
+        }
+        # One measure object serves every stream: it keeps nothing between windows.
+        self.measures = {m: PartialShare(spec) for m in sorted(measures)}
+
+    def heard(self, stream: str, audio_n0: int, cols: np.ndarray, ok: np.ndarray,
+              time_of_sample: Callable[[int], int]
+              ) -> tuple[Beeps, Mapping[str, float | None]]:
+        """Beeps that ended in the window (by signal, pipeline time, with their tone's pitch in
+        Hz) and the window's sound measures, from its log-mel ``cols`` (``[n_mels, T]``, first
+        column at sample ``audio_n0``) and their validity ``ok``."""
+        dets = self.detectors.get(stream)
+        if dets is None:
+            return {}, {}
+        first = audio_n0 // self.hop
+        beeps = {
+            s: [(time_of_sample(a * self.hop), time_of_sample(b * self.hop), hz)
+                for a, b, hz in det.push(first, cols, ok)]
+            for s, det in dets.items()
+        }
+        return beeps, {name: m(cols, ok) for name, m in self.measures.items()}
