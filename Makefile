@@ -60,7 +60,7 @@ train: $(VENV)/.installed-dev engines/front/.imported
 	$(BIN)/edge train --task home --seed 0 --scenarios 120 --epochs 8
 	$(BIN)/edge train --task driver --front --seed 0 --scenarios 400 --val-scenarios 16 \
 		--seconds 24 --epochs 14 --window-stride 2 --frames 16 --sounds $(SOUNDS)
-	$(BIN)/edge train --task home --front --seed 0 --scenarios 200 --val-scenarios 16 \
+	$(BIN)/edge train --task home --front --seed 0 --scenarios 320 --val-scenarios 16 \
 		--seconds 24 --epochs 12 --window-stride 2 --audio-pool 1 \
 		--extra-events dog_bark=2 glass_break=1.5 --sounds $(SOUNDS)
 

@@ -137,17 +137,17 @@ def test_narrower_eyes_start_no_eye_rule(clip: str, factor: float, grid: float) 
 
 
 def _ordinary_sounds(folder: Path) -> list[tuple[str, float, float]]:
-    """An empty room (home-dev-1's frame at 72 s, a still camera) under 143 s of ordinary
+    """An empty room (home-dev-1's frame at 72 s, a still camera) under 175 s of ordinary
     sounds in a room of RT60 0.4 s over a -60 dBFS floor: an alarm clock, a phone ringing and
     trilling, a melody, the real rain, robin, camera shutter and telephone speech, babble, a
-    doorbell, a church bell and a cat.
+    doorbell, a church bell, a cat, a bicycle bell and a song with drums.
     Written as a recording folder with no labels; returns what plays when."""
     import wave
 
     from tests import test_alarm_cadence as a
 
     rng = np.random.default_rng(0)
-    more = np.random.default_rng(1)  # the bells and the cat, drawn apart from the rest
+    more = np.random.default_rng(1)  # the bells, the cat, the song: drawn apart from the rest
 
     def real(name: str) -> np.ndarray:
         return a.decode(REALWORLD / "sounds" / name)
@@ -166,6 +166,8 @@ def _ordinary_sounds(folder: Path) -> list[tuple[str, float, float]]:
         ("doorbell", a.doorbell(10.0, more), -18),
         ("church bell", a.church_bell(10.0, more), -20),
         ("cat", a.meow(10.0, more), -18),
+        ("bicycle bell", a.bicycle_bell(10.0, more), -18),
+        ("song with drums", a.drum_song(20.0, more, 120.0), -15),
     ]
     placed, spans, t = [], [], 1.0
     for name, x, db in parts:

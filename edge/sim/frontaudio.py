@@ -18,6 +18,7 @@ import numpy as np
 
 from edge.sim.scenario import Event, Scenario
 from edge.sim.sound import decaying_partials, edges, shaped_noise, sub_rng, voiced
+from edge.sim.voices import drums
 
 SR = 16000
 VAD_CHUNK = 512
@@ -235,7 +236,9 @@ def home_negatives(sc: Scenario) -> list[tuple[np.ndarray, float, float]]:
     on read speech, a bell, a cat and noise): struck bells and chimes (inharmonic partials
     with a sharp attack, ringing 0.3-2 s), a cat's meow (harmonics under formants, the pitch
     rising then falling, 0.4-1.2 s), clinks of cutlery or a cup (a few high partials, 0.05-0.3 s)
-    and noise bursts (a tap, a fan, test noise: 0.3-3 s of band noise, soft edges).
+    and noise bursts (a tap, a fan, test noise: 0.3-3 s of band noise, soft edges); and songs
+    with drums (:func:`edge.sim.voices.drums`, 4-12 s, about 0.75 a minute): a home model took
+    a crash cymbal and hi-hats for glass.
     """
     rng = sub_rng(sc.seed, "front-negatives")
     out = []
@@ -267,6 +270,13 @@ def home_negatives(sc: Scenario) -> list[tuple[np.ndarray, float, float]]:
             x = x * edges(n, SR, float(rng.uniform(0.005, 0.3)), float(rng.uniform(0.02, 0.3)))
         t0 = float(rng.uniform(0, max(0.0, sc.seconds - n / SR)))
         out.append((x.astype(np.float32), t0, float(rng.uniform(-5, 20))))
+    for _ in range(int(rng.poisson(0.75 * sc.seconds / 60))):  # a song with drums
+        n = int(rng.uniform(4.0, 12.0) * SR)
+        t0 = float(rng.uniform(-2.0, max(0.0, sc.seconds - 2.0)))
+        x = drums(rng, n, SR)
+        if t0 < 0:
+            x, t0 = x[int(-t0 * SR):], 0.0
+        out.append((x.astype(np.float32), t0, float(rng.uniform(-5, 15))))
     return out
 
 

@@ -270,6 +270,63 @@ def music_atoms(rng: np.random.Generator, t0: float, t1: float, sample_rate: int
     return out
 
 
+def drums(rng: np.random.Generator, n: int, sr: int) -> F64:
+    """A song's drum kit, bars of 4 beats at 80-160 bpm: hi-hats (5-8 kHz noise and metallic
+    partials) on eighths, a kick on 1 and 3, a snare (noise over 200 Hz and a 150-250 Hz body)
+    on 2 and 4, a crash cymbal (noise and 20-40 partials over 2.5 kHz, ringing 0.6-2 s) on some
+    downbeats, often under chords. A glass model took crashes and hats for glass."""
+    beat = 60.0 / float(rng.uniform(80, 160))
+    out = np.zeros(n)
+    hats, snare = rng.random() < 0.85, rng.random() < 0.85
+    crash_p = float(rng.uniform(0.3, 0.9))
+    hat_decay = float(rng.uniform(0.02, 0.08))
+
+    def put(t: float, x: F64) -> None:
+        a = int(t * sr)
+        take = min(len(x), n - a)
+        if take > 0:
+            out[a : a + take] += x[:take]
+
+    def hit(seconds: float) -> tuple[int, F64]:
+        m = min(int(seconds * sr), n)
+        return m, np.arange(m) / sr
+
+    t, i = float(rng.uniform(0.0, 0.3)), 0
+    while t < n / sr:
+        if hats:
+            m, u = hit(0.3)
+            x = shaped_noise(rng, m, sr, 5000, 8000) + decaying_partials(
+                m, sr, rng.uniform(5000, 7500, 4), rng.uniform(0.2, 0.5, 4), np.full(4, 0.05))
+            put(t, 0.35 * x * np.exp(-u / hat_decay))
+        if i % 4 == 0:
+            m, u = hit(0.4)
+            f = 50 + 100 * np.exp(-u / 0.03)
+            put(t, np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-u / 0.15))
+        if snare and i % 4 == 2:
+            m, u = hit(0.5)
+            body = np.sin(2 * np.pi * rng.uniform(150, 250) * u)
+            x = 0.8 * shaped_noise(rng, m, sr, 200, 8000) + body
+            put(t, 0.8 * x * np.exp(-u / float(rng.uniform(0.05, 0.15))))
+        if i % 8 == 0 and rng.random() < crash_p:
+            m, u = hit(3.0)
+            k = int(rng.integers(20, 41))
+            decay = float(rng.uniform(0.6, 2.0))
+            x = shaped_noise(rng, m, sr, float(rng.uniform(1000, 3000)), 8000)
+            x *= np.exp(-u / (decay / 2))
+            x += decaying_partials(m, sr, rng.uniform(2500, 7500, k), rng.uniform(0.05, 0.2, k),
+                                   rng.uniform(0.3, 1.0, k) * decay)
+            put(t, 0.8 * x * edges(m, sr, 0.001, 0.05))
+        t, i = t + beat / 2, i + 1
+    if rng.random() < 0.7:  # the song's chords
+        root = int(rng.integers(48, 60))
+        m = int(4 * beat * sr)
+        for a in range(0, n, m):
+            midi = root + int(rng.choice([0, 2, 5, 7, 9]))
+            take = min(m, n - a)
+            out[a : a + take] += 0.5 * _chord(midi, beat, rng, m, sr)[:take]
+    return _normalise(out)
+
+
 def _chord(midi: int, beat: float, rng: np.random.Generator, n: int, sr: int) -> F64:
     third = 4 if rng.random() < 0.6 else 3
     freqs = [440.0 * 2 ** ((midi + d - 69) / 12) for d in (0, third, 7, -12)]
