@@ -144,9 +144,9 @@ def overhead(streams: int, ticks: int, tmp: Path, size: tuple[int, int] = (640, 
     made: list[Any] = []  # the features of the last tick, for the engine baseline
     for name, f in list(runner.featurizers.items()):
 
-        def call(w: Any, _f: Any = f) -> Any:
+        def call(w: Any, front: Any = None, *, _f: Any = f) -> Any:
             s = time.perf_counter()
-            out = _f(w)
+            out = _f(w, front)
             featurize["t"] = featurize.get("t", 0.0) + time.perf_counter() - s
             made.append(out)
             return out
