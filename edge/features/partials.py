@@ -26,10 +26,6 @@ import numpy as np
 
 from edge.features.logmel import LogMelSpec, mel_centres
 
-SOUND_MEASURES = ("partial_share",)
-"""Measures of a window's sound that rules may name (``unless.measure``)."""
-
-
 class PartialShare:
     """The share of the high band's energy held by its ``k`` strongest mel channels.
 
