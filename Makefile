@@ -28,10 +28,17 @@ engines/front/.imported: $(VENV)/.installed edge/front/catalog.py edge/front/tfl
 	$(BIN)/edge front-ends import --out engines/front --force
 	touch $@
 
+# Real recorded sounds for training and for the tests' real-sound rooms: read out of pinned
+# Debian packages (apt-get download, cached in ~/.cache/edge/debs) by our own code, once. Where
+# apt-get cannot reach a mirror this fails with a message, and the tests that need the bank
+# skip (CI, with EDGE_REQUIRE_SYSTEM=1, fails instead).
+data/sounds/bank.json: $(VENV)/.installed edge/sim/debsounds.py
+	-$(BIN)/edge sounds fetch --out data/sounds
+
 run: $(VENV)/.installed engines/front/.imported
 	$(BIN)/edge run --config configs/demo.yaml --duration $(DURATION)
 
-test: $(VENV)/.installed-dev engines/front/.imported
+test: $(VENV)/.installed-dev engines/front/.imported data/sounds/bank.json
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -52,10 +59,11 @@ bench: $(VENV)/.installed-dev engines/front/.imported
 # Retrain the reference models (CPU; torch from the train extra), as their cards' provenance
 # says; then score, calibrate and build INT8 as the README's "INT8 and TensorRT" shows.
 # The front models (served by configs/driver.yaml and configs/home.yaml) mix in the real sounds
-# of ../shared/realworld/sounds; then `edge calibrate --config calibration/TASK-front-sim.config.yaml
-# --out calibration/TASK-front-sim --scenarios 40` and `edge build --int8` as for the others.
+# of ../shared/realworld/sounds (the home model also data/sounds, edge sounds fetch); then
+# `edge calibrate --config calibration/TASK-front-sim.config.yaml --out calibration/TASK-front-sim
+# --scenarios 40` and `edge build --int8` as for the others.
 SOUNDS ?= ../shared/realworld/sounds
-train: $(VENV)/.installed-dev engines/front/.imported
+train: $(VENV)/.installed-dev engines/front/.imported data/sounds/bank.json
 	$(BIN)/edge train --task driver --seed 0 --scenarios 120 --epochs 8
 	$(BIN)/edge train --task home --seed 0 --scenarios 120 --epochs 8
 	$(BIN)/edge train --task driver --front --seed 0 --scenarios 400 --val-scenarios 16 \

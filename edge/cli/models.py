@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
+from edge.cli.common import Parser
 from edge.errors import ConfigError, EdgeError
 from edge.jsonout import dumps
 
@@ -80,7 +82,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         recordings=args.recordings,
         front=args.front,
-        sounds=args.sounds,
+        sounds=tuple(args.sounds),
         heldout_scenarios=args.heldout_scenarios,
         window_stride=args.window_stride,
         frames=args.frames,
@@ -137,7 +139,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if args.write_card:
             raise EdgeError("--write-card records rendered held-out scenarios; edge train --front "
                             "records its own held-out scores")
-        rep = evaluate_front_sim(cfg, args.front_sim, seconds=args.seconds, sounds=args.sounds,
+        rep = evaluate_front_sim(cfg, args.front_sim, seconds=args.seconds, sounds=tuple(args.sounds),
                                  extra_rates=_extra_events(args.extra_events))
         if args.json:
             print(dumps(rep, indent=2))
@@ -177,6 +179,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sounds_fetch(args: argparse.Namespace) -> int:
+    from edge.sim.debsounds import fetch
+
+    def progress(line: str) -> None:
+        print(f"edge sounds: {line}", file=sys.stderr, flush=True)
+
+    print(fetch(args.out, args.deb, download=not args.no_download, progress=progress))
+    return 0
+
 
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("sim", help="render a scenario to a video file, a WAV and labels.json")
@@ -214,9 +225,9 @@ def add_parsers(sub: Any) -> None:
         "trained on feature-level simulation (edge.sim.frontsim) instead of pixels",
     )
     s.add_argument(
-        "--sounds", default=None,
-        help="--front: a folder of real 16 kHz sounds to mix in (edge.sim.frontaudio.SOUND_PIECES "
-        "names the files; e.g. ../shared/realworld/sounds)",
+        "--sounds", nargs="+", default=[], metavar="FOLDER",
+        help="--front: folders of real 16 kHz sounds to mix in: ../shared/realworld/sounds "
+        "(edge.sim.frontaudio.SOUND_PIECES names its files) and banks from edge sounds fetch",
     )
     s.add_argument("--heldout-scenarios", type=int, default=24,
                    help="--front: unseen scenarios the exported model is scored on (card metrics)")
@@ -263,8 +274,8 @@ def add_parsers(sub: Any) -> None:
     what.add_argument("--front-sim", type=int, metavar="N",
                       help="a model over front-end features: N unseen feature-level simulated "
                       "scenarios (seeds from 9000, as edge train --front scores its export)")
-    s.add_argument("--sounds", default=None,
-                   help="--front-sim: mix the held-out real sounds of this folder in")
+    s.add_argument("--sounds", nargs="+", default=[], metavar="FOLDER",
+                   help="--front-sim: mix the held-out real sounds of these folders in")
     s.add_argument("--seconds", type=float, default=24.0,
                    help="--front-sim: length of each scenario (default 24)")
     s.add_argument("--extra-events", nargs="+", action="extend", default=[],
@@ -286,3 +297,16 @@ def add_parsers(sub: Any) -> None:
                    "narrower eyes); what-if replays of real footage")
     s.add_argument("--model", default=None, help="evaluate this model file instead of the config's")
     s.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser("sounds", help="real recorded sounds for training, from pinned packages")
+    ssub = s.add_subparsers(dest="sounds_command", required=True, parser_class=Parser)
+    f = ssub.add_parser("fetch", help="unpack the pinned Debian packages' sounds "
+                        "(edge.sim.debsounds.SOUNDS) into a bank folder (16 kHz FLAC, bank.json, "
+                        "licences/) for edge train --sounds")
+    f.add_argument("--out", default="data/sounds", help="bank folder (default data/sounds)")
+    f.add_argument("--deb", action="append", default=[], metavar="FILE",
+                   help="a pinned package already on disk (repeatable); others come from the "
+                   "cache ($XDG_CACHE_HOME/edge/debs) or apt-get download")
+    f.add_argument("--no-download", action="store_true",
+                   help="fail instead of running apt-get download")
+    f.set_defaults(func=_cmd_sounds_fetch)

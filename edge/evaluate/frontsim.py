@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import numpy as np
@@ -52,7 +53,7 @@ def evaluate_front_sim(
     scenarios: int = 24,
     seed: int = HELDOUT_SEED,
     seconds: float = 24.0,
-    sounds: str | None = None,
+    sounds: Sequence[str] = (),
     log: TextIO | None | Literal["stderr"] = "stderr",
     extra_rates: dict[str, float] | None = None,
 ) -> dict[str, Any]:
@@ -88,7 +89,7 @@ def evaluate_front_sim(
         segs.append((int(idx[0]), int(idx[-1]) + 1))
     report: dict[str, Any] = {
         "scenarios": f"{scenarios} x {seconds:g} s feature-level (edge.sim.frontsim), seeds from "
-                     f"{seed}" + (f", held-out sounds of {sounds}" if sounds else ", no real sounds")
+                     f"{seed}" + (f", held-out sounds of {', '.join(sounds)}" if sounds else ", no real sounds")
                      + "".join(f", +{r:g} {c} a minute" for c, r in (extra_rates or {}).items()),
         "model": card.name,
     }

@@ -81,7 +81,7 @@ def sim_windows(
         from edge.front.vad import StreamingVad
         from edge.sim.frontaudio import SoundBank
 
-        bank, vad = SoundBank.load(None, "train"), StreamingVad(front_dir or FRONT_DIR)
+        bank, vad = SoundBank.load((), "train"), StreamingVad(front_dir or FRONT_DIR)
 
     # Seeds from 3000: training draws from 1000/2000, the held-out scenario files are fixed.
     rng = np.random.default_rng(3000 + seed)

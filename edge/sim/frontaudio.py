@@ -11,6 +11,7 @@ model's ``speech.p`` is what the front end says, not a model of it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,28 @@ SOUND_PIECES: tuple[tuple[str, str, float, float, str], ...] = (
     ("freedesktop_camera-shutter.flac", "other", 0.0, math.inf, "train"),
     ("librosa_robin_inspectorj.flac", "other", 0.0, math.inf, "heldout"),
 )
+
+
+KINDS = ("speech", "glass", "dog", "other")
+
+
+def bank_pieces(listed: Path) -> list[tuple[str, str, float, float, str]]:
+    """The pieces a ``bank.json`` lists (whole files), checked."""
+    import json
+
+    from edge.errors import ConfigError
+
+    try:
+        entries = json.loads(listed.read_text())["sounds"]
+        pieces = [(str(e["file"]), str(e["kind"]), 0.0, math.inf, str(e["split"]))
+                  for e in entries]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{listed}: not a sound bank ({exc})") from None
+    for name, kind, _, _, split in pieces:
+        if kind not in KINDS or split not in ("train", "heldout"):
+            raise ConfigError(f"{listed}: {name}: kind {kind!r} / split {split!r} (kinds "
+                              f"{', '.join(KINDS)}; splits train, heldout)")
+    return pieces
 
 
 def read_sound(path: str | Path) -> np.ndarray:
@@ -73,18 +96,28 @@ class SoundBank:
     files: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, folder: str | Path | None, split: str) -> SoundBank:
-        """The ``split`` (``train`` / ``heldout``) pieces of the files in ``folder`` (None: none)."""
+    def load(cls, folders: str | Path | Sequence[str | Path] | None, split: str) -> SoundBank:
+        """The ``split`` (``train`` / ``heldout``) pieces of the files in ``folders`` (None or
+        empty: none). A folder with ``bank.json`` (``edge sounds fetch``) says what its files
+        are; any other folder is ``../shared/realworld/sounds``, named by :data:`SOUND_PIECES`."""
+        from edge.sim.debsounds import BANK_FILE
+
         bank = cls()
-        if folder is None:
+        if folders is None:
             return bank
-        for name, kind, a, b, sp in SOUND_PIECES:
-            if sp != split:
-                continue
-            x = read_sound(Path(folder) / name)
-            seg = x[int(a * SR): None if math.isinf(b) else int(b * SR)]
-            bank.pieces.setdefault(kind, []).append(np.ascontiguousarray(seg))
-            bank.files.append(name if (a, b) == (0.0, math.inf) else f"{name}[{a:g}:{b:g} s]")
+        for folder in [folders] if isinstance(folders, (str, Path)) else folders:
+            listed = Path(folder) / BANK_FILE
+            if listed.is_file():
+                pieces = bank_pieces(listed)
+            else:
+                pieces = list(SOUND_PIECES)
+            for name, kind, a, b, sp in pieces:
+                if sp != split:
+                    continue
+                x = read_sound(Path(folder) / name)
+                seg = x[int(a * SR): None if math.isinf(b) else int(b * SR)]
+                bank.pieces.setdefault(kind, []).append(np.ascontiguousarray(seg))
+                bank.files.append(name if (a, b) == (0.0, math.inf) else f"{name}[{a:g}:{b:g} s]")
         return bank
 
     def has(self, kind: str) -> bool:
@@ -186,8 +219,9 @@ def mix_audio(sc: Scenario, bank: SoundBank) -> tuple[np.ndarray, Scenario]:
     mic = sub_rng(sc.seed, "front-mic")
     for i, x in real.items():
         _place(out, _tilt(x, mic), int(events[i].start * SR), rms_bed, float(rng.uniform(0, 25)))
-    # Unlabelled real sounds: rain, birds, a shutter (negatives for every class), and, in a
-    # car, someone else talking (a passenger, the radio) while the driver's mouth is still.
+    # Unlabelled real sounds: rain, birds, a shutter, cymbals, tools (negatives for every
+    # class), and, in a car, someone else talking (a passenger, the radio) while the driver's
+    # mouth is still.
     if bank.has("other"):
         for _ in range(int(rng.poisson(1.5 * sc.seconds / 60 + 0.3))):
             x = bank.pick("other", rng)

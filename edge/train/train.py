@@ -58,7 +58,7 @@ class TrainSettings:
     modality_dropout: float = 0.2
     recordings: str | None = None  # a folder of recording folders (media + labels.json)
     front: bool = False  # a model over front-end features (edge.sim.frontsim), not pixels
-    sounds: str | None = None  # real sounds mixed into front-model training (None: none)
+    sounds: tuple[str, ...] = ()  # folders of real sounds mixed into front-model training
     heldout_scenarios: int = 24  # front models: fresh scenarios scored after export
     window_stride: int = 1  # front models: keep every Nth training window (they overlap)
     frames: int = 8  # front models: frame targets per 2 s window (the config's window.frames)
@@ -311,7 +311,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
         print(f"edge train: simulating {s.val_scenarios} validation scenarios", file=log)
         val_set = generate_front(card, s.val_scenarios, s.seconds, 2000 + s.seed, s.hop_s,
                                  held_bank, vad, log)
-        bank_note = (f"; real sounds from {s.sounds}: training {', '.join(bank.files)}; "
+        bank_note = (f"; real sounds from {', '.join(s.sounds)}: training {', '.join(bank.files)}; "
                      f"validation and held-out {', '.join(held_bank.files)}") if s.sounds else \
             "; no real sounds"
         data_note = (
@@ -399,7 +399,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             + (f" --members {s.members}" if s.members > 1 else "")
             + (" --extra-events " + " ".join(f"{c}={r:g}" for c, r in sorted(s.extra_events.items()))
                if s.extra_events else "")
-            + (f" --sounds {s.sounds}" if s.sounds else ""))
+            + (f" --sounds {' '.join(s.sounds)}" if s.sounds else ""))
         save_card(card, out_dir / f"{name}.yaml")
         if s.heldout_scenarios > 0:
             print(f"edge train: scoring the exported model on {s.heldout_scenarios} unseen "
