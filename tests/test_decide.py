@@ -347,6 +347,24 @@ def test_glass_break_does_not_hold_on_a_tick_whose_sound_is_a_few_partials() -> 
     assert run([0.2, 0.3, 0.5, 0.85, 0.4]) == [("start", 0.5), ("end", 0.75)]
 
 
+def test_glass_break_does_not_hold_on_a_tick_whose_sound_is_one_strike() -> None:
+    """The home rule's second ``unless``: the same sure glass ticks over one strike (a cymbal,
+    a clap: impact spread 0-0.06 s) start nothing; over a shatter's pieces (0.25 s and more),
+    or where the spread is not measured, they start the event; either check alone vetoes."""
+    def run(spreads: list[float | None], share: float = 0.3) -> list[tuple[str, float]]:
+        d = Decider(parse_decisions(HOME_RULES), HOME, HOME_THR, HOME_MOD)
+        ev: list[Event] = []
+        for i, (p, m) in enumerate(zip([0.0, 1.0, 0.95, 0.9, 0.0], spreads)):
+            measures = {"partial_share": share} | ({} if m is None else {"impact_spread": m})
+            ev += d.update(ns(i * 0.25), {"glass_break": p}, measures=measures)
+        return [(e.kind, e.t_ns / 1e9) for e in ev if e.rule == "glass_break"]
+
+    assert run([0.0, 0.03, 0.06, 0.06, 0.06]) == []  # a crash cymbal
+    assert run([0.0, 0.03, 0.3, 0.45, 0.45]) == [("start", 0.5), ("end", 1.0)]  # a shatter
+    assert run([None] * 5) == [("start", 0.5), ("end", 1.0)]
+    assert run([0.0, 0.03, 0.3, 0.45, 0.45], share=0.9) == []  # pieces, but a bell's partials
+
+
 def test_cadence_rule_alone_takes_intervals_through_update() -> None:
     cond = CadenceCondition.model_validate({"class": "co_alarm", "pattern": T4,
                                             "tolerance": 0.05, "rel_tolerance": 0.1})
@@ -584,10 +602,17 @@ def test_off_default_is_on_minus_0_1_and_class_overrides_merge_with_defaults() -
          "    unless: {measure: partial_share, above: 0.8}\n", "unless applies to duration"),
         ("rules:\n  - name: x\n    duration: {class: a}\n"
          "    unless: {measure: loudness, above: 0.8}\n",
-         "rules.0.unless.measure: Input should be 'partial_share'"),
+         "rules.0.unless.0.measure: Input should be 'partial_share' or 'impact_spread'"),
         ("rules:\n  - name: x\n    duration: {class: a}\n"
          "    unless: {measure: partial_share, above: 1.5}\n",
-         "rules.0.unless.above: Input should be less than 1"),
+         "rules.0.unless.0: partial_share: level 1.5 outside (0, 1)"),
+        ("rules:\n  - name: x\n    duration: {class: a}\n"
+         "    unless: [{measure: partial_share, above: 0.8},\n"
+         "             {measure: impact_spread, above: 0.1, below: 0.2}]\n",
+         "rules.0.unless.1: a sound check needs exactly one of above, below"),
+        ("rules:\n  - name: x\n    duration: {class: a}\n"
+         "    unless: {measure: impact_spread}\n",
+         "rules.0.unless.0: a sound check needs exactly one of above, below"),
     ],
 )
 def test_bad_decisions_are_config_errors_with_key_path(text: str, message: str) -> None:

@@ -206,16 +206,14 @@ def _flag(tr: _Track) -> bool:
 
 class _DurationRule:
     def __init__(self, em: _Emitter, conds: list[DurationCondition],
-                 unless: SoundCheck | None = None) -> None:
+                 unless: list[SoundCheck] | None = None) -> None:
         self.em, self.conds = em, [(c.class_, round(c.at_least * NS_PER_S)) for c in conds]
-        self.unless = unless
+        self.unless = unless or []
 
     def step(self, now: int, tracks: _Tracks, heard: _Heard) -> list[Event]:
         held = [t for c, least in self.conds if (t := tracks[c]).on and t.on_ns(now) >= least]
-        if self.unless is not None:
-            m = heard.measures.get(self.unless.measure)
-            if m is not None and m > self.unless.above:
-                held = []  # the sound says otherwise: no hold this tick
+        if any(c.against(heard.measures.get(c.measure)) for c in self.unless):
+            held = []  # the sound says otherwise: no hold this tick
         if held:
             started = min(t.since for t in held if t.since is not None)
             ev = {t.name: t.modality for t in held}

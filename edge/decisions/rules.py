@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Model(BaseModel):
@@ -125,16 +125,36 @@ class CadenceCondition(_Model):
 
 
 class SoundCheck(_Model):
-    """A measure of the window's sound (:mod:`edge.features.partials`) that, above a level, says
-    the sound is something else than the class names: evidence against it."""
+    """A measure of the window's sound (:mod:`edge.features.partials`,
+    :mod:`edge.features.impacts`) that, above or below a level, says the sound is something else
+    than the class names: evidence against it."""
 
-    measure: Literal["partial_share"] = Field(
+    measure: Literal["partial_share", "impact_spread"] = Field(
         description="partial_share: the share of the 1.5-8 kHz band's energy over the window's "
         "last 0.5 s that its 4 strongest mel channels hold (a bell's few partials: 0.83-1.0; "
-        "a glass break's spread: 0.13-0.64)."
+        "a glass break's spread: 0.13-0.64). impact_spread: seconds from the first to the last "
+        "impact in the 2-8 kHz band over the window's last 1 s (one strike: a cymbal, a clap, "
+        "a click 0-0.06; a shatter's pieces 0.25 and more)."
     )
-    above: float = Field(gt=0, lt=1, description="The rule does not hold on a tick whose "
-                         "window measures above this.")
+    above: float | None = Field(None, description="The rule does not hold on a tick whose "
+                                "window measures above this.")
+    below: float | None = Field(None, description="The rule does not hold on a tick whose "
+                                "window measures below this.")
+
+    @model_validator(mode="after")
+    def _one_level(self) -> "SoundCheck":
+        if (self.above is None) == (self.below is None):
+            raise ValueError("a sound check needs exactly one of above, below")
+        level = self.above if self.above is not None else self.below
+        if level is None or not 0 < level < 1:  # a share, or seconds of the 1 s searched
+            raise ValueError(f"{self.measure}: level {level} outside (0, 1)")
+        return self
+
+    def against(self, value: float | None) -> bool:
+        """Whether ``value`` (None: not measured) says the sound is something else."""
+        if value is None:
+            return False
+        return value > self.above if self.above is not None else value < float(self.below or 0)
 
 
 class RuleConfig(_Model):
@@ -147,10 +167,16 @@ class RuleConfig(_Model):
     )
     cumulative: CumulativeCondition | None = Field(None, description="Summed on-time.")
     cadence: CadenceCondition | None = Field(None, description="Alarm beep rhythm.")
-    unless: SoundCheck | None = Field(
+    unless: list[SoundCheck] | None = Field(
         None, description="duration (at_least) and any_of rules: not on a tick whose window's "
-        "sound measures above this (a bell's partials are no glass break)."
+        "sound any of these checks speaks against (a bell's partials, a single strike are no "
+        "glass break); one check or a list."
     )
+
+    @field_validator("unless", mode="before")
+    @classmethod
+    def _listed(cls, v: object) -> object:
+        return [v] if isinstance(v, dict) else v
 
     @model_validator(mode="after")
     def _one_kind(self) -> "RuleConfig":
@@ -231,7 +257,9 @@ decisions:
                 tolerance: 0.05, rel_tolerance: 0.1, smear: 0.3, cycles: 2}
     - name: glass_break           # two ticks running, the first sure: a shatter rings and
       duration: {class: glass_break, at_least: 0.1}   # falls for 0.5 s and more
-      unless: {measure: partial_share, above: 0.8}    # a bell's few partials: no shatter
+      unless:
+        - {measure: partial_share, above: 0.8}   # a bell's few partials: no shatter
+        - {measure: impact_spread, below: 0.12}  # one strike (a cymbal, a clap): no shatter
       # (any second tick: a tick's time is its window's newest frame, so ticks can lie a frame
       # interval closer than the hop). With ticks every 0.25 s a short shatter still gives two;
       # the class must reach 0.99 to start (a knock or a word's onset reaches 0.7-0.9, on ticks of

@@ -16,9 +16,17 @@ from edge.decisions.rules import DecisionsConfig
 from edge.errors import ConfigError
 from edge.features.beeps import ALARM_SIGNALS, BeepDetector
 from edge.features.logmel import LogMelSpec
+from edge.features.impacts import ImpactSpread
 from edge.features.partials import PartialShare
 
 Beeps = dict[str, list[tuple[int, int, float]]]
+Measure = Callable[[np.ndarray, np.ndarray | None], float | None]
+
+#: The sound measures a rule's ``unless`` may name (edge.decisions.rules.SoundCheck).
+MEASURES: dict[str, Callable[[LogMelSpec], Measure]] = {
+    "partial_share": PartialShare,
+    "impact_spread": ImpactSpread,
+}
 
 
 def rule_signals(dc: DecisionsConfig | None) -> tuple[set[str], set[str]]:
@@ -30,8 +38,7 @@ def rule_signals(dc: DecisionsConfig | None) -> tuple[set[str], set[str]]:
         if rule.cadence is not None:
             sig = rule.cadence.signal or rule.cadence.class_
             signals.update([sig] if isinstance(sig, str) else sig)
-        if rule.unless is not None:
-            measures.add(rule.unless.measure)
+        measures.update(c.measure for c in rule.unless or [])
     unknown = sorted(signals - set(ALARM_SIGNALS))
     if unknown:
         raise ConfigError(
@@ -62,7 +69,7 @@ class Hearing:
             n: {s: BeepDetector(spec, ALARM_SIGNALS[s]) for s in sorted(signals)} for n in streams
         }
         # One measure object serves every stream: it keeps nothing between windows.
-        self.measures = {m: PartialShare(spec) for m in sorted(measures)}
+        self.measures = {m: MEASURES[m](spec) for m in sorted(measures)}
 
     def heard(self, stream: str, audio_n0: int, cols: np.ndarray, ok: np.ndarray,
               time_of_sample: Callable[[int], int]
