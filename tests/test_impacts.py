@@ -82,7 +82,8 @@ def test_real_cymbals_and_claps_are_one_strike_and_real_shatters_are_not() -> No
             if e["kind"] == "glass":
                 glass.append(max(spread_after(x, 1.0, dt) for dt in (0.5, 0.75)))
             else:
-                strikes[f"{name} {rt60}"] = max(spread_after(x, 1.0, dt) for dt in (0.25, 0.5, 0.75))
+                strikes[f"{name} {rt60}"] = max(spread_after(x, 1.0, dt)
+                                                for dt in (0.25, 0.5, 0.75))
     assert len(glass) == 8 and len(strikes) >= 30
     kept = np.mean(np.array(glass) >= LEVEL)
     vetoed = np.mean(np.array(list(strikes.values())) < LEVEL)

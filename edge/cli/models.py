@@ -139,7 +139,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if args.write_card:
             raise EdgeError("--write-card records rendered held-out scenarios; edge train --front "
                             "records its own held-out scores")
-        rep = evaluate_front_sim(cfg, args.front_sim, seconds=args.seconds, sounds=tuple(args.sounds),
+        rep = evaluate_front_sim(cfg, args.front_sim, seconds=args.seconds,
+                                 sounds=tuple(args.sounds),
                                  extra_rates=_extra_events(args.extra_events))
         if args.json:
             print(dumps(rep, indent=2))

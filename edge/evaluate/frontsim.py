@@ -89,7 +89,9 @@ def evaluate_front_sim(
         segs.append((int(idx[0]), int(idx[-1]) + 1))
     report: dict[str, Any] = {
         "scenarios": f"{scenarios} x {seconds:g} s feature-level (edge.sim.frontsim), seeds from "
-                     f"{seed}" + (f", held-out sounds of {', '.join(sounds)}" if sounds else ", no real sounds")
+                     f"{seed}"
+                     + (f", held-out sounds of {', '.join(sounds)}" if sounds
+                        else ", no real sounds")
                      + "".join(f", +{r:g} {c} a minute" for c, r in (extra_rates or {}).items()),
         "model": card.name,
     }

@@ -15,8 +15,8 @@ import numpy as np
 from edge.decisions.rules import DecisionsConfig
 from edge.errors import ConfigError
 from edge.features.beeps import ALARM_SIGNALS, BeepDetector
-from edge.features.logmel import LogMelSpec
 from edge.features.impacts import ImpactSpread
+from edge.features.logmel import LogMelSpec
 from edge.features.partials import PartialShare
 
 Beeps = dict[str, list[tuple[int, int, float]]]

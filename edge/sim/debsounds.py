@@ -182,7 +182,8 @@ def _download(pkg: Package, cache: Path, progress: Progress) -> Path:
             raise ConfigError(f"{pkg.name}={pkg.version}: apt-get download failed ({tail[0]}); "
                               f"download {pkg.filename} yourself and pass --deb FILE")
         if sha256_file(debs[0]) != pkg.sha256:
-            raise ConfigError(f"{debs[0].name}: SHA-256 differs from the pinned {pkg.sha256[:12]}...")
+            raise ConfigError(f"{debs[0].name}: SHA-256 differs from the pinned "
+                              f"{pkg.sha256[:12]}...")
         out = cache / pkg.filename
         os.replace(debs[0], out)
     return out

@@ -107,10 +107,7 @@ class SoundBank:
             return bank
         for folder in [folders] if isinstance(folders, (str, Path)) else folders:
             listed = Path(folder) / BANK_FILE
-            if listed.is_file():
-                pieces = bank_pieces(listed)
-            else:
-                pieces = list(SOUND_PIECES)
+            pieces = bank_pieces(listed) if listed.is_file() else list(SOUND_PIECES)
             for name, kind, a, b, sp in pieces:
                 if sp != split:
                     continue
