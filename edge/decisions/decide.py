@@ -212,7 +212,7 @@ class _DurationRule:
 
     def step(self, now: int, tracks: _Tracks, heard: _Heard) -> list[Event]:
         held = [t for c, least in self.conds if (t := tracks[c]).on and t.on_ns(now) >= least]
-        if any(c.against(heard.measures.get(c.measure)) for c in self.unless):
+        if held and any(c.against(heard.measures.get(c.measure)) for c in self.unless):
             held = []  # the sound says otherwise: no hold this tick
         if held:
             started = min(t.since for t in held if t.since is not None)

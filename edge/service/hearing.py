@@ -8,7 +8,7 @@ name) and pushed each tick's window; :meth:`Hearing.heard` returns what
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -86,4 +86,24 @@ class Hearing:
                 for a, b, hz in det.push(first, cols, ok)]
             for s, det in dets.items()
         }
-        return beeps, {name: m(cols, ok) for name, m in self.measures.items()}
+        return beeps, _Measured(self.measures, cols, ok)
+
+
+class _Measured(Mapping[str, "float | None"]):
+    """A window's sound measures, each computed when a rule first asks for it (a rule asks
+    only on a tick where it would hold), then kept."""
+
+    def __init__(self, measures: Mapping[str, Measure], cols: np.ndarray, ok: np.ndarray) -> None:
+        self._measures, self._cols, self._ok = measures, cols, ok
+        self._done: dict[str, float | None] = {}
+
+    def __getitem__(self, name: str) -> float | None:
+        if name not in self._done:
+            self._done[name] = self._measures[name](self._cols, self._ok)
+        return self._done[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._measures)
+
+    def __len__(self) -> int:
+        return len(self._measures)
