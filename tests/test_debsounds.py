@@ -85,6 +85,28 @@ def test_fetch_writes_16k_mono_flac_a_bank_file_and_the_licence(tmp_path: Path) 
     assert lines == [f"{out}: up to date (2 sounds)"]
 
 
+def test_a_long_recording_is_cut(tmp_path: Path) -> None:
+    """A soundtrack is kept as ``cut`` seconds from a start: the bank says so, the file is that
+    long, and a cut past the recording's end is refused naming both."""
+    deb, pkg = _deb(tmp_path)
+    cut = d.DebSound(pkg.name, "usr/share/sounds/test/cymbal.wav", "other", "heldout", "GPL-2+",
+                     cut=(0.5, 0.75))
+    bank = d.fetch(tmp_path / "bank", [deb], sounds=[cut], packages={pkg.name: pkg},
+                   cache=tmp_path / "cache", download=False)
+    (entry,) = json.loads(bank.read_text())["sounds"]
+    assert entry["cut"] == [0.5, 0.75]
+    x = read_sound(tmp_path / "bank" / entry["file"])
+    assert abs(len(x) / 16000 - 0.75) < 0.01
+    # the decaying tone (0.5 exp(-3 t)) from 0.5 s on
+    assert abs(float(np.abs(x[:800]).max()) - 0.5 * np.exp(-3 * 0.5)) < 0.03
+    late = d.DebSound(pkg.name, "usr/share/sounds/test/cymbal.wav", "other", "heldout",
+                      "GPL-2+", cut=(1.0, 1.0))
+    with pytest.raises(ConfigError, match=r"1\.5 s, shorter than the cut \(1\.0, 1\.0\)"):
+        d.fetch(tmp_path / "late", [deb], sounds=[late], packages={pkg.name: pkg},
+                cache=tmp_path / "cache", download=False)
+    assert not (tmp_path / "late").exists()  # nothing written
+
+
 def test_fetch_refuses_what_is_not_pinned_missing_or_not_a_bank(tmp_path: Path) -> None:
     deb, pkg = _deb(tmp_path)
     other = d.Package(pkg.name, pkg.version, "0" * 64)

@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,7 @@ class DebSound:
     kind: str  # glass, dog, speech or other (unlabelled)
     split: str  # train or heldout
     licence: str
+    cut: tuple[float, float] | None = None  # (start s, seconds) of a long recording
 
     @property
     def name(self) -> str:
@@ -84,12 +86,14 @@ PACKAGES = {p.name: p for p in (
             "7d9aa55dd05f11edc57104203ee1c350e3e41f8936ab3741da2bb1158fd46c37"),
     Package("epiphany-data", "0.7.0+0-7",
             "437cb351d75d507d6bc892a2cdc1c06b0374c8cd797a6a1b7c492e775778cc9f"),
+    Package("sound-theme-freedesktop", "0.8-2",
+            "135cc4893ba590d428577bc3bf42df756a165c05a2a43f84311ad7db779a70ea"),
 )}
 
 
 def _many(package: str, folder: str, names: str, kind: str, split: str,
-          licence: str) -> list[DebSound]:
-    return [DebSound(package, f"{folder}/{n}", kind, split, licence) for n in names.split()]
+          licence: str, cut: tuple[float, float] | None = None) -> list[DebSound]:
+    return [DebSound(package, f"{folder}/{n}", kind, split, licence, cut) for n in names.split()]
 
 
 _MT = "usr/share/games/minetest/games/minetest_game/mods/default/sounds"
@@ -97,12 +101,17 @@ _BP = "usr/share/games/brainparty"
 _H2 = "usr/share/hydrogen/data/drumkits"
 _TP = "usr/share/tuxpaint/stamps"
 _SI = "usr/share/sounds/sound-icons"
+_FD = "usr/share/sounds/freedesktop/stereo"
+_STM = "usr/share/games/supertux2/music"
 
 #: What is fetched. Split by source (a folder is on one side only), so held-out scores are on
 #: recordings no model heard: the held-out glass is two games' shatters (one recorded at
 #: 8 kHz); the held-out ordinary sounds are other drum kits' cymbals and drums, a game's meow,
-#: pops and whacks, a cat, desktop alert sounds and a screen reader's earcons. minetest's
-#: second glass file is left out: it is the shatter of ``../shared/realworld/home-dev-1``.
+#: pops and whacks, a cat, desktop alert sounds and a screen reader's earcons, and everyday
+#: sounds of a home that must start no event: a desktop's alarm clock, ringtones, dial tones
+#: and chimes, and 30 s of each of nine game soundtracks (music: drums, bells, synths).
+#: minetest's second glass file is left out: it is the shatter of
+#: ``../shared/realworld/home-dev-1``.
 SOUNDS: tuple[DebSound, ...] = (
     DebSound("minetest-data", f"{_MT}/default_break_glass.3.ogg", "glass", "train", "CC-BY-SA-3.0"),
     DebSound("supertux-data", "usr/share/games/supertux2/sounds/crystallo-shatter.ogg", "glass",
@@ -142,6 +151,19 @@ SOUNDS: tuple[DebSound, ...] = (
            "drip.ogg sonar.ogg", "other", "heldout", "GPL-2+"),
     *_many("sound-icons", _SI, "cymbaly-1.wav glass-water-1.wav gummy-cat-2.wav "
            "percussion-10.wav", "other", "heldout", "GPL-2+"),
+    DebSound("sound-theme-freedesktop", f"{_FD}/alarm-clock-elapsed.oga", "other", "heldout",
+             "CC-BY-SA-3.0"),
+    *_many("sound-theme-freedesktop", _FD, "phone-incoming-call.oga phone-outgoing-calling.oga "
+           "phone-outgoing-busy.oga message-new-instant.oga", "other", "heldout", "GPL-2+"),
+    *_many("sound-theme-freedesktop", _FD, "bell.oga complete.oga", "other", "heldout",
+           "CC-BY-3.0"),
+    *_many("sound-theme-freedesktop", _FD, "dialog-warning.oga window-attention.oga "
+           "suspend-error.oga network-connectivity-lost.oga", "other", "heldout",
+           "CC-BY-SA-3.0"),
+    *_many("supertux-data", _STM, "forest/clavelian_march.ogg misc/battle_theme.ogg "
+           "antarctic/chipdisko.ogg forest/forest_theme.ogg castle/darkforestkeep.ogg "
+           "tropical/saharan_penguin.ogg retro/classic.ogg misc/theme.ogg "
+           "forest/bright_thunders.ogg", "other", "heldout", "GPL-2+", cut=(40.0, 30.0)),
 )
 
 
@@ -201,8 +223,9 @@ def unpack(deb: Path, members: Sequence[str], into: Path) -> None:
         raise ConfigError(f"{deb.name}: no {', '.join(missing)} inside")
 
 
-def to_flac(src: Path, dst: Path) -> float:
-    """``src`` decoded, mixed to mono, resampled to 16 kHz and written as FLAC; its seconds."""
+def to_flac(src: Path, dst: Path, cut: tuple[float, float] | None = None) -> float:
+    """``src`` decoded, mixed to mono, resampled to 16 kHz (``cut``: only ``seconds`` from
+    ``start``) and written as FLAC; its seconds."""
     import av
 
     parts: list[np.ndarray] = []
@@ -218,6 +241,11 @@ def to_flac(src: Path, dst: Path) -> float:
     except (OSError, av.error.FFmpegError) as exc:
         raise ConfigError(f"{src}: cannot read sound: {exc}") from None
     x = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    if cut is not None:
+        start = round(cut[0] * SR)
+        if start + round(cut[1] * SR) > len(x):
+            raise ConfigError(f"{src}: {len(x) / SR:.1f} s, shorter than the cut {cut}")
+        x = x[start:start + round(cut[1] * SR)]
     pcm = (np.clip(x, -1, 1) * 32767).astype(np.int16)
     with av.open(str(dst), "w", format="flac") as box:
         st = box.add_stream("flac", rate=SR, layout="mono")
@@ -241,9 +269,11 @@ def fetch(out: str | Path, debs: Sequence[str | Path] = (), *, sounds: Sequence[
     unknown = sorted({s.package for s in sounds} - set(packages))
     if unknown:
         raise ConfigError(f"sounds of unpinned packages: {', '.join(unknown)}")
-    entries = [{"file": s.name, "kind": s.kind, "split": s.split, "package": s.package,
-                "version": packages[s.package].version, "member": s.member,
-                "licence": s.licence} for s in sounds]
+    entries: list[dict[str, Any]] = [
+        {"file": s.name, "kind": s.kind, "split": s.split, "package": s.package,
+         "version": packages[s.package].version, "member": s.member, "licence": s.licence,
+         **({} if s.cut is None else {"cut": list(s.cut)})}
+        for s in sounds]
     bank = out / BANK_FILE
     if bank.is_file():
         try:
@@ -268,7 +298,7 @@ def fetch(out: str | Path, debs: Sequence[str | Path] = (), *, sounds: Sequence[
             if copyright.is_file():
                 shutil.copyfile(copyright, stage / "licences" / f"{n}.copyright")
             for s in mine:
-                seconds = to_flac(root / s.member, stage / s.name)
+                seconds = to_flac(root / s.member, stage / s.name, s.cut)
                 progress(f"{s.name}: {s.kind}, {s.split}, {seconds:.2f} s")
             shutil.rmtree(root)
         (stage / BANK_FILE).write_text(json.dumps({
