@@ -602,10 +602,14 @@ def test_off_default_is_on_minus_0_1_and_class_overrides_merge_with_defaults() -
          "    unless: {measure: partial_share, above: 0.8}\n", "unless applies to duration"),
         ("rules:\n  - name: x\n    duration: {class: a}\n"
          "    unless: {measure: loudness, above: 0.8}\n",
-         "rules.0.unless.0.measure: Input should be 'partial_share' or 'impact_spread'"),
+         "rules.0.unless.0.measure: Input should be 'partial_share', 'impact_spread', "
+         "'band_rise' or 'beat_before'"),
         ("rules:\n  - name: x\n    duration: {class: a}\n"
          "    unless: {measure: partial_share, above: 1.5}\n",
          "rules.0.unless.0: partial_share: level 1.5 outside (0, 1)"),
+        ("rules:\n  - name: x\n    duration: {class: a}\n"
+         "    unless: {measure: band_rise, below: 70}\n",
+         "rules.0.unless.0: band_rise: level 70.0 outside (0, 60)"),
         ("rules:\n  - name: x\n    duration: {class: a}\n"
          "    unless: [{measure: partial_share, above: 0.8},\n"
          "             {measure: impact_spread, above: 0.1, below: 0.2}]\n",

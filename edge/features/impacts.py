@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.features.logmel import LogMelSpec, mel_centres
-
-_DB = 10.0 / np.log(10.0)
+from edge.features.logmel import LogMelSpec, band_db, band_rows
 
 
 class ImpactSpread:
@@ -57,9 +55,7 @@ class ImpactSpread:
     def __init__(self, spec: LogMelSpec, lo_hz: float = 2000.0, seconds: float = 1.0,
                  rise_db: float = 4.0, within_db: float = 25.0, back_s: float = 0.03,
                  gap_s: float = 0.03) -> None:
-        self.rows = np.flatnonzero(mel_centres(spec) >= lo_hz)
-        if not len(self.rows):
-            raise ValueError(f"no mel channel from {lo_hz:g} Hz")
+        self.rows = band_rows(spec, lo_hz)
         per_s = spec.sample_rate / spec.hop_length
         self.columns = max(2, round(seconds * per_s))
         self.back = max(1, round(back_s * per_s))
@@ -71,7 +67,7 @@ class ImpactSpread:
         """The spread over the newest columns of ``cols`` (log-mel ``[n_mels, T]``, oldest
         first); ``ok`` marks valid columns. None when fewer than half of them are valid."""
         take = cols[self.rows, -self.columns:].astype(np.float64)
-        level = _DB * np.log(np.exp(take).sum(axis=0))
+        level = band_db(take)
         if ok is not None:
             valid = np.asarray(ok[-self.columns:], bool)
             if 2 * int(valid.sum()) < self.columns:

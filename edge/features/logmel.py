@@ -107,6 +107,19 @@ def _mel_to_hz(m: np.ndarray) -> np.ndarray:
     return np.where(m >= 15.0, log, lin)
 
 
+def band_rows(spec: LogMelSpec, lo_hz: float) -> np.ndarray:
+    """The mel channels whose centre lies at or above ``lo_hz`` (ValueError: none)."""
+    rows = np.flatnonzero(mel_centres(spec) >= lo_hz)
+    if not len(rows):
+        raise ValueError(f"no mel channel from {lo_hz:g} Hz")
+    return rows
+
+
+def band_db(cols: np.ndarray) -> np.ndarray:
+    """The summed power of log-mel rows ``cols`` (``[rows, T]``) per column, in dB."""
+    return np.asarray(10.0 / np.log(10.0) * np.log(np.exp(cols.astype(np.float64)).sum(axis=0)))
+
+
 @functools.lru_cache(maxsize=16)
 def mel_filterbank(spec: LogMelSpec) -> np.ndarray:
     """Slaney mel filterbank, float64 ``[n_mels, n_fft // 2 + 1]`` (read-only, cached).

@@ -18,6 +18,7 @@ from edge.features.beeps import ALARM_SIGNALS, BeepDetector
 from edge.features.impacts import ImpactSpread
 from edge.features.logmel import LogMelSpec
 from edge.features.partials import PartialShare
+from edge.features.rise import BandRise, BeatBefore
 
 Beeps = dict[str, list[tuple[int, int, float]]]
 Measure = Callable[[np.ndarray, np.ndarray | None], float | None]
@@ -26,6 +27,8 @@ Measure = Callable[[np.ndarray, np.ndarray | None], float | None]
 MEASURES: dict[str, Callable[[LogMelSpec], Measure]] = {
     "partial_share": PartialShare,
     "impact_spread": ImpactSpread,
+    "band_rise": BandRise,
+    "beat_before": BeatBefore,
 }
 
 
