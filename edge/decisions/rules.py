@@ -143,7 +143,7 @@ class SoundCheck(_Model):
         "a click 0-0.06; a shatter's pieces 0.25 and more). band_rise: dB by which the 2-8 kHz "
         "band's loudest column in the window's last 1 s stands over the loudest tenth of its "
         "columns older than 1.25 s (a shatter in a quiet room 34-41, at a speaker's level 9.5 "
-        "and more; inside music mostly 1.6-7.8). beat_before: the highest normalised "
+        "and more; inside music mostly 1.5-6.3). beat_before: the highest normalised "
         "autocorrelation (lags 0.15-1.5 s) of that band's onsets over the same older columns "
         "(speech, rain at most 0.25; two equal knocks 0.5; a steady beat 0.6-1)."
     )
