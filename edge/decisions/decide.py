@@ -443,8 +443,8 @@ class Decider:
             Beep ON intervals ``(start_ns, end_ns)`` that ended since the last call, by signal
             name, for cadence rules.
         measures
-            The window's sound measures by name (:mod:`edge.features.partials`), for rules'
-            ``unless``; a measure left out or None says nothing against a rule.
+            The window's sound measures by name (:data:`edge.service.hearing.MEASURES`), for
+            rules' ``unless``; a measure left out or None says nothing against a rule.
         """
         if self._last_ns is not None and now_ns < self._last_ns:
             raise ValueError(f"now_ns went backwards: {now_ns} < {self._last_ns}")

@@ -166,7 +166,9 @@ class SoundCheck(_Model):
         """Whether ``value`` (None: not measured) says the sound is something else."""
         if value is None:
             return False
-        return value > self.above if self.above is not None else value < float(self.below or 0)
+        if self.above is not None:
+            return value > self.above
+        return self.below is not None and value < self.below
 
 
 class RuleConfig(_Model):

@@ -42,7 +42,17 @@ import numpy as np
 from edge.features.logmel import LogMelSpec, band_db, band_rows
 
 
-class BandRise:
+class _Before:
+    """The high band's rows and the window's newest part (left out of "before")."""
+
+    def __init__(self, spec: LogMelSpec, lo_hz: float, seconds: float, gap_s: float) -> None:
+        self.rows = band_rows(spec, lo_hz)
+        self.per_s = spec.sample_rate / spec.hop_length
+        self.newest = max(1, round(seconds * self.per_s))
+        self.skip = self.newest + max(0, round(gap_s * self.per_s))
+
+
+class BandRise(_Before):
     """dB by which the high band's loudest newest column stands over the loudest tenth before.
 
     Parameters
@@ -63,11 +73,8 @@ class BandRise:
 
     def __init__(self, spec: LogMelSpec, lo_hz: float = 2000.0, seconds: float = 1.0,
                  gap_s: float = 0.25, before_s: float = 1.0, quantile: float = 90.0) -> None:
-        self.rows = band_rows(spec, lo_hz)
-        per_s = spec.sample_rate / spec.hop_length
-        self.newest = max(1, round(seconds * per_s))
-        self.skip = self.newest + max(0, round(gap_s * per_s))
-        self.least = max(1, round(before_s * per_s))
+        super().__init__(spec, lo_hz, seconds, gap_s)
+        self.least = max(1, round(before_s * self.per_s))
         self.quantile = quantile
 
     def __call__(self, cols: np.ndarray, ok: np.ndarray | None = None) -> float | None:
@@ -85,7 +92,7 @@ class BandRise:
         return float(new.max() - np.percentile(old, self.quantile))
 
 
-class BeatBefore:
+class BeatBefore(_Before):
     """The beat of the high band over the columns before the newest: its onset strength's
     highest normalised autocorrelation at lags within ``lags_s``.
 
@@ -103,10 +110,8 @@ class BeatBefore:
 
     def __init__(self, spec: LogMelSpec, lo_hz: float = 2000.0, seconds: float = 1.0,
                  gap_s: float = 0.25, lags_s: tuple[float, float] = (0.15, 1.5)) -> None:
-        self.rows = band_rows(spec, lo_hz)
-        per_s = spec.sample_rate / spec.hop_length
-        self.skip = max(1, round(seconds * per_s)) + max(0, round(gap_s * per_s))
-        self.lags = (max(1, round(lags_s[0] * per_s)), max(2, round(lags_s[1] * per_s)))
+        super().__init__(spec, lo_hz, seconds, gap_s)
+        self.lags = (max(1, round(lags_s[0] * self.per_s)), max(2, round(lags_s[1] * self.per_s)))
 
     def __call__(self, cols: np.ndarray, ok: np.ndarray | None = None) -> float | None:
         """The beat over ``cols`` (log-mel ``[n_mels, T]``, oldest first); ``ok`` marks valid
