@@ -107,6 +107,33 @@ def test_a_long_recording_is_cut(tmp_path: Path) -> None:
     assert not (tmp_path / "late").exists()  # nothing written
 
 
+def test_a_song_is_its_tracks_summed(tmp_path: Path) -> None:
+    """A rhythm game keeps a song's guitar apart from the rest of the band: ``also`` adds the
+    second track sample by sample (the longer one's length), scaled only if the sum clips."""
+    deb, pkg = _deb(tmp_path)
+    song = d.DebSound(pkg.name, "usr/share/sounds/test/shatter.wav", "music", "train", "GPL-2+",
+                      also="usr/share/sounds/test/cymbal.wav")
+    bank = d.fetch(tmp_path / "bank", [deb], sounds=[song], packages={pkg.name: pkg},
+                   cache=tmp_path / "cache", download=False)
+    (entry,) = json.loads(bank.read_text())["sounds"]
+    assert entry["also"] == "usr/share/sounds/test/cymbal.wav" and entry["kind"] == "music"
+    x = read_sound(tmp_path / "bank" / entry["file"])
+    assert abs(len(x) / 16000 - 1.5) < 0.01  # the longer track's length
+    # both tracks are the same decaying tone: 0.5 sqrt(2) (stereo, downmixed) + 0.5 clips, so
+    # the sum is scaled to full scale; past 0.8 s only the second track (0.5 exp(-3 t)) plays
+    assert abs(float(np.abs(x).max()) - 1.0) < 0.01
+    scale = 1.0 / (0.5 * 2 ** 0.5 + 0.5)
+    late = x[int(0.85 * 16000): int(0.9 * 16000)]
+    assert abs(float(np.abs(late).max()) - scale * 0.5 * np.exp(-3 * 0.85)) < 0.02
+    train = SoundBank.load(tmp_path / "bank", "train")
+    assert list(train.pieces) == ["music"]
+    # a bank's kinds can be chosen; an unknown kind is refused
+    assert not SoundBank.load(tmp_path / "bank", "train", ["glass", "other"]).pieces
+    assert list(SoundBank.load(tmp_path / "bank", "train", ["music"]).pieces) == ["music"]
+    with pytest.raises(ConfigError, match="sound kinds thunder: not one of"):
+        SoundBank.load(tmp_path / "bank", "train", ["thunder"])
+
+
 def test_fetch_refuses_what_is_not_pinned_missing_or_not_a_bank(tmp_path: Path) -> None:
     deb, pkg = _deb(tmp_path)
     other = d.Package(pkg.name, pkg.version, "0" * 64)
@@ -150,7 +177,11 @@ def test_the_pinned_list_names_pinned_packages_unique_files_and_held_out_glass()
     assert all(s.kind in KINDS and s.split in ("train", "heldout") for s in d.SOUNDS)
     for split in ("train", "heldout"):
         kinds = {s.kind for s in d.SOUNDS if s.split == split}
-        assert {"glass", "other"} <= kinds, split
+        assert {"glass", "music", "other"} <= kinds, split
+    # music a model learns from and music it is scored on are other bands' and other games'
+    music = {sp: {s.package for s in d.SOUNDS if s.kind == "music" and s.split == sp}
+             for sp in ("train", "heldout")}
+    assert music["train"] and music["heldout"] and not music["train"] & music["heldout"]
     # a source's files are on one side only: held-out scores are on recordings no model heard
     sides: dict[str, set[str]] = {}
     for s in d.SOUNDS:

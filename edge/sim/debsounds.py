@@ -52,10 +52,11 @@ class Package:
 class DebSound:
     package: str
     member: str  # path inside the package
-    kind: str  # glass, dog, speech or other (unlabelled)
+    kind: str  # glass, dog, speech, music or other (unlabelled)
     split: str  # train or heldout
     licence: str
     cut: tuple[float, float] | None = None  # (start s, seconds) of a long recording
+    also: str | None = None  # a second member mixed in (a song's separate guitar track)
 
     @property
     def name(self) -> str:
@@ -88,12 +89,26 @@ PACKAGES = {p.name: p for p in (
             "437cb351d75d507d6bc892a2cdc1c06b0374c8cd797a6a1b7c492e775778cc9f"),
     Package("sound-theme-freedesktop", "0.8-2",
             "135cc4893ba590d428577bc3bf42df756a165c05a2a43f84311ad7db779a70ea"),
+    Package("fretsonfire-songs-muldjord", "2.dfsg-2.1",
+            "b37adf8b08b46d4182c283e760e4f40622d83674e05803960ea1e11a92600c7b"),
+    Package("fretsonfire-songs-sectoid", "1.dfsg-3.1",
+            "14c1ed3e43c1a6a80eae7698f0469a0825cd1184e441968d62df89ca418aa0b4"),
+    Package("frozen-bubble-data", "2.212-11",
+            "39cdfd07d9532d1558762cf265a844d09015c4540568573c50f444cc084166e0"),
 )}
 
 
 def _many(package: str, folder: str, names: str, kind: str, split: str,
           licence: str, cut: tuple[float, float] | None = None) -> list[DebSound]:
     return [DebSound(package, f"{folder}/{n}", kind, split, licence, cut) for n in names.split()]
+
+
+def _songs(package: str, folder: str, names: str, split: str, licence: str,
+           cut: tuple[float, float]) -> list[DebSound]:
+    """A rhythm game's songs, each its backing track (drums, bass, vocals) with its guitar
+    track mixed in: the band's recording as a radio plays it. ``names`` are ``|``-separated."""
+    return [DebSound(package, f"{folder}/{n}/song.ogg", "music", split, licence, cut,
+                     also=f"{folder}/{n}/guitar.ogg") for n in names.split("|")]
 
 
 _MT = "usr/share/games/minetest/games/minetest_game/mods/default/sounds"
@@ -103,13 +118,16 @@ _TP = "usr/share/tuxpaint/stamps"
 _SI = "usr/share/sounds/sound-icons"
 _FD = "usr/share/sounds/freedesktop/stereo"
 _STM = "usr/share/games/supertux2/music"
+_FOF = "usr/share/games/fretsonfire/data/songs"
 
 #: What is fetched. Split by source (a folder is on one side only), so held-out scores are on
 #: recordings no model heard: the held-out glass is two games' shatters (one recorded at
 #: 8 kHz); the held-out ordinary sounds are other drum kits' cymbals and drums, a game's meow,
 #: pops and whacks, a cat, desktop alert sounds and a screen reader's earcons, and everyday
 #: sounds of a home that must start no event: a desktop's alarm clock, ringtones, dial tones
-#: and chimes, and 30 s of each of nine game soundtracks (music: drums, bells, synths).
+#: and chimes, and 30 s of each of nine game soundtracks (music: drums, bells, synths) and of
+#: four songs of a metal band (sectoid). Music a home model learns from is another band's four
+#: songs (muldjord) and a puzzle game's three tracks (frozen-bubble), 90 s each.
 #: minetest's second glass file is left out: it is the shatter of
 #: ``../shared/realworld/home-dev-1``.
 SOUNDS: tuple[DebSound, ...] = (
@@ -163,7 +181,13 @@ SOUNDS: tuple[DebSound, ...] = (
     *_many("supertux-data", _STM, "forest/clavelian_march.ogg misc/battle_theme.ogg "
            "antarctic/chipdisko.ogg forest/forest_theme.ogg castle/darkforestkeep.ogg "
            "tropical/saharan_penguin.ogg retro/classic.ogg misc/theme.ogg "
-           "forest/bright_thunders.ogg", "other", "heldout", "GPL-2+", cut=(40.0, 30.0)),
+           "forest/bright_thunders.ogg", "music", "heldout", "GPL-2+", cut=(40.0, 30.0)),
+    *_songs("fretsonfire-songs-sectoid", f"{_FOF}/sectoid", "Escape from chaosland|Feelings|"
+            "Metal madness|War of freedom", "heldout", "GPL-2+", cut=(40.0, 30.0)),
+    *_songs("fretsonfire-songs-muldjord", f"{_FOF}/muldjord", "armygeddon|chaos_god|"
+            "internal_degeneration|mutilated_mime", "train", "CC-BY-SA-3.0", cut=(20.0, 90.0)),
+    *_many("frozen-bubble-data", "usr/share/games/frozen-bubble/snd", "frozen-mainzik-1p.ogg "
+           "frozen-mainzik-2p.ogg introzik.ogg", "music", "train", "GPL-2", cut=(10.0, 90.0)),
 )
 
 
@@ -223,9 +247,8 @@ def unpack(deb: Path, members: Sequence[str], into: Path) -> None:
         raise ConfigError(f"{deb.name}: no {', '.join(missing)} inside")
 
 
-def to_flac(src: Path, dst: Path, cut: tuple[float, float] | None = None) -> float:
-    """``src`` decoded, mixed to mono, resampled to 16 kHz (``cut``: only ``seconds`` from
-    ``start``) and written as FLAC; its seconds."""
+def _decode(src: Path) -> np.ndarray:
+    """``src`` decoded, mixed to mono and resampled to 16 kHz (float32)."""
     import av
 
     parts: list[np.ndarray] = []
@@ -240,7 +263,24 @@ def to_flac(src: Path, dst: Path, cut: tuple[float, float] | None = None) -> flo
                 parts.append(out.to_ndarray().reshape(-1))
     except (OSError, av.error.FFmpegError) as exc:
         raise ConfigError(f"{src}: cannot read sound: {exc}") from None
-    x = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def to_flac(src: Path, dst: Path, cut: tuple[float, float] | None = None,
+            also: Path | None = None) -> float:
+    """``src`` decoded, mixed to mono, resampled to 16 kHz (``also``: a second recording added
+    sample by sample; ``cut``: only ``seconds`` from ``start``) and written as FLAC; its
+    seconds."""
+    import av
+
+    x = _decode(src)
+    if also is not None:
+        y = _decode(also)
+        n = max(len(x), len(y))
+        x = np.pad(x, (0, n - len(x))) + np.pad(y, (0, n - len(y)))
+        peak = float(np.abs(x).max()) if n else 0.0
+        if peak > 1.0:  # two full-scale tracks summed: scaled, not clipped
+            x /= peak
     if cut is not None:
         start = round(cut[0] * SR)
         if start + round(cut[1] * SR) > len(x):
@@ -272,7 +312,8 @@ def fetch(out: str | Path, debs: Sequence[str | Path] = (), *, sounds: Sequence[
     entries: list[dict[str, Any]] = [
         {"file": s.name, "kind": s.kind, "split": s.split, "package": s.package,
          "version": packages[s.package].version, "member": s.member, "licence": s.licence,
-         **({} if s.cut is None else {"cut": list(s.cut)})}
+         **({} if s.cut is None else {"cut": list(s.cut)}),
+         **({} if s.also is None else {"also": s.also})}
         for s in sounds]
     bank = out / BANK_FILE
     if bank.is_file():
@@ -293,12 +334,13 @@ def fetch(out: str | Path, debs: Sequence[str | Path] = (), *, sounds: Sequence[
         for n in names:
             mine = [s for s in sounds if s.package == n]
             root = Path(tmp) / n
-            unpack(files[n], [s.member for s in mine], root)
+            unpack(files[n], [m for s in mine for m in (s.member, s.also) if m], root)
             copyright = root / "usr" / "share" / "doc" / n / "copyright"
             if copyright.is_file():
                 shutil.copyfile(copyright, stage / "licences" / f"{n}.copyright")
             for s in mine:
-                seconds = to_flac(root / s.member, stage / s.name, s.cut)
+                seconds = to_flac(root / s.member, stage / s.name, s.cut,
+                                  None if s.also is None else root / s.also)
                 progress(f"{s.name}: {s.kind}, {s.split}, {seconds:.2f} s")
             shutil.rmtree(root)
         (stage / BANK_FILE).write_text(json.dumps({
