@@ -83,6 +83,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         recordings=args.recordings,
         front=args.front,
         sounds=tuple(args.sounds),
+        bank_kinds=None if args.bank_kinds is None else tuple(args.bank_kinds),
         heldout_scenarios=args.heldout_scenarios,
         window_stride=args.window_stride,
         frames=args.frames,
@@ -141,7 +142,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                             "records its own held-out scores")
         rep = evaluate_front_sim(cfg, args.front_sim, seconds=args.seconds,
                                  sounds=tuple(args.sounds),
-                                 extra_rates=_extra_events(args.extra_events))
+                                 extra_rates=_extra_events(args.extra_events),
+                                 bank_kinds=args.bank_kinds)
         if args.json:
             print(dumps(rep, indent=2))
         else:
@@ -230,6 +232,11 @@ def add_parsers(sub: Any) -> None:
         help="--front: folders of real 16 kHz sounds to mix in: ../shared/realworld/sounds "
         "(edge.sim.frontaudio.SOUND_PIECES names its files) and banks from edge sounds fetch",
     )
+    s.add_argument(
+        "--bank-kinds", nargs="+", default=None, metavar="KIND",
+        help="--front: take only these kinds of sound from the banks among --sounds (folders "
+        "with bank.json; default every kind), e.g. music",
+    )
     s.add_argument("--heldout-scenarios", type=int, default=24,
                    help="--front: unseen scenarios the exported model is scored on (card metrics)")
     s.add_argument("--window-stride", type=int, default=1,
@@ -277,6 +284,9 @@ def add_parsers(sub: Any) -> None:
                       "scenarios (seeds from 9000, as edge train --front scores its export)")
     s.add_argument("--sounds", nargs="+", default=[], metavar="FOLDER",
                    help="--front-sim: mix the held-out real sounds of these folders in")
+    s.add_argument("--bank-kinds", nargs="+", default=None, metavar="KIND",
+                   help="--front-sim: only these kinds from the banks among --sounds "
+                   "(default all)")
     s.add_argument("--seconds", type=float, default=24.0,
                    help="--front-sim: length of each scenario (default 24)")
     s.add_argument("--extra-events", nargs="+", action="extend", default=[],

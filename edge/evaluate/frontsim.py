@@ -56,10 +56,12 @@ def evaluate_front_sim(
     sounds: Sequence[str] = (),
     log: TextIO | None | Literal["stderr"] = "stderr",
     extra_rates: dict[str, float] | None = None,
+    bank_kinds: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Scores of the config's model on ``scenarios`` feature-level scenarios, in three modes,
     and its config's rule events (:mod:`edge.evaluate.rulescore`) with both modalities;
-    ``extra_rates`` adds events a minute of some classes (rare ones, for their rules)."""
+    ``extra_rates`` adds events a minute of some classes (rare ones, for their rules);
+    ``bank_kinds``: the kinds taken from fetched banks among ``sounds`` (None: all)."""
     log = sys.stderr if log == "stderr" else log
     engine = load_model(config)
     card = engine.card
@@ -71,7 +73,7 @@ def evaluate_front_sim(
     from edge.sim.frontaudio import SoundBank
     from edge.train.train import generate_front
 
-    bank = SoundBank.load(sounds, "heldout")
+    bank = SoundBank.load(sounds, "heldout", bank_kinds)
     vad = StreamingVad(config.front_ends.dir if config.front_ends is not None else FRONT_DIR)
     unknown = sorted(set(extra_rates or {}) - set(card.class_names))
     if unknown:
@@ -92,6 +94,7 @@ def evaluate_front_sim(
                      f"{seed}"
                      + (f", held-out sounds of {', '.join(sounds)}" if sounds
                         else ", no real sounds")
+                     + (f" (banks: {', '.join(bank_kinds)})" if bank_kinds is not None else "")
                      + "".join(f", +{r:g} {c} a minute" for c, r in (extra_rates or {}).items()),
         "model": card.name,
     }

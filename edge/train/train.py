@@ -59,6 +59,7 @@ class TrainSettings:
     recordings: str | None = None  # a folder of recording folders (media + labels.json)
     front: bool = False  # a model over front-end features (edge.sim.frontsim), not pixels
     sounds: tuple[str, ...] = ()  # folders of real sounds mixed into front-model training
+    bank_kinds: tuple[str, ...] | None = None  # kinds taken from fetched banks (None: all)
     heldout_scenarios: int = 24  # front models: fresh scenarios scored after export
     window_stride: int = 1  # front models: keep every Nth training window (they overlap)
     frames: int = 8  # front models: frame targets per 2 s window (the config's window.frames)
@@ -297,7 +298,8 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
         from edge.front.vad import StreamingVad
         from edge.sim.frontaudio import SoundBank
 
-        bank, held_bank = SoundBank.load(s.sounds, "train"), SoundBank.load(s.sounds, "heldout")
+        bank = SoundBank.load(s.sounds, "train", s.bank_kinds)
+        held_bank = SoundBank.load(s.sounds, "heldout", s.bank_kinds)
         vad = StreamingVad(options={"threads": 1})
         extra = dict(s.extra_events)
 
@@ -399,7 +401,8 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             + (f" --members {s.members}" if s.members > 1 else "")
             + (" --extra-events " + " ".join(f"{c}={r:g}" for c, r in sorted(s.extra_events.items()))
                if s.extra_events else "")
-            + (f" --sounds {' '.join(s.sounds)}" if s.sounds else ""))
+            + (f" --sounds {' '.join(s.sounds)}" if s.sounds else "")
+            + (f" --bank-kinds {' '.join(s.bank_kinds)}" if s.bank_kinds is not None else ""))
         save_card(card, out_dir / f"{name}.yaml")
         if s.heldout_scenarios > 0:
             print(f"edge train: scoring the exported model on {s.heldout_scenarios} unseen "
