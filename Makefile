@@ -59,7 +59,8 @@ bench: $(VENV)/.installed-dev engines/front/.imported
 # Retrain the reference models (CPU; torch from the train extra), as their cards' provenance
 # says; then score, calibrate and build INT8 as the README's "INT8 and TensorRT" shows.
 # The front models (served by configs/driver.yaml and configs/home.yaml) mix in the real sounds
-# of ../shared/realworld/sounds (the home model also data/sounds, edge sounds fetch); then
+# of ../shared/realworld/sounds (data/sounds, edge sounds fetch, serves the tests and the
+# not-shipped home model with real music: --sounds ... data/sounds --bank-kinds music); then
 # `edge calibrate --config calibration/TASK-front-sim.config.yaml --out calibration/TASK-front-sim
 # --scenarios 40` and `edge build --int8` as for the others.
 SOUNDS ?= ../shared/realworld/sounds

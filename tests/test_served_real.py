@@ -247,14 +247,15 @@ def _bank_room(folder: Path, split: str = "heldout") -> list[tuple[str, float, f
 
 def _everyday(entry: dict[str, str]) -> bool:
     """A bank entry of the everyday room: a desktop sound theme's alarm clock, ringtones and
-    chimes, or a soundtrack."""
-    return entry["package"] == "sound-theme-freedesktop" or "supertux2/music/" in entry["member"]
+    chimes, or music."""
+    return entry["package"] == "sound-theme-freedesktop" or entry["kind"] == "music"
 
 
 def _everyday_room(folder: Path) -> list[tuple[str, float, float]]:
     """The bank's alarm clock, ringtones and dial tones looped end to end for 12 s and more
-    each (each file holds its own rhythm), its chimes twice, and its nine soundtracks (30 s
-    each, at -12 dBFS peak, louder than the rest), in the room of :func:`_write_room`."""
+    each (each file holds its own rhythm), its chimes twice, and its held-out music (nine game
+    soundtracks and four songs of a metal band, 30 s each, at -12 dBFS peak, louder than the
+    rest), in the room of :func:`_write_room`."""
     from tests import test_alarm_cadence as a
 
     parts = []
@@ -262,7 +263,7 @@ def _everyday_room(folder: Path) -> list[tuple[str, float, float]]:
         if not _everyday(e):
             continue
         x = a.decode(BANK / e["file"])
-        if "supertux2/music/" in e["member"]:
+        if e["kind"] == "music":
             parts.append((e["file"], x, -12.0))
             continue
         if any(k in e["file"] for k in ("alarm-clock", "phone-")):  # looped as a phone does
@@ -297,15 +298,16 @@ def test_a_room_of_held_out_real_sounds_starts_glass_break_on_a_shatter_only(
 def test_a_room_of_real_music_ringtones_and_an_alarm_clock_starts_no_event(
         tmp_path: Path) -> None:
     """Held-out real everyday sounds of the bank: a desktop's alarm clock, a phone ringing, dial
-    and busy tones, chimes and alerts, and nine game soundtracks (drums, bells, synths), none of
-    which any model heard. Without the rule's checks of what played before (edge.features.rise)
+    and busy tones, chimes and alerts, nine game soundtracks (drums, bells, synths) and four
+    songs of a metal band (drums, distorted guitars), none of which any model heard. Without the rule's checks of what played before (edge.features.rise)
     the shipped model started glass_break three times a grid in three soundtracks (with the
     band rise alone once a grid: a new section after a steady beat); the ringtone has the
     smoke_alarm class on for most of its ticks, and its rhythm is no alarm's."""
     _need(REALWORLD / "home-dev-1")
     need("ffmpeg")
     spans = _everyday_room(tmp_path / "everyday")
-    assert len(spans) >= 20 and sum(n.startswith("supertux-data") for n, _, _ in spans) >= 6
+    assert len(spans) >= 24 and sum(n.startswith("supertux-data") for n, _, _ in spans) >= 6
+    assert sum(n.startswith("fretsonfire-songs-sectoid") for n, _, _ in spans) == 4
     for grid in (0.0, 0.5):
         run, classes, thr = _replay("home.yaml", tmp_path / "everyday", grid)
         assert not _starts(run), (grid, _starts(run), spans)
