@@ -105,7 +105,7 @@ def _many(package: str, folder: str, names: str, kind: str, split: str,
 
 def _songs(package: str, folder: str, names: str, split: str, licence: str,
            cut: tuple[float, float]) -> list[DebSound]:
-    """A rhythm game's songs, each its backing track (drums, bass, vocals) with its guitar
+    """A rhythm game's songs, each its backing track (the rest of the band) with its guitar
     track mixed in: the band's recording as a radio plays it. ``names`` are ``|``-separated."""
     return [DebSound(package, f"{folder}/{n}/song.ogg", "music", split, licence, cut,
                      also=f"{folder}/{n}/guitar.ogg") for n in names.split("|")]

@@ -272,8 +272,9 @@ def mix_audio(sc: Scenario, bank: SoundBank) -> tuple[np.ndarray, Scenario]:
 
 def _music(out: np.ndarray, sc: Scenario, events: Sequence[Event], bank: SoundBank,
            rms_bed: float) -> None:
-    """Half the home scenarios: 6-24 s of a real song or game track from a radio, a TV or a
-    speaker, 0-18 dB over the bed, unlabelled; in 60 % of those with speech it is playing as
+    """Half the home scenarios: 6-24 s drawn of a real song or game track from a radio, a TV
+    or a speaker (less where the scenario ends or a glass break is near; 2 s at least), 0-18 dB
+    over the bed, unlabelled; in 60 % of those with speech it is playing as
     someone starts to speak (a TV's mix). A home model whose music was all simulated took
     speech over real music for breaking glass (the class at 0.99 on the mix, on neither part
     alone). The music keeps 0.5 s away from a glass break or a bark (the longer side of it
