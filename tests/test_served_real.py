@@ -299,10 +299,11 @@ def test_a_room_of_real_music_ringtones_and_an_alarm_clock_starts_no_event(
         tmp_path: Path) -> None:
     """Held-out real everyday sounds of the bank: a desktop's alarm clock, a phone ringing, dial
     and busy tones, chimes and alerts, nine game soundtracks (drums, bells, synths) and four
-    songs of a metal band (drums, distorted guitars), none of which any model heard. Without the rule's checks of what played before (edge.features.rise)
-    the shipped model started glass_break three times a grid in three soundtracks (with the
-    band rise alone once a grid: a new section after a steady beat); the ringtone has the
-    smoke_alarm class on for most of its ticks, and its rhythm is no alarm's."""
+    songs of a metal band (drums, distorted guitars), none of which any model heard. Without
+    the rule's checks of what played before (edge.features.rise) the shipped model started
+    glass_break three times a grid in three soundtracks (with the band rise alone once a grid:
+    a new section after a steady beat); the ringtone has the smoke_alarm class on for most of
+    its ticks, and its rhythm is no alarm's."""
     _need(REALWORLD / "home-dev-1")
     need("ffmpeg")
     spans = _everyday_room(tmp_path / "everyday")

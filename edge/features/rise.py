@@ -117,7 +117,7 @@ class BeatBefore(_Before):
         """The beat over ``cols`` (log-mel ``[n_mels, T]``, oldest first); ``ok`` marks valid
         columns. None when the columns before hold less than two of the longest period or
         any invalid one (a gap is no beat and breaks one)."""
-        older = cols[self.rows, :-self.skip] if cols.shape[1] > self.skip else cols[self.rows, :0]
+        older = cols[self.rows, :max(0, cols.shape[1] - self.skip)]
         if older.shape[1] < 2 * self.lags[1]:
             return None
         if ok is not None and not np.asarray(ok, bool)[-cols.shape[1]:][:older.shape[1]].all():

@@ -301,8 +301,8 @@ def _music(out: np.ndarray, sc: Scenario, events: Sequence[Event], bank: SoundBa
     d = t1 - t0
     x = bank.pick("music", rng)
     k = int(rng.uniform(0, max(0.0, len(x) - d * SR)))
-    x = x[k: k + int(d * SR)] * edges(min(len(x) - k, int(d * SR)), SR,
-                                      float(rng.uniform(0.02, 1.0)), float(rng.uniform(0.02, 1.0)))
+    x = x[k: k + int(d * SR)]
+    x = x * edges(len(x), SR, float(rng.uniform(0.02, 1.0)), float(rng.uniform(0.02, 1.0)))
     _place(out, _tilt(x.astype(np.float32), rng), int(t0 * SR), rms_bed,
            float(rng.uniform(0, 18)))
 
