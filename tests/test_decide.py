@@ -603,7 +603,7 @@ def test_off_default_is_on_minus_0_1_and_class_overrides_merge_with_defaults() -
         ("rules:\n  - name: x\n    duration: {class: a}\n"
          "    unless: {measure: loudness, above: 0.8}\n",
          "rules.0.unless.0.measure: Input should be 'partial_share', 'impact_spread', "
-         "'band_rise' or 'beat_before'"),
+         "'band_rise', 'high_rise' or 'beat_before'"),
         ("rules:\n  - name: x\n    duration: {class: a}\n"
          "    unless: {measure: partial_share, above: 1.5}\n",
          "rules.0.unless.0: partial_share: level 1.5 outside (0, 1)"),

@@ -114,8 +114,8 @@ def test_served_hearing_measures_what_the_home_rules_name() -> None:
     from edge.service.hearing import Hearing
 
     hearing = Hearing(parse_decisions(HOME_RULES), SPEC, ["room"])
-    assert sorted(hearing.measures) == ["band_rise", "beat_before", "impact_spread",
-                                        "partial_share"]
+    assert sorted(hearing.measures) == ["band_rise", "beat_before", "high_rise",
+                                        "impact_spread", "partial_share"]
     rng = np.random.default_rng(4)
     cymbal = log_mel(in_room(_strike(rng, 0.8, 300.0), rng), SPEC)[:, : 150]
     _, measures = hearing.heard("room", 0, cymbal, np.ones(150, bool), lambda n: n)

@@ -295,6 +295,36 @@ def test_a_room_of_held_out_real_sounds_starts_glass_break_on_a_shatter_only(
         assert on_glass, (grid, starts)
 
 
+def test_speech_read_over_real_music_a_tv_starts_no_event(tmp_path: Path) -> None:
+    """A TV: a LibriSpeech reader and telephone prompts read over each of the nine held-out game
+    soundtracks (30 s each, the speech's peak 6 dB over the music's, at -12 dBFS). Before the
+    rule's check above 4 kHz (edge.features.rise.HighRise) the shipped model started
+    glass_break twice on one grid and three times on the other: a word's onset breaks the
+    music's beat and stands out of the 2-8 kHz band, and the glass class reaches 0.99 on the
+    mix though on neither part alone. (Telephone speech over the four held-out metal songs and
+    the nine tracks still starts one on one grid: README.)"""
+    from tests import test_alarm_cadence as a
+
+    _need(REALWORLD / "home-dev-1")
+    need("ffmpeg")
+    sounds = REALWORLD / "sounds"
+    speech = np.concatenate([a.decode(sounds / "librosa_libri2_3436-172162-0000_male.flac"),
+                             a.decode(sounds / "asterisk_allison_demo-instruct_8k.flac")])
+    rng = np.random.default_rng(7)
+    parts = []
+    for e in _bank_entries("heldout"):
+        if "supertux2/music/" not in e["member"]:
+            continue
+        m = a.at_peak(a.decode(BANK / e["file"]), -18)
+        i = int(rng.integers(0, len(speech) - len(m)))
+        parts.append((e["file"], m + a.at_peak(speech[i:i + len(m)], -12), -12.0))
+    assert len(parts) >= 6
+    spans = _write_room(tmp_path / "tv", parts, rng, gap_s=2.0, lead_s=3.0)
+    for grid in (0.0, 0.5):
+        run, _, _ = _replay("home.yaml", tmp_path / "tv", grid)
+        assert not _starts(run), (grid, _starts(run), spans)
+
+
 def test_a_room_of_real_music_ringtones_and_an_alarm_clock_starts_no_event(
         tmp_path: Path) -> None:
     """Held-out real everyday sounds of the bank: a desktop's alarm clock, a phone ringing, dial

@@ -127,7 +127,7 @@ class CadenceCondition(_Model):
 #: The levels a check may set, by measure: shares, seconds (of the 1 s searched) and
 #: correlations in (0, 1), dB of rise in (0, 60).
 MEASURE_RANGES = {"partial_share": (0.0, 1.0), "impact_spread": (0.0, 1.0),
-                  "band_rise": (0.0, 60.0), "beat_before": (0.0, 1.0)}
+                  "band_rise": (0.0, 60.0), "high_rise": (0.0, 60.0), "beat_before": (0.0, 1.0)}
 
 
 class SoundCheck(_Model):
@@ -135,7 +135,8 @@ class SoundCheck(_Model):
     :mod:`edge.features.impacts`, :mod:`edge.features.rise`) that, above or below a level,
     says the sound is something else than the class names: evidence against it."""
 
-    measure: Literal["partial_share", "impact_spread", "band_rise", "beat_before"] = Field(
+    measure: Literal["partial_share", "impact_spread", "band_rise", "high_rise",
+                     "beat_before"] = Field(
         description="partial_share: the share of the 1.5-8 kHz band's energy over the window's "
         "last 0.5 s that its 4 strongest mel channels hold (a bell's few partials: 0.83-1.0; "
         "a glass break's spread: 0.13-0.64). impact_spread: seconds from the first to the last "
@@ -143,8 +144,10 @@ class SoundCheck(_Model):
         "a click 0-0.06; a shatter's pieces 0.25 and more). band_rise: dB by which the 2-8 kHz "
         "band's loudest column in the window's last 1 s stands over the loudest tenth of its "
         "columns older than 1.25 s (a shatter in a quiet room 34-41, at a speaker's level 9.5 "
-        "and more; inside music mostly 1.5-6.3). beat_before: the highest normalised "
-        "autocorrelation (lags 0.15-1.5 s) of that band's onsets over the same older columns "
+        "and more; inside music mostly 1.5-6.3). high_rise: the same of the 4-8 kHz band, where a "
+        "shatter's energy is (a shatter over speech at its level 24-36; a word read over music "
+        "mostly under 6). beat_before: the highest normalised autocorrelation (lags "
+        "0.15-1.5 s) of the 2-8 kHz band's onsets over the same older columns "
         "(speech, rain at most 0.25; two equal knocks 0.5; a steady beat 0.6-1)."
     )
     above: float | None = Field(None, description="The rule does not hold on a tick whose "
@@ -275,6 +278,7 @@ decisions:
         - {measure: partial_share, above: 0.8}   # a bell's few partials: no shatter
         - {measure: impact_spread, below: 0.12}  # one strike (a cymbal, a clap): no shatter
         - {measure: band_rise, below: 6}         # no louder than the room just was: music
+        - {measure: high_rise, below: 6}         # ... above 4 kHz: a voice over music
         - {measure: beat_before, above: 0.6}     # a beat before it: music moving on
       # (any second tick: a tick's time is its window's newest frame, so ticks can lie a frame
       # interval closer than the hop). With ticks every 0.25 s a short shatter still gives two;

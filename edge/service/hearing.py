@@ -18,7 +18,7 @@ from edge.features.beeps import ALARM_SIGNALS, BeepDetector
 from edge.features.impacts import ImpactSpread
 from edge.features.logmel import LogMelSpec
 from edge.features.partials import PartialShare
-from edge.features.rise import BandRise, BeatBefore
+from edge.features.rise import BandRise, BeatBefore, HighRise
 
 Beeps = dict[str, list[tuple[int, int, float]]]
 Measure = Callable[[np.ndarray, np.ndarray | None], float | None]
@@ -28,6 +28,7 @@ MEASURES: dict[str, Callable[[LogMelSpec], Measure]] = {
     "partial_share": PartialShare,
     "impact_spread": ImpactSpread,
     "band_rise": BandRise,
+    "high_rise": HighRise,
     "beat_before": BeatBefore,
 }
 
