@@ -34,7 +34,13 @@ those its window spreads it over, at least +/- 160 Hz, so several tones are foll
   median of its flanks (channels 150-300 Hz, or 7-15 %, away), where a voice has harmonics or a
   formant's skirt and a tone has nothing. A beep shorter than ``min_s`` is dropped; one longer
   than ``max_s`` is reported once it reaches it (a continuous tone), and nothing more is looked
-  for at its pitch until it stops.
+  for at its pitch until it stops;
+* and only if its tone peaks in the band: a beep in a band's edge channel is not reported when
+  the channel beside it outside the band was the louder on most of its columns. A 425 Hz dial
+  or busy tone (and a 400 Hz one) peaks in the 409 Hz channel, and its skirt held the 454 Hz
+  channel at the edge of the 520 Hz band: beeping three times and pausing 1 s, it was a T3. A
+  520 Hz alarm 10 % low (468 Hz) peaks in the 454 Hz channel and is still heard. Such a beep
+  still holds its channel while it lasts and leaves its tail, as a reported one does.
 
 Beeps carry the centre of their tone's channel, so :mod:`edge.decisions.cadence` matches a rhythm among
 beeps of one pitch: a voice or a tune beeping at other pitches in the band cannot break it.
@@ -165,6 +171,14 @@ class BeepDetector:
         near = np.abs(hz[:, None] - hz[None, :]) <= np.maximum(160.0, 0.1 * hz)[:, None]
         near |= np.abs(np.arange(len(rows))[:, None] - np.arange(len(rows))[None, :]) <= 2
         self._near = near  # [row, row]: whether the second lies in the first's zone
+        # The channels just outside the band, beside its edge rows, and per column whether one
+        # was louder than the edge row: a beep there whose neighbour outside was louder most of
+        # the time is the skirt of a tone of another pitch (a 425 Hz dial or busy tone holds
+        # the 454 Hz channel at the 520 Hz band's edge) and is not reported.
+        edges = [(0, int(rows[0]) - 1), (len(rows) - 1, int(rows[-1]) + 1)]
+        self._outside = [(i, ch) for i, ch in edges if 0 <= ch < n_mels]
+        self._ring = self.max_cols + 64  # columns kept: more than a reported beep's longest
+        self._beyond = np.zeros((len(self._outside), self._ring), bool)  # by column mod _ring
         self._beeps: list[_Beep] = []  # in progress, one per tone
         self._cands: list[_Cand] = []  # possible new beeps of a known tone
         self._prevs: list[_Prev] = []  # beeps ended within tail_s, one per tone
@@ -247,6 +261,8 @@ class BeepDetector:
                 continue  # nothing in progress and no onset: the column changes nothing
             c = first_col + k
             lv = levels[:, k]
+            for j, (i, ch) in enumerate(self._outside):
+                self._beyond[j, c % self._ring] = cols[ch, k] > lv[i]
             self._step_cands(c, lv, rise[:, k], sharp[:, k], out)
             self._step_beeps(c, lv, rise[:, k], sharp[:, k], out)
             peak = peaks[:, k]
@@ -324,7 +340,8 @@ class BeepDetector:
             if level >= beep.ref - self.hold:
                 beep.last = c
                 if i + 1 >= self.max_cols:
-                    if self._lone(beep, len(beep.levels)):
+                    n = len(beep.levels)
+                    if self._lone(beep, n) and self._inside(beep, n):
                         out.append((beep.start, c + 1, self.hz[beep.row]))
                     beep.long = True
                 elif self.attack + self.look + self._skip <= i < self.refill_max:
@@ -357,6 +374,15 @@ class BeepDetector:
         loud = levels >= _typical(beep.levels[:n]) - self.refill
         return float(np.median(sharp[loud])) >= self.sharp
 
+    def _inside(self, beep: _Beep, n: int) -> bool:
+        """Whether the tone of a beep's first ``n`` columns peaks in the band: at an edge row,
+        the channel outside beside it was not the louder on most of them."""
+        for j, (i, _) in enumerate(self._outside):
+            if beep.row == i:
+                cols = np.arange(beep.start, beep.start + n) % self._ring
+                return bool(self._beyond[j, cols].mean() <= 0.5)
+        return True
+
     def _break(self, out: list[Beep]) -> None:
         """Audio missing: beeps in progress end, pending ones are forgotten."""
         for beep in list(self._beeps):
@@ -371,7 +397,8 @@ class BeepDetector:
         n = stop - beep.start
         if n < self.min_cols or not self._lone(beep, n):
             return  # too short, or not a lone tone (a voice's harmonics, a formant)
-        out.append((beep.start, stop, self.hz[beep.row]))
+        if self._inside(beep, n):  # its tail is followed either way, as the rest is
+            out.append((beep.start, stop, self.hz[beep.row]))
         self._prevs = [p for p in self._prevs if abs(p.row - beep.row) > 1]
         self._prevs.append(_Prev(beep.row, _typical(beep.levels[:n]), stop, n >= self.refill_max))
 
