@@ -116,11 +116,10 @@ class BandRise(_Before):
 
 class HighRise(BandRise):
     """:class:`BandRise` of the top band, where a shatter's energy is: channels centred at 4 kHz
-    and above (the same parameters)."""
+    and above (its other parameters and their defaults are :class:`BandRise`'s)."""
 
-    def __init__(self, spec: LogMelSpec, lo_hz: float = 4000.0, seconds: float = 1.0,
-                 gap_s: float = 0.25, before_s: float = 1.0, quantile: float = 90.0) -> None:
-        super().__init__(spec, lo_hz, seconds, gap_s, before_s, quantile)
+    def __init__(self, spec: LogMelSpec, lo_hz: float = 4000.0, **kw: float) -> None:
+        super().__init__(spec, lo_hz, **kw)
 
 
 class BeatBefore(_Before):
