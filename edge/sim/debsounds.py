@@ -95,6 +95,16 @@ PACKAGES = {p.name: p for p in (
             "14c1ed3e43c1a6a80eae7698f0469a0825cd1184e441968d62df89ca418aa0b4"),
     Package("frozen-bubble-data", "2.212-11",
             "39cdfd07d9532d1558762cf265a844d09015c4540568573c50f444cc084166e0"),
+    Package("scorched3d-data", "44+dfsg-8",
+            "b0be0a6d561966a62b1f135e0e6f5681c85f12e34ecad5777cb1af9fbcb7f1da"),
+    Package("qabcs-data", "1.0.2-6",
+            "3484da4cf258e6f3a39a1fc99bbfcaddfd679cff96a8fa792f261ab0a2bf9d86"),
+    Package("trophy-data", "2.0.3-2",
+            "d0071039230b737ca82a9dcbdd0ec18363312d49a999598b99cea95c5c6018c0"),
+    Package("etw-data", "3.6+svn162-6",
+            "d1c79c32f6223332c01eb23ba78531e8d9d663c1f057cd21d8aac708b8de218a"),
+    Package("xemacs21-basesupport", "2009.02.17.dfsg.3-1",
+            "439b91026324abc90a975df7aaaecdedd984a83a2524c0d2ab3f64a5dc79cebb"),
 )}
 
 
@@ -127,7 +137,10 @@ _FOF = "usr/share/games/fretsonfire/data/songs"
 #: sounds of a home that must start no event: a desktop's alarm clock, ringtones, dial tones
 #: and chimes, and 30 s of each of nine game soundtracks (music: drums, bells, synths) and of
 #: four songs of a metal band (sectoid). Music a home model learns from is another band's four
-#: songs (muldjord) and a puzzle game's three tracks (frozen-bubble), 90 s each.
+#: songs (muldjord) and a puzzle game's three tracks (frozen-bubble), 90 s each. Dogs: five
+#: recordings of barking (one to three barks, a 4 s run of barks and whines) from two games and
+#: a children's alphabet app to learn from; held out, a football game's bark, an editor's
+#: (recorded at 8 kHz) and a desktop's bark alert.
 #: minetest's second glass file is left out: it is the shatter of
 #: ``../shared/realworld/home-dev-1``.
 SOUNDS: tuple[DebSound, ...] = (
@@ -165,8 +178,8 @@ SOUNDS: tuple[DebSound, ...] = (
            "hihat_opened01.ogg shaker01.ogg clap01.ogg snare_acoustic01.ogg", "other", "heldout",
            "GPL-2+"),
     DebSound("epiphany-data", "usr/share/epiphany/sfx/wood_smash.wav", "other", "train", "GPL-2"),
-    *_many("mate-media-common", "usr/share/sounds/mate/default/alerts", "glass.ogg bark.ogg "
-           "drip.ogg sonar.ogg", "other", "heldout", "GPL-2+"),
+    *_many("mate-media-common", "usr/share/sounds/mate/default/alerts", "glass.ogg drip.ogg "
+           "sonar.ogg", "other", "heldout", "GPL-2+"),
     *_many("sound-icons", _SI, "cymbaly-1.wav glass-water-1.wav gummy-cat-2.wav "
            "percussion-10.wav", "other", "heldout", "GPL-2+"),
     DebSound("sound-theme-freedesktop", f"{_FD}/alarm-clock-elapsed.oga", "other", "heldout",
@@ -188,6 +201,15 @@ SOUNDS: tuple[DebSound, ...] = (
             "internal_degeneration|mutilated_mime", "train", "CC-BY-SA-3.0", cut=(20.0, 90.0)),
     *_many("frozen-bubble-data", "usr/share/games/frozen-bubble/snd", "frozen-mainzik-1p.ogg "
            "frozen-mainzik-2p.ogg introzik.ogg", "music", "train", "GPL-2", cut=(10.0, 90.0)),
+    *_many("scorched3d-data", "usr/share/games/scorched3d/data/globalmods/apoc/data/wav/misc",
+           "dog.wav dog2.wav dog3.wav", "dog", "train", "CC-BY-SA-3.0"),
+    DebSound("qabcs-data", "usr/share/qabcs/abcs/all/noises/dog.ogg", "dog", "train", "GPL-3+"),
+    DebSound("trophy-data", "usr/share/games/trophy/sounds/dog.wav", "dog", "train", "GPL-2"),
+    DebSound("etw-data", "usr/share/games/etw/snd/dog.wav", "dog", "heldout", "GPL-2+"),
+    DebSound("xemacs21-basesupport", "usr/share/xemacs21/xemacs-packages/etc/sounds/bark.wav",
+             "dog", "heldout", "GPL"),
+    DebSound("mate-media-common", "usr/share/sounds/mate/default/alerts/bark.ogg", "dog",
+             "heldout", "GPL-2+"),
 )
 
 
