@@ -96,15 +96,19 @@ class MjpegServer:
             ],
             stdin=subprocess.DEVNULL,
         )
-        # Wait until it listens, so the test measures the camera, not ffmpeg's start-up.
-        deadline = time.monotonic() + 5
+        # Wait until it listens, so the test measures the camera, not ffmpeg's start-up (a
+        # full run on 2 cores once saw it not listening after 5 s, with nothing on stderr).
+        deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             # A probe connection would be the one client -listen 1 serves: read the socket
             # table instead.
             if _listening(self.port):
                 return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ffmpeg exited with {self.proc.returncode} before it "
+                                   f"listened on {self.url}")
             time.sleep(0.05)
-        raise RuntimeError("ffmpeg did not start listening")
+        raise RuntimeError(f"ffmpeg did not listen on {self.url} within 15 s")
 
     def kill(self) -> None:
         if self.proc is not None:
