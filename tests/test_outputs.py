@@ -156,7 +156,7 @@ def test_records_on_stdout_are_strict_json_with_nan_as_null_like_the_jsonl_sink(
     out = io.StringIO()
     rec = {"type": "prediction", "stream": "cabin", "probs": {"talking": math.nan},
            "latency_ms": math.inf, "skew": [-math.inf, 0.5]}
-    Service(runner, out=out)._emit([rec])
+    Service(runner, out=out).emit([rec])
     line = out.getvalue()
     assert strict_json(line) == {"type": "prediction", "stream": "cabin",
                                  "probs": {"talking": None}, "latency_ms": None,

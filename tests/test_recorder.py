@@ -100,8 +100,8 @@ def run_recorded(
             after_tick(run)
 
     replay(runner.spine.sources["sim"], runner.spine, clock, on_windows, max_seconds)  # type: ignore[arg-type]
-    if close:
-        rec.close(timeout_s=30)
+    if close:  # what the writer finished after the last tick comes with close()
+        run.records.extend(rec.close(timeout_s=30))
     return run
 
 
@@ -231,12 +231,14 @@ def test_closing_mid_recording_saves_it_truncated_and_replayable(model: Path, tm
     # What SIGTERM does: the run stops half a second into a 3 s post-roll.
     def stop_soon(run: Run) -> None:
         if run.starts and run.runner.clock.now_ns() == run.starts[0][1] + NS_PER_S // 2:
-            run.recorder.close(timeout_s=30)
+            run.records.extend(run.recorder.close(timeout_s=30))
 
     out = tmp_path / "rec"
     run = run_recorded(model, out, close=False, after_tick=stop_soon, pre_roll=1.5, post_roll=3.0)
     assert run.recorder.stats()["recorder_state"] == "stopped"
     [d] = recordings(out)
+    # the truncated recording's "saved" is not lost: close() hands it over, for the sinks
+    assert [(r["event"], r.get("recording")) for r in run.records] == [("started", d.name), ("saved", d.name)]
     m = json.loads((d / "manifest.json").read_text())
     assert m["truncated"] is True and m["recorded_post_roll_s"] == 0.5
     result = replay_recording(d)
@@ -347,3 +349,23 @@ def test_recorder_config_refuses_unknown_keys_and_a_post_roll_past_the_cap() -> 
     with pytest.raises(ValidationError, match=r"max_seconds \(10\) must be >= post_roll \(20\)"):
         RecorderConfig(post_roll=20, max_seconds=10)
     assert all(f.description for f in RecorderConfig.model_fields.values())
+
+
+def test_edge_run_publishes_the_saved_record_of_a_recording_cut_short_at_shutdown(
+    model: Path, tmp_path: Path
+) -> None:
+    """``edge run`` stops 2.5 s into a scenario, in a 10 s post-roll: the recording is saved
+    truncated and its ``saved`` record is in the JSONL, written after the last tick."""
+    from edge.service.daemon import run_service
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(config_text(model, "    - {name: held, duration: {class: eyes_closed, at_least: 0.5}}\n")
+                   + f'recorder: {{out_dir: "{tmp_path / "rec"}", pre_roll: 0.5, post_roll: 10.0}}\n')
+    lines = tmp_path / "edge.jsonl"
+    assert run_service(str(cfg), duration=2.5, jsonl=str(lines), live_view=False) == 0
+    rows = [json.loads(line) for line in lines.read_text().splitlines()]
+    recs = [(r["event"], r["recording"]) for r in rows if r["type"] == "recorder"]
+    [d] = recordings(tmp_path / "rec")
+    assert recs == [("started", d.name), ("saved", d.name)]
+    assert rows[-1]["type"] == "recorder"  # after every prediction: it came with close()
+    assert json.loads((d / "manifest.json").read_text())["truncated"] is True

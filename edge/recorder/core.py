@@ -168,14 +168,17 @@ class FlightRecorder:
         )
         self._thread.start()
 
-    def close(self, timeout_s: float = 2.0) -> None:
+    def close(self, timeout_s: float = 2.0) -> list[dict[str, Any]]:
         """Save a recording in progress as it stands (``truncated``), then stop the writer.
 
-        Bounded: after ``timeout_s`` the writer is left behind (a daemon thread); whatever it
-        had not renamed stays a ``.tmp-`` folder, removed at the next start.
+        Returns the records that happened since the last :meth:`on_tick` (a ``saved`` the
+        writer finished after the last tick, the truncated recording's), for the caller to
+        publish before its sinks stop. Bounded: after ``timeout_s`` the writer is left behind
+        (a daemon thread); whatever it had not renamed stays a ``.tmp-`` folder, removed at the
+        next start, and is not in the records.
         """
         if self._closed:
-            return
+            return []
         self._closed = True
         deadline = time.monotonic() + timeout_s
         rec = self._rec
@@ -191,6 +194,8 @@ class FlightRecorder:
             except queue.Full:
                 log.warning("flight recorder: writer still busy at shutdown; leaving it")
             self._thread.join(max(0.0, deadline - time.monotonic()))
+        out, self._records = self._records + self.store.drain_records(), []
+        return out
 
     # -- the tick ------------------------------------------------------------------------------
     def on_tick(

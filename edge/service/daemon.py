@@ -71,7 +71,7 @@ class Service:
             if not windows:  # the tick still happened: threads are still supervised
                 self.last_tick_ns = now
                 if self.supervisor is not None:
-                    self._emit(self.supervisor.check(now))
+                    self.emit(self.supervisor.check(now))
                 return
         preds = r.process(windows)
         if budget_ns is not None:
@@ -98,14 +98,14 @@ class Service:
         for h in health:
             log.warning("source %s is %s: %s", h["source"], h["state"], "; ".join(h["reasons"]))
         records.extend(health)
-        self._emit(records)
+        self.emit(records)
         if self.recorder is not None:
             rec = self.recorder.on_tick(now, windows, preds, events)
-            self._emit(rec)
+            self.emit(rec)
         if self.view is not None:
             self.view.update(preds, now, [e for _, e in events])
 
-    def _emit(self, records: list[Record]) -> None:
+    def emit(self, records: list[Record]) -> None:
         if not records:
             return
         if self.out is not None:
@@ -212,6 +212,7 @@ def run_service(
     sinks = None
     server = None
     notifier = None
+    service: Service | None = None
     # Everything started so far is stopped again in `finally`, also when a later part fails
     # to start (a bad secret source for a sink: exit 2 without a recorder thread left behind).
     try:
@@ -296,7 +297,11 @@ def run_service(
         runner.spine.stop(timeout_s=0.5)
         runner.stop_front_workers()
         if recorder is not None:
-            recorder.close(timeout_s=0.5)  # a recording in progress is saved, marked truncated
+            # a recording in progress is saved, marked truncated; its "saved" record (and one
+            # the writer finished after the last tick) goes out before the sinks stop
+            last = recorder.close(timeout_s=0.5)
+            if service is not None:
+                service.emit(last)
         if sinks is not None:
             sinks.stop(timeout_s=0.7)  # flushes what it can; the rest is counted as abandoned
         if server is not None:
