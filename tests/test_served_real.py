@@ -136,6 +136,43 @@ def test_narrower_eyes_start_no_eye_rule(clip: str, factor: float, grid: float) 
     assert not {r for r, _ in _starts(run)} & {"sleep", "microsleep", "unresponsive"}, _starts(run)
 
 
+#: Other cameras, as ffmpeg filters on the dev clips' pixels (the sound is copied as it is).
+CAMERAS = {
+    "grey, as an infrared cabin camera gives": "format=gray,eq=contrast=1.4:gamma=1.2,format=yuv420p",
+    "half the size, as a camera further away": "scale=trunc(iw/4)*2:trunc(ih/4)*2",
+    "dim and noisy": "eq=gamma=0.45:brightness=-0.05,noise=alls=6:allf=t",
+}
+
+
+@pytest.mark.parametrize("camera", list(CAMERAS))
+def test_the_driver_clips_through_other_cameras_start_no_eye_rule(camera: str,
+                                                                  tmp_path: Path) -> None:
+    """alert-blink and head-turn re-encoded as another camera would see them: the face stage
+    still finds the face, no eye rule starts and the glances stay short. (The README's "Other
+    cameras" has these and more, on the home room too.)"""
+    need("ffmpeg")
+    for clip in ("driver-dev-alert-blink", "driver-dev-head-turn"):
+        src, out = REALWORLD / clip, tmp_path / clip
+        _need(src)
+        out.mkdir()
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src / "video.mkv"),
+                        "-vf", CAMERAS[camera], "-c:v", "libx264", "-crf", "18",
+                        "-preset", "veryfast", "-c:a", "copy", str(out / "video.mkv")],
+                       check=True)
+        (out / "labels.json").write_bytes((src / "labels.json").read_bytes())
+        run, classes, thr = _replay("driver.yaml", out)
+        assert len(run.probs) > 20
+        [face] = [s for k, s in run.front_stats.items() if k.startswith("face")]
+        assert face["present"] >= 0.95 * face["processed"], face  # measured 100 % on all three
+        starts = {r for r, _ in _starts(run)}
+        assert not starts & {"sleep", "microsleep", "unresponsive", "long_distraction"}, starts
+        if clip.endswith("head-turn"):
+            assert _frame_f1(run, classes, thr, "distracted") >= 0.6  # the glances, seen
+        else:
+            k = classes.index("eyes_closed")
+            assert not (run.probs[:, k] >= thr[k]).any()  # blinks are not closed eyes
+
+
 def _ordinary_sounds(folder: Path) -> list[tuple[str, float, float]]:
     """An empty room (home-dev-1's frame at 72 s, a still camera) under 175 s of ordinary
     sounds in a room of RT60 0.4 s over a -60 dBFS floor: an alarm clock, a phone ringing and
