@@ -296,6 +296,35 @@ def test_head_turn_glances_show_in_yaw(head_turn: tuple[list[FaceResult], float]
     assert np.mean(yaw[~margin] < -30) < 0.1
 
 
+@pytest.mark.parametrize("every", [1, 2, 3])
+def test_a_turned_head_reads_its_eyes_from_the_one_facing_the_camera(every: int) -> None:
+    """head-turn at 12, 6 and 4 fps (every frame, every second, every third): past |yaw| 30
+    the far eye reads as the near one, open. (The far eye measured on its own fell to
+    0.08-0.11 on two frames running at 6 fps, and the model took them for closed eyes.)"""
+    import cv2
+
+    from edge.front.face import FAR_EYE_YAW
+
+    stage = FaceStage(FRONT)
+    cap = cv2.VideoCapture(str(_clip("driver-dev-head-turn")))
+    turned = []
+    k = 0
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if k % every == 0:
+            r = stage.process(bgr)
+            if r.present and abs(r.yaw) > FAR_EYE_YAW:
+                turned.append((r.eye_open_left, r.eye_open_right))
+        k += 1
+    cap.release()
+    eyes = np.array(turned)
+    assert len(eyes) >= 36 // every  # the glances, at every rate
+    assert (eyes[:, 0] == eyes[:, 1]).all()
+    assert eyes.min() > 0.16  # measured 0.189, 0.172, 0.169: open
+
+
 def test_a_lost_track_runs_the_detector_on_the_same_frame_and_reset_forgets(
     alert_blink: tuple[list[FaceResult], float],
 ) -> None:

@@ -175,6 +175,9 @@ CAMERAS = {
     "grey, as an infrared cabin camera gives": "format=gray,eq=contrast=1.4:gamma=1.2,format=yuv420p",
     "half the size, as a camera further away": "scale=trunc(iw/4)*2:trunc(ih/4)*2",
     "dim and noisy": "eq=gamma=0.45:brightness=-0.05,noise=alls=6:allf=t",
+    # head-turn's far eye fell to 0.08-0.11 on two frames running: a microsleep, before the
+    # face stage read a turned head's eyes from the one facing the camera (FAR_EYE_YAW)
+    "6 frames a second": "fps=6",
 }
 
 
@@ -197,7 +200,7 @@ def test_the_driver_clips_through_other_cameras_start_no_eye_rule(camera: str,
         run, classes, thr = _replay("driver.yaml", out)
         assert len(run.probs) > 20
         [face] = [s for k, s in run.front_stats.items() if k.startswith("face")]
-        assert face["present"] >= 0.95 * face["processed"], face  # measured 100 % on all three
+        assert face["present"] >= 0.95 * face["processed"], face  # measured 100 % under each
         starts = {r for r, _ in _starts(run)}
         assert not starts & {"sleep", "microsleep", "unresponsive", "long_distraction"}, starts
         if clip.endswith("head-turn"):

@@ -45,6 +45,14 @@ FACE_FEATURES: tuple[str, ...] = (
     "cx", "cy",
 )
 
+#: Past this head yaw (degrees) the eye turned away from the camera is measured from the one
+#: facing it. The far eye is foreshortened and half behind the nose, and the mesh's lids on it
+#: fall together while the head swings: at the onsets of driver-dev-head-turn's glances (yaw
+#: -35 to -46) it measured 0.14 at 12 fps and 0.08-0.11 on two frames running at 6 fps, the
+#: near eye 0.17-0.21, and at 6 fps the fusion model took them for closed eyes (a false
+#: ``microsleep``). The near eye closes with it, so closing eyes still show.
+FAR_EYE_YAW = 30.0
+
 NO_FACE = "no face"
 TOO_SMALL = "face too small"
 
@@ -115,6 +123,11 @@ class FaceResult:
         if not self.present:
             v[1:] = 0.0
         return np.nan_to_num(v, nan=0.0).astype(np.float32)
+
+
+def _width_2d(pts: np.ndarray, eye: tuple[int, ...]) -> float:
+    """An eye's corner-to-corner width in the image plane (pixels)."""
+    return float(np.hypot(*(pts[eye[0], :2] - pts[eye[3], :2])))
 
 
 def _sigmoid(x: float) -> float:
@@ -256,10 +269,15 @@ class FaceStage:
         if size < self.min_face:
             return FaceResult(False, TOO_SMALL, presence, box, detected, face_size=size)
         yaw, pitch, roll = head_pose(pts)
+        left, right = eye_aspect_ratio(pts, LEFT_EYE_EAR), eye_aspect_ratio(pts, RIGHT_EYE_EAR)
+        if abs(yaw) > FAR_EYE_YAW:  # the far eye is the narrower one in the image
+            if _width_2d(pts, LEFT_EYE_EAR) < _width_2d(pts, RIGHT_EYE_EAR):
+                left = right
+            else:
+                right = left
         return FaceResult(
             True, "", presence, box, detected,
-            eye_open_left=eye_aspect_ratio(pts, LEFT_EYE_EAR),
-            eye_open_right=eye_aspect_ratio(pts, RIGHT_EYE_EAR),
+            eye_open_left=left, eye_open_right=right,
             mouth_open=mouth_open_ratio(pts),
             yaw=yaw, pitch=pitch, roll=roll, face_size=size,
         )
