@@ -91,6 +91,54 @@ def test_home_dev_1_person_speech_and_the_glass_break_with_no_false_event(grid: 
         assert not (run.probs[:, classes.index(cls)] >= thr[classes.index(cls)]).any(), cls
 
 
+def _eyes_held_closed(folder: Path, hold_s: float, at_frame: int = 171) -> None:
+    """driver-dev-alert-blink with one of its real frames, the man's eyes shut in a blink
+    (frame 171, 5.70 s: eye aspect ratio 0.134 and 0.144), held ``hold_s`` seconds in the middle
+    with a little sensor noise and silence, then the clip goes on: a real face with its eyes
+    closed for as long as a microsleep or a sleep lasts, which no dev clip shows."""
+    src = REALWORLD / "driver-dev-alert-blink" / "video.mkv"
+    folder.mkdir(parents=True)
+    still = folder / "closed.png"
+    ffmpeg = ["ffmpeg", "-v", "error", "-y"]
+    subprocess.run([*ffmpeg, "-i", str(src), "-vf", f"select=eq(n\\,{at_frame})", "-frames:v", "1",
+                    str(still)], check=True)
+    t = at_frame / 30
+    graph = (f"[0:v]split[va][vb];[0:a]asplit[aa][ab];"
+             f"[va]trim=0:{t},setpts=PTS-STARTPTS,format=yuv420p[v0];"
+             f"[aa]atrim=0:{t},asetpts=PTS-STARTPTS[a0];"
+             f"[1:v]format=yuv420p,noise=alls=3:allf=t,setsar=1[v1];[2:a]anull[a1];"
+             f"[vb]trim=start={t},setpts=PTS-STARTPTS,format=yuv420p[v2];"
+             f"[ab]atrim=start={t},asetpts=PTS-STARTPTS[a2];"
+             f"[v0][a0][v1][a1][v2][a2]concat=n=3:v=1:a=1[v][a]")
+    subprocess.run([*ffmpeg, "-i", str(src), "-loop", "1", "-framerate", "30", "-t", str(hold_s),
+                    "-i", str(still), "-f", "lavfi", "-t", str(hold_s), "-i", "anullsrc=r=16000:cl=mono",
+                    "-filter_complex", graph, "-map", "[v]", "-map", "[a]", "-c:v", "libx264",
+                    "-crf", "18", "-preset", "veryfast", "-r", "30", "-c:a", "flac", "-ar", str(SR),
+                    str(folder / "video.mkv")], check=True)
+    still.unlink()
+    (folder / "labels.json").write_text(json.dumps({"task": "driver", "seconds": 9.6 + hold_s, "events": [
+        {"label": "eyes_closed", "start": t, "end": t + hold_s}]}))
+
+
+@pytest.mark.parametrize(("hold_s", "rule"), [(1.5, "microsleep"), (4.0, "sleep")])
+@pytest.mark.parametrize("grid", [0.0, 0.5])
+def test_real_eyes_held_closed_start_a_microsleep_or_a_sleep(hold_s: float, rule: str,
+                                                            grid: float, tmp_path: Path) -> None:
+    """The eye rules on real closed eyes (above): 1.5 s shut is a microsleep (at its end), 4 s
+    a sleep (3 s in), the other one never, and the eyes are read closed while they are."""
+    need("ffmpeg")
+    _need(REALWORLD / "driver-dev-alert-blink")
+    folder = tmp_path / "closed"
+    _eyes_held_closed(folder, hold_s)
+    run, classes, thr = _replay("driver.yaml", folder, grid)
+    t0 = 171 / 30
+    starts = [(r, t) for r, t in _starts(run) if r in {"sleep", "microsleep", "unresponsive"}]
+    assert [r for r, _ in starts] == [rule], starts
+    due = t0 + (hold_s if rule == "microsleep" else 3.0)
+    assert due <= starts[0][1] <= due + 1.0, starts  # measured 0.3-0.6 s after (smoothing)
+    assert _frame_f1(run, classes, thr, "eyes_closed") >= 0.9  # measured 0.957 and 0.984
+
+
 #: Other microphones, as ffmpeg audio filter graphs on home-dev-1's sound (the video copied).
 MICROPHONES = {
     "in a noisy room (pink noise, -34 dBFS)":
