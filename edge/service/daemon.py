@@ -298,8 +298,10 @@ def run_service(
         runner.stop_front_workers()
         if recorder is not None:
             # a recording in progress is saved, marked truncated; its "saved" record (and one
-            # the writer finished after the last tick) goes out before the sinks stop
-            last = recorder.close(timeout_s=0.5)
+            # the writer finished after the last tick) goes out before the sinks stop. Up to
+            # 2 s for a slow card (returns as soon as the writer is done): with the rest, well
+            # inside the unit's TimeoutStopSec=5
+            last = recorder.close(timeout_s=2.0)
             if service is not None:
                 service.emit(last)
         if sinks is not None:
