@@ -91,6 +91,16 @@ def test_home_dev_1_person_speech_and_the_glass_break_with_no_false_event(grid: 
         assert not (run.probs[:, classes.index(cls)] >= thr[classes.index(cls)]).any(), cls
 
 
+def _reencode(src: Path, out: Path, *args: str) -> None:
+    """The recording folder ``src`` as ``out``: its video file through ffmpeg with ``args``
+    (filters, codecs), its labels as they are."""
+    _need(src)
+    out.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src / "video.mkv"), *args,
+                    str(out / "video.mkv")], check=True)
+    (out / "labels.json").write_bytes((src / "labels.json").read_bytes())
+
+
 def _eyes_held_closed(folder: Path, hold_s: float, at_frame: int = 171) -> None:
     """driver-dev-alert-blink with one of its real frames, the man's eyes shut in a blink
     (frame 171, 5.70 s: eye aspect ratio 0.134 and 0.144), held ``hold_s`` seconds in the middle
@@ -156,13 +166,8 @@ def test_home_dev_1_through_other_microphones_finds_the_glass_and_no_false_event
     "Other microphones" has these and more, on both grids.)"""
     need("ffmpeg")
     src, out = REALWORLD / "home-dev-1", tmp_path / "home-dev-1"
-    _need(src)
-    out.mkdir()
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src / "video.mkv"),
-                    "-filter_complex", MICROPHONES[mic], "-map", "0:v", "-map", "[a]",
-                    "-c:v", "copy", "-c:a", "flac", "-ar", str(SR), "-sample_fmt", "s16",
-                    str(out / "video.mkv")], check=True)
-    (out / "labels.json").write_bytes((src / "labels.json").read_bytes())
+    _reencode(src, out, "-filter_complex", MICROPHONES[mic], "-map", "0:v", "-map", "[a]",
+              "-c:v", "copy", "-c:a", "flac", "-ar", str(SR), "-sample_fmt", "s16")
     run, classes, thr = _replay("home.yaml", out)
     assert _frame_f1(run, classes, thr, "speech") >= 0.90
     starts = _starts(run)
@@ -238,13 +243,8 @@ def test_the_driver_clips_through_other_cameras_start_no_eye_rule(camera: str,
     need("ffmpeg")
     for clip in ("driver-dev-alert-blink", "driver-dev-head-turn"):
         src, out = REALWORLD / clip, tmp_path / clip
-        _need(src)
-        out.mkdir()
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src / "video.mkv"),
-                        "-vf", CAMERAS[camera], "-c:v", "libx264", "-crf", "18",
-                        "-preset", "veryfast", "-c:a", "copy", str(out / "video.mkv")],
-                       check=True)
-        (out / "labels.json").write_bytes((src / "labels.json").read_bytes())
+        _reencode(src, out, "-vf", CAMERAS[camera], "-c:v", "libx264", "-crf", "18",
+                  "-preset", "veryfast", "-c:a", "copy")
         run, classes, thr = _replay("driver.yaml", out)
         assert len(run.probs) > 20
         [face] = [s for k, s in run.front_stats.items() if k.startswith("face")]
