@@ -101,11 +101,12 @@ def _reencode(src: Path, out: Path, *args: str) -> None:
     (out / "labels.json").write_bytes((src / "labels.json").read_bytes())
 
 
-def _eyes_held_closed(folder: Path, hold_s: float, at_frame: int = 171) -> None:
+def _eyes_held_closed(folder: Path, hold_s: float, at_frame: int = 171) -> float:
     """driver-dev-alert-blink with one of its real frames, the man's eyes shut in a blink
     (frame 171, 5.70 s: eye aspect ratio 0.134 and 0.144), held ``hold_s`` seconds in the middle
     with a little sensor noise and silence, then the clip goes on: a real face with its eyes
-    closed for as long as a microsleep or a sleep lasts, which no dev clip shows."""
+    closed for as long as a microsleep or a sleep lasts, which no dev clip shows. Returns when
+    the eyes shut (s)."""
     src = REALWORLD / "driver-dev-alert-blink" / "video.mkv"
     folder.mkdir(parents=True)
     still = folder / "closed.png"
@@ -128,6 +129,7 @@ def _eyes_held_closed(folder: Path, hold_s: float, at_frame: int = 171) -> None:
     still.unlink()
     (folder / "labels.json").write_text(json.dumps({"task": "driver", "seconds": 9.6 + hold_s, "events": [
         {"label": "eyes_closed", "start": t, "end": t + hold_s}]}))
+    return t
 
 
 @pytest.mark.parametrize(("hold_s", "rule"), [(1.5, "microsleep"), (4.0, "sleep")])
@@ -139,9 +141,8 @@ def test_real_eyes_held_closed_start_a_microsleep_or_a_sleep(hold_s: float, rule
     need("ffmpeg")
     _need(REALWORLD / "driver-dev-alert-blink")
     folder = tmp_path / "closed"
-    _eyes_held_closed(folder, hold_s)
+    t0 = _eyes_held_closed(folder, hold_s)
     run, classes, thr = _replay("driver.yaml", folder, grid)
-    t0 = 171 / 30
     starts = [(r, t) for r, t in _starts(run) if r in {"sleep", "microsleep", "unresponsive"}]
     assert [r for r, _ in starts] == [rule], starts
     due = t0 + (hold_s if rule == "microsleep" else 3.0)
