@@ -194,6 +194,10 @@ class FlightRecorder:
             except queue.Full:
                 log.warning("flight recorder: writer still busy at shutdown; leaving it")
             self._thread.join(max(0.0, deadline - time.monotonic()))
+        return self._drain()
+
+    def _drain(self) -> list[dict[str, Any]]:
+        """The records made since the last call: the core's own, then the writer's."""
         out, self._records = self._records + self.store.drain_records(), []
         return out
 
@@ -222,8 +226,7 @@ class FlightRecorder:
                 self.store.abandon(0, f"{type(exc).__name__}: {exc}")
         ms = (time.perf_counter() - t0) * 1e3
         self.tick_ms_last, self.tick_ms_max = ms, max(self.tick_ms_max, ms)
-        out, self._records = self._records + self.store.drain_records(), []
-        return out
+        return self._drain()
 
     def _tick(
         self,
