@@ -82,6 +82,19 @@ def test_device_clock_jump_backwards_resets_the_fit() -> None:
     assert model.to_pipeline(0) == 9 * NS_PER_S
 
 
+def test_a_burst_of_items_with_host_time_standing_still_is_not_a_stopped_clock() -> None:
+    """Three seconds of a track that arrive at one host instant (a file storing them late) fit
+    a line of slope -1: a clock that stops, whose inverse divides by zero. The fit's skew stays
+    within MAX_SKEW and the mapping keeps both directions."""
+    from edge.timebase.clock import MAX_SKEW
+
+    model = ClockModel()
+    for i in range(50):  # 64 ms blocks, 3.2 s of device time, all at host 5 s
+        model.observe(i * 64_000_000, 5 * NS_PER_S)
+    assert model.fit().bins >= 3 and abs(model.fit().skew) <= MAX_SKEW
+    assert model.to_device(model.to_pipeline(2 * NS_PER_S)) == pytest.approx(2 * NS_PER_S, abs=1)
+
+
 def test_unready_model_refuses_to_map() -> None:
     with pytest.raises(RuntimeError):
         ClockModel().to_pipeline(0)

@@ -106,3 +106,56 @@ def test_a_decoded_frame_is_not_held_back_behind_later_audio(tmp_path: Path) -> 
         reader.close()
     assert len(behind) == 60
     assert max(behind) <= 0.1, max(behind)  # one frame interval; 0.06 s measured
+
+
+def test_a_file_holding_seconds_of_video_before_its_sound_is_read_in_time_order(
+    tmp_path: Path,
+) -> None:
+    """The simulator's files are muxed frames first: a 16 s one holds 4.7 s of video ahead of
+    its sound. In demux order the sound came that late, the time model took it for a device
+    clock that jumped back and stopped the clock (`edge eval` fell on a division by zero). A
+    file's tracks are read by a demuxer each and merged by start time: none lost, and a replay
+    runs to the end with every window's sound and frames in."""
+    from edge.capture.items import AudioItem, Item, VideoItem
+    from edge.capture.media import MediaReader
+    from edge.sim.render import write_files
+    from edge.sim.scenario import parse_scenario
+
+    files = write_files(parse_scenario("task: driver\nseconds: 16\nseed: 1\nevents: []\n"),
+                        tmp_path, width=80, height=60, fps=15)
+
+    def start_s(item: Item) -> float:
+        if isinstance(item, VideoItem):
+            return item.pts_ns / NS_PER_S
+        assert isinstance(item, AudioItem)
+        return item.n0 / 16000
+
+    def read(by_time: bool) -> list[Item]:
+        reader = MediaReader(str(files.media), 80, 60, 16000, 1, by_time=by_time)
+        try:
+            return list(iter(reader.read, None))
+        finally:
+            reader.close()
+
+    demuxed, timed = read(False), read(True)
+    latest = np.maximum.accumulate([start_s(x) for x in demuxed])
+    lead = max(latest[i - 1] - start_s(x) for i, x in enumerate(demuxed) if i)
+    assert lead > 2.0  # the file is what the test says: its sound stored seconds late
+    starts = [start_s(x) for x in timed]
+    assert starts == sorted(starts)
+    for kind in (VideoItem, AudioItem):
+        assert sum(isinstance(x, kind) for x in timed) == sum(isinstance(x, kind) for x in demuxed)
+    cfg = parse_config(f"""
+sources:
+  file: {{type: media, url: "{files.media}", width: 80, height: 60, fps: 15, sample_rate: 16000}}
+streams:
+  s: {{video: file, audio: file}}
+window: {{seconds: 2.0, frames: 8, hop: 0.5}}
+""")
+    clock = FakeClock(500 * NS_PER_S)
+    spine = Spine(cfg, clock)
+    windows: list[Window] = []
+    replay(spine.sources["file"], spine, clock, windows.extend)  # type: ignore[arg-type]
+    whole = windows[4:]  # from the first window the file fills
+    assert len(whole) >= 26
+    assert all(w.video_mask.all() and w.audio_mask.mean() > 0.99 for w in whole)

@@ -110,6 +110,9 @@ class ClockFit:
         return (1.0 / (1.0 + self.skew) - 1.0) * 1e6
 
 
+MAX_SKEW = 0.05  # the fitted skew's bound (50,000 ppm)
+
+
 class ClockModel:
     """Online offset-and-skew fit from one device clock onto pipeline time.
 
@@ -251,6 +254,12 @@ class ClockModel:
             if new_keep.sum() < 3 or np.array_equal(new_keep, keep):
                 break
             keep = new_keep
+        if abs(s) > MAX_SKEW:
+            # No clock runs 5 % fast or slow: a steeper line is items that came in a burst (a
+            # track stored seconds late). Host time standing still while device time runs
+            # fits -1, a clock that stops (to_device would divide by zero).
+            s = min(max(s, -MAX_SKEW), MAX_SKEW)
+            a = float((y[keep] - s * x[keep]).mean())
         # `keep` is the set the last line was fitted on (or its fixed point).
         r = y[keep] - (a + s * x[keep])
         self._residual = float(np.sqrt(np.mean(r * r)))
