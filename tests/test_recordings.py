@@ -89,6 +89,42 @@ def test_eval_recordings_scores_a_recording_with_the_serving_pipeline_and_its_ru
     assert "no recordings of task 'home'" in capsys.readouterr().err
 
 
+@pytest.mark.system
+def test_eval_recordings_reports_a_microphone_that_hears_nothing_above_4_khz(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A recording whose sound went through 8 kHz: its health turns `degraded`, band-limited,
+    in the report and the table; the same recording at 16 kHz stays `ok`."""
+    import json
+    import subprocess
+
+    from edge.cli import main
+    from tests.conftest import ROOT, demo_config, need
+
+    sc = parse_scenario(SCENARIO.replace("seconds: 8", "seconds: 16"))
+    full, narrow = tmp_path / "full" / "rec", tmp_path / "narrow" / "rec"
+    write_files(sc, full, width=160, height=120, fps=15)
+    narrow.mkdir(parents=True)
+    subprocess.run([need("ffmpeg"), "-v", "error", "-i", str(full / "video.mkv"), "-c:v", "copy",
+                    "-af", "aresample=8000,aresample=16000", "-c:a", "flac",
+                    str(narrow / "video.mkv")], check=True)
+    (narrow / "labels.json").write_bytes((full / "labels.json").read_bytes())
+    cfg = tmp_path / "demo.yaml"
+    cfg.write_text(demo_config().replace("roots: [..]", f"roots: [{ROOT}]"))
+
+    def health(folder: Path) -> list[dict[str, object]]:
+        assert main(["eval", "--config", str(cfg), "--recordings", str(folder), "--json"]) == 0
+        return list(json.loads(capsys.readouterr().out)["per_recording"]["rec"]["both"]["health"])
+
+    assert not any("band-limited" in str(h["reasons"]) for h in health(full))
+    changes = health(narrow)
+    assert [h["state"] for h in changes] == ["degraded"], changes
+    assert "audio band-limited: nothing above 4 kHz" in str(changes[0]["reasons"])
+    assert 9.6 <= float(changes[0]["t_s"]) <= 16  # type: ignore[arg-type]
+    assert main(["eval", "--config", str(cfg), "--recordings", str(narrow)]) == 0
+    assert "  health: degraded @" in capsys.readouterr().out
+
+
 def test_eval_recordings_scores_several_tick_grids(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -154,7 +154,12 @@ class MicrophoneSource(CaptureSource):
             except (ValueError, sd.PortAudioError) as exc:
                 if stream is not None:
                     stream.close(ignore_errors=True)
-                raise DeviceError(f"{self.describe()}: cannot open ({exc})") from None
+                hint = ""
+                if "sample rate" in str(exc).lower():  # PortAudio's paInvalidSampleRate
+                    hint = (f"; the device does not record at {self.cfg.sample_rate} Hz itself: "
+                            "open it through 'pulse' or 'default', which resample, or its "
+                            "'plughw:' ALSA name")
+                raise DeviceError(f"{self.describe()}: cannot open ({exc}){hint}") from None
             _open_streams += 1
         self._stream = stream
         try:

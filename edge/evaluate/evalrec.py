@@ -76,6 +76,7 @@ class RecordingRun:
     labels: np.ndarray  # [ticks, classes] bool
     times: np.ndarray  # [ticks] seconds into the file
     events: list[dict[str, Any]] = field(default_factory=list)  # rule events (start and end)
+    health: list[dict[str, Any]] = field(default_factory=list)  # the source's changes of state
     front: list[dict[str, Any]] = field(default_factory=list)  # per tick: what front ends said
     front_stats: dict[str, dict[str, Any]] = field(default_factory=dict)  # per stage counters
     features: list[Any] = field(default_factory=list)  # per tick model inputs (keep_features)
@@ -127,6 +128,7 @@ def run_recording(
     labels: list[np.ndarray] = []
     times: list[float] = []
     events: list[dict[str, Any]] = []
+    health: list[dict[str, Any]] = []
     front: list[dict[str, Any]] = []
     features: list[Any] = []
     fractions: list[np.ndarray] = []
@@ -142,6 +144,8 @@ def run_recording(
             if ev.kind != "update":
                 events.append({"event": ev.kind, "rule": ev.rule, "t_s": round(file_s(ev.t_ns), 2),
                                "duration_s": round(ev.duration_s, 2)})
+        health.extend({"state": h["state"], "reasons": h["reasons"],
+                       "t_s": round(file_s(h["t_ns"]), 2)} for h in runner.health_records)
         for w, p in zip(ws, preds):
             t_end = file_s(w.t_end_ns)
             if t_end - span < -1e-6 or t_end > truth.seconds + 1e-6:
@@ -161,7 +165,7 @@ def run_recording(
         name=folder.name, task=truth.task, seconds=truth.seconds,
         probs=np.asarray(probs, np.float32).reshape(-1, len(classes)),
         labels=np.asarray(labels, bool).reshape(-1, len(classes)),
-        times=np.asarray(times, np.float64), events=events, front=front,
+        times=np.asarray(times, np.float64), events=events, health=health, front=front,
         front_stats=runner.cascade.stats() if runner.cascade is not None else {},
         features=features, fractions=fractions,
     )
@@ -269,6 +273,7 @@ def evaluate_recordings(
                 "labelled": {c: round(float(labels[:, k].mean()), 4) if len(labels) else 0.0
                              for k, c in enumerate(classes)},
                 "events": r.events,
+                "health": r.health,
             }
             if phases > 1:
                 entry[mode]["events_by_phase"] = [x.events for x in g]
@@ -307,4 +312,8 @@ def format_recordings(report: dict[str, Any]) -> str:
             fired = ", ".join(f"{e['rule']} @{e['t_s']:.1f} s" for e in starts) or "none"
             where = f" (grid +{report['phases_s'][k]:g} s)" if len(by_grid) > 1 else ""
             lines.append(f"  rule events{where}: {fired}")
+        changes = [f"{h['state']} @{h['t_s']:.1f} s" + (f" ({'; '.join(h['reasons'])})"
+                                                        if h["reasons"] else "")
+                   for h in both.get("health", [])]
+        lines.append("  health: " + (", ".join(changes) if changes else "ok throughout"))
     return "\n".join(lines)

@@ -32,6 +32,7 @@ from edge.join.spine import Spine
 from edge.runtime.base import Engine, open_engine
 from edge.service.hearing import Hearing
 from edge.features.logmel import LogMelSpec
+from edge.status.band import BandCheck
 from edge.status.health import HealthMonitor, TickStats, clipped_share, frame_stats
 from edge.features.serve import Features, Featurizer, batch, sigmoid
 
@@ -141,6 +142,7 @@ class Runner:
         self.config = config
         self._faults: dict[str, int] = {}
         self._first_tick: dict[str, int] = {}
+        self._bands: dict[str, BandCheck] = {}  # per audio source
         self._first_data: dict[str, int] = {}
         self.health_records: list[dict[str, Any]] = []  # of the latest tick
 
@@ -361,9 +363,19 @@ class Runner:
                     faults=max(0, new),
                     error=None if running else src.stats.last_error,
                     notes=self._front_notes(name) if gives_video else (),
+                    high_band_db=self._high_band(name, w) if gives_audio else None,
                 )
                 out.extend(self.health.update(name, tick))
         return out
+
+    def _high_band(self, source: str, w: Window) -> float | None:
+        """The audio source's high band under its reference band (:mod:`edge.status.band`)."""
+        if w.audio is None or w.audio_n0 is None:
+            return None
+        check = self._bands.get(source)
+        if check is None:
+            check = self._bands[source] = BandCheck(self.spine.sources[source].sample_rate)
+        return check.push(w.audio, w.audio_mask, w.audio_n0)
 
     def _front_notes(self, source: str) -> tuple[str, ...]:
         """Health notes of the front ends on a video source ('face absent 12.0 s')."""

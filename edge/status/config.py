@@ -36,6 +36,13 @@ class HealthConfig(BaseModel):
     clip_fraction: float = Field(
         0.01, ge=0, le=1, description="Share of audio samples at full scale that means clipping."
     )
+    band_limited_db: float | None = Field(
+        -30.0,
+        le=0,
+        description="Level (dB) of audio's 4.4-7.6 kHz band under its 2-3.6 kHz band, 90th "
+        "percentile over about a minute of sound, below which the microphone hears nothing above "
+        "4 kHz (8 kHz sampling); null: no check.",
+    )
 
 
 class HttpConfig(BaseModel):

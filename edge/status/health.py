@@ -3,10 +3,11 @@
 A confident prediction from a covered lens or a clipping microphone is worse than none, so each
 source's data is judged on every tick from what the windows and the source counters already
 carry: masked fraction of its modality, data age, new drops / gaps / input overflows, clipped
-audio, and cheap image statistics of the newest frame (dark, overexposed, occluded: a flat
-image). Judgements are over a sliding horizon (default 5 s) so a single late frame does not
-flap the state; a change of state is reported as a health record, so a degraded or lost sensor
-is announced within the horizon plus one tick. The core is pure: data and ``now_ns`` in,
+audio, audio with nothing above 4 kHz (:mod:`edge.status.band`), and cheap image statistics of
+the newest frame (dark, overexposed, occluded: a flat image). Judgements are over a sliding
+horizon (default 5 s) so a single late frame does not flap the state; a change of state is
+reported as a health record, so a degraded or lost sensor is announced within the horizon plus
+one tick. The core is pure: data and ``now_ns`` in,
 records out.
 """
 
@@ -44,6 +45,7 @@ class TickStats:
     faults: int  # new drops + gaps + overflows since the previous tick
     error: str | None = None  # why the device is not open ("no such device"), when it is not
     notes: tuple[str, ...] = ()  # what the front ends say degrades it ("face absent 12.0 s")
+    high_band_db: float | None = None  # edge.status.band.BandCheck's figure (None: not yet)
 
 
 def frame_stats(w: Window) -> tuple[float | None, float | None]:
@@ -148,6 +150,10 @@ def judge(ticks: list[TickStats], cfg: HealthConfig) -> tuple[str, list[str]]:
     clips = [t.clipped for t in ticks if t.clipped is not None]
     if clips and fmean(clips) >= cfg.clip_fraction:
         degraded.append(f"audio clipping {fmean(clips):.1%}")
+    band = last.high_band_db
+    if band is not None and cfg.band_limited_db is not None and band < cfg.band_limited_db:
+        degraded.append(f"audio band-limited: nothing above 4 kHz ({band:.0f} dB; an 8 kHz "
+                        "microphone?)")
     if lost:
         return LOST, lost + degraded
     if degraded:
