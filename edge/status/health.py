@@ -7,8 +7,7 @@ audio, audio with nothing above 4 kHz (:mod:`edge.status.band`), and cheap image
 the newest frame (dark, overexposed, occluded: a flat image). Judgements are over a sliding
 horizon (default 5 s) so a single late frame does not flap the state; a change of state is
 reported as a health record, so a degraded or lost sensor is announced within the horizon plus
-one tick. The core is pure: data and ``now_ns`` in,
-records out.
+one tick. The core is pure: data and ``now_ns`` in, records out.
 """
 
 from __future__ import annotations
