@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -131,14 +130,6 @@ def test_a_device_refusing_the_rate_is_a_device_error_that_says_what_resamples(
     assert "does not record at 16000 Hz itself" in str(err.value) and "'pulse'" in str(err.value)
 
 
-def write_wav(path: Path, x: np.ndarray, rate: int) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes())
-
-
 @pytest.mark.system
 def test_an_8_khz_stream_resampled_by_pulseaudio_degrades_the_microphone_until_full_band_sound(
     pulse_null_sink: str, tmp_path: Path
@@ -151,6 +142,7 @@ def test_an_8_khz_stream_resampled_by_pulseaudio_degrades_the_microphone_until_f
     from edge.service.run import Runner
     from edge.timebase.clock import MonotonicClock
 
+    from tests.test_microphone import write_wav
     from tests.test_microphone_loss import mic_config
 
     narrow, full = tmp_path / "narrow.wav", tmp_path / "full.wav"

@@ -26,11 +26,11 @@ def chirp(seconds: float = 2.0) -> np.ndarray:
     return (0.5 * np.sin(phase)).astype(np.float32)
 
 
-def write_wav(path: Path, x: np.ndarray) -> None:
+def write_wav(path: Path, x: np.ndarray, rate: int = SR) -> None:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
-        w.setframerate(SR)
+        w.setframerate(rate)
         w.writeframes((x * 32767).astype(np.int16).tobytes())
 
 
