@@ -106,6 +106,52 @@ def test_microsleep_lower_bound_excludes_blinks() -> None:
     assert [e.duration_s for e in fired(lapse, "microsleep", "end")] == [pytest.approx(0.6)]
 
 
+MICROSLEEP_NOT_IN_YAWNS = """\
+  - name: microsleep
+    duration: {class: eyes_closed, at_least: 0.5, less_than: 3.0}
+    except_during: yawning
+"""
+YAWN = {"yawning": 1.0}
+NO_YAWN = {"yawning": 0.0}
+
+
+def test_a_closure_inside_a_yawn_is_no_microsleep_and_one_beside_it_is() -> None:
+    """Eyes squeeze shut in a yawn: a 1 s closure while the yawning class is over its threshold
+    is the yawn's, whether the yawn began before the closure or during it; the same closure
+    with no yawn, or a tick after the yawn's mouth closed (its committed state still held on by
+    min_off), is a microsleep. Defaults as shipped: tau 0.25 s, min_off 0.5 s."""
+    rules = config(MICROSLEEP_NOT_IN_YAWNS, defaults="{tau: 0.25, min_off: 0.5}")
+
+    def run(timeline: list[tuple[float, dict[str, float]]]) -> list[float]:
+        ev = play(driver(rules), timeline, step=0.25)
+        return [e.duration_s for e in fired(ev, "microsleep", "end")]
+
+    alone = run([(2.0, {**OPEN, **NO_YAWN}), (1.0, {**EYES, **NO_YAWN}), (2.0, OPEN)])
+    assert alone == [pytest.approx(0.75)]  # tau: on from the second tick (0.63, then 0.86)
+    in_yawn = run([(1.0, {**OPEN, **YAWN}), (1.0, {**EYES, **YAWN}), (1.0, {**OPEN, **YAWN}),
+                   (2.0, {**OPEN, **NO_YAWN})])
+    assert in_yawn == []
+    yawn_starts_inside = run([(2.0, OPEN), (0.5, EYES), (0.5, {**EYES, **YAWN}),
+                              (2.0, {**OPEN, **YAWN}), (2.0, {**OPEN, **NO_YAWN})])
+    assert yawn_starts_inside == []
+    after = run([(2.0, {**OPEN, **YAWN}), (0.25, {**OPEN, **NO_YAWN}), (1.0, EYES),
+                 (2.0, OPEN)])
+    assert after == [pytest.approx(0.75)]
+    # The next closure is judged on its own: a yawn excuses only the episode it fell in.
+    both = run([(1.0, {**EYES, **YAWN}), (1.0, {**OPEN, **NO_YAWN}), (1.0, EYES), (2.0, OPEN)])
+    assert both == [pytest.approx(0.75)]
+
+
+def test_a_held_rule_does_not_hold_while_an_excepted_class_is_on() -> None:
+    rules = config("  - name: sleep\n    duration: {class: eyes_closed, at_least: 3.0}\n"
+                   "    except_during: [yawning]\n")
+    ev = play(driver(rules), [(1.0, {**EYES, **YAWN}), (3.0, {**EYES, **YAWN}),
+                              (1.0, {**EYES, **NO_YAWN}), (1.0, OPEN)], step=0.25)
+    (start,) = fired(ev, "sleep")
+    # Held back while the yawn lasts, then at once: the closure is 4 s old, dated from its start.
+    assert start.t_ns == ns(4.0) and start.started_ns == 0
+
+
 UNRESPONSIVE = """\
   - name: unresponsive
     any_of:
@@ -617,6 +663,10 @@ def test_off_default_is_on_minus_0_1_and_class_overrides_merge_with_defaults() -
         ("rules:\n  - name: x\n    duration: {class: a}\n"
          "    unless: {measure: impact_spread}\n",
          "rules.0.unless.0: a sound check needs exactly one of above, below"),
+        ("rules:\n  - name: x\n    cumulative: {class: a, total_at_least: 1, within: 2}\n"
+         "    except_during: [b]\n", "except_during applies to duration and any_of rules"),
+        ("rules:\n  - name: x\n    duration: {class: a, at_least: 1}\n"
+         "    except_during: [b, a]\n", "except_during cannot name the rule's own class"),
     ],
 )
 def test_bad_decisions_are_config_errors_with_key_path(text: str, message: str) -> None:
@@ -631,3 +681,7 @@ def test_rule_on_an_unknown_class_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=expected):
         driver(config("  - name: u\n    any_of: [{class: eyes_closed, at_least: 1},"
                       " {class: sneeze, at_least: 1}]\n"))
+    expected = r"decisions.rules.0.except_during.0: unknown class 'sneeze'"
+    with pytest.raises(ConfigError, match=expected):
+        driver(config("  - name: m\n    duration: {class: eyes_closed, less_than: 3}\n"
+                      "    except_during: sneeze\n"))

@@ -10,7 +10,10 @@ lasting at least / ended before a bound), ``any_of`` such durations, ``cumulativ
 summed over a sliding window, reset by a long enough pause) and ``cadence`` (an alarm's beep
 rhythm, matched by :mod:`edge.decisions.cadence` on beep intervals the caller detects). A
 duration rule's ``unless`` names a measure of the window's sound the caller passes in
-(:mod:`edge.features.partials`): above its level, the rule does not hold on that tick.
+(:mod:`edge.features.partials`): above its level, the rule does not hold on that tick. Its
+``except_during`` names classes whose episodes explain its own (a closure in a yawn is no
+microsleep): an episode rule does not fire for an episode during which one was over its
+threshold, a held rule does not hold on a tick where one is.
 """
 
 from __future__ import annotations
@@ -204,16 +207,24 @@ def _flag(tr: _Track) -> bool:
     return tr.flagged or (tr.on and tr.ep_flagged)
 
 
+def _during(tracks: _Tracks, names: Sequence[str]) -> bool:
+    """Whether any of the ``names`` classes is over its threshold now (not a committed state
+    held on by its ``min_off``: a closure just after a yawn is not in it)."""
+    return any(tracks[c].raw_on for c in names)
+
+
 class _DurationRule:
     def __init__(self, em: _Emitter, conds: list[DurationCondition],
-                 unless: list[SoundCheck] | None = None) -> None:
+                 unless: list[SoundCheck] | None = None, during: Sequence[str] = ()) -> None:
         self.em, self.conds = em, [(c.class_, round(c.at_least * NS_PER_S)) for c in conds]
-        self.unless = unless or []
+        self.unless, self.during = unless or [], list(during)
 
     def step(self, now: int, tracks: _Tracks, heard: _Heard) -> list[Event]:
         held = [t for c, least in self.conds if (t := tracks[c]).on and t.on_ns(now) >= least]
         if held and any(c.against(heard.measures.get(c.measure)) for c in self.unless):
             held = []  # the sound says otherwise: no hold this tick
+        if held and _during(tracks, self.during):
+            held = []  # another class's episode explains this one: no hold this tick
         if held:
             started = min(t.since for t in held if t.since is not None)
             ev = {t.name: t.modality for t in held}
@@ -223,14 +234,21 @@ class _DurationRule:
 
 
 class _EpisodeRule:
-    def __init__(self, em: _Emitter, cond: DurationCondition) -> None:
+    def __init__(self, em: _Emitter, cond: DurationCondition, during: Sequence[str] = ()) -> None:
         self.em, self.cls = em, cond.class_
         self.least = round(cond.at_least * NS_PER_S)
         self.less = round((cond.less_than or 0.0) * NS_PER_S)  # set: how this rule was chosen
+        self.during = list(during)
+        self.excused = False  # one of the during classes was on in the current episode
 
     def step(self, now: int, tracks: _Tracks, heard: _Heard) -> list[Event]:
         tr = tracks[self.cls]
+        if tr.raw_on:
+            self.excused |= _during(tracks, self.during)
+        excused, self.excused = self.excused, self.excused and (tr.on or tr.raw_on)
         if tr.ended is None or not self.least <= tr.ended[1] - tr.ended[0] < self.less:
+            return []
+        if excused:
             return []
         start, end, peak, flagged = tr.ended
         events = self.em.hold(now, start, peak, {tr.name: tr.modality}, flagged or tr.flagged)
@@ -337,10 +355,11 @@ _Rule = _DurationRule | _EpisodeRule | _CumulativeRule | CadenceRule
 
 def _rule_classes(rule: RuleConfig) -> list[tuple[str, str]]:
     """(key path, class) of every class a rule names."""
+    during = [(f"except_during.{i}", c) for i, c in enumerate(rule.except_during or [])]
     if rule.any_of:
-        return [(f"any_of.{i}.class", c.class_) for i, c in enumerate(rule.any_of)]
+        return [(f"any_of.{i}.class", c.class_) for i, c in enumerate(rule.any_of)] + during
     kind = next(k for k in ("duration", "cumulative", "cadence") if getattr(rule, k))
-    return [(f"{kind}.class", getattr(rule, kind).class_)]
+    return [(f"{kind}.class", getattr(rule, kind).class_)] + during
 
 
 class Decider:
@@ -406,12 +425,13 @@ class Decider:
                                                heartbeat=config.heartbeat))
                 continue
             em = _Emitter(rule.name, upd, config.heartbeat)
+            during = rule.except_during or []
             if rule.any_of:
-                self._rules.append(_DurationRule(em, list(rule.any_of), rule.unless))
+                self._rules.append(_DurationRule(em, list(rule.any_of), rule.unless, during))
             elif rule.duration and rule.duration.less_than is not None:
-                self._rules.append(_EpisodeRule(em, rule.duration))
+                self._rules.append(_EpisodeRule(em, rule.duration, during))
             elif rule.duration:
-                self._rules.append(_DurationRule(em, [rule.duration], rule.unless))
+                self._rules.append(_DurationRule(em, [rule.duration], rule.unless, during))
             elif rule.cumulative:
                 self._rules.append(_CumulativeRule(em, rule.cumulative))
         self._last_ns: int | None = None

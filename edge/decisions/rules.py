@@ -190,10 +190,22 @@ class RuleConfig(_Model):
         "glass break); one check or a list."
     )
 
+    except_during: list[str] | None = Field(
+        None, description="duration and any_of rules: classes in whose episodes this rule's "
+        "class means something else (eyes squeezed shut in a yawn are no microsleep). An "
+        "episode rule (less_than) does not fire for an episode during which any of them was "
+        "on; a rule that holds tick by tick does not hold on a tick where one is on."
+    )
+
     @field_validator("unless", mode="before")
     @classmethod
     def _listed(cls, v: object) -> object:
         return [v] if isinstance(v, dict) else v
+
+    @field_validator("except_during", mode="before")
+    @classmethod
+    def _names(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _one_kind(self) -> "RuleConfig":
@@ -204,6 +216,11 @@ class RuleConfig(_Model):
         if self.unless is not None and not held:
             raise ValueError("unless applies to duration rules without less_than and any_of "
                              "rules (a rule that holds tick by tick)")
+        if self.except_during is not None and not (self.duration or self.any_of):
+            raise ValueError("except_during applies to duration and any_of rules")
+        own = {c.class_ for c in self.any_of or ([self.duration] if self.duration else [])}
+        if own & set(self.except_during or ()):
+            raise ValueError("except_during cannot name the rule's own class")
         if self.any_of and any(c.less_than is not None for c in self.any_of):
             raise ValueError("any_of takes at_least conditions only")
         return self
@@ -246,6 +263,7 @@ decisions:
       duration: {class: eyes_closed, at_least: 3.0}
     - name: microsleep            # blinks (< 0.5 s) excluded, as the model card asks
       duration: {class: eyes_closed, at_least: 0.5, less_than: 3.0}
+      except_during: [yawning]    # eyes squeezed shut in a yawn; a 3 s closure is a sleep anyway
     - name: long_distraction
       duration: {class: distracted, at_least: 3.0}
     - name: unresponsive
