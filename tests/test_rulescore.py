@@ -96,6 +96,56 @@ def test_an_episode_a_hop_from_a_bound_counts_neither_way() -> None:
     assert (sleep["true_events"], sleep["borderline"], sleep["false_events"]) == (0, 1, 0)
 
 
+def test_false_events_over_an_episode_of_another_length_are_told_apart() -> None:
+    """A 4 s closure the model opens for a tick in its middle is served as two microsleeps
+    (and no sleep): both false, both within the closure; a microsleep over open eyes is false
+    with no closure at all."""
+    from edge.decisions.rules import DRIVER_RULES
+
+    card = load_card(ROOT / "engines" / "driver-front.yaml")
+    k = card.class_names.index("eyes_closed")
+    t = np.round(np.arange(1, 81) * 0.25, 2)
+    labels = np.zeros((len(t), len(card.class_names)), bool)
+    probs = np.zeros(labels.shape, np.float32)
+    labels[(t > 2.0) & (t <= 6.0), k] = True
+    probs[(t > 2.0) & (t <= 6.0) & (t != 4.0) & (t != 4.25) & (t != 4.5), k] = 1.0
+    probs[(t > 12.0) & (t <= 13.0), k] = 1.0  # eyes open in the labels
+    rep = score_rules(parse_decisions(DRIVER_RULES), card, probs, labels, t,
+                      np.zeros(len(t), int), 0.25, 0.25)
+    micro, sleep = rep["rules"]["microsleep"], rep["rules"]["sleep"]
+    assert (micro["false_events"], micro["false_in_episode"]) == (3, 2)
+    assert (sleep["true_events"], sleep["found"]) == (1, 0)
+    assert "false in an episode" in format_rules(rep)
+
+
+def test_a_closure_labelled_inside_a_yawn_is_borderline_for_a_microsleep_that_excepts_yawns(
+) -> None:
+    """The shipped microsleep is not reported during a yawn (``except_during``): a closure the
+    labels put inside one is not a miss when the model hears the yawn, nor a false event when
+    it misses the yawn and serves the microsleep; a closure elsewhere still counts."""
+    from edge.decisions.rules import DRIVER_RULES
+
+    card = load_card(ROOT / "engines" / "driver-front.yaml")
+    e, y = card.class_names.index("eyes_closed"), card.class_names.index("yawning")
+    t = np.round(np.arange(1, 81) * 0.25, 2)
+    labels = np.zeros((len(t), len(card.class_names)), bool)
+    labels[(t > 3.0) & (t <= 4.0), e] = True  # 1 s closed in a 4 s yawn
+    labels[(t > 1.5) & (t <= 5.5), y] = True
+    labels[(t > 12.0) & (t <= 13.0), e] = True  # 1 s closed on its own
+    probs = labels.astype(np.float32)
+    rules, sid = parse_decisions(DRIVER_RULES), np.zeros(len(t), int)
+    micro = score_rules(rules, card, probs, labels, t, sid, 0.25, 0.25)["rules"]["microsleep"]
+    assert (micro["true_events"], micro["borderline"], micro["found"]) == (1, 1, 1)
+    assert micro["false_events"] == 0
+    probs[:, y] = 0.0  # the model misses the yawn: the microsleep in it is served
+    micro = score_rules(rules, card, probs, labels, t, sid, 0.25, 0.25)["rules"]["microsleep"]
+    assert (micro["true_events"], micro["borderline"], micro["found"]) == (1, 1, 1)
+    assert micro["false_events"] == 0
+    labels[:, y] = False  # no yawn labelled either: two true microsleeps, both found
+    micro = score_rules(rules, card, probs, labels, t, sid, 0.25, 0.25)["rules"]["microsleep"]
+    assert (micro["true_events"], micro["borderline"], micro["found"]) == (2, 0, 2)
+
+
 def test_a_duration_rule_counts_only_episodes_long_enough_and_two_scenarios_apart() -> None:
     t, labels, probs = _timeline(10.0)
     p = CLASSES.index("person")

@@ -377,3 +377,10 @@ def test_eval_front_sim_scores_a_front_model_in_three_modes(capsys: pytest.Captu
     assert "with --front-sim only" in capsys.readouterr().err
     assert main(["eval", "--config", str(root / "configs" / "demo.yaml"), "--front-sim", "1"]) == 2
     assert "reads pixels" in capsys.readouterr().err
+    # another unseen draw, but never the scenarios the model learnt from (its card's seed 0)
+    assert main(["eval", "--config", str(root / "configs" / "driver.yaml"), "--front-sim", "1",
+                 "--seed", "1000"]) == 2
+    assert "trained or validated on" in capsys.readouterr().err
+    assert main(["eval", "--config", str(root / "configs" / "driver.yaml"), "--front-sim", "1",
+                 "--seconds", "8", "--seed", "19000", "--json"]) == 0
+    assert "seeds from 19000" in json.loads(capsys.readouterr().out)["scenarios"]

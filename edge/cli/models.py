@@ -135,12 +135,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.perturb and args.recordings is None:
         raise EdgeError("--perturb: with --recordings only")
     if args.front_sim is not None:
-        from edge.evaluate.frontsim import evaluate_front_sim
+        from edge.evaluate.frontsim import HELDOUT_SEED, evaluate_front_sim
 
         if args.write_card:
             raise EdgeError("--write-card records rendered held-out scenarios; edge train --front "
                             "records its own held-out scores")
-        rep = evaluate_front_sim(cfg, args.front_sim, seconds=args.seconds,
+        seed = HELDOUT_SEED if args.seed is None else args.seed
+        rep = evaluate_front_sim(cfg, args.front_sim, seed=seed, seconds=args.seconds,
                                  sounds=tuple(args.sounds),
                                  extra_rates=_extra_events(args.extra_events),
                                  bank_kinds=args.bank_kinds)
@@ -153,8 +154,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             if "rule_events" in rep:
                 print("\n" + format_rules(rep["rule_events"]))
         return 0
-    if args.extra_events or args.seconds != 24.0:
-        raise EdgeError("--extra-events and --seconds: with --front-sim only")
+    if args.extra_events or args.seconds != 24.0 or args.seed is not None:
+        raise EdgeError("--extra-events, --seconds and --seed: with --front-sim only")
     if args.recordings is not None:
         from edge.evaluate.evalrec import evaluate_recordings, format_recordings
 
@@ -289,6 +290,10 @@ def add_parsers(sub: Any) -> None:
                    "(default all)")
     s.add_argument("--seconds", type=float, default=24.0,
                    help="--front-sim: length of each scenario (default 24)")
+    s.add_argument("--seed", type=int, default=None,
+                   help="--front-sim: draw the scenarios from this seed (default 9000, as the "
+                   "card's held-out scores; another, e.g. 19000, draws another unseen set; the "
+                   "model's training and validation seeds are refused)")
     s.add_argument("--extra-events", nargs="+", action="extend", default=[],
                    metavar="CLASS=PER_MIN",
                    help="--front-sim: add events of a rare class to the scenarios (e.g. "

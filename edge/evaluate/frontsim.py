@@ -73,6 +73,11 @@ def evaluate_front_sim(
     from edge.sim.frontaudio import SoundBank
     from edge.train.train import generate_front
 
+    trained = card.provenance.get("seed")
+    if isinstance(trained, int) and seed in (1000 + trained, 2000 + trained):
+        raise ConfigError(f"seed {seed}: the scenarios model {card.name!r} was trained or "
+                          f"validated on (edge train --seed {trained} draws from {1000 + trained} "
+                          f"and {2000 + trained}); take another")
     bank = SoundBank.load(sounds, "heldout", bank_kinds)
     vad = StreamingVad(config.front_ends.dir if config.front_ends is not None else FRONT_DIR)
     unknown = sorted(set(extra_rates or {}) - set(card.class_names))

@@ -20,7 +20,9 @@ What is scored, per rule:
 * **found**: true events that a served event of the rule overlaps, from the run's start to
   ``grace_s`` after its end;
 * **false**: served events that overlap no true or borderline event so widened, per hour of
-  scenarios;
+  scenarios; **of them, in an episode**: those that overlap a labelled episode of the rule's
+  class of another length (a 3.5 s closure served in pieces as microsleeps): the class was
+  there, its length misjudged; the rest came with no episode of it at all (an alert driver);
 * **latency**: from a found event's start in the labels to the tick that started the served one.
 
 The labels come on a fine grid (the simulation's 0.25 s); a config whose hop is a multiple of
@@ -59,6 +61,7 @@ class RuleScore:
     false_events: int
     false_per_hour: float
     latency_s_p50: float | None
+    false_in_episode: int = 0  # of false_events: over a labelled episode of another length
 
 
 def scored_conditions(rule: RuleConfig) -> list[DurationCondition] | None:
@@ -96,18 +99,24 @@ def _merged(spans: list[Span]) -> list[Span]:
 
 
 def true_events(conds: Sequence[DurationCondition], classes: Sequence[str], labels: np.ndarray,
-                t_s: np.ndarray, grid_s: float, slack_s: float = 0.0
-                ) -> tuple[list[Span], list[Span]]:
+                t_s: np.ndarray, grid_s: float, slack_s: float = 0.0,
+                during: Sequence[str] = ()) -> tuple[list[Span], list[Span]]:
     """A rule's true and borderline events in one scenario: label runs inside its bounds by more
-    than ``slack_s``, and those within ``slack_s`` of a bound; overlapping ones merged."""
+    than ``slack_s``, and those within ``slack_s`` of a bound; overlapping ones merged. A run
+    overlapping a labelled episode of a ``during`` class (the rule's ``except_during``) is
+    borderline: the rule does not report it, and may if the model misses that episode."""
     must: list[Span] = []
     may: list[Span] = []
     eps = 1e-6  # n ticks x grid is a float sum
+    excused = [span for c in during
+               for span, _ in label_runs(labels[:, list(classes).index(c)], t_s, grid_s)]
     for c in conds:
         hi = math.inf if c.less_than is None else c.less_than
         low = slack_s if c.at_least > slack_s + eps else 0.0  # a bound of a hop or less: any
         for span, length in label_runs(labels[:, list(classes).index(c.class_)], t_s, grid_s):
-            if c.at_least + low <= length + eps and length < hi - slack_s - eps:
+            if any(a < span[1] and span[0] < b for a, b in excused):
+                may.append(span)
+            elif c.at_least + low <= length + eps and length < hi - slack_s - eps:
                 must.append(span)
             elif c.at_least - low <= length + eps and length < hi + slack_s - eps:
                 may.append(span)
@@ -167,6 +176,7 @@ def score_rules(
                           f"{grid_s:g} s tick grid: its rule events cannot be scored")
     classes = card.class_names
     scored = {r.name: conds for r in decisions.rules if (conds := scored_conditions(r)) is not None}
+    during = {r.name: list(r.except_during or []) for r in decisions.rules}
     not_scored = {r.name: ("cadence: needs the audio's beeps" if r.cadence is not None else
                            "cumulative: a sum over episodes")
                   for r in decisions.rules if r.name not in scored}
@@ -174,14 +184,18 @@ def score_rules(
     n_border = dict.fromkeys(scored, 0)
     found = dict.fromkeys(scored, 0)
     false = dict.fromkeys(scored, 0)
+    false_in = dict.fromkeys(scored, 0)
     lat: dict[str, list[float]] = {name: [] for name in scored}
     seconds = 0.0
     for sid in np.unique(scenario):
         idx = np.flatnonzero(scenario == sid)
         t, lab = t_s[idx], labels[idx]
         end_s = float(t[-1])
-        truth = {name: true_events(conds, classes, lab, t, grid_s, hop_s)
+        truth = {name: true_events(conds, classes, lab, t, grid_s, hop_s, during[name])
                  for name, conds in scored.items()}
+        episodes = {name: [span for c in {c.class_ for c in conds}
+                           for span, _ in label_runs(lab[:, list(classes).index(c)], t, grid_s)]
+                    for name, conds in scored.items()}
         for phase in range(step):
             ticks = idx[phase::step]
             seconds += end_s - float(t_s[ticks[0]]) + hop_s
@@ -202,15 +216,18 @@ def score_rules(
                     if hits:
                         found[name] += 1
                         lat[name].append(max(0.0, min(hits) - a))
-                false[name] += sum(not any(s <= b + grace_s and e >= a for a, b in spans + border)
-                                   for (s, e), _ in served)
+                wrong = [(s, e) for (s, e), _ in served
+                         if not any(s <= b + grace_s and e >= a for a, b in spans + border)]
+                false[name] += len(wrong)
+                false_in[name] += sum(any(s <= b and e >= a for a, b in episodes[name])
+                                      for s, e in wrong)
     hours = seconds / 3600.0
     rules = {
         name: asdict(RuleScore(
             n_true[name], n_border[name], found[name],
             found[name] / n_true[name] if n_true[name] else 1.0,
             false[name], false[name] / hours if hours else 0.0,
-            float(np.median(lat[name])) if lat[name] else None,
+            float(np.median(lat[name])) if lat[name] else None, false_in[name],
         ))
         for name in scored
     }
@@ -223,12 +240,13 @@ def format_rules(report: dict[str, Any]) -> str:
     lines = [f"rule events, served every {report['hop_s']:g} s ({report['phases']} phase(s) of "
              f"the hop, {report['hours']:.2f} h of scenarios in all):",
              f"{'rule':<28} {'true':>5} {'border':>7} {'found':>6} {'recall':>7} {'false':>6} "
-             f"{'false/h':>8} {'lat p50':>8}"]
+             f"{'false/h':>8} {'lat p50':>8} {'false in an episode':>20}"]
     for name, s in report["rules"].items():
         lat = "-" if s["latency_s_p50"] is None else f"{s['latency_s_p50']:.2f} s"
         lines.append(f"{name:<28} {s['true_events']:>5} {s['borderline']:>7} {s['found']:>6} "
                      f"{s['recall']:>7.3f} "
-                     f"{s['false_events']:>6} {s['false_per_hour']:>8.1f} {lat:>8}")
+                     f"{s['false_events']:>6} {s['false_per_hour']:>8.1f} {lat:>8} "
+                     f"{s['false_in_episode']:>20}")
     for name, why in report["not_scored"].items():
         lines.append(f"{name:<28} not scored ({why})")
     return "\n".join(lines)
