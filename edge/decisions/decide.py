@@ -208,8 +208,9 @@ def _flag(tr: _Track) -> bool:
 
 
 def _during(tracks: _Tracks, names: Sequence[str]) -> bool:
-    """Whether any of the ``names`` classes is over its threshold now (not a committed state
-    held on by its ``min_off``: a closure just after a yawn is not in it)."""
+    """Whether any of the ``names`` classes is on by its thresholds now (smoothed, with
+    hysteresis; not a committed state its ``min_off`` holds on: a closure just after a yawn
+    is not in it)."""
     return any(tracks[c].raw_on for c in names)
 
 

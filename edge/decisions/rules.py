@@ -194,7 +194,8 @@ class RuleConfig(_Model):
         None, description="duration and any_of rules: classes in whose episodes this rule's "
         "class means something else (eyes squeezed shut in a yawn are no microsleep). An "
         "episode rule (less_than) does not fire for an episode during which any of them was "
-        "on; a rule that holds tick by tick does not hold on a tick where one is on."
+        "on by its thresholds (smoothed, with hysteresis; its min_off does not prolong it); a "
+        "rule that holds tick by tick does not hold on a tick where one is."
     )
 
     @field_validator("unless", mode="before")
