@@ -596,6 +596,28 @@ def test_driver_defaults_fire_sleep_and_not_microsleep_on_a_4_s_closure() -> Non
     assert [e.t_ns for e in updates] == [ns(6.25)] and updates[0].peak > start.peak
 
 
+def test_driver_defaults_report_no_closure_inside_a_yawn_and_one_outlasting_it_late() -> None:
+    """Shipped rules: eyes read closed for 3.5 s inside a 5 s yawn start nothing (neither a
+    sleep nor, when they open, a microsleep); eyes closed for 8 s from the start of a 4 s
+    yawn are a sleep once the yawn is over (dated from the closure's start), and
+    `unresponsive`, which has no exception, at 6 s as without the yawn."""
+    rules = parse_decisions(DRIVER_RULES)
+    ev = play(Decider(rules, DRIVER, DRIVER_THR, DRIVER_MOD),
+              [(1.0, {**OPEN, **NO_YAWN}), (0.75, YAWN), (3.5, {**EYES, **YAWN}),
+               (0.75, {**OPEN, **YAWN}), (2.0, {**OPEN, **NO_YAWN})], step=0.25)
+    assert [e for e in ev if e.rule in ("sleep", "microsleep")] == []
+    ev = play(Decider(rules, DRIVER, DRIVER_THR, DRIVER_MOD),
+              [(1.0, {**OPEN, **NO_YAWN}), (4.0, {**EYES, **YAWN}), (4.0, {**EYES, **NO_YAWN}),
+               (2.0, OPEN)], step=0.25)
+    (sleep,) = fired(ev, "sleep")
+    (unresp,) = fired(ev, "unresponsive")
+    # the yawn's smoothed class falls to 0.37, under its off level (0.6), on the first tick
+    # without it (5 s); the closure's onset is the tick its smoothed class passed 0.8
+    assert sleep.t_ns == ns(5.0) and sleep.started_ns == ns(1.25)
+    assert unresp.t_ns == ns(7.25) and unresp.started_ns == ns(1.25)
+    assert fired(ev, "microsleep", "end") == []
+
+
 def test_driver_defaults_keep_glances_with_the_road_between_from_a_long_distraction() -> None:
     """Glances of 0.5 s every 1.5 s, the head swinging back past the road for 0.5 s between
     them, read as distracted too (as driver-dev-head-turn was with its yaw moved 15 degrees:

@@ -262,9 +262,10 @@ decisions:
   rules:
     - name: sleep
       duration: {class: eyes_closed, at_least: 3.0}
+      except_during: [yawning]    # not while a yawn lasts (unresponsive, 6 s, has no exception)
     - name: microsleep            # blinks (< 0.5 s) excluded, as the model card asks
       duration: {class: eyes_closed, at_least: 0.5, less_than: 3.0}
-      except_during: [yawning]    # eyes squeezed shut in a yawn; a 3 s closure is a sleep anyway
+      except_during: [yawning]    # eyes squeeze shut in a yawn
     - name: long_distraction
       duration: {class: distracted, at_least: 3.0}
     - name: unresponsive
