@@ -246,7 +246,9 @@ class _EpisodeRule:
         tr = tracks[self.cls]
         if tr.raw_on:
             self.excused |= _during(tracks, self.during)
-        excused, self.excused = self.excused, self.excused and (tr.on or tr.raw_on)
+        excused = self.excused
+        if not (tr.on or tr.raw_on):
+            self.excused = False  # the episode is over: the next one is judged afresh
         if tr.ended is None or not self.least <= tr.ended[1] - tr.ended[0] < self.less:
             return []
         if excused:

@@ -61,7 +61,7 @@ class RuleScore:
     false_events: int
     false_per_hour: float
     latency_s_p50: float | None
-    false_in_episode: int = 0  # of false_events: over a labelled episode of another length
+    false_in_episode: int  # of false_events: over a labelled episode of another length
 
 
 def scored_conditions(rule: RuleConfig) -> list[DurationCondition] | None:
@@ -193,8 +193,8 @@ def score_rules(
         end_s = float(t[-1])
         truth = {name: true_events(conds, classes, lab, t, grid_s, hop_s, during[name])
                  for name, conds in scored.items()}
-        episodes = {name: [span for c in {c.class_ for c in conds}
-                           for span, _ in label_runs(lab[:, list(classes).index(c)], t, grid_s)]
+        episodes = {name: [span for cls in {c.class_ for c in conds}
+                           for span, _ in label_runs(lab[:, list(classes).index(cls)], t, grid_s)]
                     for name, conds in scored.items()}
         for phase in range(step):
             ticks = idx[phase::step]
