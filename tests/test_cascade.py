@@ -141,6 +141,68 @@ def test_frames_without_a_face_are_masked_and_the_absence_is_timed_for_health() 
     assert c.face_absent_s("cam") is None
 
 
+@dataclass(frozen=True)
+class Eyes:
+    present: bool
+    eyes_hidden: bool
+
+    def vector(self) -> np.ndarray:
+        return np.array([self.present], np.float32)
+
+
+class FakeEyes:
+    """A face in every frame whose first pixel is non-zero, its eyes hidden where the second
+    pixel is."""
+
+    def process(self, frame_bgr: np.ndarray) -> Eyes:
+        face = bool(frame_bgr[0, 0, 0])
+        return Eyes(face, face and bool(frame_bgr[0, 0, 2]))
+
+
+def write_eyes(ring: FrameRing, first: int, n: int, face: bool = True, hidden: bool = True) -> None:
+    for k in range(first, first + n):
+        img = np.zeros((4, 4, 3), np.uint8)
+        img[0, 0, 0] = 255 if face else 0
+        img[0, 0, 2] = 255 if hidden else 0
+        ring.write(img, k * FRAME_NS)
+
+
+def test_hidden_eyes_are_timed_for_health_across_short_sightings_and_in_replays() -> None:
+    """A face in view whose eyes are hidden (dark lenses) is timed from its first hidden frame;
+    eyes seen for less than a second (a turn past the lens) do not end it, a second does, and
+    so does the face leaving. The recorded rows carry it, so a replay times it the same."""
+    ring = FrameRing(128, (4, 4, 3))
+    c = Cascade(FrontEndsConfig(face=FaceConfig()), hop_ns=NS_PER_S // 2)
+    c.face["cam"] = VideoStage("face", FakeEyes(), ring, rate=None, clock=clock)
+    write_eyes(ring, 0, 15, hidden=False)  # a second of eyes seen
+    c.step()
+    assert c.eyes_hidden_s("cam") is None
+    write_eyes(ring, 15, 30)  # two seconds hidden
+    c.step()
+    rows = c.produced["face:cam"]
+    assert c.eyes_hidden_s("cam") == pytest.approx(29 * FRAME_NS / NS_PER_S)
+    write_eyes(ring, 45, 14, hidden=False)  # seen for 13 frame intervals: under a second
+    write_eyes(ring, 59, 15)
+    c.step()
+    assert c.eyes_hidden_s("cam") == pytest.approx(58 * FRAME_NS / NS_PER_S)
+    write_eyes(ring, 74, 17, hidden=False)  # seen for 16 intervals: over a second
+    c.step()
+    assert c.eyes_hidden_s("cam") is None
+    write_eyes(ring, 91, 10)
+    write_eyes(ring, 101, 1, face=False)  # the face leaves: absence, not hidden eyes
+    c.step()
+    assert c.eyes_hidden_s("cam") is None and c.face_absent_s("cam") == 0.0
+    # replayed: the rows as the flight recorder keeps them, hidden eyes marked
+    assert [len(r) for r in rows] == [6] * 30 and all(r[5] is True for r in rows)
+    replay = Cascade(FrontEndsConfig(face=FaceConfig()), hop_ns=NS_PER_S // 2)
+    replay.replaying = True
+    replay.face["cam"] = VideoStage("face", FakeEyes(), FrameRing(128, (4, 4, 3)), rate=None,
+                                    clock=clock)
+    replay.inject({"face:cam": rows}, lambda src, seq: seq)
+    assert replay.eyes_hidden_s("cam") == pytest.approx(29 * FRAME_NS / NS_PER_S)
+    assert replay.face["cam"].results.at(20)[2].eyes_hidden  # type: ignore[index]
+
+
 class FakeVad:
     """Chunk probability = the chunk's first sample; NaN where any sample is invalid."""
 

@@ -11,7 +11,9 @@ stage skipped for its rate reads the newest result at or before it.
 
 Absence is a fact, not a class: a frame without a face is flagged, and with ``mask_absent``
 the window's target on that frame is masked for the fusion model, so nothing downstream can
-read an absent face as closed eyes; how long the face has been absent goes into health.
+read an absent face as closed eyes; how long the face has been absent goes into health. So
+does how long a face in view has had its eyes hidden (dark lenses, a shadow over them:
+:attr:`edge.front.face.FaceResult.eyes_hidden`), when eye states cannot be seen at all.
 """
 
 from __future__ import annotations
@@ -37,15 +39,25 @@ class StoredResult:
     present: bool
     count: int
     values: tuple[float, ...]
+    eyes_hidden: bool = False
 
     def vector(self) -> np.ndarray:
         return np.array(self.values, np.float32)
 
 
 def _stored(res: Any) -> list[Any]:
-    """A result as one JSON row: present, count, vector (NaN stays NaN, written as null)."""
+    """A result as one JSON row: present, count, vector (NaN stays NaN, written as null), and
+    for a face whether its eyes were hidden (rows without it: not hidden)."""
     vec = [float(x) for x in np.asarray(res.vector(), np.float32).tolist()]
-    return [bool(res.present), int(getattr(res, "count", int(bool(res.present)))), vec]
+    row = [bool(res.present), int(getattr(res, "count", int(bool(res.present)))), vec]
+    if getattr(res, "eyes_hidden", False):
+        row.append(True)
+    return row
+
+
+#: Eyes seen again for this long (device time, face in view) end a stretch of hidden eyes;
+#: shorter sightings (a turn that shows an eye past the lens) do not.
+SEEN_AGAIN_NS = NS_PER_S
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,8 @@ class Cascade:
         self.hand: dict[str, VideoStage[Any]] = {}
         self.vad: dict[str, AudioVad] = {}
         self._absent_since: dict[str, int | None] = {}  # device time the face went away
+        self._hidden_since: dict[str, int | None] = {}  # ... its eyes were hidden
+        self._seen_since: dict[str, int | None] = {}  # ... they showed again
         #: what the last step made, as JSON rows by "stage:source" (the flight recorder keeps it)
         self.produced: dict[str, list[list[Any]]] = {}
         #: a replay feeds recorded results through :meth:`inject` instead of running stages
@@ -135,7 +149,7 @@ class Cascade:
         for src, st in self.face.items():
             got = made(st)
             for _, t, r in got:
-                self._face_seen(src, t, bool(r.present))
+                self._face_seen(src, t, bool(r.present), bool(getattr(r, "eyes_hidden", False)))
             produced[f"face:{src}"] = [[s, t, *_stored(r)] for s, t, r in got]
         for kind, stages in (("person", self.person), ("hand", self.hand)):
             for src, st in stages.items():
@@ -144,11 +158,23 @@ class Cascade:
             produced[f"vad:{src}"] = v.step()
         self.produced = produced
 
-    def _face_seen(self, source: str, t_ns: int, present: bool) -> None:
-        if present:
-            self._absent_since[source] = None
-        elif self._absent_since.get(source) is None:
-            self._absent_since[source] = t_ns
+    def _face_seen(self, source: str, t_ns: int, present: bool, eyes_hidden: bool = False) -> None:
+        if not present:
+            if self._absent_since.get(source) is None:
+                self._absent_since[source] = t_ns
+            self._hidden_since[source] = self._seen_since[source] = None
+            return
+        self._absent_since[source] = None
+        if eyes_hidden:
+            self._seen_since[source] = None
+            if self._hidden_since.get(source) is None:
+                self._hidden_since[source] = t_ns
+            return
+        seen = self._seen_since.get(source)
+        if seen is None:
+            seen = self._seen_since[source] = t_ns
+        if t_ns - seen >= SEEN_AGAIN_NS:
+            self._hidden_since[source] = None
 
     def inject(self, produced: dict[str, list[list[Any]]],
                seq_of: Callable[[str, int], int | None]) -> None:
@@ -163,21 +189,33 @@ class Cascade:
             st = stages.get(src)
             if st is None:
                 continue
-            for s, t, present, count, vec in rows:
+            for row in rows:
+                s, t, present, count, vec = row[:5]
+                hidden = len(row) > 5 and bool(row[5])
                 seq = seq_of(src, int(s))
                 if seq is None:
                     continue
                 values = tuple(float("nan") if x is None else float(x) for x in vec)
-                st.results.put(seq, int(t), StoredResult(bool(present), int(count), values))
+                st.results.put(seq, int(t), StoredResult(bool(present), int(count), values, hidden))
                 st.last_t = int(t)
                 if kind == "face":
-                    self._face_seen(src, int(t), bool(present))
+                    self._face_seen(src, int(t), bool(present), hidden)
 
     def face_absent_s(self, source: str) -> float | None:
         """Seconds (device time) the face of ``source`` has been absent, up to its newest
         processed frame; None when present or not watched."""
         st = self.face.get(source)
         since = self._absent_since.get(source)
+        if st is None or since is None or st.last_t is None:
+            return None
+        return (st.last_t - since) / NS_PER_S
+
+    def eyes_hidden_s(self, source: str) -> float | None:
+        """Seconds (device time) a face of ``source`` in view has had its eyes hidden, up to its
+        newest processed frame (sightings shorter than :data:`SEEN_AGAIN_NS` do not end it);
+        None when they show, no face is in view, or the source is not watched."""
+        st = self.face.get(source)
+        since = self._hidden_since.get(source)
         if st is None or since is None or st.last_t is None:
             return None
         return (st.last_t - since) / NS_PER_S

@@ -37,6 +37,11 @@ class FaceConfig(_Model):
         2.0, gt=0, description="Seconds without a face after which health reports the camera "
         "degraded ('face absent 12.0 s')."
     )
+    hidden_degraded: float = Field(
+        3.0, gt=0, description="Seconds a face in view has its eyes hidden (dark lenses, a "
+        "shadow over them) after which health reports the camera degraded ('eyes hidden 3.0 s'): "
+        "closed eyes cannot be seen then."
+    )
 
 
 class PersonConfig(_Model):

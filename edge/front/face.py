@@ -9,7 +9,9 @@ frame before absence is declared.
 
 Each frame gives a :class:`FaceResult`: presence with a reason, box, and geometry (eye aspect
 ratios, mouth opening, yaw/pitch/roll) that :meth:`FaceResult.vector` lays out in
-:data:`FACE_FEATURES` order for the fusion model.
+:data:`FACE_FEATURES` order for the fusion model, and whether the eyes can be seen at all
+(:func:`eye_contrast`): behind dark lenses the mesh still puts eyes where they should be and
+reads them open, so the pixels there are checked (for health, not as a model input).
 """
 
 from __future__ import annotations
@@ -53,6 +55,21 @@ FACE_FEATURES: tuple[str, ...] = (
 #: ``microsleep``). The near eye closes with it, so closing eyes still show.
 FAR_EYE_YAW = 30.0
 
+#: An eye region whose brightness spread (10th to 90th percentile) stays under this share of the
+#: cheek's brightness below it shows no eye. Lids, lashes, iris and white make an eye's spread:
+#: per frame 0.40-0.72 on alert-blink, 0.24-0.35 on head-turn's small turned face (blinks
+#: included), 0.14-1.27 through every other camera of the README's table (soft and bright-flat
+#: head-turn lowest). A lens of 15 % transmission drawn over the same frames: 0.01-0.15, median
+#: 0.03-0.13; at 20 % the eye starts to show through (alert-blink 0.09-0.14).
+HIDDEN_SPREAD = 0.12
+#: ... and whose median is under this share of the cheek's: a dark lens is darker than the skin
+#: (0.31-0.62 drawn, as recorded and through the other cameras but dim ones), a region washed
+#: flat by light is not (bright-flat head-turn: 0.85-0.96).
+HIDDEN_DARK = 0.7
+#: The cheek points under each eye whose brightness is the reference (mesh 425: the subject's
+#: left cheek, 205: the right), below the rim of large sunglasses.
+CHEEK: dict[tuple[int, ...], int] = {LEFT_EYE_EAR: 425, RIGHT_EYE_EAR: 205}
+
 NO_FACE = "no face"
 TOO_SMALL = "face too small"
 
@@ -86,6 +103,10 @@ class FaceResult:
         Head pose in degrees (:func:`edge.front.geometry.head_pose`); NaN when absent.
     face_size
         Box height / frame height; NaN when no face was found (set for a face too small).
+    eye_spread, eye_dark
+        :func:`eye_contrast` of the eyes (the higher of the two eyes each, of the eye facing
+        the camera past :data:`FAR_EYE_YAW`); NaN when absent or off the frame. Not model
+        inputs: :attr:`eyes_hidden` says from them whether the eyes could be seen.
     """
 
     present: bool
@@ -100,6 +121,14 @@ class FaceResult:
     pitch: float = _NAN
     roll: float = _NAN
     face_size: float = _NAN
+    eye_spread: float = _NAN
+    eye_dark: float = _NAN
+
+    @property
+    def eyes_hidden(self) -> bool:
+        """A face is in view but its eyes are not (dark lenses, a deep shadow): what the mesh
+        says of them is a guess. False when unknown."""
+        return bool(self.present and self.eye_spread < HIDDEN_SPREAD and self.eye_dark < HIDDEN_DARK)
 
     @property
     def cx(self) -> float:
@@ -128,6 +157,55 @@ class FaceResult:
 def _width_2d(pts: np.ndarray, eye: tuple[int, ...]) -> float:
     """An eye's corner-to-corner width in the image plane (pixels)."""
     return float(np.hypot(*(pts[eye[0], :2] - pts[eye[3], :2])))
+
+
+def eye_contrast(gray: np.ndarray, pts: np.ndarray, eye: tuple[int, ...]) -> tuple[float, float]:
+    """How much of an eye shows, from the pixels where the mesh puts it.
+
+    The region is the eye's corner-to-corner width ``w`` wide (1.2 w) and 0.6 w high around
+    its six points' centre; the reference, a square of 0.4 w on the cheek under it
+    (:data:`CHEEK`). An eye, open or shut, has lids, lashes and (open) iris and white: its
+    brightness spreads; a dark lens over it is flat and darker than the skin.
+
+    Parameters
+    ----------
+    gray
+        ``H x W`` luminance of the frame (any dtype).
+    pts
+        Mesh landmarks in frame pixels.
+    eye
+        :data:`LEFT_EYE_EAR` or :data:`RIGHT_EYE_EAR`.
+
+    Returns
+    -------
+    tuple[float, float]
+        ``(spread, dark)``: the region's 90th minus 10th brightness percentile, and its median,
+        each over the cheek's median; NaN where a region falls off the frame or the cheek is
+        black.
+    """
+    h, w_img = gray.shape[:2]
+    p = np.asarray(pts, np.float64)[:, :2]
+    corners = p[eye[0]] - p[eye[3]]
+    width = float(np.hypot(corners[0], corners[1]))
+    c = p[list(eye)].mean(axis=0)
+
+    def region(cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
+        x0, x1 = int(round(cx - rx)), int(round(cx + rx)) + 1
+        y0, y1 = int(round(cy - ry)), int(round(cy + ry)) + 1
+        if width < 2 or x0 < 0 or y0 < 0 or x1 > w_img or y1 > h:
+            return np.empty(0, np.float32)
+        return gray[y0:y1, x0:x1].astype(np.float32).ravel()
+
+    area = region(c[0], c[1], 0.6 * width, 0.3 * width)
+    k = p[CHEEK[eye]]
+    cheek = region(k[0], k[1], 0.2 * width, 0.2 * width)
+    if area.size < 4 or cheek.size < 4:
+        return _NAN, _NAN
+    ref = float(np.median(cheek))
+    if ref < 1.0:
+        return _NAN, _NAN
+    lo, med, hi = np.percentile(area, [10, 50, 90])
+    return float(hi - lo) / ref, float(med) / ref
 
 
 def _sigmoid(x: float) -> float:
@@ -160,6 +238,9 @@ class FaceStage:
     on_mesh_input
         Called with ``(roi, tensor)`` for every face-mesh input the stage makes (None: not
         called); ``edge front-ends build --int8`` takes its calibration crops from here.
+    landmarks
+        The last processed frame's mesh landmarks ``[468, 3]`` in frame pixels (None when it
+        had no face): for drawing over the frame.
     """
 
     def __init__(
@@ -197,6 +278,7 @@ class FaceStage:
         """Forget the track: the next frame runs the detector."""
         self._roi: Roi | None = None
         self._since_detect = 0
+        self.landmarks: np.ndarray | None = None
 
     # -- steps --------------------------------------------------------------------------------
     def _detect(self, frame_bgr: np.ndarray) -> tuple[Roi | None, float]:
@@ -250,6 +332,7 @@ class FaceStage:
             found, det_score = self._detect(frame_bgr)
             # a scheduled detection that misses keeps the track: the mesh's presence decides
             roi = found or roi
+        self.landmarks = None
         if roi is None:
             return self._lost(NO_FACE, det_score, detected)
         pts, presence = self._landmarks(frame_bgr, roi)
@@ -262,6 +345,7 @@ class FaceStage:
         if presence < self.presence_threshold:
             return self._lost(NO_FACE, max(det_score, presence), detected)
         self._roi = roi_from_landmarks(pts, EYE_OUTER[0], EYE_OUTER[1], self.roi_scale)
+        self.landmarks = pts
         x0, y0 = pts[:, 0].min() / w, pts[:, 1].min() / h
         x1, y1 = pts[:, 0].max() / w, pts[:, 1].max() / h
         box = (float(x0), float(y0), float(x1), float(y1))
@@ -270,17 +354,42 @@ class FaceStage:
             return FaceResult(False, TOO_SMALL, presence, box, detected, face_size=size)
         yaw, pitch, roll = head_pose(pts)
         left, right = eye_aspect_ratio(pts, LEFT_EYE_EAR), eye_aspect_ratio(pts, RIGHT_EYE_EAR)
+        eyes: tuple[tuple[int, ...], ...] = (LEFT_EYE_EAR, RIGHT_EYE_EAR)
         if abs(yaw) > FAR_EYE_YAW:  # the far eye is the narrower one in the image
             if _width_2d(pts, LEFT_EYE_EAR) < _width_2d(pts, RIGHT_EYE_EAR):
-                left = right
+                left, eyes = right, (RIGHT_EYE_EAR,)
             else:
-                right = left
+                right, eyes = left, (LEFT_EYE_EAR,)
+        spread, dark = self._eyes_shown(frame_bgr, pts, eyes)
         return FaceResult(
             True, "", presence, box, detected,
             eye_open_left=left, eye_open_right=right,
             mouth_open=mouth_open_ratio(pts),
             yaw=yaw, pitch=pitch, roll=roll, face_size=size,
+            eye_spread=spread, eye_dark=dark,
         )
+
+    @staticmethod
+    def _eyes_shown(frame_bgr: np.ndarray, pts: np.ndarray,
+                    eyes: tuple[tuple[int, ...], ...]) -> tuple[float, float]:
+        """:func:`eye_contrast` of the eyes that count, the higher of each (NaN if unknown):
+        both must look hidden for the face's eyes to be."""
+        import cv2
+
+        x0, y0 = np.floor(pts[:, :2].min(axis=0)).astype(int)
+        x1, y1 = np.ceil(pts[:, :2].max(axis=0)).astype(int) + 1
+        h, w = frame_bgr.shape[:2]
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return _NAN, _NAN
+        gray = cv2.cvtColor(np.ascontiguousarray(frame_bgr[y0:y1, x0:x1]), cv2.COLOR_BGR2GRAY)
+        local = np.asarray(pts, np.float64)[:, :2] - (x0, y0)
+        got = [eye_contrast(gray, local, eye) for eye in eyes]
+        spread = [s for s, _ in got if not math.isnan(s)]
+        dark = [d for _, d in got if not math.isnan(d)]
+        if len(spread) < len(eyes):
+            return _NAN, _NAN
+        return max(spread), max(dark)
 
     def _lost(self, reason: str, score: float, detected: bool) -> FaceResult:
         self._roi = None

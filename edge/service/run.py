@@ -378,14 +378,18 @@ class Runner:
         return check.push(w.audio, w.audio_mask, w.audio_n0)
 
     def _front_notes(self, source: str) -> tuple[str, ...]:
-        """Health notes of the front ends on a video source ('face absent 12.0 s')."""
+        """Health notes of the front ends on a video source ('face absent 12.0 s', 'eyes hidden
+        3.0 s')."""
         fc = self.config.front_ends
         if self.cascade is None or fc is None or fc.face is None:
             return ()
         absent = self.cascade.face_absent_s(source)
-        if absent is None or absent < fc.face.absent_degraded:
-            return ()
-        return (f"face absent {absent:.1f} s",)
+        if absent is not None and absent >= fc.face.absent_degraded:
+            return (f"face absent {absent:.1f} s",)
+        hidden = self.cascade.eyes_hidden_s(source)
+        if hidden is not None and hidden >= fc.face.hidden_degraded:
+            return (f"eyes hidden {hidden:.1f} s",)
+        return ()
 
     def _settled(self, source: str, last_data_ns: int | None, w: Window) -> bool:
         """Whether a source's windows can be judged: not while its first windows still reach
