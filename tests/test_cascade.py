@@ -144,19 +144,22 @@ def test_frames_without_a_face_are_masked_and_the_absence_is_timed_for_health() 
 @dataclass(frozen=True)
 class Eyes:
     present: bool
-    eyes_hidden: bool
+    eye_spread: float
+    eye_dark: float
 
     def vector(self) -> np.ndarray:
         return np.array([self.present], np.float32)
 
 
 class FakeEyes:
-    """A face in every frame whose first pixel is non-zero, its eyes hidden where the second
-    pixel is."""
+    """A face in every frame whose first pixel is non-zero, its eyes behind a dark lens (eye
+    region flat and dark) where the second pixel is, an eye's contrast otherwise."""
 
     def process(self, frame_bgr: np.ndarray) -> Eyes:
         face = bool(frame_bgr[0, 0, 0])
-        return Eyes(face, face and bool(frame_bgr[0, 0, 2]))
+        if not face:
+            return Eyes(False, float("nan"), float("nan"))
+        return Eyes(True, 0.05, 0.35) if frame_bgr[0, 0, 2] else Eyes(True, 0.6, 0.8)
 
 
 def write_eyes(ring: FrameRing, first: int, n: int, face: bool = True, hidden: bool = True) -> None:
@@ -167,40 +170,46 @@ def write_eyes(ring: FrameRing, first: int, n: int, face: bool = True, hidden: b
         ring.write(img, k * FRAME_NS)
 
 
-def test_hidden_eyes_are_timed_for_health_across_short_sightings_and_in_replays() -> None:
-    """A face in view whose eyes are hidden (dark lenses) is timed from its first hidden frame;
-    eyes seen for less than a second (a turn past the lens) do not end it, a second does, and
-    so does the face leaving. The recorded rows carry it, so a replay times it the same."""
+def test_hidden_eyes_are_timed_for_health_over_short_sightings_and_in_replays() -> None:
+    """A face in view whose eyes are hidden (dark lenses) over the last second is timed from
+    the frame where its second first said so; eyes seen on a few frames of it (a turn past the lens) do
+    not end it, seen on most of a second they do, and so does the face leaving. The recorded
+    rows carry the measures, so a replay times it the same."""
     ring = FrameRing(128, (4, 4, 3))
     c = Cascade(FrontEndsConfig(face=FaceConfig()), hop_ns=NS_PER_S // 2)
     c.face["cam"] = VideoStage("face", FakeEyes(), ring, rate=None, clock=clock)
     write_eyes(ring, 0, 15, hidden=False)  # a second of eyes seen
     c.step()
     assert c.eyes_hidden_s("cam") is None
-    write_eyes(ring, 15, 30)  # two seconds hidden
+    first = c.produced["face:cam"]
+    write_eyes(ring, 15, 30)  # two seconds hidden: said from frame 23 (9 of the 16 frames within its second)
     c.step()
     rows = c.produced["face:cam"]
-    assert c.eyes_hidden_s("cam") == pytest.approx(29 * FRAME_NS / NS_PER_S)
-    write_eyes(ring, 45, 14, hidden=False)  # seen for 13 frame intervals: under a second
-    write_eyes(ring, 59, 15)
+    assert c.eyes_hidden_s("cam") == pytest.approx((44 - 23) * FRAME_NS / NS_PER_S)
+    write_eyes(ring, 45, 5, hidden=False)  # seen on 5 frames of 15: still hidden
+    write_eyes(ring, 50, 10)
     c.step()
-    assert c.eyes_hidden_s("cam") == pytest.approx(58 * FRAME_NS / NS_PER_S)
-    write_eyes(ring, 74, 17, hidden=False)  # seen for 16 intervals: over a second
+    assert c.eyes_hidden_s("cam") == pytest.approx((59 - 23) * FRAME_NS / NS_PER_S)
+    write_eyes(ring, 60, 8, hidden=False)  # seen on most of the last second
     c.step()
     assert c.eyes_hidden_s("cam") is None
-    write_eyes(ring, 91, 10)
-    write_eyes(ring, 101, 1, face=False)  # the face leaves: absence, not hidden eyes
+    write_eyes(ring, 68, 20)
+    c.step()
+    assert c.eyes_hidden_s("cam") is not None
+    write_eyes(ring, 88, 1, face=False)  # the face leaves: absence, not hidden eyes
     c.step()
     assert c.eyes_hidden_s("cam") is None and c.face_absent_s("cam") == 0.0
-    # replayed: the rows as the flight recorder keeps them, hidden eyes marked
-    assert [len(r) for r in rows] == [6] * 30 and all(r[5] is True for r in rows)
+    # replayed: the rows as the flight recorder keeps them, the measures in them
+    assert [len(r) for r in rows] == [6] * 30 and rows[0][5] == [0.05, 0.35]
     replay = Cascade(FrontEndsConfig(face=FaceConfig()), hop_ns=NS_PER_S // 2)
     replay.replaying = True
     replay.face["cam"] = VideoStage("face", FakeEyes(), FrameRing(128, (4, 4, 3)), rate=None,
                                     clock=clock)
+    replay.inject({"face:cam": first}, lambda src, seq: seq)
     replay.inject({"face:cam": rows}, lambda src, seq: seq)
-    assert replay.eyes_hidden_s("cam") == pytest.approx(29 * FRAME_NS / NS_PER_S)
-    assert replay.face["cam"].results.at(20)[2].eyes_hidden  # type: ignore[index]
+    assert replay.eyes_hidden_s("cam") == pytest.approx((44 - 23) * FRAME_NS / NS_PER_S)
+    held = replay.face["cam"].results.at(20)
+    assert held is not None and held[2].eye_spread == pytest.approx(0.05)
 
 
 class FakeVad:

@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.front.face import CHEEK, FACE_FEATURES, HIDDEN_SPREAD, FaceResult, FaceStage, eye_contrast
+from edge.front.face import (
+    CHEEK,
+    FACE_FEATURES,
+    HIDDEN_BOUNDS,
+    HIDDEN_WINDOW_S,
+    FaceResult,
+    FaceStage,
+    eye_contrast,
+    eyes_hidden,
+)
 from edge.front.geometry import (
     LEFT_EYE_EAR,
     RIGHT_EYE_EAR,
@@ -378,27 +387,37 @@ def _lensed(name: str, transmission: float) -> list[FaceResult]:
     return out
 
 
+def _seconds_hidden(faces: list[FaceResult], fps: float) -> list[bool]:
+    """:func:`eyes_hidden` over each second of consecutive frames (the cascade's window)."""
+    n = max(3, int(round(fps * HIDDEN_WINDOW_S)))
+    return [eyes_hidden([r.eye_spread for r in faces[i:i + n]], [r.eye_dark for r in faces[i:i + n]])
+            for i in range(len(faces) - n + 1)]
+
+
 def test_real_eyes_open_blinking_or_turned_are_never_hidden(
     alert_blink: tuple[list[FaceResult], float], head_turn: tuple[list[FaceResult], float],
 ) -> None:
-    """What shows of the real eyes (lids, lashes, iris, white) keeps them seen on every frame,
-    blinks and glances included: the eye region's spread measured 0.48-0.72 of the cheek on
-    alert-blink, 0.24-0.35 on head-turn's small, turned face."""
-    for faces in (alert_blink[0], head_turn[0]):
+    """What shows of the real eyes (lids, lashes, iris, white) keeps them seen over every
+    second, blinks and glances included: the eye region's spread measured 0.48-0.72 of the
+    cheek a frame on alert-blink, 0.24-0.35 on head-turn's small, turned face."""
+    for faces, fps in (alert_blink, head_turn):
         seen = [r for r in faces if r.present]
-        assert seen and not any(r.eyes_hidden for r in seen)
-        assert min(r.eye_spread for r in seen) > 1.5 * HIDDEN_SPREAD
+        assert seen and not any(_seconds_hidden(seen, fps))
+        assert min(r.eye_spread for r in seen) > 1.3 * HIDDEN_BOUNDS[0][0]
 
 
-@pytest.mark.parametrize(("clip", "least"), [("driver-dev-alert-blink", 0.95),
-                                             ("driver-dev-head-turn", 0.6)])
-def test_eyes_behind_dark_lenses_are_hidden(clip: str, least: float) -> None:
-    """Lenses passing 15 % of the light (category 3 sunglasses) over the real eyes: the face is
-    still found and its eyes read hidden on most frames (measured 100 % of alert-blink's, 76 %
-    of head-turn's, whose turned frames show the near eye's edge past the lens)."""
-    faces = _lensed(clip, 0.15)
+@pytest.mark.parametrize(("clip", "transmission", "least"), [
+    ("driver-dev-alert-blink", 0.15, 1.0), ("driver-dev-head-turn", 0.15, 0.95),
+    ("driver-dev-alert-blink", 0.3, 0.95), ("driver-dev-head-turn", 0.3, 0.95),
+])
+def test_eyes_behind_dark_lenses_are_hidden(clip: str, transmission: float, least: float) -> None:
+    """Lenses passing 15 % of the light (category 3 sunglasses) or 30 % (category 2) over the
+    real eyes: the face is still found and its eyes read hidden over (nearly) every second."""
+    faces = _lensed(clip, transmission)
     assert len(faces) > 100 and all(r.present for r in faces)
-    assert sum(r.eyes_hidden for r in faces) >= least * len(faces)
+    fps = 30.0 if clip.endswith("alert-blink") else 12.0
+    hidden = _seconds_hidden(faces, fps)
+    assert sum(hidden) >= least * len(hidden), sum(hidden) / len(hidden)
 
 
 def test_eye_contrast_is_the_eye_regions_spread_and_median_over_the_cheeks() -> None:
@@ -413,9 +432,12 @@ def test_eye_contrast_is_the_eye_regions_spread_and_median_over_the_cheeks() -> 
     gray[40:61, 33:78] = 50  # a dark, flat lens
     spread, dark = eye_contrast(gray, pts, eye)
     assert spread == pytest.approx(0.0) and dark == pytest.approx(50 / 160)
+    assert eyes_hidden([spread] * 3, [dark] * 3) and not eyes_hidden([spread] * 2, [dark] * 2)
     gray[44:57, 40:71] = 230  # the white
     gray[44:57, 50:61] = 20  # the iris
-    spread, dark = eye_contrast(gray, pts, eye)
-    assert spread == pytest.approx((230 - 20) / 160) and spread > HIDDEN_SPREAD
+    spread2, dark2 = eye_contrast(gray, pts, eye)
+    assert spread2 == pytest.approx((230 - 20) / 160) and spread2 > 0.3
+    assert not eyes_hidden([spread, spread2, spread2], [dark, dark2, dark2])  # the median shows
+    assert not eyes_hidden([0.0] * 3, [0.9] * 3)  # flat but bright: washed out, not a lens
     pts[list(eye), 0] += 100  # off the frame's right edge
     assert all(math.isnan(v) for v in eye_contrast(gray, pts, eye))

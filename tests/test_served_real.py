@@ -267,23 +267,36 @@ def test_the_driver_clips_through_other_cameras_start_no_eye_rule(camera: str,
             assert not (run.probs[:, k] >= thr[k]).any()  # blinks are not closed eyes
 
 
-def test_dark_lenses_over_the_real_eyes_are_reported_hidden_and_start_no_rule(
-    tmp_path: Path,
+@pytest.mark.parametrize("glasses", ["dark", "tinted", "clear"])
+def test_glasses_over_the_real_eyes_start_no_rule_and_dark_ones_are_reported_hidden(
+    glasses: str, tmp_path: Path,
 ) -> None:
-    """alert-blink and head-turn with drawn sunglasses (15 % transmission, tests/lenses.py):
-    the mesh still reads the eyes open, so nothing tells closed eyes from open there; health
-    says so (the camera degraded, 'eyes hidden'), from its first judgement (5.2 s measured on
-    both: a source is judged once its first windows are full), and no rule starts."""
+    """alert-blink and head-turn with glasses drawn where the face stage finds the eyes
+    (tests/lenses.py). Dark or tinted lenses (15 or 30 % transmission, sunglasses of category 3
+    or 2): the mesh still reads the eyes open, so
+    nothing tells closed eyes from open there; health says so (the camera degraded, 'eyes
+    hidden'), from its first judgement (5.2 s measured on both: a source is judged once its
+    first windows are full). Clear lenses in dark frames (90 %): the eyes are seen, health stays
+    ok. Neither starts a rule, nor reads a blink as closed eyes."""
     from tests.lenses import lensed_recording
 
     need("ffmpeg")
     for clip in ("driver-dev-alert-blink", "driver-dev-head-turn"):
         _need(REALWORLD / clip, FRONT / ".imported")
         out = tmp_path / clip
-        lensed_recording(REALWORLD / clip, out)
+        if glasses != "clear":
+            lensed_recording(REALWORLD / clip, out, 0.15 if glasses == "dark" else 0.3, tint=30.0)
+        else:
+            lensed_recording(REALWORLD / clip, out, 0.9, tint=220.0, rim=0.12)
         run, classes, thr = _replay("driver.yaml", out)
         assert not {r for r, _ in _starts(run)} & {"sleep", "microsleep", "unresponsive",
                                                    "long_distraction"}, _starts(run)
+        if clip.endswith("alert-blink"):
+            k = classes.index("eyes_closed")
+            assert not (run.probs[:, k] >= thr[k]).any()
+        if glasses == "clear":
+            assert run.health == [], run.health
+            continue
         assert run.health and run.health[0]["state"] == "degraded", run.health
         assert _hidden(run) == [run.health[0]["t_s"]] and run.health[0]["t_s"] <= 6.0, run.health
 

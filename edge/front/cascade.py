@@ -13,19 +13,23 @@ Absence is a fact, not a class: a frame without a face is flagged, and with ``ma
 the window's target on that frame is masked for the fusion model, so nothing downstream can
 read an absent face as closed eyes; how long the face has been absent goes into health. So
 does how long a face in view has had its eyes hidden (dark lenses, a shadow over them:
-:attr:`edge.front.face.FaceResult.eyes_hidden`), when eye states cannot be seen at all.
+:func:`edge.front.face.eyes_hidden` over the last second of frames), when eye states cannot
+be seen at all.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from math import nan
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge.front.config import FrontEndsConfig
+from edge.front.face import HIDDEN_WINDOW_S, eyes_hidden
 from edge.front.stages import AudioVad, StageWorker, VideoStage
 from edge.join.align import Window
 from edge.timebase.buffers import FrameRing, SampleRing
@@ -39,7 +43,8 @@ class StoredResult:
     present: bool
     count: int
     values: tuple[float, ...]
-    eyes_hidden: bool = False
+    eye_spread: float = float("nan")
+    eye_dark: float = float("nan")
 
     def vector(self) -> np.ndarray:
         return np.array(self.values, np.float32)
@@ -47,17 +52,21 @@ class StoredResult:
 
 def _stored(res: Any) -> list[Any]:
     """A result as one JSON row: present, count, vector (NaN stays NaN, written as null), and
-    for a face whether its eyes were hidden (rows without it: not hidden)."""
+    for a face with its eyes measured their ``[eye_spread, eye_dark]``."""
     vec = [float(x) for x in np.asarray(res.vector(), np.float32).tolist()]
     row = [bool(res.present), int(getattr(res, "count", int(bool(res.present)))), vec]
-    if getattr(res, "eyes_hidden", False):
-        row.append(True)
+    eyes = _eyes(res)
+    if eyes is not None:
+        row.append(list(eyes))
     return row
 
 
-#: Eyes seen again for this long (device time, face in view) end a stretch of hidden eyes;
-#: shorter sightings (a turn that shows an eye past the lens) do not.
-SEEN_AGAIN_NS = NS_PER_S
+def _eyes(res: Any) -> tuple[float, float] | None:
+    """A face result's ``(eye_spread, eye_dark)``; None when absent or not measured."""
+    spread, dark = getattr(res, "eye_spread", None), getattr(res, "eye_dark", None)
+    if not res.present or spread is None or dark is None or np.isnan(spread) or np.isnan(dark):
+        return None
+    return float(spread), float(dark)
 
 
 @dataclass(frozen=True)
@@ -103,7 +112,7 @@ class Cascade:
         self.vad: dict[str, AudioVad] = {}
         self._absent_since: dict[str, int | None] = {}  # device time the face went away
         self._hidden_since: dict[str, int | None] = {}  # ... its eyes were hidden
-        self._seen_since: dict[str, int | None] = {}  # ... they showed again
+        self._eye_log: dict[str, deque[tuple[int, float, float]]] = {}  # the last second's
         #: what the last step made, as JSON rows by "stage:source" (the flight recorder keeps it)
         self.produced: dict[str, list[list[Any]]] = {}
         #: a replay feeds recorded results through :meth:`inject` instead of running stages
@@ -149,7 +158,7 @@ class Cascade:
         for src, st in self.face.items():
             got = made(st)
             for _, t, r in got:
-                self._face_seen(src, t, bool(r.present), bool(getattr(r, "eyes_hidden", False)))
+                self._face_seen(src, t, bool(r.present), _eyes(r))
             produced[f"face:{src}"] = [[s, t, *_stored(r)] for s, t, r in got]
         for kind, stages in (("person", self.person), ("hand", self.hand)):
             for src, st in stages.items():
@@ -158,23 +167,24 @@ class Cascade:
             produced[f"vad:{src}"] = v.step()
         self.produced = produced
 
-    def _face_seen(self, source: str, t_ns: int, present: bool, eyes_hidden: bool = False) -> None:
+    def _face_seen(self, source: str, t_ns: int, present: bool,
+                   eyes: tuple[float, float] | None = None) -> None:
+        log = self._eye_log.setdefault(source, deque())
         if not present:
             if self._absent_since.get(source) is None:
                 self._absent_since[source] = t_ns
-            self._hidden_since[source] = self._seen_since[source] = None
+            self._hidden_since[source] = None
+            log.clear()
             return
         self._absent_since[source] = None
-        if eyes_hidden:
-            self._seen_since[source] = None
-            if self._hidden_since.get(source) is None:
-                self._hidden_since[source] = t_ns
-            return
-        seen = self._seen_since.get(source)
-        if seen is None:
-            seen = self._seen_since[source] = t_ns
-        if t_ns - seen >= SEEN_AGAIN_NS:
+        if eyes is not None:
+            log.append((t_ns, *eyes))
+        while log and log[0][0] <= t_ns - int(HIDDEN_WINDOW_S * NS_PER_S):
+            log.popleft()
+        if not eyes_hidden([e[1] for e in log], [e[2] for e in log]):
             self._hidden_since[source] = None
+        elif self._hidden_since.get(source) is None:
+            self._hidden_since[source] = t_ns
 
     def inject(self, produced: dict[str, list[list[Any]]],
                seq_of: Callable[[str, int], int | None]) -> None:
@@ -191,15 +201,16 @@ class Cascade:
                 continue
             for row in rows:
                 s, t, present, count, vec = row[:5]
-                hidden = len(row) > 5 and bool(row[5])
+                eyes = None if len(row) < 6 or row[5] is None else (float(row[5][0]), float(row[5][1]))
                 seq = seq_of(src, int(s))
                 if seq is None:
                     continue
                 values = tuple(float("nan") if x is None else float(x) for x in vec)
-                st.results.put(seq, int(t), StoredResult(bool(present), int(count), values, hidden))
+                stored = StoredResult(bool(present), int(count), values, *(eyes or (nan, nan)))
+                st.results.put(seq, int(t), stored)
                 st.last_t = int(t)
                 if kind == "face":
-                    self._face_seen(src, int(t), bool(present), hidden)
+                    self._face_seen(src, int(t), bool(present), eyes)
 
     def face_absent_s(self, source: str) -> float | None:
         """Seconds (device time) the face of ``source`` has been absent, up to its newest
@@ -211,9 +222,9 @@ class Cascade:
         return (st.last_t - since) / NS_PER_S
 
     def eyes_hidden_s(self, source: str) -> float | None:
-        """Seconds (device time) a face of ``source`` in view has had its eyes hidden, up to its
-        newest processed frame (sightings shorter than :data:`SEEN_AGAIN_NS` do not end it);
-        None when they show, no face is in view, or the source is not watched."""
+        """Seconds (device time) a face of ``source`` in view has had its eyes hidden (since the
+        frame whose last second first said so), up to its newest processed frame; None when
+        they show, no face is in view, or the source is not watched."""
         st = self.face.get(source)
         since = self._hidden_since.get(source)
         if st is None or since is None or st.last_t is None:
