@@ -1,5 +1,5 @@
 """Dark lenses drawn over real faces, where the face mesh puts the eyes: sunglasses for tests,
-since no dev clip shows a driver wearing them (``edge.front.face.FaceResult.eyes_hidden``)."""
+since no dev clip shows a driver wearing them (``edge.front.face.eyes_hidden``)."""
 
 from __future__ import annotations
 

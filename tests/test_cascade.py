@@ -196,9 +196,14 @@ def test_hidden_eyes_are_timed_for_health_over_short_sightings_and_in_replays() 
     write_eyes(ring, 68, 20)
     c.step()
     assert c.eyes_hidden_s("cam") is not None
-    write_eyes(ring, 88, 1, face=False)  # the face leaves: absence, not hidden eyes
+    write_eyes(ring, 88, 2, face=False)  # the mesh loses the face for two frames: a flicker
+    write_eyes(ring, 90, 1)
     c.step()
-    assert c.eyes_hidden_s("cam") is None and c.face_absent_s("cam") == 0.0
+    assert c.eyes_hidden_s("cam") == pytest.approx((90 - 68 - 8) * FRAME_NS / NS_PER_S)
+    write_eyes(ring, 91, 17, face=False)  # the face leaves for a second: absence, not eyes
+    c.step()
+    assert c.eyes_hidden_s("cam") is None
+    assert c.face_absent_s("cam") == pytest.approx(16 * FRAME_NS / NS_PER_S)
     # replayed: the rows as the flight recorder keeps them, the measures in them
     assert [len(r) for r in rows] == [6] * 30 and rows[0][5] == [0.05, 0.35]
     replay = Cascade(FrontEndsConfig(face=FaceConfig()), hop_ns=NS_PER_S // 2)
@@ -210,6 +215,15 @@ def test_hidden_eyes_are_timed_for_health_over_short_sightings_and_in_replays() 
     assert replay.eyes_hidden_s("cam") == pytest.approx((44 - 23) * FRAME_NS / NS_PER_S)
     held = replay.face["cam"].results.at(20)
     assert held is not None and held[2].eye_spread == pytest.approx(0.05)
+    # rows of recordings without the measures (format 1), or with anything else there, say
+    # nothing of the eyes
+    for old in ([r[:5] for r in rows], [[*r[:5], True] for r in rows], [[*r[:5], None] for r in rows]):
+        again = Cascade(FrontEndsConfig(face=FaceConfig()), hop_ns=NS_PER_S // 2)
+        again.replaying = True
+        again.face["cam"] = VideoStage("face", FakeEyes(), FrameRing(128, (4, 4, 3)), rate=None,
+                                       clock=clock)
+        again.inject({"face:cam": old}, lambda src, seq: seq)
+        assert again.eyes_hidden_s("cam") is None and again.face["cam"].last_t is not None
 
 
 class FakeVad:

@@ -402,8 +402,10 @@ def test_real_eyes_open_blinking_or_turned_are_never_hidden(
     cheek a frame on alert-blink, 0.24-0.40 on head-turn's small, turned face."""
     for faces, fps in (alert_blink, head_turn):
         seen = [r for r in faces if r.present]
-        assert seen and not any(_seconds_hidden(seen, fps))
-        assert min(r.eye_spread for r in seen) > 1.3 * HIDDEN_BOUNDS[0][0]
+        spread = np.array([r.eye_spread for r in seen])
+        assert seen and np.isfinite(spread).mean() >= 0.99  # measured on every frame
+        assert not any(_seconds_hidden(seen, fps))
+        assert np.nanmin(spread) > 1.3 * HIDDEN_BOUNDS[0][0]
 
 
 @pytest.mark.parametrize(("clip", "transmission", "least"), [

@@ -61,6 +61,15 @@ def _stored(res: Any) -> list[Any]:
     return row
 
 
+def _stored_eyes(value: Any) -> tuple[float, float] | None:
+    """A stored row's eye measures: a pair of numbers, or None for anything else."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return None
+    return float(value[0]), float(value[1])
+
+
 def _eyes(res: Any) -> tuple[float, float] | None:
     """A face result's ``(eye_spread, eye_dark)``; None when absent or not measured."""
     spread, dark = getattr(res, "eye_spread", None), getattr(res, "eye_dark", None)
@@ -170,16 +179,20 @@ class Cascade:
     def _face_seen(self, source: str, t_ns: int, present: bool,
                    eyes: tuple[float, float] | None = None) -> None:
         log = self._eye_log.setdefault(source, deque())
+        window_ns = int(HIDDEN_WINDOW_S * NS_PER_S)
         if not present:
-            if self._absent_since.get(source) is None:
-                self._absent_since[source] = t_ns
-            self._hidden_since[source] = None
-            log.clear()
+            since = self._absent_since.get(source)
+            if since is None:
+                since = self._absent_since[source] = t_ns
+            if t_ns - since >= window_ns:  # gone, not a flicker of the mesh's presence
+                self._hidden_since[source] = None
+                log.clear()
             return
         self._absent_since[source] = None
         if eyes is not None:
             log.append((t_ns, *eyes))
-        while log and log[0][0] <= t_ns - int(HIDDEN_WINDOW_S * NS_PER_S):
+        # the last second, and never fewer than 3 frames (a slow camera or face rate)
+        while len(log) > 3 and log[0][0] <= t_ns - window_ns:
             log.popleft()
         if not eyes_hidden([e[1] for e in log], [e[2] for e in log]):
             self._hidden_since[source] = None
@@ -201,7 +214,7 @@ class Cascade:
                 continue
             for row in rows:
                 s, t, present, count, vec = row[:5]
-                eyes = None if len(row) < 6 or row[5] is None else (float(row[5][0]), float(row[5][1]))
+                eyes = _stored_eyes(row[5] if len(row) > 5 else None)
                 seq = seq_of(src, int(s))
                 if seq is None:
                     continue
@@ -224,7 +237,7 @@ class Cascade:
     def eyes_hidden_s(self, source: str) -> float | None:
         """Seconds (device time) a face of ``source`` in view has had its eyes hidden (since the
         frame whose last second first said so), up to its newest processed frame; None when
-        they show, no face is in view, or the source is not watched."""
+        they show, no face has been in view for a second, or the source is not watched."""
         st = self.face.get(source)
         since = self._hidden_since.get(source)
         if st is None or since is None or st.last_t is None:

@@ -40,7 +40,7 @@ class FaceConfig(_Model):
     hidden_degraded: float = Field(
         3.0, gt=0, description="Seconds a face in view has its eyes hidden (dark lenses, a "
         "shadow over them) after which health reports the camera degraded ('eyes hidden 3.0 s'): "
-        "closed eyes cannot be seen then."
+        "closed eyes cannot be seen then. Judged on the last second of face frames (3 at least)."
     )
 
 

@@ -57,7 +57,8 @@ FACE_FEATURES: tuple[str, ...] = (
 FAR_EYE_YAW = 30.0
 
 #: Bounds ``(spread, dark)`` under which a face's eyes are hidden (:func:`eyes_hidden`): the
-#: eye region's brightness spread (10th to 90th percentile) and its median, each over the
+#: eye region's brightness spread (10th to 90th percentile, nearest rank) and its median, each
+#: over the
 #: cheek's brightness below the eye and as a median over the last second of frames
 #: (:data:`HIDDEN_WINDOW_S`), both under either pair. Lids, lashes, iris and white make an eye's
 #: spread: per frame 0.48-0.75 on alert-blink, 0.24-0.40 on head-turn's small turned face
@@ -70,7 +71,7 @@ FAR_EYE_YAW = 30.0
 #: than 1.30 times (head-turn infrared-like).
 HIDDEN_BOUNDS: tuple[tuple[float, float], ...] = ((0.18, 0.65), (0.30, 0.55))
 #: The span of frames whose medians say whether the eyes are hidden (a turn that shows an eye
-#: past the lens for a few frames does not end it).
+#: past the lens for a few frames does not end it); never fewer than 3 frames.
 HIDDEN_WINDOW_S = 1.0
 #: The cheek points under each eye whose brightness is the reference (mesh 425: the subject's
 #: left cheek, 205: the right), below the rim of large sunglasses.
@@ -259,8 +260,8 @@ class FaceStage:
         Called with ``(roi, tensor)`` for every face-mesh input the stage makes (None: not
         called); ``edge front-ends build --int8`` takes its calibration crops from here.
     landmarks
-        The last processed frame's mesh landmarks ``[468, 3]`` in frame pixels (None when it
-        had no face): for drawing over the frame.
+        The last processed frame's mesh landmarks ``[468, 3]`` in frame pixels (None when the
+        mesh found no face; set for a face too small): for drawing over the frame.
     """
 
     def __init__(
@@ -396,8 +397,10 @@ class FaceStage:
         both must look hidden for the face's eyes to be."""
         import cv2
 
-        x0, y0 = np.floor(pts[:, :2].min(axis=0)).astype(int)
-        x1, y1 = np.ceil(pts[:, :2].max(axis=0)).astype(int) + 1
+        # the mesh's extent and a margin: the regions may pass the landmarks a little
+        pad = int(np.ceil(0.4 * max(_width_2d(pts, eye) for eye in eyes)))
+        x0, y0 = np.floor(pts[:, :2].min(axis=0)).astype(int) - pad
+        x1, y1 = np.ceil(pts[:, :2].max(axis=0)).astype(int) + 1 + pad
         h, w = frame_bgr.shape[:2]
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
         if x1 - x0 < 4 or y1 - y0 < 4:

@@ -29,7 +29,7 @@ from edge.runtime.card import sha256_file
 from edge.timebase.clock import NS_PER_S, FakeClock, FrozenClock
 from edge.config import parse_config
 from edge.errors import EdgeError
-from edge.recorder.store import FORMAT, MANIFEST
+from edge.recorder.store import FORMAT, MANIFEST, READS
 from edge.service.run import Runner
 from edge.runtime.base import Engine
 
@@ -131,8 +131,9 @@ def load_recording(path: str | Path, verify: bool = True) -> Recording:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RecordingError(f"{mpath}: unreadable: {exc}") from None
-    if manifest.get("format") != FORMAT:
-        raise RecordingError(f"{root}: format {manifest.get('format')!r}, this edge reads {FORMAT!r}")
+    if manifest.get("format") not in READS:
+        raise RecordingError(f"{root}: format {manifest.get('format')!r}, this edge reads "
+                             f"{' and '.join(map(repr, READS))}")
     files: Mapping[str, Any] = manifest.get("files", {})
     if verify:
         for rel, meta in files.items():

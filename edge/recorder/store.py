@@ -33,7 +33,11 @@ from edge.files import sync_dir
 
 log = logging.getLogger("edge.recorder")  # the package's logger, as before the split
 
-FORMAT = "edge-recording/1"
+#: Version 2: a face row of the front ends may carry the eye measures as a sixth element
+#: (``[eye_spread, eye_dark]``); version 1 recordings read the same without them.
+FORMAT = "edge-recording/2"
+#: What :func:`edge.recorder.replay` reads.
+READS = ("edge-recording/1", FORMAT)
 TMP_PREFIX = ".tmp-"
 MANIFEST = "manifest.json"
 
