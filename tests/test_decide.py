@@ -375,6 +375,40 @@ def test_home_glass_break_rule_needs_two_ticks_running_the_first_sure() -> None:
     assert start.t_ns == ns(31.4) and start.started_ns == ns(31.2)
 
 
+def test_home_glass_break_on_one_sure_tick_needs_a_sharp_rise_above_4_khz() -> None:
+    """The home rule's second condition: a shatter sure on one tick only (a quiet or short one,
+    the class under 0.8 the next) starts glass_break at that tick if its sound rose 20 dB and
+    more above 4 kHz (real shatters 24-41), not a soundtrack's hit as a word starts (5.5-13),
+    and never without the measure; the rule's own checks still speak against it."""
+    def run(rise: float | None, **more: float) -> list[tuple[str, float]]:
+        d = Decider(parse_decisions(HOME_RULES), HOME, HOME_THR, HOME_MOD)
+        ev: list[Event] = []
+        for i, p in enumerate([0.0, 1.0, 0.5, 0.0, 0.0]):
+            m = {} if rise is None else {"high_rise": rise, **more}
+            ev += d.update(ns(i * 0.25), {"glass_break": p}, measures=m)
+        return [(e.kind, e.t_ns / 1e9) for e in ev if e.rule == "glass_break"]
+
+    assert run(30.0) == [("start", 0.25), ("end", 0.5)]
+    assert run(13.0) == [] and run(None) == []
+    assert run(30.0, impact_spread=0.05) == []  # one strike: no shatter however sharp
+
+
+def test_a_condition_needs_its_measure_and_only_any_of_conditions_have_needs() -> None:
+    rules = """\
+decisions:
+  rules:
+    - name: r
+      any_of:
+        - {class: a, at_least: 1.0}
+        - {class: a, at_least: 0.0, needs: [{measure: band_rise, above: 10}]}
+"""
+    dc = parse_decisions(rules)
+    assert dc.rules[0].any_of is not None and dc.rules[0].any_of[1].needs is not None
+    with pytest.raises(ConfigError, match="needs is for any_of conditions"):
+        parse_decisions(rules.replace("any_of:\n        - {class: a, at_least: 1.0}\n        - ",
+                                      "duration: "))
+
+
 def test_glass_break_does_not_hold_on_a_tick_whose_sound_is_a_few_partials() -> None:
     """The home rule's ``unless``: a bell's sure glass ticks (partial share 0.83-1.0) start
     nothing; the same ticks over a shatter's spread (0.13-0.64), or with no measure (no audio

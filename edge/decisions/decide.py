@@ -217,11 +217,16 @@ def _during(tracks: _Tracks, names: Sequence[str]) -> bool:
 class _DurationRule:
     def __init__(self, em: _Emitter, conds: list[DurationCondition],
                  unless: list[SoundCheck] | None = None, during: Sequence[str] = ()) -> None:
-        self.em, self.conds = em, [(c.class_, round(c.at_least * NS_PER_S)) for c in conds]
+        self.em = em
+        self.conds = [(c.class_, round(c.at_least * NS_PER_S), c.needs or []) for c in conds]
         self.unless, self.during = unless or [], list(during)
 
     def step(self, now: int, tracks: _Tracks, heard: _Heard) -> list[Event]:
-        held = [t for c, least in self.conds if (t := tracks[c]).on and t.on_ns(now) >= least]
+        def met(needs: list[SoundCheck]) -> bool:
+            return all(c.met(heard.measures.get(c.measure)) for c in needs)
+
+        held = [t for c, least, needs in self.conds
+                if (t := tracks[c]).on and t.on_ns(now) >= least and met(needs)]
         if held and any(c.against(heard.measures.get(c.measure)) for c in self.unless):
             held = []  # the sound says otherwise: no hold this tick
         if held and _during(tracks, self.during):

@@ -35,7 +35,8 @@ MEASURES: dict[str, Callable[[LogMelSpec], Measure]] = {
 
 def rule_signals(dc: DecisionsConfig | None) -> tuple[set[str], set[str]]:
     """The beep signals the cadence rules of ``dc`` name, and the measures their ``unless``
-    name; unknown signals raise :class:`ConfigError` (measures are checked by the config)."""
+    (and their any_of conditions' needs) name; unknown signals raise :class:`ConfigError`
+    (measures are checked by the config)."""
     signals: set[str] = set()
     measures: set[str] = set()
     for rule in dc.rules if dc is not None else []:
@@ -43,6 +44,8 @@ def rule_signals(dc: DecisionsConfig | None) -> tuple[set[str], set[str]]:
             sig = rule.cadence.signal or rule.cadence.class_
             signals.update([sig] if isinstance(sig, str) else sig)
         measures.update(c.measure for c in rule.unless or [])
+        for cond in rule.any_of or []:
+            measures.update(c.measure for c in cond.needs or [])
     unknown = sorted(signals - set(ALARM_SIGNALS))
     if unknown:
         raise ConfigError(
