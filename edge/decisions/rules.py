@@ -38,6 +38,11 @@ class ClassDecision(_Model):
         return self
 
 
+def _listed(v: object) -> object:
+    """One sound check written alone, as a list of one."""
+    return [v] if isinstance(v, dict) else v
+
+
 class DurationCondition(_Model):
     """A class's committed episode measured against time bounds."""
 
@@ -57,8 +62,8 @@ class DurationCondition(_Model):
 
     @field_validator("needs", mode="before")
     @classmethod
-    def _listed(cls, v: object) -> object:
-        return [v] if isinstance(v, dict) else v
+    def _one_need(cls, v: object) -> object:
+        return _listed(v)
 
     @model_validator(mode="after")
     def _bounds(self) -> "DurationCondition":
@@ -217,8 +222,8 @@ class RuleConfig(_Model):
 
     @field_validator("unless", mode="before")
     @classmethod
-    def _listed(cls, v: object) -> object:
-        return [v] if isinstance(v, dict) else v
+    def _one_check(cls, v: object) -> object:
+        return _listed(v)
 
     @field_validator("except_during", mode="before")
     @classmethod
