@@ -498,6 +498,38 @@ def test_a_room_of_held_out_real_sounds_starts_glass_break_on_a_shatter_only(
         assert on_glass, (grid, starts)
 
 
+def test_real_shatters_at_a_quiet_level_each_start_one_glass_break(tmp_path: Path) -> None:
+    """Five real shatters (sounds/'s, home-dev-1's, two of the bank's training split and its
+    held-out 44.1 kHz one), each alone at -24 dBFS peak in the room of :func:`_write_room`:
+    the first four start glass_break once on both grids, nothing else starts. A quiet shatter
+    is sure on one tick only, so the rule of two ticks found 5 of the 10 (README "Real
+    shatters, served"); its one-tick condition needs the sharp rise above 4 kHz that these
+    have. The held-out one is not asserted: in this room its class peaks at 0.96-0.98, under
+    the 0.99 the rule starts at (found on both grids in another draw of the room)."""
+    from tests import test_alarm_cadence as a
+
+    _need(REALWORLD / "home-dev-1", REALWORLD / "sounds")
+    need("ffmpeg")
+    train = {e["file"] for e in _bank_entries("train") if e["kind"] == "glass"}
+    held = [e["file"] for e in _bank_entries("heldout")
+            if e["kind"] == "glass" and e["file"].startswith("brainparty")]
+    assert len(train) == 2 and len(held) == 1
+    home = a.decode(REALWORLD / "home-dev-1" / "video.mkv")[int(30.9 * SR):int(32.6 * SR)]
+    shatters = [("sounds/minetest 1", a.decode(REALWORLD / "sounds" / "minetest_default_break_glass.1.flac")),
+                ("home-dev-1", home)] + [(f, a.decode(BANK / f)) for f in sorted(train) + held]
+    spans = _write_room(tmp_path / "shatters", [(n, x, -24.0) for n, x in shatters],
+                        np.random.default_rng(11), gap_s=3.0, lead_s=3.0)
+    found = []
+    for grid in (0.0, 0.5):
+        run, _, _ = _replay("home.yaml", tmp_path / "shatters", grid)
+        starts = _starts(run)
+        assert {r for r, _ in starts} == {"glass_break"}, (grid, starts)
+        on = [[t for _, t in starts if a0 <= t <= b0 + 1.0] for _, a0, b0 in spans]
+        assert all(len(f) <= 1 for f in on) and sum(map(len, on)) == len(starts), (grid, starts)
+        found.append([len(f) for f in on])
+    assert [f[:4] for f in found] == [[1, 1, 1, 1]] * 2, (found, spans)
+
+
 def test_speech_read_over_real_music_a_tv_starts_no_event(tmp_path: Path) -> None:
     """A TV: a LibriSpeech reader and telephone prompts read over each of the nine held-out game
     soundtracks (30 s each, the speech's peak 6 dB over the music's, at -12 dBFS). Before the
