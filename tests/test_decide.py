@@ -393,7 +393,7 @@ def test_home_glass_break_on_one_sure_tick_needs_a_sharp_rise_above_4_khz() -> N
     assert run(30.0, impact_spread=0.05) == []  # one strike: no shatter however sharp
 
 
-def test_a_condition_needs_its_measure_and_only_any_of_conditions_have_needs() -> None:
+def test_a_conditions_needs_are_measured_and_only_any_of_conditions_have_them() -> None:
     rules = """\
 decisions:
   rules:
@@ -402,8 +402,11 @@ decisions:
         - {class: a, at_least: 1.0}
         - {class: a, at_least: 0.0, needs: [{measure: band_rise, above: 10}]}
 """
+    from edge.service.hearing import rule_signals
+
     dc = parse_decisions(rules)
     assert dc.rules[0].any_of is not None and dc.rules[0].any_of[1].needs is not None
+    assert rule_signals(dc) == (set(), {"band_rise"})  # measured for the need alone
     with pytest.raises(ConfigError, match="needs is for any_of conditions"):
         parse_decisions(rules.replace("any_of:\n        - {class: a, at_least: 1.0}\n        - ",
                                       "duration: "))
@@ -741,3 +744,12 @@ def test_rule_on_an_unknown_class_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=expected):
         driver(config("  - name: m\n    duration: {class: eyes_closed, less_than: 3}\n"
                       "    except_during: sneeze\n"))
+
+
+def test_the_shipped_configs_decisions_are_the_rule_sets_the_tests_use() -> None:
+    """configs/driver.yaml and configs/home.yaml say what DRIVER_RULES and HOME_RULES say."""
+    from edge.config import load_config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for name, text in (("driver.yaml", DRIVER_RULES), ("home.yaml", HOME_RULES)):
+        assert load_config(root / name).decisions == parse_decisions(text), name

@@ -10,7 +10,8 @@ lasting at least / ended before a bound), ``any_of`` such durations, ``cumulativ
 summed over a sliding window, reset by a long enough pause) and ``cadence`` (an alarm's beep
 rhythm, matched by :mod:`edge.decisions.cadence` on beep intervals the caller detects). A
 duration rule's ``unless`` names a measure of the window's sound the caller passes in
-(:mod:`edge.features.partials`): above its level, the rule does not hold on that tick. Its
+(:mod:`edge.features.partials`): above its level, the rule does not hold on that tick; an
+``any_of`` condition's ``needs`` names one it must meet to hold (one not passed in is not met). Its
 ``except_during`` names classes whose episodes explain its own (a closure in a yawn is no
 microsleep): an episode rule does not fire for an episode during which one was over its
 threshold, a held rule does not hold on a tick where one is.
@@ -472,7 +473,8 @@ class Decider:
             name, for cadence rules.
         measures
             The window's sound measures by name (:data:`edge.service.hearing.MEASURES`), for
-            rules' ``unless``; a measure left out or None says nothing against a rule.
+            rules' ``unless`` and conditions' ``needs``; a measure left out or None says
+            nothing against a rule and does not meet a need.
         """
         if self._last_ns is not None and now_ns < self._last_ns:
             raise ValueError(f"now_ns went backwards: {now_ns} < {self._last_ns}")

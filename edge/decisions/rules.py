@@ -55,9 +55,11 @@ class DurationCondition(_Model):
         "(and at least at_least), e.g. a microsleep."
     )
     needs: list[SoundCheck] | None = Field(
-        None, description="any_of conditions: what the window's sound must measure for this "
-        "condition to hold, besides the rule's unless (a glass break sure on one tick: its sound "
-        "rose sharply above 4 kHz); a measure not taken is not met. One check or a list."
+        None, min_length=1, description="any_of conditions: what the window's sound must "
+        "measure for this condition to hold, besides the rule's unless (a glass break sure on "
+        "one tick: its sound rose sharply above 4 kHz); a measure not taken is not met. Judged "
+        "tick by tick: an event held by this condition alone ends on a tick that does not meet "
+        "it. One check or a list."
     )
 
     @field_validator("needs", mode="before")
@@ -165,10 +167,12 @@ class SoundCheck(_Model):
         "0.15-1.5 s) of the 2-8 kHz band's onsets over the same older columns "
         "(speech, rain at most 0.25; two equal knocks 0.5; a steady beat 0.6-1)."
     )
-    above: float | None = Field(None, description="The rule does not hold on a tick whose "
-                                "window measures above this.")
-    below: float | None = Field(None, description="The rule does not hold on a tick whose "
-                                "window measures below this.")
+    above: float | None = Field(None, description="In unless: the rule does not hold on a tick "
+                                "whose window measures above this. In needs: the condition "
+                                "holds only on a tick whose window does.")
+    below: float | None = Field(None, description="In unless: the rule does not hold on a tick "
+                                "whose window measures below this. In needs: the condition "
+                                "holds only on a tick whose window does.")
 
     @model_validator(mode="after")
     def _one_level(self) -> "SoundCheck":
@@ -320,8 +324,8 @@ decisions:
     - name: glass_break
       any_of:                     # two ticks running, the first sure: a shatter rings and
         - {class: glass_break, at_least: 0.1}         # falls for 0.5 s and more;
-        - {class: glass_break, at_least: 0.0,         # or one sure tick whose sound rose
-           needs: {measure: high_rise, above: 20}}    # sharply above 4 kHz (a short shatter)
+        - {class: glass_break, at_least: 0.0,         # or a sure tick whose window's sound
+           needs: {measure: high_rise, above: 20}}    # rose sharply above 4 kHz (a quiet shatter)
       unless:
         - {measure: partial_share, above: 0.8}   # a bell's few partials: no shatter
         - {measure: impact_spread, below: 0.12}  # one strike (a cymbal, a clap): no shatter

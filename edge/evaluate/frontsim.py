@@ -122,7 +122,7 @@ def evaluate_front_sim(
 
 
 def sound_measures(dc: DecisionsConfig, card: ModelCard, data: WindowSet) -> dict[str, np.ndarray]:
-    """Each window's sound measures that the rules' ``unless`` name, from its log-mel as
+    """Each window's sound measures that the rules' ``unless`` and ``needs`` name, from its log-mel as
     serving measures them (:mod:`edge.service.hearing`); NaN where a window has too little."""
     from edge.features.logmel import LogMelSpec
     from edge.service.hearing import Hearing

@@ -11,11 +11,13 @@ What is scored, per rule:
 
 * **true events**: for a ``duration`` rule, the runs of its class in the labels whose labelled
   time (ticks x the label grid) is at least ``at_least`` (and under ``less_than`` if set) by
-  more than one hop; for ``any_of``, those of every condition, overlapping ones merged;
+  more than one hop; for ``any_of``, those of every condition, overlapping ones merged (a
+  condition's ``needs``, like the rule's ``unless``, is evidence for serving, not a label);
 * **borderline**: runs within a hop of a bound. Served, a rule measures an episode from tick to
   tick, a hop shorter than its labelled time or so, so a 3.0 s closure may end as a microsleep
   of 2.75 s; such runs need not fire the rule and may, and count neither way. An ``at_least``
-  of a hop or less says "every episode" (``glass_break``'s 0.1 s: a second tick), so it has no
+  of a hop or less says "every episode" (``glass_break``'s 0.1 s and 0: two ticks, or one sure
+  tick that rose sharply above 4 kHz), so it has no
   borderline below: a glass break too short for the rule's ticks is a missed one;
 * **found**: true events that a served event of the rule overlaps, from the run's start to
   ``grace_s`` after its end;
@@ -157,7 +159,7 @@ def score_rules(
     """Every scorable rule of ``decisions`` over ``probs`` ([T, C], the card's classes) served
     at ``hop_s``, against ``labels`` ([T, C] bool); ticks at ``t_s`` on a ``grid_s`` grid, each
     scenario's ticks in time order under its id in ``scenario``; ``measures``: each tick's sound
-    measures ([T] by name, NaN for none) for rules' ``unless``.
+    measures ([T] by name, NaN for none) for rules' ``unless`` and conditions' ``needs``.
 
     Returns
     -------

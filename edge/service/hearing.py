@@ -1,5 +1,5 @@
 """What a stream's rules hear besides the model: alarm beeps for cadence rules, sound measures
-for rules' ``unless``, both from the log-mel columns of the window the model just saw.
+for rules' ``unless`` and conditions' ``needs``, both from the log-mel columns of the window the model just saw.
 
 :class:`Hearing` is built from the ``decisions:`` section (the signals and measures its rules
 name) and pushed each tick's window; :meth:`Hearing.heard` returns what
@@ -23,7 +23,8 @@ from edge.features.rise import BandRise, BeatBefore, HighRise
 Beeps = dict[str, list[tuple[int, int, float]]]
 Measure = Callable[[np.ndarray, np.ndarray | None], float | None]
 
-#: The sound measures a rule's ``unless`` may name (edge.decisions.rules.SoundCheck).
+#: The sound measures a rule's ``unless`` or a condition's ``needs`` may name
+#: (edge.decisions.rules.SoundCheck).
 MEASURES: dict[str, Callable[[LogMelSpec], Measure]] = {
     "partial_share": PartialShare,
     "impact_spread": ImpactSpread,
