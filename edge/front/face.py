@@ -58,8 +58,7 @@ FAR_EYE_YAW = 30.0
 
 #: Bounds ``(spread, dark)`` under which a face's eyes are hidden (:func:`eyes_hidden`): the
 #: eye region's brightness spread (10th to 90th percentile, nearest rank) and its median, each
-#: over the
-#: cheek's brightness below the eye and as a median over the last second of frames
+#: over the cheek's brightness below the eye and as a median over the last second of frames
 #: (:data:`HIDDEN_WINDOW_S`), both under either pair. Lids, lashes, iris and white make an eye's
 #: spread: per frame 0.48-0.75 on alert-blink, 0.24-0.40 on head-turn's small turned face
 #: (blinks included), 0.14-1.44 through eight cameras of the README's table; a lens darkens and
@@ -200,8 +199,7 @@ def eye_contrast(gray: np.ndarray, pts: np.ndarray, eye: tuple[int, ...]) -> tup
     """
     h, w_img = gray.shape[:2]
     p = np.asarray(pts, np.float64)[:, :2]
-    corners = p[eye[0]] - p[eye[3]]
-    width = float(np.hypot(corners[0], corners[1]))
+    width = _width_2d(p, eye)
     c = p[list(eye)].mean(axis=0)
 
     def region(cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
