@@ -104,19 +104,20 @@ def test_a_front_model_calibrates_from_a_live_camera_and_int8_makes_fp32s_decisi
     """``edge calibrate --from live`` for a model over front-end features: a real clip served
     as a camera, the front ends in their worker threads as ``edge run`` has them, windows
     grouped by 5 s stretch so the held-out ones never share one with the calibrated. The live
-    windows have no labels, so ``edge build`` gates INT8 on FP32's own decisions."""
+    windows have no labels, so ``edge build`` gates INT8 on FP32's own decisions: 20 s give
+    enough of them (window × class) that one changed decision is within the 1-point budget."""
     model = tmp_path / "driver-front.onnx"
     shutil.copy(ROOT / "engines/driver-front.onnx", model)
     shutil.copy(ROOT / "engines/driver-front.yaml", tmp_path / "driver-front.yaml")
     cfg = clip_camera_config(tmp_path, model, workers=True)
     out = tmp_path / "calib"
     proc = edge("calibrate", "--config", str(cfg), "--out", str(out), "--from", "live",
-                "--live-seconds", "12", "--holdout", "0.5", timeout=300)
+                "--live-seconds", "20", "--holdout", "0.5", timeout=300)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["inputs"]["front"] == ["B", 16, 13]
     assert manifest["labelled"] is False
-    assert manifest["calib"] >= 15 and manifest["check"] >= 10, manifest  # 5 s stretches
+    assert manifest["calib"] >= 25 and manifest["check"] >= 25, manifest  # 5 s stretches
     with np.load(out / manifest["shards"][0]["file"]) as z:
         front, fmask, check, groups = z["front"], z["front_mask"], z["check"], z["scenario"]
         assert (z["labels"] == -1).all()
@@ -129,5 +130,8 @@ def test_a_front_model_calibrates_from_a_live_camera_and_int8_makes_fp32s_decisi
     assert "scored against FP32's decisions" in proc.stderr
     int8 = yaml.safe_load((tmp_path / "driver-front.yaml").read_text())["metrics"]["int8"]
     assert int8["reference"] == "fp32 decisions"
-    assert int8["fp32_macro_f1"] == 1.0 and int8["int8_macro_f1"] >= 0.99, int8
+    assert int8["fp32_macro_f1"] == 1.0, int8
+    assert int8["clear_decisions"] >= 100, int8
+    assert int8["clear_decisions_changed"] <= 0.01 * int8["clear_decisions"], int8
+    assert int8["max_abs_logit_diff"] < 1.0, int8  # 0.31-0.66 over eight builds
     assert (tmp_path / "driver-front.int8.onnx").is_file()

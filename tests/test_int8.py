@@ -175,9 +175,10 @@ def _model(nodes: list, inputs: list, inits: list, opset: int = 17) -> object:
 
 def test_against_fp32_decisions_a_borderline_window_counts_neither_way() -> None:
     """Unlabelled check windows: FP32's decision at 0.72 or 0.78 against a 0.70 threshold is
-    chance, so INT8 moving it to 0.69 costs no F1; a clear one (0.90) flipped still does, and the
-    logit differences and the decision agreement count every window."""
-    from edge.export.quant import borderline, compare_logits
+    chance, so INT8 moving it to 0.69 costs nothing; a clear one (0.90) changed costs its share
+    of the clear decisions, and the logit differences and the decision agreement count every
+    window."""
+    from edge.export.quant import against_fp32, borderline, compare_logits
 
     card = load_card(ROOT / "engines" / "driver-front.yaml")
     th = np.array([c.threshold for c in card.classes])
@@ -190,15 +191,43 @@ def test_against_fp32_decisions_a_borderline_window_counts_neither_way() -> None
     int8 = fp32.copy()
     int8[0, 4] = logit[4] - 0.05
     int8[1, 4] = logit[4] - 0.02
-    truth = (fp32 >= logit).astype(np.float32)
     border = borderline(card, fp32)
     assert border.sum() == 2 and border[0, 4] and border[1, 4]
-    res = compare_logits(card, truth, fp32, int8, ignore=border)
+    res = against_fp32(card, fp32, int8)
     assert res.drop_points == pytest.approx(0.0) and res.decision_agreement < 1.0
-    assert compare_logits(card, truth, fp32, int8).drop_points > 10  # counted, as before
-    int8[1, 2] = logit[2] - 0.5
-    assert compare_logits(card, truth, fp32, int8, ignore=border).drop_points > 10
+    assert res.clear_decisions == n * c - 2 and res.flipped == []
+    assert res.fp32_macro == 1.0 and res.int8_macro == 1.0  # the F1 against FP32, for the card
+    truth = (fp32 >= logit).astype(np.float32)
+    assert compare_logits(card, truth, fp32, int8).drop_points > 10  # macro F1: counted
+    int8[1, 2] = logit[2] - 0.5  # the clear positive changed: 1 of 98 clear decisions
+    res = against_fp32(card, fp32, int8)
+    assert res.drop_points == pytest.approx(100 / 98)
+    assert [(i, k) for i, k, _, _ in res.flipped] == [(1, "distracted")]
+    assert "window 1: distracted FP32 0.973, INT8 0.708" in res.table()
+    assert res.int8_macro < 0.9  # where macro F1 against FP32 would have dropped > 10 points
+    int8[5:7, 0] = logit[0] + 1.0  # two clear negatives made positive as well: 3 of 98
+    assert against_fp32(card, fp32, int8).drop_points == pytest.approx(300 / 98)
     assert res.windows == n and c == 5
+
+
+def test_against_fp32_an_int8_that_moves_a_class_is_over_the_budget() -> None:
+    """Against FP32's decisions on 60 windows: INT8 logits moved 0.3 on a class change none
+    of the 300 clear decisions; moved -4 they change every yes of that class, listed."""
+    from edge.export import quant
+
+    card = load_card(ROOT / "engines" / "driver-front.yaml")
+    th = np.array([c.threshold for c in card.classes])
+    logit = np.log(th / (1 - th))
+    rng = np.random.default_rng(3)
+    fp32 = logit + rng.choice([-3.0, 3.0], size=(60, 5))
+    for shift, changed, fails in ((0.3, 0, False), (-4.0, int((fp32[:, 4] > logit[4]).sum()), True)):
+        int8 = fp32.copy()
+        int8[:, 4] += shift
+        res = quant.against_fp32(card, fp32, int8)
+        assert len(res.flipped) == changed and (res.drop_points > 1.0) == fails
+        if fails:
+            assert all(c == "talking" for _, c, _, _ in res.flipped)
+            assert f"INT8 changed {changed} of FP32's 300 clear decisions" in res.table()
 
 
 def test_check_trt_names_what_the_parser_would_reject(tmp_path: Path) -> None:
