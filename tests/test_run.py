@@ -191,3 +191,23 @@ def test_alarm_cadence_rules_fire_from_beeps_heard_through_the_pipeline(tmp_path
     # one episode each: speech and the switch from one alarm to the other start nothing more
     starts = [e.rule for _, e in events if e.kind == "start" and e.rule.endswith("_alarm")]
     assert sorted(starts) == ["co_alarm", "smoke_alarm"]
+
+
+def test_rules_that_hear_say_what_they_lose_on_a_stream_without_audio(tmp_path: Path) -> None:
+    """The home rules on a camera alone: the alarms' beep rhythms are never heard, the glass
+    rule's quiet-shatter condition never met, its vetoes never applied: said rule by rule
+    (``edge run`` prints them at start). With the microphone, nothing is said."""
+    from edge.decisions.rules import HOME_RULES
+
+    home = tiny_model(tmp_path, make_card("home", "tinyhome"))
+    text = config_for(home).replace("scenario: driver", "scenario: home") + HOME_RULES
+    assert Runner(parse_config(text), FakeClock(100 * NS_PER_S)).unheard() == []
+    deaf = Runner(parse_config(text.replace("{video: sim, audio: sim}", "{video: sim}")), FakeClock())
+    assert deaf.unheard() == [
+        "stream cabin without audio: smoke_alarm: its beep rhythm is never heard: it never starts",
+        "stream cabin without audio: co_alarm: its beep rhythm is never heard: it never starts",
+        "stream cabin without audio: glass_break: its conditions' needs are never met, "
+        "its unless never holds it back",
+    ]
+    no_rules = text[: text.index("decisions:")].replace("{video: sim, audio: sim}", "{video: sim}")
+    assert Runner(parse_config(no_rules), FakeClock()).unheard() == []

@@ -207,6 +207,7 @@ def run_service(
     clock = MonotonicClock()
     runner = Runner(cfg, clock)
     runner.engine.warmup()
+    _say_unheard(runner)
     out: TextIO | None = None
     recorder = None
     sinks = None
@@ -320,6 +321,13 @@ def run_service(
     return 0
 
 
+def _say_unheard(runner: Any) -> None:
+    """Rules that hear (beeps, sound measures) on a stream without audio: what each loses."""
+    for line in runner.unheard():
+        log.warning("%s", line)
+        print(f"edge run: {line}", file=sys.stderr)
+
+
 def reload_config(path: str, runner: Any, notifier: Any, sinks: Any) -> None:
     """SIGHUP: re-read the config; apply decisions, health and sinks, keep the old on any error.
 
@@ -349,5 +357,6 @@ def reload_config(path: str, runner: Any, notifier: Any, sinks: Any) -> None:
         note = f"; changed but need a restart: {', '.join(restart)}" if restart else ""
         log.warning("reloaded decisions, health and sinks from %s%s", path, note)
         print(f"edge run: reloaded decisions, health and sinks from {path}{note}", file=sys.stderr)
+        _say_unheard(runner)
     finally:
         notifier.send("READY=1")

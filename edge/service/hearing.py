@@ -56,6 +56,23 @@ def rule_signals(dc: DecisionsConfig | None) -> tuple[set[str], set[str]]:
     return signals, measures
 
 
+def unheard(dc: DecisionsConfig | None) -> list[str]:
+    """What the rules of ``dc`` lose on a stream without audio, one line per rule that hears
+    (a beep rhythm never starts, a ``needs`` is never met, an ``unless`` never vetoes)."""
+    lines = []
+    for rule in dc.rules if dc is not None else []:
+        lost = []
+        if rule.cadence is not None:
+            lost.append("its beep rhythm is never heard: it never starts")
+        if any(cond.needs for cond in rule.any_of or []):
+            lost.append("its conditions' needs are never met")
+        if rule.unless:
+            lost.append("its unless never holds it back")
+        if lost:
+            lines.append(f"{rule.name}: {', '.join(lost)}")
+    return lines
+
+
 class Hearing:
     """Beep detectors and sound measures of the streams with audio.
 

@@ -30,7 +30,7 @@ from edge.decisions.decide import Decider, Event, degraded_flags
 from edge.errors import ConfigError
 from edge.join.spine import Spine
 from edge.runtime.base import Engine, open_engine
-from edge.service.hearing import Hearing
+from edge.service.hearing import Hearing, unheard
 from edge.features.logmel import LogMelSpec
 from edge.status.band import BandCheck
 from edge.status.health import HealthMonitor, TickStats, clipped_share, frame_stats
@@ -273,6 +273,15 @@ class Runner:
         )
         audio = [n for n, al in self.spine.aligners.items() if al.samples is not None]
         return _Decisions(deciders, Hearing(dc, LogMelSpec.from_dict(self.card.audio), audio))
+
+    def unheard(self) -> list[str]:
+        """What the rules lose on the streams without audio, a line per rule that hears
+        (:func:`edge.service.hearing.unheard`); ``edge run`` says them at start and reload."""
+        deaf = [n for n, al in self.spine.aligners.items() if al.samples is None]
+        if not deaf or not self.deciders:
+            return []
+        where = f"stream{'s' * (len(deaf) > 1)} {', '.join(deaf)} without audio"
+        return [f"{where}: {line}" for line in unheard(self.config.decisions)]
 
     def _use_decisions(self, d: _Decisions) -> None:
         self.deciders = d.deciders
