@@ -117,7 +117,7 @@ def test_a_front_model_calibrates_from_a_live_camera_and_int8_makes_fp32s_decisi
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["inputs"]["front"] == ["B", 16, 13]
     assert manifest["labelled"] is False
-    assert manifest["calib"] >= 25 and manifest["check"] >= 25, manifest  # 5 s stretches
+    assert manifest["calib"] >= 20 and manifest["check"] >= 20, manifest  # 5 s stretches
     with np.load(out / manifest["shards"][0]["file"]) as z:
         front, fmask, check, groups = z["front"], z["front_mask"], z["check"], z["scenario"]
         assert (z["labels"] == -1).all()
@@ -128,10 +128,11 @@ def test_a_front_model_calibrates_from_a_live_camera_and_int8_makes_fp32s_decisi
     proc = edge("build", "--model", str(model), "--int8", "--calibration", str(out), timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "scored against FP32's decisions" in proc.stderr
+    assert "only " not in proc.stderr  # enough clear decisions for one change to fit the budget
     int8 = yaml.safe_load((tmp_path / "driver-front.yaml").read_text())["metrics"]["int8"]
-    assert int8["reference"] == "fp32 decisions"
-    assert int8["fp32_macro_f1"] == 1.0, int8
+    assert int8["reference"] == "fp32 decisions" and "int8_f1" not in int8  # no labels, no F1
     assert int8["clear_decisions"] >= 100, int8
     assert int8["clear_decisions_changed"] <= 0.01 * int8["clear_decisions"], int8
+    assert int8["decision_agreement"] >= 0.98, int8  # borderline decisions included
     assert int8["max_abs_logit_diff"] < 1.0, int8  # 0.31-0.66 over eight builds
     assert (tmp_path / "driver-front.int8.onnx").is_file()

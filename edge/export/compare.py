@@ -2,8 +2,9 @@
 
 Either side may be an FP32 ONNX file, an INT8 QDQ ONNX file (both on ONNX Runtime) or a
 TensorRT plan. Reported: max and mean absolute difference of the logits, top-class and
-per-class decision agreement, each engine's per-class F1 (where the windows are labelled) and
-mean time per window.
+per-class decision agreement, each engine's per-class F1 (where the windows are labelled; where
+not, B scored against A's clear decisions as ``edge build``'s gate scores INT8) and mean time
+per window.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from edge.export.calib import load_calibration
 from edge.runtime.card import card_path_for, load_card
-from edge.export.quant import class_f1
+from edge.export.quant import against_fp32, class_f1
 from edge.runtime.base import Engine, load_engine
 from edge.train.data import WindowSet
 
@@ -68,6 +69,10 @@ def compare(a: str | Path, b: str | Path, data: str | Path, part: str = "check",
     }
     if cs.labelled:
         report["f1"] = {"a": class_f1(pa, ws.labels, th, classes), "b": class_f1(pb, ws.labels, th, classes)}
+    else:  # as edge build's gate scores unlabelled windows
+        g = against_fp32(ea.card, la, lb)
+        report["against_a"] = {"clear_decisions": g.clear_decisions, "changed": len(g.flipped),
+                               "points": g.drop_points, "collapsed": g.collapsed}
     return report
 
 
@@ -89,4 +94,9 @@ def format_compare(r: dict[str, Any]) -> str:
         ma = float(np.mean(list(r["f1"]["a"].values())))
         mb = float(np.mean(list(r["f1"]["b"].values())))
         lines.append(f"{'macro':<14} {'':>8} {ma:>7.3f} {mb:>7.3f}")
+    if "against_a" in r:
+        g = r["against_a"]
+        lines.append(f"unlabelled windows, as edge build's gate: B changed {g['changed']} of A's "
+                     f"{g['clear_decisions']} clear decisions ({g['points']:.2f} points)"
+                     + "".join(f"; {c}: {w}" for c, w in g["collapsed"].items()))
     return "\n".join(lines)

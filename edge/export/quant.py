@@ -13,10 +13,11 @@ thresholds; a macro-F1 drop over the budget fails the build (:class:`GateFailed`
 a table of what dropped. Windows without labels (a set cut from live sources) are scored
 against FP32's own decisions, one decision (window, class) at a time: the drop is the share of
 FP32's clear decisions that INT8 changes, in points, within the same budget (a decision near
-its threshold counts neither way, :data:`BORDER_LOGIT`). With ``auto_exclude`` the build ranks the quantized layers
-by how much error each adds (relative error of its output against FP32, minus what it
-received) and keeps the worst in float — 1, 2, 4, ... of them — until the gate passes, and
-says which.
+its threshold counts neither way, :data:`BORDER_LOGIT`), and a class whose clear yeses INT8
+mostly loses or adds fails it whatever the share. With ``auto_exclude`` the build ranks the
+quantized layers by how much error each adds (relative error of its output against FP32, minus
+what it received) and keeps the worst in float — 1, 2, 4, ... of them — until the gate passes,
+and says which.
 """
 
 from __future__ import annotations
@@ -66,9 +67,11 @@ class GateResult:
     windows: int
     excluded: list[str] = field(default_factory=list)
     #: Scored against FP32's decisions (unlabelled windows): how many of them were clear (not
-    #: borderline), and those INT8 changed as (window, class, FP32 probability, INT8's).
+    #: borderline), those INT8 changed as (window, class, FP32 probability, INT8's), and the
+    #: classes whose clear yeses INT8 mostly lost or added (class: what it did).
     clear_decisions: int | None = None
     flipped: list[tuple[int, str, float, float]] = field(default_factory=list)
+    collapsed: dict[str, str] = field(default_factory=dict)
 
     @property
     def drop_points(self) -> float:
@@ -79,13 +82,20 @@ class GateResult:
             return 100.0 * len(self.flipped) / max(self.clear_decisions, 1)
         return 100.0 * (self.fp32_macro - self.int8_macro)
 
+    def over(self, budget_points: float) -> bool:
+        """Whether the gate fails: the drop over the budget, or a class collapsed."""
+        return self.drop_points > budget_points or bool(self.collapsed)
+
     def table(self) -> str:
         if self.clear_decisions is not None:
             lines = [f"INT8 changed {len(self.flipped)} of FP32's {self.clear_decisions} clear "
-                     f"decisions ({self.drop_points:.2f} points):"]
+                     f"decisions ({self.drop_points:.2f} points)" + (":" if self.flipped else "")]
             lines += [f"  window {i}: {c} FP32 {pa:.3f}, INT8 {pb:.3f}" for i, c, pa, pb in self.flipped]
+            lines += [f"{c}: {what}" for c, what in self.collapsed.items()]
             lines.append(f"logits |diff| max {self.max_abs_logit_diff:.4f} mean "
-                         f"{self.mean_abs_logit_diff:.4f} ({self.windows} held-out windows)")
+                         f"{self.mean_abs_logit_diff:.4f}; decisions agree "
+                         f"{100 * self.decision_agreement:.2f} %, borderline ones included "
+                         f"({self.windows} held-out windows)")
             return "\n".join(lines)
         lines = [f"{'class':<14} {'FP32 F1':>8} {'INT8 F1':>8} {'drop':>7}"]
         for c in self.fp32_f1:
@@ -145,7 +155,8 @@ def class_f1(probs: np.ndarray, labels: np.ndarray, thresholds: np.ndarray, clas
 #: within this of its class threshold's is borderline: FP32's decision there is as much chance
 #: as INT8's, and it counts neither way. On the live driver clip INT8 moves the talking logit
 #: by up to 0.44 in four builds (100 decisions each), 0.53 and 0.66 in others: a 0.70
-#: threshold's borderline is 0.59-0.79, a 0.5 one's 0.38-0.62.
+#: threshold's borderline is 0.59-0.79, a 0.5 one's 0.38-0.62. A wider band is not needed for
+#: those: a clear decision INT8 changes costs its share of the clear ones, not a class's F1.
 BORDER_LOGIT = 0.5
 
 
@@ -182,20 +193,37 @@ def compare_logits(
     )
 
 
+#: Changes of a class's clear decisions, one way, that may make a collapse: live windows
+#: overlap (a 2 s window every 0.25 s), so one moment near a threshold is in several of them,
+#: and two changed together are one event as often as not.
+COLLAPSE_MIN = 3
+
+
 def against_fp32(card: ModelCard, a: np.ndarray, b: np.ndarray) -> GateResult:
     """INT8's logits ``b`` scored against FP32's ``a`` decisions on unlabelled windows: the
     decisions within :data:`BORDER_LOGIT` of a threshold count neither way, the rest are the
-    clear decisions of :attr:`GateResult.drop_points`. The F1 fields are FP32's decisions
-    scored the same way (FP32 1 by definition), kept for the card."""
+    clear decisions of :attr:`GateResult.drop_points`. A class collapses where INT8 changes
+    at least :data:`COLLAPSE_MIN` of its clear decisions one way, more than half as many as
+    FP32's clear yeses of it: most of them lost, or as many again added (the share alone would
+    let a rare class vanish among many easy noes). No F1 (NaN): there are no labels."""
     th = np.array([c.threshold for c in card.classes], np.float32)
     decided = 1 / (1 + np.exp(-a)) >= th
     border = borderline(card, a)
-    res = compare_logits(card, decided.astype(np.float32), a, b, ignore=border)
+    res = compare_logits(card, decided.astype(np.float32), a, b, labelled=False)
     pa, pb = 1 / (1 + np.exp(-a)), 1 / (1 + np.exp(-b))
-    changed = (decided != (pb >= th)) & ~border
-    res.clear_decisions = int((~border).sum())
+    clear = ~border
+    changed = (decided != (pb >= th)) & clear
+    res.clear_decisions = int(clear.sum())
     res.flipped = [(int(i), card.class_names[k], round(float(pa[i, k]), 3), round(float(pb[i, k]), 3))
                    for i, k in zip(*np.nonzero(changed))]
+    for k, c in enumerate(card.class_names):
+        yes = int((decided[:, k] & clear[:, k]).sum())
+        lost = int((changed[:, k] & decided[:, k]).sum())
+        added = int((changed[:, k] & ~decided[:, k]).sum())
+        if lost >= COLLAPSE_MIN and 2 * lost > yes:
+            res.collapsed[c] = f"INT8 says no on {lost} of FP32's {yes} clear yes"
+        elif added >= COLLAPSE_MIN and 2 * added > yes:
+            res.collapsed[c] = f"INT8 says yes on {added} clear no (FP32: {yes} clear yes)"
     return res
 
 
@@ -384,6 +412,10 @@ def build_int8(
             say("the check windows are unlabelled: INT8 is scored against FP32's decisions, "
                 f"the share of its clear ones changed ({int(border.sum())} of {border.size} "
                 f"within {BORDER_LOGIT:g} of a threshold's logit count neither way)")
+            if not (~border).any():
+                raise EdgeError(f"{calibration}: FP32 decides nothing clearly on the "
+                                f"{len(check)} check windows (every logit within "
+                                f"{BORDER_LOGIT:g} of a threshold's): calibrate from more live seconds")
             if (~border).sum() * budget_points < 100:
                 say(f"only {int((~border).sum())} clear decisions: one changed decision is over "
                     f"the {budget_points:g}-point budget (calibrate from more live seconds)")
@@ -406,12 +438,14 @@ def build_int8(
                        f"INT8 changed {len(res.flipped)} of FP32's {res.clear_decisions} clear decisions")
             say(f"{measure} (drop {res.drop_points:.2f} points, budget {budget_points:g}); "
                 f"{len(excluded)} layers float ({time.monotonic() - t0:.0f} s)")
-            if res.drop_points <= budget_points:
+            if not res.over(budget_points):
                 break
+            what = ("INT8 macro F1 dropped" if cs.labelled else "INT8's changed decisions cost")
+            what += f" {res.drop_points:.2f} points (budget {budget_points:g})"
+            what += f", {len(res.collapsed)} classes collapsed" if res.collapsed else ""
             if not auto_exclude:
-                what = "INT8 macro F1 dropped" if cs.labelled else "INT8's changed decisions cost"
                 raise GateFailed(
-                    f"{what} {res.drop_points:.2f} points (budget {budget_points:g}):\n"
+                    f"{what}:\n"
                     + res.table()
                     + "\nrerun with --auto-exclude to keep the most sensitive layers in float"
                 )
@@ -424,7 +458,7 @@ def build_int8(
             step = max(1, 2 * step)
             if len(excluded) >= len(candidates):
                 raise GateFailed(
-                    f"INT8 still drops {res.drop_points:.2f} points with every layer in float:\n"
+                    f"{what} with every layer in float:\n"
                     + res.table()
                 )
             excluded = candidates[: min(len(candidates), step)]
@@ -437,14 +471,15 @@ def build_int8(
         "method": method,
         "check_windows": res.windows,
         "reference": reference,
-        **({} if border is None else {
+        **({
+            "fp32_macro_f1": round(res.fp32_macro, 4),
+            "int8_macro_f1": round(res.int8_macro, 4),
+            "int8_f1": res.int8_f1,
+        } if border is None else {
             "borderline_decisions": int(border.sum()),
             "clear_decisions": res.clear_decisions,
             "clear_decisions_changed": len(res.flipped),
         }),
-        "fp32_macro_f1": round(res.fp32_macro, 4),
-        "int8_macro_f1": round(res.int8_macro, 4),
-        "int8_f1": res.int8_f1,
         "max_abs_logit_diff": round(res.max_abs_logit_diff, 4),
         "decision_agreement": round(res.decision_agreement, 4),
         "float_layers": keep_float + excluded,
