@@ -204,10 +204,30 @@ def test_rules_that_hear_say_what_they_lose_on_a_stream_without_audio(tmp_path: 
     assert Runner(parse_config(text), FakeClock(100 * NS_PER_S)).unheard() == []
     deaf = Runner(parse_config(text.replace("{video: sim, audio: sim}", "{video: sim}")), FakeClock())
     assert deaf.unheard() == [
-        "stream cabin without audio: smoke_alarm: its beep rhythm is never heard: it never starts",
-        "stream cabin without audio: co_alarm: its beep rhythm is never heard: it never starts",
-        "stream cabin without audio: glass_break: its conditions' needs are never met, "
-        "its unless never holds it back",
+        "stream cabin without audio: smoke_alarm never starts (its beep rhythm is never heard)",
+        "stream cabin without audio: co_alarm never starts (its beep rhythm is never heard)",
+        "stream cabin without audio: glass_break: its conditions that need a sound measured "
+        "never hold and its unless never holds it back",
     ]
     no_rules = text[: text.index("decisions:")].replace("{video: sim, audio: sim}", "{video: sim}")
     assert Runner(parse_config(no_rules), FakeClock()).unheard() == []
+    two = text.replace("  cabin: {video: sim, audio: sim}",
+                       "  cabin: {video: sim}\n  hall: {video: sim}\n  den: {video: sim, audio: sim}")
+    assert Runner(parse_config(two), FakeClock()).unheard()[0] == (
+        "streams cabin, hall without audio: smoke_alarm never starts (its beep rhythm is never heard)")
+
+
+def test_an_any_of_rule_whose_every_condition_needs_a_sound_never_starts_without_audio() -> None:
+    from edge.decisions.decide import parse_decisions
+    from edge.service.hearing import unheard
+
+    dc = parse_decisions("""
+decisions:
+  rules:
+    - name: loud_glass
+      any_of:
+        - {class: glass_break, at_least: 0.0, needs: {measure: high_rise, above: 20}}
+    - name: held
+      duration: {class: glass_break, at_least: 1.0}
+""")
+    assert unheard(dc) == ["loud_glass never starts (each condition needs a sound measured)"]

@@ -61,15 +61,20 @@ def unheard(dc: DecisionsConfig | None) -> list[str]:
     (a beep rhythm never starts, a ``needs`` is never met, an ``unless`` never vetoes)."""
     lines = []
     for rule in dc.rules if dc is not None else []:
-        lost = []
+        conds = rule.any_of or []
         if rule.cadence is not None:
-            lost.append("its beep rhythm is never heard: it never starts")
-        if any(cond.needs for cond in rule.any_of or []):
-            lost.append("its conditions' needs are never met")
+            lines.append(f"{rule.name} never starts (its beep rhythm is never heard)")
+            continue
+        if conds and all(cond.needs for cond in conds):
+            lines.append(f"{rule.name} never starts (each condition needs a sound measured)")
+            continue
+        lost = []
+        if any(cond.needs for cond in conds):
+            lost.append("its conditions that need a sound measured never hold")
         if rule.unless:
             lost.append("its unless never holds it back")
         if lost:
-            lines.append(f"{rule.name}: {', '.join(lost)}")
+            lines.append(f"{rule.name}: {' and '.join(lost)}")
     return lines
 
 
