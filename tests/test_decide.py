@@ -150,6 +150,12 @@ def test_a_held_rule_does_not_hold_while_an_excepted_class_is_on() -> None:
     (start,) = fired(ev, "sleep")
     # Held back while the yawn lasts, then at once: the closure is 4 s old, dated from its start.
     assert start.t_ns == ns(4.0) and start.started_ns == 0
+    # A yawn inside a sleep already reported does not cut it in two: one start, one end.
+    ev = play(driver(rules), [(4.0, {**EYES, **NO_YAWN}), (1.0, {**EYES, **YAWN}),
+                              (3.0, {**EYES, **NO_YAWN}), (1.0, OPEN)], step=0.25)
+    (start,) = fired(ev, "sleep")
+    (end,) = fired(ev, "sleep", "end")
+    assert start.t_ns == ns(3.0) and end.duration_s > 7.5
 
 
 UNRESPONSIVE = """\
@@ -415,11 +421,13 @@ decisions:
 def test_glass_break_does_not_hold_on_a_tick_whose_sound_is_a_few_partials() -> None:
     """The home rule's ``unless``: a bell's sure glass ticks (partial share 0.83-1.0) start
     nothing; the same ticks over a shatter's spread (0.13-0.64), or with no measure (no audio
-    heard), start the event; a bell's share on a later tick ends one."""
-    def run(shares: list[float | None]) -> list[tuple[str, float]]:
+    heard), start the event; a bell's share on a later tick neither ends one nor, the tick
+    after, starts a second for the same shatter: it runs on to the class's end."""
+    def run(shares: list[float | None],
+            probs: tuple[float, ...] = (0.0, 1.0, 0.95, 0.9, 0.0)) -> list[tuple[str, float]]:
         d = Decider(parse_decisions(HOME_RULES), HOME, HOME_THR, HOME_MOD)
         ev: list[Event] = []
-        for i, (p, m) in enumerate(zip([0.0, 1.0, 0.95, 0.9, 0.0], shares)):
+        for i, (p, m) in enumerate(zip(probs, shares)):
             ev += d.update(ns(i * 0.25), {"glass_break": p},
                            measures={} if m is None else {"partial_share": m})
         return [(e.kind, e.t_ns / 1e9) for e in ev if e.rule == "glass_break"]
@@ -427,7 +435,10 @@ def test_glass_break_does_not_hold_on_a_tick_whose_sound_is_a_few_partials() -> 
     assert run([0.2, 0.9, 0.95, 0.9, 0.9]) == []  # a bell
     assert run([0.2, 0.3, 0.5, 0.6, 0.4]) == [("start", 0.5), ("end", 1.0)]  # a shatter
     assert run([None] * 5) == [("start", 0.5), ("end", 1.0)]
-    assert run([0.2, 0.3, 0.5, 0.85, 0.4]) == [("start", 0.5), ("end", 0.75)]
+    assert run([0.2, 0.3, 0.5, 0.85, 0.4]) == [("start", 0.5), ("end", 1.0)]
+    longer = (0.0, 1.0, 0.95, 0.9, 0.9, 0.9, 0.0)  # a long shatter, the bell's share on one tick
+    assert run([0.2, 0.3, 0.5, 0.85, 0.3, 0.3, 0.3], longer) == [("start", 0.5), ("end", 1.5)]
+    assert run([0.2, 0.3, 0.85, 0.4, 0.4]) == [("start", 0.75), ("end", 1.0)]  # a veto delays
 
 
 def test_glass_break_does_not_hold_on_a_tick_whose_sound_is_one_strike() -> None:

@@ -146,6 +146,27 @@ def test_a_closure_labelled_inside_a_yawn_is_borderline_for_a_microsleep_that_ex
     assert (micro["true_events"], micro["borderline"], micro["found"]) == (2, 0, 2)
 
 
+def test_a_blink_inside_a_yawn_is_no_borderline_sleep() -> None:
+    """Only a closure within a rule's bounds is excused by a yawn: a 0.25 s blink labelled in
+    one is not a sleep at all, so a sleep the model serves over it (the yawn missed, the eyes
+    read shut 5 s) is false, as it is without the yawn."""
+    from edge.decisions.rules import DRIVER_RULES
+
+    card = load_card(ROOT / "engines" / "driver-front.yaml")
+    e, y = card.class_names.index("eyes_closed"), card.class_names.index("yawning")
+    t = np.round(np.arange(1, 41) * 0.25, 2)
+    labels = np.zeros((len(t), len(card.class_names)), bool)
+    labels[(t > 2.0) & (t <= 2.25), e] = True
+    labels[(t > 1.5) & (t <= 5.5), y] = True
+    probs = np.zeros(labels.shape, np.float32)
+    probs[(t > 2.0) & (t <= 7.0), e] = 1.0
+    rules, sid = parse_decisions(DRIVER_RULES), np.zeros(len(t), int)
+    for yawn in (True, False):
+        labels[:, y] &= yawn
+        sleep = score_rules(rules, card, probs, labels, t, sid, 0.25, 0.25)["rules"]["sleep"]
+        assert (sleep["true_events"], sleep["borderline"], sleep["false_events"]) == (0, 0, 1)
+
+
 def test_a_duration_rule_counts_only_episodes_long_enough_and_two_scenarios_apart() -> None:
     t, labels, probs = _timeline(10.0)
     p = CLASSES.index("person")

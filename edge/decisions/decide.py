@@ -228,10 +228,15 @@ class _DurationRule:
 
         held = [t for c, least, needs in self.conds
                 if (t := tracks[c]).on and t.on_ns(now) >= least and met(needs)]
-        if held and any(c.against(heard.measures.get(c.measure)) for c in self.unless):
-            held = []  # the sound says otherwise: no hold this tick
-        if held and _during(tracks, self.during):
-            held = []  # another class's episode explains this one: no hold this tick
+        # The sound saying otherwise, or another class's episode explaining this one, keeps
+        # the rule from starting on this tick; an event already running runs on to its
+        # class's end (one episode, one event: a veto on a shatter's second tick, or a yawn
+        # inside a long closure, does not cut it in two).
+        if held and not self.em.active:
+            if any(c.against(heard.measures.get(c.measure)) for c in self.unless):
+                held = []
+            elif _during(tracks, self.during):
+                held = []
         if held:
             started = min(t.since for t in held if t.since is not None)
             ev = {t.name: t.modality for t in held}

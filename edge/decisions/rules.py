@@ -167,10 +167,10 @@ class SoundCheck(_Model):
         "0.15-1.5 s) of the 2-8 kHz band's onsets over the same older columns "
         "(speech, rain at most 0.25; two equal knocks 0.5; a steady beat 0.6-1)."
     )
-    above: float | None = Field(None, description="In unless: the rule does not hold on a tick "
+    above: float | None = Field(None, description="In unless: the rule does not start on a tick "
                                 "whose window measures above this. In needs: the condition "
                                 "holds only on a tick whose window does.")
-    below: float | None = Field(None, description="In unless: the rule does not hold on a tick "
+    below: float | None = Field(None, description="In unless: the rule does not start on a tick "
                                 "whose window measures below this. In needs: the condition "
                                 "holds only on a tick whose window does.")
 
@@ -211,9 +211,9 @@ class RuleConfig(_Model):
     cumulative: CumulativeCondition | None = Field(None, description="Summed on-time.")
     cadence: CadenceCondition | None = Field(None, description="Alarm beep rhythm.")
     unless: list[SoundCheck] | None = Field(
-        None, description="duration (at_least) and any_of rules: not on a tick whose window's "
-        "sound any of these checks speaks against (a bell's partials, a single strike are no "
-        "glass break); one check or a list."
+        None, description="duration (at_least) and any_of rules: no start on a tick whose "
+        "window's sound any of these checks speaks against (a bell's partials, a single strike "
+        "are no glass break; an event already running runs on); one check or a list."
     )
 
     except_during: list[str] | None = Field(
@@ -221,7 +221,8 @@ class RuleConfig(_Model):
         "class means something else (eyes squeezed shut in a yawn are no microsleep). An "
         "episode rule (less_than) does not fire for an episode during which any of them was "
         "on by its thresholds (smoothed, with hysteresis; its min_off does not prolong it); a "
-        "rule that holds tick by tick does not hold on a tick where one is."
+        "rule that holds tick by tick does not start on a tick where one is (an event already "
+        "running runs on to its class's end)."
     )
 
     @field_validator("unless", mode="before")

@@ -105,8 +105,10 @@ def true_events(conds: Sequence[DurationCondition], classes: Sequence[str], labe
                 during: Sequence[str] = ()) -> tuple[list[Span], list[Span]]:
     """A rule's true and borderline events in one scenario: label runs inside its bounds by more
     than ``slack_s``, and those within ``slack_s`` of a bound; overlapping ones merged. A run
-    overlapping a labelled episode of a ``during`` class (the rule's ``except_during``) is
-    borderline: the rule does not report it, and may if the model misses that episode."""
+    inside them overlapping a labelled episode of a ``during`` class (the rule's
+    ``except_during``) is borderline: the rule does not report it, and may if the model misses
+    that episode. A run outside them is not the rule's, excused or not (a blink in a yawn is no
+    sleep)."""
     must: list[Span] = []
     may: list[Span] = []
     eps = 1e-6  # n ticks x grid is a float sum
@@ -116,11 +118,13 @@ def true_events(conds: Sequence[DurationCondition], classes: Sequence[str], labe
         hi = math.inf if c.less_than is None else c.less_than
         low = slack_s if c.at_least > slack_s + eps else 0.0  # a bound of a hop or less: any
         for span, length in label_runs(labels[:, list(classes).index(c.class_)], t_s, grid_s):
-            if any(a < span[1] and span[0] < b for a, b in excused):
-                may.append(span)
-            elif c.at_least + low <= length + eps and length < hi - slack_s - eps:
+            inside = c.at_least + low <= length + eps and length < hi - slack_s - eps
+            near = c.at_least - low <= length + eps and length < hi + slack_s - eps
+            if not (inside or near):
+                continue  # not this rule's episode, excused or not: an event over it is false
+            if inside and not any(a < span[1] and span[0] < b for a, b in excused):
                 must.append(span)
-            elif c.at_least - low <= length + eps and length < hi + slack_s - eps:
+            else:
                 may.append(span)
     return _merged(must), _merged(may)
 
