@@ -157,15 +157,17 @@ class FakeEyes:
 
     def process(self, frame_bgr: np.ndarray) -> Eyes:
         face = bool(frame_bgr[0, 0, 0])
-        if not face:
-            return Eyes(False, float("nan"), float("nan"))
+        if not face or frame_bgr[0, 0, 1]:  # no face, or its eyes not measured (off the frame)
+            return Eyes(face, float("nan"), float("nan"))
         return Eyes(True, 0.05, 0.35) if frame_bgr[0, 0, 2] else Eyes(True, 0.6, 0.8)
 
 
-def write_eyes(ring: FrameRing, first: int, n: int, face: bool = True, hidden: bool = True) -> None:
+def write_eyes(ring: FrameRing, first: int, n: int, face: bool = True, hidden: bool = True,
+               measured: bool = True) -> None:
     for k in range(first, first + n):
         img = np.zeros((4, 4, 3), np.uint8)
         img[0, 0, 0] = 255 if face else 0
+        img[0, 0, 1] = 0 if measured else 255
         img[0, 0, 2] = 255 if hidden else 0
         ring.write(img, k * FRAME_NS)
 
@@ -200,10 +202,13 @@ def test_hidden_eyes_are_timed_for_health_over_short_sightings_and_in_replays() 
     write_eyes(ring, 90, 1)
     c.step()
     assert c.eyes_hidden_s("cam") == pytest.approx((90 - 68 - 8) * FRAME_NS / NS_PER_S)
-    write_eyes(ring, 91, 17, face=False)  # the face leaves for a second: absence, not eyes
-    c.step()
-    assert c.eyes_hidden_s("cam") is None
+    write_eyes(ring, 91, 17, face=False)  # the face leaves for a second: the count stands
+    c.step()  # still at its last frame (health says absence once it is long enough, no flap)
+    assert c.eyes_hidden_s("cam") == pytest.approx((90 - 68 - 8) * FRAME_NS / NS_PER_S)
     assert c.face_absent_s("cam") == pytest.approx(16 * FRAME_NS / NS_PER_S)
+    write_eyes(ring, 108, 15, hidden=False)  # back, eyes seen: over
+    c.step()
+    assert c.eyes_hidden_s("cam") is None and c.face_absent_s("cam") is None
     # replayed: the rows as the flight recorder keeps them, the measures in them
     assert [len(r) for r in rows] == [6] * 30 and rows[0][5] == [0.05, 0.35]
     replay = Cascade(FrontEndsConfig(face=FaceConfig()), hop_ns=NS_PER_S // 2)
@@ -224,6 +229,28 @@ def test_hidden_eyes_are_timed_for_health_over_short_sightings_and_in_replays() 
                                        clock=clock)
         again.inject({"face:cam": old}, lambda src, seq: seq)
         assert again.eyes_hidden_s("cam") is None and again.face["cam"].last_t is not None
+
+
+def test_a_hidden_stretch_ends_when_the_eyes_go_unmeasured_or_the_frames_stop() -> None:
+    """Hidden eyes, then the face still found but its eyes not measured (an eye off the frame)
+    for 60 s: the stretch is not timed on, once 2 s have passed without a measure; nor across
+    a 10-minute stall of the camera, after which the eyes show."""
+    ring = FrameRing(2048, (4, 4, 3))
+    c = Cascade(FrontEndsConfig(face=FaceConfig()), hop_ns=NS_PER_S // 2)
+    c.face["cam"] = VideoStage("face", FakeEyes(), ring, rate=None, clock=clock)
+    write_eyes(ring, 0, 60)  # 4 s behind lenses
+    c.step()
+    assert c.eyes_hidden_s("cam") == pytest.approx((59 - 2) * FRAME_NS / NS_PER_S)
+    for start in range(60, 960, 300):  # 60 s of the face with its eyes unmeasured
+        write_eyes(ring, start, 300, measured=False)
+        c.step()
+    assert c.eyes_hidden_s("cam") is None
+    write_eyes(ring, 960, 60)  # hidden again for 4 s, then a 10-minute stall, then eyes seen
+    c.step()
+    assert c.eyes_hidden_s("cam") is not None
+    write_eyes(ring, 960 + 60 + 9000, 1, hidden=False)
+    c.step()
+    assert c.eyes_hidden_s("cam") is None
 
 
 class FakeVad:

@@ -14,7 +14,8 @@ the window's target on that frame is masked for the fusion model, so nothing dow
 read an absent face as closed eyes; how long the face has been absent goes into health. So
 does how long a face in view has had its eyes hidden (dark lenses, a shadow over them:
 :func:`edge.front.face.eyes_hidden` over the last second of frames), when eye states cannot
-be seen at all.
+be seen at all; that count stops at the face's last frame while it is away, and ends after 2 s
+without an eye measured.
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ class Cascade:
         self.vad: dict[str, AudioVad] = {}
         self._absent_since: dict[str, int | None] = {}  # device time the face went away
         self._hidden_since: dict[str, int | None] = {}  # ... its eyes were hidden
+        self._face_last: dict[str, int] = {}  # device time of its last frame with a face
         self._eye_log: dict[str, deque[tuple[int, float, float]]] = {}  # the last second's
         #: what the last step made, as JSON rows by "stage:source" (the flight recorder keeps it)
         self.produced: dict[str, list[list[Any]]] = {}
@@ -185,14 +187,19 @@ class Cascade:
             if since is None:
                 since = self._absent_since[source] = t_ns
             if t_ns - since >= window_ns:  # gone, not a flicker of the mesh's presence
-                self._hidden_since[source] = None
-                log.clear()
+                log.clear()  # the hidden stretch stays, ended at the face's last frame
             return
         self._absent_since[source] = None
+        self._face_last[source] = t_ns
+        if log and t_ns - log[-1][0] > 2 * window_ns:  # no eye measured for 2 s: afresh
+            log.clear()
+            self._hidden_since[source] = None
         if eyes is not None:
             log.append((t_ns, *eyes))
-        # the last second, and never fewer than 3 frames (a slow camera or face rate)
-        while len(log) > 3 and log[0][0] <= t_ns - window_ns:
+        # the last second, and never fewer than 3 frames (a slow camera or face rate) as long
+        # as they are no older than 3 s
+        while log and log[0][0] <= t_ns - window_ns and (
+                len(log) > 3 or log[0][0] <= t_ns - 3 * window_ns):
             log.popleft()
         if not eyes_hidden([e[1] for e in log], [e[2] for e in log]):
             self._hidden_since[source] = None
@@ -215,6 +222,8 @@ class Cascade:
             for row in rows:
                 s, t, present, count, vec = row[:5]
                 eyes = _stored_eyes(row[5] if len(row) > 5 else None)
+                if kind == "face":  # timed as the live step timed it, frame in the ring or not
+                    self._face_seen(src, int(t), bool(present), eyes)
                 seq = seq_of(src, int(s))
                 if seq is None:
                     continue
@@ -222,8 +231,6 @@ class Cascade:
                 stored = StoredResult(bool(present), int(count), values, *(eyes or (nan, nan)))
                 st.results.put(seq, int(t), stored)
                 st.last_t = int(t)
-                if kind == "face":
-                    self._face_seen(src, int(t), bool(present), eyes)
 
     def face_absent_s(self, source: str) -> float | None:
         """Seconds (device time) the face of ``source`` has been absent, up to its newest
@@ -236,13 +243,14 @@ class Cascade:
 
     def eyes_hidden_s(self, source: str) -> float | None:
         """Seconds (device time) a face of ``source`` in view has had its eyes hidden (since the
-        frame whose last second first said so), up to its newest processed frame; None when
-        they show, no face has been in view for a second, or the source is not watched."""
+        frame whose last second first said so), up to its newest frame with the face (while the
+        face is away the count stands still, until absence is reported instead); None when
+        they show or the source is not watched."""
         st = self.face.get(source)
         since = self._hidden_since.get(source)
         if st is None or since is None or st.last_t is None:
             return None
-        return (st.last_t - since) / NS_PER_S
+        return (min(st.last_t, self._face_last.get(source, st.last_t)) - since) / NS_PER_S
 
     def window(self, w: Window, video: str | None, audio: str | None,
                sample_rate: int, sample_at: Callable[[int], int] | None = None) -> WindowFront:
