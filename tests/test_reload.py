@@ -145,3 +145,32 @@ def test_a_sink_reload_prepared_against_other_sinks_is_not_applied(tmp_path: Pat
     with pytest.raises(RuntimeError, match="changed since"):
         sinks.apply(stale)
     assert sinks.names == ["c"]
+
+
+def test_a_reload_keeps_unchanged_rules_running_and_ends_the_events_of_replaced_ones(
+    tmp_path: Path, running: tuple[Path, Runner, SinkSet]
+) -> None:
+    """A SIGHUP that leaves ``decisions:`` as they were keeps the deciders, their running
+    events and timed closures; one that changes them ends each running event at its last
+    tick, given out with the next tick's events, so no start is left without its end."""
+    from edge.service.run import Prediction
+
+    cfg, runner, sinks = running
+    sinks.stop(1.0)
+    runner.reload(load_config(write(cfg, tmp_path / "a.jsonl", ALWAYS)))
+    stream = next(iter(runner.deciders))
+
+    def tick(t_s: float) -> list[tuple[str, str]]:
+        p = Prediction(stream, int(t_s * NS_PER_S), 0, 0, {"talking": 1.0}, [], 1.0, 1.0, None, None)
+        return [(e.rule, e.kind) for _, e in runner.decide([p])]
+
+    assert ("always", "start") in tick(1.0)
+    deciders = runner.deciders
+    assert runner.reload(load_config(write(cfg, tmp_path / "a.jsonl", ALWAYS))) == []
+    assert runner.deciders is deciders and "always" in runner.deciders[stream].active()
+    assert tick(1.5) == []  # running on: no second start
+    runner.reload(load_config(write(cfg, tmp_path / "a.jsonl", ALWAYS.replace("always", "still"))))
+    assert runner.deciders is not deciders
+    events = tick(2.0)
+    assert ("always", "end") in events and ("still", "start") in events
+    assert ("always", "start") not in events

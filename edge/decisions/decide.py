@@ -508,3 +508,9 @@ class Decider:
     def active(self) -> list[str]:
         """Names of the rules whose event is running."""
         return [r.em.rule for r in self._rules if r.em.active]
+
+    def close(self) -> list[Event]:
+        """End every running event at the last tick (the decider is being replaced: a reload
+        of the rules); a consumer that saw a start sees its end."""
+        now = self._last_ns or 0
+        return [e for r in self._rules for e in r.em.release(now)]

@@ -90,7 +90,7 @@ class RunnerReload:
     switches to it."""
 
     config: Config
-    decisions: _Decisions
+    decisions: _Decisions | None  # None: ``decisions:`` unchanged, the running ones kept
     needs_restart: list[str]
 
 
@@ -114,22 +114,20 @@ class Runner:
             model_path = Path(config.model.path)
             card = load_card(card_path_for(model_path))
             ec = config.model.engine
-            engine = open_engine(
-                ec.type, model_path, card, ec.model_dump()
-            )
+            engine = open_engine(ec.type, model_path, card, ec.model_dump())
         self.engine = engine
         self.card = card or engine.card
         config = fit_window(config, self.card)
         hop = int(self.card.audio.get("hop_length", 160))
         self.spine = Spine(config, clock, sample_grid=hop, sources=sources)
         self.clock = clock
-        self.featurizers = {
-            name: Featurizer(self.card, al) for name, al in self.spine.aligners.items()
-        }
+        self.featurizers = {n: Featurizer(self.card, al) for n, al in self.spine.aligners.items()}
         self.cascade = self._build_cascade(config)
         self.classes = self.card.class_names
         self.thresholds = np.array([c.threshold for c in self.card.classes], np.float32)
         self.infer_ns: list[int] = []
+        self.deciders: dict[str, Decider] = {}
+        self._closed: list[tuple[str, Event]] = []  # events a reload ended, out next tick
         self.set_decisions(config.decisions)
         self._last: dict[str, tuple[Window, Features]] = {}
         # Changes the features before the model reads them (edge eval --perturb); None serving.
@@ -261,7 +259,8 @@ class Runner:
         return self._last[stream][1]
 
     def set_decisions(self, dc: DecisionsConfig | None) -> None:
-        """(Re)build the deciders and what their rules hear; a rule's running event starts
+        """(Re)build the deciders and what their rules hear; a rule's running event ends at
+        its last tick (given out with the next tick's events) and the new rules start
         afresh."""
         self._use_decisions(self._build_decisions(dc))
 
@@ -278,12 +277,11 @@ class Runner:
         """What the rules lose on the streams without audio, a line per rule that hears
         (:func:`edge.service.hearing.unheard`); ``edge run`` says them at start and reload."""
         deaf = [n for n, al in self.spine.aligners.items() if al.samples is None]
-        if not deaf or not self.deciders:
-            return []
         where = f"stream{'s' * (len(deaf) > 1)} {', '.join(deaf)} without audio"
-        return [f"{where}: {line}" for line in unheard(self.config.decisions)]
+        return [f"{where}: {line}" for line in unheard(self.config.decisions)] if deaf else []
 
     def _use_decisions(self, d: _Decisions) -> None:
+        self._closed.extend((name, e) for name, dd in self.deciders.items() for e in dd.close())
         self.deciders = d.deciders
         self.hearing = d.hearing
 
@@ -296,16 +294,19 @@ class Runner:
             k for k in ("sources", "streams", "window", "model", "front_ends", "http", "recorder")
             if getattr(new, k) != getattr(old, k)
         ]
+        same = new.decisions == old.decisions  # kept running: events, closures, sums
         return RunnerReload(
             config=new.model_copy(update={k: getattr(old, k) for k in needs_restart}),
-            decisions=self._build_decisions(new.decisions),
+            decisions=None if same else self._build_decisions(new.decisions),
             needs_restart=needs_restart,
         )
 
     def apply_reload(self, plan: RunnerReload) -> list[str]:
         """Switch to a prepared reload (cannot fail); return the sections that differ but
-        need a restart (left as they are)."""
-        self._use_decisions(plan.decisions)
+        need a restart (left as they are). New rules start afresh; the events the old ones
+        had running end at their last tick, given out with the next tick's events."""
+        if plan.decisions is not None:
+            self._use_decisions(plan.decisions)
         self.health.config = plan.config.health
         self.config = plan.config
         return list(plan.needs_restart)
@@ -328,7 +329,7 @@ class Runner:
 
         Each prediction gains ``states`` (classes committed on) and ``rules`` (rules active).
         """
-        out: list[tuple[str, Event]] = []
+        out, self._closed = self._closed, []  # events a reload ended
         for p in preds:
             d = self.deciders.get(p.stream)
             if d is None:
