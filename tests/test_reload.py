@@ -10,6 +10,7 @@ import pytest
 from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import load_config
 from edge.errors import ConfigError
+from edge.recorder.config import RecorderConfig
 from edge.service.run import Runner
 from edge.service.daemon import reload_config
 from edge.sinks.sinkset import SinkSet
@@ -174,3 +175,36 @@ def test_a_reload_keeps_unchanged_rules_running_and_ends_the_events_of_replaced_
     events = tick(2.0)
     assert ("always", "end") in events and ("still", "start") in events
     assert ("always", "start") not in events
+
+
+def test_stopping_ends_the_running_events_at_the_last_tick(
+    tmp_path: Path, running: tuple[Path, Runner, SinkSet]
+) -> None:
+    """What ``edge run`` gives out as it stops: each running event's end, dated at the last
+    tick, so a consumer that saw a start is not left with a rule on."""
+    from edge.service.run import Prediction
+
+    cfg, runner, sinks = running
+    sinks.stop(1.0)
+    runner.reload(load_config(write(cfg, tmp_path / "a.jsonl", ALWAYS)))
+    stream = next(iter(runner.deciders))
+    p = Prediction(stream, 3 * NS_PER_S, 0, 0, {"talking": 1.0}, [], 1.0, 1.0, None, None)
+    assert [(e.rule, e.kind) for _, e in runner.decide([p])] == [("always", "start")]
+    (end,) = runner.close_decisions()
+    assert end[0] == stream and (end[1].rule, end[1].kind, end[1].t_ns) == ("always", "end", 3 * NS_PER_S)
+    assert runner.close_decisions() == [] and runner.deciders[stream].active() == []
+
+
+def test_a_reload_removing_a_rule_the_running_recorder_names_is_rejected(tmp_path: Path) -> None:
+    """The recorder runs as it started: a reload whose rules drop the one it records on is
+    refused, not accepted with the recorder silently never triggering again."""
+    conf = load_config(write(tmp_path / "run.yaml", tmp_path / "a.jsonl", ALWAYS))
+    rec = tmp_path / "recordings"
+    runner = Runner(conf.model_copy(update={"recorder": RecorderConfig(
+        out_dir=str(rec), rules=["always"])}), FakeClock(1_000 * NS_PER_S))
+    renamed = load_config(write(tmp_path / "run.yaml", tmp_path / "a.jsonl",
+                                ALWAYS.replace("always", "still")))
+    with pytest.raises(ConfigError, match="recorder.rules: no rule named 'always'"):
+        runner.prepare_reload(renamed)
+    assert runner.prepare_reload(load_config(write(tmp_path / "run.yaml", tmp_path / "a.jsonl",
+                                                   ALWAYS))).decisions is None  # unchanged

@@ -15,6 +15,7 @@ from edge.errors import ConfigError
 from edge.recorder.config import RecorderConfig, ring_seconds_needed
 
 if TYPE_CHECKING:
+    from edge.decisions.rules import DecisionsConfig
     from edge.join.spine import Spine
 
 
@@ -23,20 +24,28 @@ def check_recorder(config: RecorderConfig, spine: Spine) -> None:
     for the pre-roll, or ``rules`` naming a rule that ``decisions:`` does not have."""
     if not config.enabled:
         return
-    problems = []
-    decisions = spine.config.decisions
-    known = [r.name for r in decisions.rules] if decisions is not None else []
-    if not known:
-        problems.append("recorder: nothing can trigger a recording (the config has no decisions rules)")
-    for rule in config.rules:
-        if known and rule not in known:
-            problems.append(f"recorder.rules: no rule named {rule!r} (decisions has {', '.join(known)})")
+    problems = rule_problems(config, spine.config.decisions)
     try:
         check_ring_capacity(config, spine)
     except ConfigError as exc:
         problems.append(str(exc))
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def rule_problems(config: RecorderConfig, decisions: DecisionsConfig | None) -> list[str]:
+    """What keeps an enabled recorder's rules from triggering under ``decisions`` (also
+    checked on a reload, which cannot change the recorder: a rule it names must stay)."""
+    if not config.enabled:
+        return []
+    problems = []
+    known = [r.name for r in decisions.rules] if decisions is not None else []
+    if not known:
+        problems.append("recorder: nothing can trigger a recording (the config has no decisions rules)")
+    for rule in config.rules:
+        if known and rule not in known:
+            problems.append(f"recorder.rules: no rule named {rule!r} (decisions has {', '.join(known)})")
+    return problems
 
 
 def check_ring_capacity(config: RecorderConfig, spine: Spine) -> None:

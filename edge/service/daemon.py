@@ -92,9 +92,7 @@ class Service:
                         (age + now - w.cut_ns) / NS_PER_S
                     )
         records: list[Record] = [{"type": "prediction", **p.to_json()} for p in preds]
-        for stream, e in events:
-            self.metrics.events.labels(e.rule, e.kind).inc()
-            records.append({"type": "event", "stream": stream, **e.to_json()})
+        records += self.event_records(events)
         for h in health:
             log.warning("source %s is %s: %s", h["source"], h["state"], "; ".join(h["reasons"]))
         records.extend(health)
@@ -104,6 +102,12 @@ class Service:
             self.emit(rec)
         if self.view is not None:
             self.view.update(preds, now, [e for _, e in events])
+
+    def event_records(self, events: list[tuple[str, Any]]) -> list[Record]:
+        """Records of ``(stream, event)`` pairs, counted in the metrics."""
+        for _, e in events:
+            self.metrics.events.labels(e.rule, e.kind).inc()
+        return [{"type": "event", "stream": stream, **e.to_json()} for stream, e in events]
 
     def emit(self, records: list[Record]) -> None:
         if not records:
@@ -297,6 +301,8 @@ def run_service(
             notifier.stopping()
         runner.spine.stop(timeout_s=0.5)
         runner.stop_front_workers()
+        if service is not None:  # running events end at the last tick: no start left open
+            service.emit(service.event_records(runner.close_decisions()))
         if recorder is not None:
             # a recording in progress is saved, marked truncated; its "saved" record (and one
             # the writer finished after the last tick) goes out before the sinks stop. Up to

@@ -20,10 +20,10 @@ import numpy as np
 from edge.join.align import Window
 from edge.timebase.buffers import FrameRing, SampleRing
 from edge.front.features import FrontSpec
-from edge.capture.base import CaptureSource
+from edge.capture.base import CaptureSource, SourceState
 from edge.runtime.card import ModelCard, card_path_for, load_card
 from edge.timebase.clock import NS_PER_S, Clock
-from edge.capture.base import SourceState
+from edge.recorder.checks import rule_problems
 from edge.config import Config
 from edge.decisions.rules import DecisionsConfig
 from edge.decisions.decide import Decider, Event, degraded_flags
@@ -130,18 +130,16 @@ class Runner:
         self._closed: list[tuple[str, Event]] = []  # events a reload ended, out next tick
         self.set_decisions(config.decisions)
         self._last: dict[str, tuple[Window, Features]] = {}
-        # Changes the features before the model reads them (edge eval --perturb); None serving.
-        self.feature_hook: Callable[[Features], Features] | None = None
+        self.feature_hook: Callable[[Features], Features] | None = None  # edge eval --perturb
         # Per stream: the driver's eyes scaled to his own (a card's front.eye_baseline).
         spec = FrontSpec.from_dict(self.card.front) if self.card.front else None
-        self.eye_scalers = {name: spec.eye_scaler() if spec is not None else None
-                            for name in self.featurizers}
+        self.eye_scalers = {n: spec.eye_scaler() if spec else None for n in self.featurizers}
         self.health = HealthMonitor(config.health)
         self.config = config
         self._faults: dict[str, int] = {}
         self._first_tick: dict[str, int] = {}
-        self._bands: dict[str, BandCheck] = {}  # per audio source
         self._first_data: dict[str, int] = {}
+        self._bands: dict[str, BandCheck] = {}  # per audio source
         self.health_records: list[dict[str, Any]] = []  # of the latest tick
 
     def _build_cascade(self, config: Config) -> Any:
@@ -254,22 +252,19 @@ class Runner:
             self.cascade.close(timeout_s=timeout_s)
 
     def last_features(self, stream: str) -> Features:
-        """The model inputs of ``stream``'s latest window (training from recordings reads
-        them: cut by the serving code, front ends included)."""
+        """The model inputs of ``stream``'s latest window (training from recordings reads them)."""
         return self._last[stream][1]
 
     def set_decisions(self, dc: DecisionsConfig | None) -> None:
-        """(Re)build the deciders and what their rules hear; a rule's running event ends at
-        its last tick (given out with the next tick's events) and the new rules start
-        afresh."""
+        """(Re)build the deciders and what their rules hear; running events end at their last
+        tick (given out with the next tick's events), the new rules start afresh."""
         self._use_decisions(self._build_decisions(dc))
 
     def _build_decisions(self, dc: DecisionsConfig | None) -> _Decisions:
         """The deciders, beep detectors and sound measures of ``dc``, built without touching
         the running ones; raises :class:`ConfigError` for rules the model cannot serve."""
-        deciders = (
-            {} if dc is None else {n: Decider.from_card(dc, self.card) for n in self.spine.aligners}
-        )
+        deciders = {} if dc is None else {
+            n: Decider.from_card(dc, self.card) for n in self.spine.aligners}
         audio = [n for n, al in self.spine.aligners.items() if al.samples is not None]
         return _Decisions(deciders, Hearing(dc, LogMelSpec.from_dict(self.card.audio), audio))
 
@@ -280,16 +275,22 @@ class Runner:
         where = f"stream{'s' * (len(deaf) > 1)} {', '.join(deaf)} without audio"
         return [f"{where}: {line}" for line in unheard(self.config.decisions)] if deaf else []
 
+    def close_decisions(self) -> list[tuple[str, Event]]:
+        """End every running event at its last tick (stopping), with any a reload ended."""
+        out, self._closed = self._closed, []
+        return out + [(name, e) for name, d in self.deciders.items() for e in d.close()]
+
     def _use_decisions(self, d: _Decisions) -> None:
-        self._closed.extend((name, e) for name, dd in self.deciders.items() for e in dd.close())
-        self.deciders = d.deciders
-        self.hearing = d.hearing
+        self._closed = self.close_decisions()
+        self.deciders, self.hearing = d.deciders, d.hearing
 
     def prepare_reload(self, new: Config) -> RunnerReload:
         """Everything :meth:`apply_reload` needs to switch to ``new``, built and checked
         without changing what runs; raises :class:`ConfigError` for a config it cannot take."""
         old = self.config
         new = fit_window(new, self.card)
+        if old.recorder is not None and (problems := rule_problems(old.recorder, new.decisions)):
+            raise ConfigError("\n".join(problems) + " (a running recorder needs a restart)")
         needs_restart = [
             k for k in ("sources", "streams", "window", "model", "front_ends", "http", "recorder")
             if getattr(new, k) != getattr(old, k)
@@ -312,9 +313,8 @@ class Runner:
         return list(plan.needs_restart)
 
     def reload(self, new: Config) -> list[str]:
-        """Apply what can change while capture runs (decisions, health thresholds) from
-        ``new``; return the sections that differ but need a restart (left as they are).
-        A config it cannot take raises before anything changed."""
+        """Apply what can change while capture runs (decisions, health) from ``new``; return
+        the sections that need a restart. A config it cannot take raises, changing nothing."""
         return self.apply_reload(self.prepare_reload(new))
 
     def output_names(self) -> tuple[list[str], list[str], list[str]]:

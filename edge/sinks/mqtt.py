@@ -149,6 +149,9 @@ class MqttSink(Sink):
         self._rules: dict[str, None] = dict.fromkeys(config.rules)
         self._announced: tuple[list[str], list[str]] = ([], [])  # the pipeline's classes, rules
         self._unannounce: list[tuple[str, str, str]] = []  # removed while disconnected
+        # classes and rules a reload removed: records still in the queue (a rule's end event
+        # given out after the reload) do not bring them back until the pipeline names them
+        self._retired: tuple[set[str], set[str]] = (set(), set())
         self._pending: deque[MQTTMessageInfo] = deque()  # handed over, maybe not yet acked
         self._last_state: dict[str, float] = {}
         self._problem: str | None = None  # last refusal or disconnect reason, for describe()
@@ -333,6 +336,8 @@ class MqttSink(Sink):
                 self._classes.pop(c, None)
             for r in gone_r:
                 self._rules.pop(r, None)
+            self._retired = ((self._retired[0] | set(gone_c)) - set(classes),
+                             (self._retired[1] | set(gone_r)) - set(rules))
             gone = self._entities(self._streams, gone_c, gone_r)
             client = self._client if self._connected else None
             if client is None:  # a broker with persistence keeps them: removed on connect
@@ -341,10 +346,14 @@ class MqttSink(Sink):
             self._announce(client, gone, remove=True)
         self._learn(streams, classes, rules)
 
-    def _learn(self, streams: Iterable[str], classes: Iterable[str], rules: Iterable[str]) -> None:
+    def _learn(self, streams: Iterable[str], classes: Iterable[str], rules: Iterable[str],
+               seen: bool = False) -> None:
         """Note new names; announce the entities they add if connected (else on_connect
-        announces everything)."""
+        announces everything). Names ``seen`` in records are not those a reload removed."""
         with self._lock:
+            if seen:
+                classes = [c for c in classes if c not in self._retired[0]]
+                rules = [r for r in rules if r not in self._retired[1]]
             new: list[tuple[str, str, str]] = []
             for stream in dict.fromkeys(streams):
                 if stream not in self._streams:
@@ -395,11 +404,11 @@ class MqttSink(Sink):
         if kind == "prediction":
             self._learn([stream] if stream is not None else [],
                         [*(record.get("probs") or {}), *(record.get("states") or [])],
-                        record.get("rules") or [])
+                        record.get("rules") or [], seen=True)
             self._send_state(stream or "default", record)
         elif kind == "event":
             self._learn([stream] if stream is not None else [], [],
-                        [str(record["rule"])] if record.get("rule") else [])
+                        [str(record["rule"])] if record.get("rule") else [], seen=True)
             topic = f"{self.base}/{topic_part(stream or 'default')}/event"
             self._send_reliable(topic, encode_record(record), retain=False)
             self.events_published += 1
