@@ -31,4 +31,6 @@ def read_secret(where: str, env: str | None, file: str | None) -> str | None:
             return Path(file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise ConfigError(f"{where}: {exc.strerror}: {file}") from None
+        except UnicodeError:
+            raise ConfigError(f"{where}: not UTF-8 text: {file}") from None
     return None

@@ -247,6 +247,24 @@ def test_last_error_never_shows_a_secret() -> None:
     assert w.stats()["last_error"] == "ConnectionError: auth failed for password ***"
 
 
+def test_a_secret_with_a_line_end_or_not_utf8_is_a_config_error_that_never_shows_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A token read with its line end (``export TOK=$(cat file)`` keeps a CR) would make every
+    POST fail with the token in the error; a password file that is no text would stop the
+    daemon on SIGHUP: both are config errors naming where, not what."""
+    from edge.sinks.webhook import WebhookSink
+
+    monkeypatch.setenv("EDGE_TEST_TOK", "Bearer s3cr3t-token\r")
+    with pytest.raises(ConfigError, match="EDGE_TEST_TOK holds a control character") as err:
+        WebhookSink("w", cfg(type="webhook", url="http://127.0.0.1:9/x",
+                             headers_env={"Authorization": "EDGE_TEST_TOK"}))
+    assert "s3cr3t" not in str(err.value)
+    (tmp_path / "pw").write_bytes(b"\xff\xfepass")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        MqttSink("m", cfg(type="mqtt", host="h", username="u", password_file=str(tmp_path / "pw")))
+
+
 def test_dropped_and_rejected_records_are_counted_and_not_retried() -> None:
     class Picky(FakeSink):
         def send(self, record: Any) -> None:

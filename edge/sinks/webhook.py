@@ -64,6 +64,9 @@ class WebhookSink(Sink):
         for header, env in config.headers_env.items():
             value = read_secret(f"sinks.{name}.headers_env.{header}", env, None)
             assert value is not None
+            if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):  # http.client would refuse
+                raise ConfigError(f"sinks.{name}.headers_env.{header}: {env} holds a control "
+                                  "character (a line end?)")  # and show it in its error
             headers[header] = value
             secret_values.append(value)
         self._headers = headers
