@@ -237,6 +237,19 @@ def test_a_sink_failing_longer_than_failed_after_reports_failed_and_keeps_retryi
     assert st["abandoned"] == 1 and st["sent"] == 0 and st["failures"] >= 4
 
 
+def test_a_worker_told_to_stop_while_waiting_to_retry_does_not_send_again() -> None:
+    """Failing with a 10 s backoff, told to stop with 0.3 s to go: no further try (it would
+    start past the deadline, keep the thread and skip the sink's close); the held record is
+    counted as abandoned."""
+    sink = FakeSink(fail_first=100)
+    w = worker(sink, retry_initial=10.0, retry_max=10.0)
+    w.start()
+    w.publish(event(1))
+    assert wait_for(lambda: sink.calls == 1, 2)
+    assert w.stop(0.3)
+    assert sink.calls == 1 and sink.closed and w.stats()["abandoned"] == 1
+
+
 def test_last_error_never_shows_a_secret() -> None:
     sink = FakeSink(fail_first=1, error="auth failed for password hunter2")
     w = worker(sink)

@@ -311,6 +311,8 @@ class SinkWorker:
             return True
         self._wait(delay)
         with self._cond:
+            if self._stopping and time.monotonic() >= self._deadline:
+                return True  # told to stop while waiting: no try past the deadline
             self.retries += 1
         return False
 
