@@ -123,6 +123,14 @@ def test_queue_pops_predictions_and_events_in_publish_order() -> None:
     assert [q.pop() for _ in recs] == recs
 
 
+def test_a_queue_takes_older_records_ahead_of_its_own_within_its_policy() -> None:
+    q = RecordQueue(3)
+    q.push(event(5))
+    q.push(prediction(6))
+    assert q.prepend([event(1), prediction(2)]) == (1, 0)  # four for three: a prediction goes
+    assert q.drain() == [event(1), event(5), prediction(6)] and len(q) == 0
+
+
 def test_backoff_doubles_from_initial_up_to_the_cap() -> None:
     backoff = Backoff(0.5, 3.0)  # the sinks' retries wait delay_s(failures - 1)
     assert [backoff.delay_s(k - 1) for k in (1, 2, 3, 4, 5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
@@ -535,6 +543,28 @@ def test_reconfigure_keeps_unchanged_sinks_and_replaces_changed_ones(tmp_path: P
     assert [r["t_ns"] for r in read_lines(tmp_path / "a.jsonl")] == [1001, 1002]
     assert [r["t_ns"] for r in read_lines(tmp_path / "b.jsonl")] == [1001]
     assert [r["t_ns"] for r in read_lines(tmp_path / "c.jsonl")] == [1002]
+
+
+def test_a_sink_whose_config_a_reload_changes_keeps_what_it_had_not_sent() -> None:
+    """A webhook down with 5 events queued; a reload fixes its URL (a config change): the 5
+    go to the new sink ahead of the next event, in order, none counted abandoned."""
+    hook = HookServer([])
+    down = cfg(type="webhook", url=f"http://127.0.0.1:{free_port()}/x", retry_initial=0.05,
+               retry_max=0.1)
+    sinks = SinkSet({"w": down})
+    sinks.start()
+    for i in range(5):
+        sinks.publish(event(i))
+    assert wait_for(lambda: sinks.stats()["w"]["failures"] >= 1, 3)
+    old = sinks._workers["w"]
+    sinks.reconfigure({"w": down.model_copy(update={"url": f"http://127.0.0.1:{hook.port}/x"})},
+                     timeout_s=0.3)
+    sinks.publish(event(5))
+    assert wait_for(lambda: len(hook.bodies) == 6, 5), hook.bodies
+    assert [b["t_ns"] for b in hook.bodies] == [1000 + i for i in range(6)]
+    assert old.stats()["abandoned"] == 0
+    assert sinks.stop(2.0)
+    hook.close()
 
 
 # -- webhook --------------------------------------------------------------------------------------

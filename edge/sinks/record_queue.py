@@ -70,3 +70,21 @@ class RecordQueue:
         self._pred.clear()
         self._keep.clear()
         return n
+
+    def drain(self) -> list[Record]:
+        """Empty the queue; return its records in publish order."""
+        out = []
+        while (r := self.pop()) is not None:
+            out.append(r)
+        return out
+
+    def prepend(self, records: list[Record]) -> tuple[int, int]:
+        """Put ``records`` (older ones, in order) ahead of what the queue holds, within its
+        capacity and policy; return (predictions, others) dropped to make room."""
+        everything = records + self.drain()
+        dropped = {"prediction": 0, "event": 0}
+        for r in everything:
+            d = self.push(r)
+            if d is not None:
+                dropped[d] += 1
+        return dropped["prediction"], dropped["event"]

@@ -72,6 +72,7 @@ class SinkWorker:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._deadline = math.inf
+        self._handover = False  # stopping to be replaced: what is left stays for the next
         self._state = OK
         self._last_error: str | None = None
         self._woken = False
@@ -104,6 +105,20 @@ class SinkWorker:
                 self.dropped_events += 1
             self._cond.notify()
 
+    def take_backlog(self) -> list[Record]:
+        """The records a stopped worker could not send (all of them if it never ran), in
+        order, taken out of its queue; none while its thread still runs."""
+        with self._cond:
+            return [] if self.thread_alive else self._queue.drain()
+
+    def take(self, records: list[Record]) -> None:
+        """Queue ``records``, published before anything queued here, ahead of it."""
+        with self._cond:
+            preds, others = self._queue.prepend(records)
+            self.dropped_predictions += preds
+            self.dropped_events += others
+            self._cond.notify()
+
     def start(self) -> None:
         """Start the thread; a no-op while it runs."""
         with self._cond:
@@ -129,10 +144,12 @@ class SinkWorker:
         """Started and not asked to stop (a supervisor restarts a thread that died anyway)."""
         return self._thread is not None and not self._stopping
 
-    def request_stop(self, deadline: float) -> None:
-        """Ask the thread to drain until ``deadline`` (time.monotonic()) and then close."""
+    def request_stop(self, deadline: float, handover: bool = False) -> None:
+        """Ask the thread to drain until ``deadline`` (time.monotonic()) and then close; with
+        ``handover`` what it could not send stays queued for :meth:`take_backlog`."""
         with self._cond:
             self._stopping = True
+            self._handover = handover
             self._deadline = min(self._deadline, deadline)
             self._cond.notify_all()
 
@@ -277,8 +294,12 @@ class SinkWorker:
             held = None
             self._recovered()
         with self._cond:
-            preds, others = self._queue.clear()
-            if held is not None:
+            if self._handover:  # left for the sink replacing this one, the held record first
+                self._queue.prepend([held] if held is not None else [])
+                preds = others = 0
+            else:
+                preds, others = self._queue.clear()
+            if held is not None and not self._handover:
                 if record_type(held) == "prediction":
                     preds += 1
                 else:
