@@ -76,14 +76,15 @@ class Run:
 def run_recorded(
     model: Path, out: Path, decisions: str = ONE_RULE, close: bool = True,
     after_tick: Callable[[Run], None] | None = None, text: str | None = None,
-    max_seconds: float | None = None, **recorder: Any,
+    max_seconds: float | None = None, cap_s: float | None = None, **recorder: Any,
 ) -> Run:
     """A scenario through Runner -> decide -> recorder, as the run loop calls them (``text``:
     another config than ``config_text(model, decisions)``)."""
     text = config_text(model, decisions) if text is None else text
     clock = FakeClock(START_S * NS_PER_S)
     runner = Runner(parse_config(text), clock)
-    rc = RecorderConfig(out_dir=str(out), **recorder)
+    rc = RecorderConfig(out_dir=str(out), **recorder,
+                        **({} if cap_s is None else {"max_seconds": cap_s}))
     rec = FlightRecorder.for_runner(
         rc, runner, config_text=text, wall_clock=lambda: 1.7e9 + clock.now_ns() / NS_PER_S
     )
@@ -219,6 +220,19 @@ def test_a_trigger_during_the_post_roll_extends_the_recording(model: Path, tmp_p
     assert m["recorded_post_roll_s"] == 1.0 and m["last_trigger_ns"] == 102_000_000_000
     assert load_recording(d).ticks[-1]["now_ns"] == 103_000_000_000
     assert replay_recording(d).identical
+
+
+def test_a_post_roll_the_length_cap_cuts_short_is_noted(model: Path, tmp_path: Path) -> None:
+    """A second trigger 0.5 s after the first, with ``max_seconds`` 1.0: its post-roll ends at
+    the cap, 0.5 s instead of 1.0 s, and the manifest says so."""
+    rules = ("    - {name: a, duration: {class: eyes_closed, at_least: 1.0}}\n"  # 101.5 s
+             "    - {name: b, duration: {class: eyes_closed, at_least: 1.5}}\n")  # 102.0 s
+    out = tmp_path / "rec"
+    run_recorded(model, out, rules, pre_roll=0.5, post_roll=1.0, cap_s=1.0)
+    [d] = recordings(out)
+    m = json.loads((d / "manifest.json").read_text())
+    assert m["recorded_post_roll_s"] == 0.5
+    assert "max_seconds (1 s from the first trigger) cuts the post-roll of b at 0.50 s to 0.50 s" in m["notes"]
 
 
 def test_only_the_configured_rules_trigger(model: Path, tmp_path: Path) -> None:

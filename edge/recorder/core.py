@@ -413,6 +413,11 @@ class FlightRecorder:
                                  "started_ns": e.started_ns})
         rec.last_trigger_ns = now_ns
         rec.ends_ns = min(cap, now_ns + int(round(self.config.post_roll * NS_PER_S)))
+        if rec.ends_ns < now_ns + int(round(self.config.post_roll * NS_PER_S)):
+            rec.notes.append(f"max_seconds ({self.config.max_seconds:g} s from the first trigger) "
+                             f"cuts the post-roll of {', '.join(e.rule for _, e in triggers)} "
+                             f"at {(now_ns - rec.trigger_ns) / NS_PER_S:.2f} s to "
+                             f"{(rec.ends_ns - now_ns) / NS_PER_S:.2f} s")
 
     def _continue(self, rec: _Recording, tick: _Tick, triggers: list[tuple[str, Event]]) -> None:
         chunk = self._new_chunk(rec)
