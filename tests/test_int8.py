@@ -208,7 +208,7 @@ def test_against_fp32_decisions_a_borderline_window_counts_neither_way() -> None
     chance, so INT8 moving it to 0.69 costs nothing; a clear one (0.97) changed costs its share
     of the clear decisions, and the logit differences and the decision agreement count every
     window."""
-    from edge.export.quant import against_fp32, borderline, compare_logits
+    from edge.export.gate import against_fp32, borderline, compare_logits
 
     card = load_card(ROOT / "engines" / "driver-front.yaml")
     th = np.array([c.threshold for c in card.classes])
@@ -247,7 +247,7 @@ def test_against_fp32_decisions_a_borderline_window_counts_neither_way() -> None
 def test_against_fp32_an_int8_that_moves_a_class_is_over_the_budget() -> None:
     """Against FP32's decisions on 60 windows: INT8 logits moved 0.3 on a class change none
     of the 300 clear decisions; moved -4 they change every yes of that class, listed."""
-    from edge.export import quant
+    from edge.export import gate
 
     card = load_card(ROOT / "engines" / "driver-front.yaml")
     th = np.array([c.threshold for c in card.classes])
@@ -257,7 +257,7 @@ def test_against_fp32_an_int8_that_moves_a_class_is_over_the_budget() -> None:
     for shift, changed, fails in ((0.3, 0, False), (-4.0, int((fp32[:, 4] > logit[4]).sum()), True)):
         int8 = fp32.copy()
         int8[:, 4] += shift
-        res = quant.against_fp32(card, fp32, int8)
+        res = gate.against_fp32(card, fp32, int8)
         assert len(res.flipped) == changed and (res.drop_points > 1.0) == fails == res.over(1.0)
         if fails:
             assert all(c == "talking" for _, c, _, _ in res.flipped)
@@ -268,7 +268,7 @@ def test_against_fp32_a_rare_class_int8_loses_fails_however_many_easy_noes() -> 
     """400 windows, FP32 says talking on 20 of them: INT8 saying no on all 20 changes 1 % of
     the 2000 clear decisions, within a 1-point budget, and still fails: the class collapsed.
     Two of its yeses lost, or one of 1, are changes, not a collapse (live windows overlap)."""
-    from edge.export.quant import against_fp32
+    from edge.export.gate import against_fp32
 
     card = load_card(ROOT / "engines" / "driver-front.yaml")
     th = np.array([c.threshold for c in card.classes])

@@ -17,7 +17,7 @@ import numpy as np
 
 from edge.export.calib import load_calibration
 from edge.runtime.card import card_path_for, load_card
-from edge.export.quant import against_fp32, class_f1
+from edge.export.gate import against_fp32, class_f1
 from edge.runtime.base import Engine, load_engine
 from edge.train.data import WindowSet
 
