@@ -258,6 +258,29 @@ def test_a_worker_told_to_stop_while_waiting_to_retry_does_not_send_again() -> N
     assert sink.calls == 1 and sink.closed and w.stats()["abandoned"] == 1
 
 
+def test_a_worker_stuck_past_its_deadline_hands_its_backlog_over_when_it_ends() -> None:
+    """A send hangs through the stop's deadline (join gives up): when it returns, the records
+    still queued go to the worker replacing it, not lost; that one takes only the record
+    types its config takes."""
+    release = threading.Event()
+    stuck = worker(FakeSink(hang=release))
+    successor = worker(FakeSink(), records=["event"])
+    stuck.start()
+    stuck.publish(event(1))
+    assert wait_for(lambda: stuck.sink.calls == 1, 2)  # type: ignore[attr-defined]
+    for r in (event(2), prediction(3), event(4)):
+        stuck.publish(r)
+    stuck.request_stop(time.monotonic() + 0.1, successor)
+    assert not stuck.join(time.monotonic() + 0.2)
+    release.set()
+    assert stuck.join(time.monotonic() + 2.0)
+    successor.start()
+    assert wait_for(lambda: len(successor.sink.got) == 2, 2)  # type: ignore[attr-defined]
+    assert [r["t_ns"] for r in successor.sink.got] == [1002, 1004]  # type: ignore[attr-defined]
+    assert stuck.stats()["abandoned"] == 0
+    successor.stop(1.0)
+
+
 def test_last_error_never_shows_a_secret() -> None:
     sink = FakeSink(fail_first=1, error="auth failed for password hunter2")
     w = worker(sink)

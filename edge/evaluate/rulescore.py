@@ -120,7 +120,7 @@ def true_events(conds: Sequence[DurationCondition], classes: Sequence[str], labe
         for span, length in label_runs(labels[:, list(classes).index(c.class_)], t_s, grid_s):
             inside = c.at_least + low <= length + eps and length < hi - slack_s - eps
             near = c.at_least - low <= length + eps and length < hi + slack_s - eps
-            if not (inside or near):
+            if not near:  # (inside is near too)
                 continue  # not this rule's episode, excused or not: an event over it is false
             if inside and not any(a < span[1] and span[0] < b for a, b in excused):
                 must.append(span)

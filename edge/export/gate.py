@@ -105,20 +105,16 @@ def borderline(card: ModelCard, logits: np.ndarray) -> np.ndarray:
     return np.asarray(np.abs(logits - np.log(th / (1 - th))) < BORDER_LOGIT)
 
 
-def compare_logits(
-    card: ModelCard, labels: np.ndarray, a: np.ndarray, b: np.ndarray, labelled: bool = True,
-    ignore: np.ndarray | None = None,
-) -> GateResult:
-    """Scores of two models' logits on the same windows; where ``ignore`` ([N, C] bool), ``b``
-    is scored as deciding what ``a`` does (the logit differences and the decision agreement
-    still count every window)."""
+def compare_logits(card: ModelCard, labels: np.ndarray | None, a: np.ndarray,
+                   b: np.ndarray) -> GateResult:
+    """Scores of two models' logits on the same windows: per-class F1 against ``labels``
+    (NaN without them), the logit differences and the decision agreement."""
     th = np.array([c.threshold for c in card.classes], np.float32)
     pa, pb = 1 / (1 + np.exp(-a)), 1 / (1 + np.exp(-b))
     classes = card.class_names
-    pb_scored = pb if ignore is None else np.where(ignore, pa, pb)
     nan = {c: float("nan") for c in classes}
-    fa = class_f1(pa, labels, th, classes) if labelled else nan
-    fb = class_f1(pb_scored, labels, th, classes) if labelled else dict(nan)
+    fa = nan if labels is None else class_f1(pa, labels, th, classes)
+    fb = dict(nan) if labels is None else class_f1(pb, labels, th, classes)
     diff = np.abs(a - b)
     return GateResult(
         fp32_f1=fa,
@@ -146,11 +142,10 @@ def against_fp32(card: ModelCard, a: np.ndarray, b: np.ndarray) -> GateResult:
     FP32's clear yeses of it: most of them lost, or as many again added (the share alone would
     let a rare class vanish among many easy noes). No F1 (NaN): there are no labels."""
     th = np.array([c.threshold for c in card.classes], np.float32)
-    decided = 1 / (1 + np.exp(-a)) >= th
-    border = borderline(card, a)
-    res = compare_logits(card, decided.astype(np.float32), a, b, labelled=False)
+    res = compare_logits(card, None, a, b)
     pa, pb = 1 / (1 + np.exp(-a)), 1 / (1 + np.exp(-b))
-    clear = ~border
+    decided = pa >= th
+    clear = ~borderline(card, a)
     changed = (decided != (pb >= th)) & clear
     res.clear_decisions = int(clear.sum())
     res.flipped = [(int(i), card.class_names[k], round(float(pa[i, k]), 3), round(float(pb[i, k]), 3))

@@ -192,8 +192,7 @@ class Cascade:
         self._absent_since[source] = None
         self._face_last[source] = t_ns
         if log and t_ns - log[-1][0] > 2 * window_ns:  # no eye measured for 2 s: afresh
-            log.clear()
-            self._hidden_since[source] = None
+            log.clear()  # (too few frames then to say hidden: the stretch ends below)
         if eyes is not None:
             log.append((t_ns, *eyes))
         # the last second, and never fewer than 3 frames (a slow camera or face rate) as long

@@ -412,8 +412,9 @@ class FlightRecorder:
             rec.triggers.append({"tick": rec.ticks - 1, "now_ns": now_ns, "stream": stream, "rule": e.rule,
                                  "started_ns": e.started_ns})
         rec.last_trigger_ns = now_ns
-        rec.ends_ns = min(cap, now_ns + int(round(self.config.post_roll * NS_PER_S)))
-        if rec.ends_ns < now_ns + int(round(self.config.post_roll * NS_PER_S)):
+        want = now_ns + int(round(self.config.post_roll * NS_PER_S))
+        rec.ends_ns = min(cap, want)
+        if rec.ends_ns < want and not any(n.startswith("max_seconds") for n in rec.notes):
             rec.notes.append(f"max_seconds ({self.config.max_seconds:g} s from the first trigger) "
                              f"cuts the post-roll of {', '.join(e.rule for _, e in triggers)} "
                              f"at {(now_ns - rec.trigger_ns) / NS_PER_S:.2f} s to "

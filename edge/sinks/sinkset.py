@@ -155,11 +155,8 @@ class SinkSet:
             # ones closed, so two writers never share a file or a client id.
             keep, fresh = plan.keep, plan.fresh
             self._workers = {n: keep[n] if n in keep else fresh[n] for n in plan.configs}
-            changed = [n for n in old if n in fresh]
-            _stop_all([w for n, w in old.items() if n not in keep], timeout_s,
-                      handover=[old[n] for n in changed])
-            for n in changed:  # a sink whose config changed keeps what it had not sent
-                fresh[n].take(old[n].take_backlog())
+            # a sink whose config changed hands what it had not sent to its successor
+            _stop_all([w for n, w in old.items() if n not in keep], timeout_s, fresh)
             if self._started:
                 for w in fresh.values():
                     w.start()
@@ -170,10 +167,10 @@ class SinkSet:
 
 
 def _stop_all(workers: list[SinkWorker], timeout_s: float,
-              handover: list[SinkWorker] | None = None) -> bool:
-    """Stop ``workers`` against one deadline; those in ``handover`` keep what they could not
-    send for the workers replacing them."""
+              successors: Mapping[str, SinkWorker] | None = None) -> bool:
+    """Stop ``workers`` against one deadline; one with a successor of its name hands it what
+    it could not send."""
     deadline = time.monotonic() + timeout_s
     for w in workers:
-        w.request_stop(deadline, w in (handover or []))
+        w.request_stop(deadline, (successors or {}).get(w.name))
     return all([w.join(deadline) for w in workers])

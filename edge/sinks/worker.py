@@ -72,7 +72,7 @@ class SinkWorker:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._deadline = math.inf
-        self._handover = False  # stopping to be replaced: what is left stays for the next
+        self._successor: SinkWorker | None = None  # replacing this one: takes what is left
         self._state = OK
         self._last_error: str | None = None
         self._woken = False
@@ -105,14 +105,10 @@ class SinkWorker:
                 self.dropped_events += 1
             self._cond.notify()
 
-    def take_backlog(self) -> list[Record]:
-        """The records a stopped worker could not send (all of them if it never ran), in
-        order, taken out of its queue; none while its thread still runs."""
-        with self._cond:
-            return [] if self.thread_alive else self._queue.drain()
-
     def take(self, records: list[Record]) -> None:
-        """Queue ``records``, published before anything queued here, ahead of it."""
+        """Queue ``records`` (those of the types this sink takes), published before anything
+        queued here, ahead of it: what a worker this one replaces could not send."""
+        records = [r for r in records if record_type(r) in self._records]
         with self._cond:
             preds, others = self._queue.prepend(records)
             self.dropped_predictions += preds
@@ -144,14 +140,20 @@ class SinkWorker:
         """Started and not asked to stop (a supervisor restarts a thread that died anyway)."""
         return self._thread is not None and not self._stopping
 
-    def request_stop(self, deadline: float, handover: bool = False) -> None:
-        """Ask the thread to drain until ``deadline`` (time.monotonic()) and then close; with
-        ``handover`` what it could not send stays queued for :meth:`take_backlog`."""
+    def request_stop(self, deadline: float, successor: SinkWorker | None = None) -> None:
+        """Ask the thread to drain until ``deadline`` (time.monotonic()) and then close; what
+        it could not send goes to ``successor`` (the worker replacing it) when it ends, not
+        abandoned, however late that is; at once if it never ran."""
+        left: list[Record] = []
         with self._cond:
+            self._successor = successor
+            if successor is not None and self._thread is None:
+                left = self._queue.drain()
             self._stopping = True
-            self._handover = handover
             self._deadline = min(self._deadline, deadline)
             self._cond.notify_all()
+        if left and successor is not None:
+            successor.take(left)
 
     def join(self, deadline: float) -> bool:
         """Wait for the thread until ``deadline`` (plus :attr:`JOIN_GRACE_S` for it to close
@@ -293,22 +295,26 @@ class SinkWorker:
             dirty = True
             held = None
             self._recovered()
+        handed: list[Record] = []
         with self._cond:
-            if self._handover:  # left for the sink replacing this one, the held record first
-                self._queue.prepend([held] if held is not None else [])
+            successor = self._successor
+            if successor is not None:  # for the sink replacing this one, the held record first
+                handed = ([held] if held is not None else []) + self._queue.drain()
                 preds = others = 0
             else:
                 preds, others = self._queue.clear()
-            if held is not None and not self._handover:
-                if record_type(held) == "prediction":
-                    preds += 1
-                else:
-                    others += 1
+                if held is not None:
+                    if record_type(held) == "prediction":
+                        preds += 1
+                    else:
+                        others += 1
             self.abandoned += preds + others
             left = self._deadline - time.monotonic()
         if preds + others:
             log.warning("sink %s: stopped with %d predictions and %d other records unsent",
                         self.name, preds, others)
+        if handed and successor is not None:
+            successor.take(handed)
         if opened:
             self._guard(lambda: self.sink.close(max(0.05, left)))
         self._set_state(STOPPED, None)
