@@ -232,11 +232,10 @@ class _DurationRule:
         # the rule from starting on this tick; an event already running runs on to its
         # class's end (one episode, one event: a veto on a shatter's second tick, or a yawn
         # inside a long closure, does not cut it in two).
-        if held and not self.em.active:
-            if any(c.against(heard.measures.get(c.measure)) for c in self.unless):
-                held = []
-            elif _during(tracks, self.during):
-                held = []
+        if held and not self.em.active and (
+                any(c.against(heard.measures.get(c.measure)) for c in self.unless)
+                or _during(tracks, self.during)):
+            held = []
         if held:
             started = min(t.since for t in held if t.since is not None)
             ev = {t.name: t.modality for t in held}

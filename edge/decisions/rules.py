@@ -6,9 +6,9 @@ them. ``DRIVER_RULES`` and ``HOME_RULES`` are the rule sets the shipped configs 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 
 class _Model(BaseModel):
@@ -43,6 +43,10 @@ def _listed(v: object) -> object:
     return [v] if isinstance(v, dict) else v
 
 
+#: Sound checks, one written alone taken as a list of one (a rule's unless, a condition's needs).
+SoundChecks = Annotated[list["SoundCheck"], BeforeValidator(_listed)]
+
+
 class DurationCondition(_Model):
     """A class's committed episode measured against time bounds."""
 
@@ -54,18 +58,13 @@ class DurationCondition(_Model):
         None, gt=0, description="If set: fires when an episode ENDS having lasted less than this "
         "(and at least at_least), e.g. a microsleep."
     )
-    needs: list[SoundCheck] | None = Field(
+    needs: SoundChecks | None = Field(
         None, min_length=1, description="any_of conditions: what the window's sound must "
         "measure for this condition to hold, besides the rule's unless (a glass break sure on "
         "one tick: its sound rose sharply above 4 kHz); a measure not taken is not met. Judged "
         "tick by tick: an event held by this condition alone ends on a tick that does not meet "
         "it. One check or a list."
     )
-
-    @field_validator("needs", mode="before")
-    @classmethod
-    def _one_need(cls, v: object) -> object:
-        return _listed(v)
 
     @model_validator(mode="after")
     def _bounds(self) -> "DurationCondition":
@@ -210,7 +209,7 @@ class RuleConfig(_Model):
     )
     cumulative: CumulativeCondition | None = Field(None, description="Summed on-time.")
     cadence: CadenceCondition | None = Field(None, description="Alarm beep rhythm.")
-    unless: list[SoundCheck] | None = Field(
+    unless: SoundChecks | None = Field(
         None, description="duration (at_least) and any_of rules: no start on a tick whose "
         "window's sound any of these checks speaks against (a bell's partials, a single strike "
         "are no glass break; an event already running runs on); one check or a list."
@@ -224,11 +223,6 @@ class RuleConfig(_Model):
         "rule that holds tick by tick does not start on a tick where one is (an event already "
         "running runs on to its class's end)."
     )
-
-    @field_validator("unless", mode="before")
-    @classmethod
-    def _one_check(cls, v: object) -> object:
-        return _listed(v)
 
     @field_validator("except_during", mode="before")
     @classmethod

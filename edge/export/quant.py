@@ -12,10 +12,10 @@ The gate (:mod:`edge.export.gate`) scores FP32 and INT8 on the set's held-out ``
 windows with the card's thresholds; a macro-F1 drop over the budget fails the build
 (:class:`GateFailed`, exit 1) with a table of what dropped. Windows without labels (a set cut
 from live sources) are scored against FP32's own decisions, one (window, class) at a time: the
-share of its clear decisions that INT8 changes, and no class collapsed. With ``auto_exclude`` the build ranks the
-quantized layers by how much error each adds (relative error of its output against FP32, minus
-what it received) and keeps the worst in float — 1, 2, 4, ... of them — until the gate passes,
-and says which.
+share of its clear decisions that INT8 changes, and no class collapsed. With ``auto_exclude``
+the build ranks the quantized layers by how much error each adds (relative error of its output
+against FP32, minus what it received) and keeps the worst in float — 1, 2, 4, ... of them —
+until the gate passes, and says which.
 """
 
 from __future__ import annotations
