@@ -126,6 +126,7 @@ class Cascade:
         self._eye_log: dict[str, deque[tuple[int, float, float]]] = {}  # the last second's
         #: what the last step made, as JSON rows by "stage:source" (the flight recorder keeps it)
         self.produced: dict[str, list[list[Any]]] = {}
+        self._made: dict[str, int] = {}  # "stage:source" -> newest frame seq handed to a tick
         #: a replay feeds recorded results through :meth:`inject` instead of running stages
         self.replaying = False
         self.workers: list[StageWorker] = []
@@ -174,6 +175,9 @@ class Cascade:
         for kind, stages in (("person", self.person), ("hand", self.hand)):
             for src, st in stages.items():
                 produced[f"{kind}:{src}"] = [[s, t, *_stored(r)] for s, t, r in made(st)]
+        for key, rows in produced.items():
+            if rows:
+                self._made[key] = int(rows[-1][0])
         for src, v in self.vad.items():
             produced[f"vad:{src}"] = v.step()
         self.produced = produced
@@ -208,7 +212,12 @@ class Cascade:
     def inject(self, produced: dict[str, list[list[Any]]],
                seq_of: Callable[[str, int], int | None]) -> None:
         """Take a recorded step's results (``produced`` of the live step) as if the stages had
-        made them; ``seq_of(source, live_seq)`` gives the frame's seq in the replay's ring."""
+        made them; ``seq_of(source, live_seq)`` gives the frame's seq in the replay's ring
+        (-1 for a frame older than all recorded ones: the newest of those is held there)."""
+        self._put(produced, seq_of, face_seen=True)
+
+    def _put(self, produced: dict[str, list[list[Any]]],
+             seq_of: Callable[[str, int], int | None], face_seen: bool) -> None:
         for key, rows in produced.items():
             kind, src = key.split(":", 1)
             if kind == "vad" and src in self.vad:
@@ -221,14 +230,75 @@ class Cascade:
             for row in rows:
                 s, t, present, count, vec = row[:5]
                 eyes = _stored_eyes(row[5] if len(row) > 5 else None)
-                if kind == "face":  # timed as the live step timed it, frame in the ring or not
-                    self._face_seen(src, int(t), bool(present), eyes)
+                if kind == "face" and face_seen:  # timed as the live step timed it, frame
+                    self._face_seen(src, int(t), bool(present), eyes)  # in the ring or not
                 seq = seq_of(src, int(s))
                 if seq is None:
                     continue
                 values = tuple(float("nan") if x is None else float(x) for x in vec)
                 stored = StoredResult(bool(present), int(count), values, *(eyes or (nan, nan)))
-                st.results.put(seq, int(t), stored)
+                st.results.put(seq, int(t), stored, replace=seq == -1)
+                st.last_t = int(t)
+
+    def _frame_stages(self) -> list[tuple[str, str, VideoStage[Any]]]:
+        return [(kind, src, st) for kind, stages in (("face", self.face), ("person", self.person),
+                                                     ("hand", self.hand))
+                for src, st in stages.items()]
+
+    def state(self) -> dict[str, Any]:
+        """What the stages had handed to the ticks by now and the face's running state (absent,
+        eyes hidden, the eye log), as JSON: with :meth:`made_rows`, what a replay starting
+        here restores (:meth:`restore`) instead of the results and state made before it."""
+        return {
+            "made": dict(self._made),
+            "vad_fed": {src: v.fed for src, v in self.vad.items()},
+            "last_t": {f"{kind}:{src}": st.last_t for kind, src, st in self._frame_stages()},
+            "faces": {src: {"absent_since": self._absent_since.get(src),
+                            "hidden_since": self._hidden_since.get(src),
+                            "face_last": self._face_last.get(src),
+                            "eye_log": [list(e) for e in self._eye_log.get(src, ())]}
+                      for src in self.face},
+        }
+
+    def made_rows(self, state: dict[str, Any], first_seq: dict[str, int],
+                  first_sample: dict[str, int]) -> dict[str, list[list[Any]]]:
+        """The results made by the time of ``state`` (an earlier :meth:`state`) for frames from
+        ``first_seq`` per video source on, with the newest one before it (a frame the stage
+        skipped for its rate reads it), and the VAD chunks from ``first_sample`` per audio
+        source on, as rows of :attr:`produced`."""
+        out: dict[str, list[list[Any]]] = {}
+        for kind, src, st in self._frame_stages():
+            key = f"{kind}:{src}"
+            made = state.get("made", {}).get(key)
+            if made is None or src not in first_seq:
+                continue
+            lo = first_seq[src]
+            held = st.results.at(lo - 1)
+            got = ([] if held is None else [held]) + st.results.between(lo, int(made))
+            out[key] = [[s, t, *_stored(r)] for s, t, r in got]
+        for src, v in self.vad.items():
+            fed = state.get("vad_fed", {}).get(src)
+            if fed is not None and src in first_sample:
+                out[f"vad:{src}"] = v.rows(first_sample[src] - v.chunk, int(fed))
+        return out
+
+    def restore(self, state: dict[str, Any], rows: dict[str, list[list[Any]]],
+                seq_of: Callable[[str, int], int | None]) -> None:
+        """Start a replay where the live run was: the face's running state of ``state`` and the
+        results ``rows`` (of :meth:`made_rows`), kept as if made here."""
+        for src, f in state.get("faces", {}).items():
+            if src not in self.face:
+                continue
+            self._absent_since[src] = f.get("absent_since")
+            self._hidden_since[src] = f.get("hidden_since")
+            if f.get("face_last") is not None:
+                self._face_last[src] = int(f["face_last"])
+            self._eye_log[src] = deque((int(t), float(a), float(b)) for t, a, b in f["eye_log"])
+        self._put(rows, seq_of, face_seen=False)
+        for key, t in state.get("last_t", {}).items():
+            kind, src = key.split(":", 1)
+            st = {"face": self.face, "person": self.person, "hand": self.hand}[kind].get(src)
+            if st is not None and t is not None:
                 st.last_t = int(t)
 
     def face_absent_s(self, source: str) -> float | None:

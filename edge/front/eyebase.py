@@ -82,6 +82,17 @@ class EyeBaseline:
         self._order.clear()
         self._sorted.clear()
 
+    def samples(self) -> list[float]:
+        """The samples held, oldest first (what :meth:`restore` takes back)."""
+        return list(self._order)
+
+    def restore(self, samples: Sequence[float]) -> None:
+        """Hold exactly ``samples`` (oldest first; the newest ``spec.samples`` of them), as a
+        baseline that had taken them would (a replay starts where the live run was)."""
+        kept = [float(v) for v in samples][-self.spec.samples:]
+        self._order = deque(kept)
+        self._sorted = sorted(kept)
+
     @property
     def scale(self) -> float:
         """What the eye columns are multiplied by now (before the next window)."""

@@ -51,8 +51,13 @@ class PerFrame(Generic[R]):
         self._items: dict[int, tuple[int, R]] = {}  # seq -> (device t_ns, result)
         self._lock = threading.Lock()  # a stage's worker thread puts while the tick reads
 
-    def put(self, seq: int, t_ns: int, result: R) -> None:
+    def put(self, seq: int, t_ns: int, result: R, replace: bool = False) -> None:
+        """Keep ``result`` for frame ``seq``, newer than any kept (with ``replace``, ``seq``
+        may be the newest kept one: its result is replaced)."""
         with self._lock:
+            if replace and self._seqs and seq == self._seqs[-1]:
+                self._items[seq] = (t_ns, result)
+                return
             if self._seqs and seq <= self._seqs[-1]:
                 raise ValueError(f"frame {seq} is not newer than {self._seqs[-1]}")
             self._seqs.append(seq)
@@ -277,6 +282,20 @@ class AudioVad:
     def _put(self, start: int, prob: float, flag: bool) -> None:
         slot = (start // self.chunk) % self._start.size
         self._start[slot], self._prob[slot], self._flag[slot] = start, prob, flag
+
+    @property
+    def fed(self) -> int | None:
+        """The sample after the last one fed to the VAD (None: nothing yet)."""
+        return self._fed
+
+    def rows(self, first: int, end: int) -> list[list[Any]]:
+        """The chunks kept that start in samples ``[first, end)``, oldest first, as rows of
+        :meth:`step`."""
+        keep = (self._start >= first) & (self._start < end)
+        order = np.argsort(self._start[keep], kind="stable")
+        starts, probs, flags = (a[keep][order] for a in (self._start, self._prob, self._flag))
+        return [[int(s), None if np.isnan(p) else float(p), bool(f)]
+                for s, p, f in zip(starts.tolist(), probs.tolist(), flags.tolist())]
 
     def inject(self, rows: list[list[Any]]) -> None:
         """Recorded chunks (rows of :meth:`step`), as if scored here."""

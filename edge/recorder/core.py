@@ -98,6 +98,12 @@ class FlightRecorder:
         The config YAML to store (default: the spine's config dumped to YAML).
     model:
         The model that made the predictions (name, absolute path, sha256, engine options).
+    cascade:
+        The runner's front ends (``Runner.cascade``), if any: a recording keeps what they made
+        tick by tick, and what they had made and were in when it starts.
+    eye_scalers:
+        The runner's eye baselines by stream (``Runner.eye_scalers``): a recording keeps their
+        samples as they were before its first compared tick.
     wall_clock:
         Seconds since the epoch, for recording names only (tests pass a fake).
     """
@@ -109,6 +115,7 @@ class FlightRecorder:
         *,
         featurizers: Mapping[str, Featurizer] | None = None,
         cascade: Any = None,
+        eye_scalers: Mapping[str, Any] | None = None,
         config_text: str | None = None,
         model: ModelInfo | None = None,
         wall_clock: Callable[[], float] = time.time,
@@ -121,7 +128,8 @@ class FlightRecorder:
         self.config_text = config_text
         self.model = model
         self.wall_clock = wall_clock
-        self.journal = TickJournal(spine, self.featurizers, config.pre_roll, cascade=cascade)
+        self.journal = TickJournal(spine, self.featurizers, config.pre_roll, cascade=cascade,
+                                   eye_scalers=eye_scalers)
         self.hop_ns = spine.hop_ns
         self.taps = self.journal.taps
         self.pre_ns, self.horizon_ns = self.journal.pre_ns, self.journal.horizon_ns
@@ -155,6 +163,7 @@ class FlightRecorder:
         info["options"] = dict(getattr(engine, "options", {}) or {})
         model = ModelInfo.of(runner.card.name, getattr(engine, "model_path", None), info)
         return cls(config, runner.spine, featurizers=runner.featurizers, cascade=runner.cascade,
+                   eye_scalers=runner.eye_scalers,
                    config_text=config_text, model=model, wall_clock=wall_clock)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -321,10 +330,12 @@ class FlightRecorder:
         self._records.append({"type": "recorder", "event": "started", "recording": rec.name, "rule": rule})
         log.info("flight recorder: %s started recording %s", rule, rec.name)
         chunk = self._new_chunk(rec)
+        first_seq = {n: (q[0] if q else next_seq[n]) for n, q in pending.items()}
+        restore = self.journal.restore(ticks, compared_from, first_seq, audio_start)
         for i, t in enumerate(ticks):
             role = "warmup" if i < compared_from else ("pre" if t.now_ns < T else "trigger")
             covered = role != "warmup" and self._covered(t, rec, wrapped_after)
-            self._add_tick(rec, chunk, t, role, covered)
+            self._add_tick(rec, chunk, t, role, covered, restore.get(i))
         self._add_triggers(rec, chunk, T, triggers)
         if self._take_audio(rec, chunk):
             self._step_end(rec, chunk)
@@ -392,8 +403,11 @@ class FlightRecorder:
                     return False
         return True
 
-    def _add_tick(self, rec: _Recording, chunk: _Chunk, t: _Tick, role: str, compare: bool) -> None:
+    def _add_tick(self, rec: _Recording, chunk: _Chunk, t: _Tick, role: str, compare: bool,
+                  restore: dict[str, Any] | None = None) -> None:
         line = {"tick": rec.ticks, "role": role, "compare": compare, **t.line}
+        if restore:  # what a replay sets before this tick (TickJournal.restore)
+            line["restore"] = restore
         chunk.ticks.append(_dumps(line))
         for p in t.predictions:
             chunk.predictions.append(_dumps({"tick": rec.ticks, "now_ns": t.now_ns, "compare": compare, **p}))

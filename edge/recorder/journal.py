@@ -60,6 +60,9 @@ class _Tick:
     line: dict[str, Any]
     predictions: list[dict[str, Any]]
     events: list[dict[str, Any]]
+    #: the front ends' state before the tick (after the one before it): the cascade's and
+    #: each stream's eye baseline samples; empty without front ends
+    before: dict[str, Any] = field(default_factory=dict)
 
 
 def _feed_end(featurizer: Featurizer) -> int | None:
@@ -92,15 +95,21 @@ class TickJournal:
     cascade:
         The runner's front ends (:class:`edge.front.cascade.Cascade`), if any: each tick keeps
         what they made (per frame seq, per audio chunk), which a replay feeds back instead of
-        running them (their tracking state reaches back before any recording).
+        running them (their tracking state reaches back before any recording), and the state
+        they were in before it, from which a replay starts.
+    eye_scalers:
+        The runner's eye baselines by stream (``Runner.eye_scalers``): each tick keeps their
+        samples before it, too.
     """
 
     def __init__(
         self, spine: Spine, featurizers: Mapping[str, Featurizer], pre_roll_s: float,
-        cascade: Any = None,
+        cascade: Any = None, eye_scalers: Mapping[str, Any] | None = None,
     ) -> None:
         self.spine = spine
         self.cascade = cascade
+        self.eye_scalers = {n: s for n, s in (eye_scalers or {}).items() if s is not None}
+        self._state: dict[str, Any] = {}  # the front ends' state after the last tick
         self.featurizers = featurizers
         self.hop_ns = spine.hop_ns
         self.taps: dict[str, _Tap] = {}
@@ -137,10 +146,41 @@ class TickJournal:
     ) -> _Tick:
         """Add one tick to the history (and forget what fell out of the horizon); return it."""
         tick = self._observe(now_ns, windows, predictions, events)
+        tick.before, self._state = self._state, self._front_state()
         self.history.append(tick)
         while self.history and self.history[0].now_ns < now_ns - self.horizon_ns:
             self.history.popleft()
         return tick
+
+    def restore(
+        self, ticks: Sequence[_Tick], compared_from: int, first_seq: Mapping[str, int],
+        first_sample: Mapping[str, int],
+    ) -> dict[int, dict[str, Any]]:
+        """What a replay of ``ticks`` (a recording's, from the history) restores before which of
+        them (by index): before the first, the front ends' results made until then for the
+        recorded frames (from ``first_seq`` per video source) and audio (from ``first_sample``)
+        and their running state; before the first compared one (``compared_from``), the eye
+        baselines' samples (the warm-up ticks' windows reach before the recorded frames, so a
+        replay's own samples there would differ)."""
+        out: dict[int, dict[str, Any]] = {}
+        if not ticks:
+            return out
+        state = ticks[0].before.get("cascade")
+        if state is not None and self.cascade is not None:
+            rows = self.cascade.made_rows(state, dict(first_seq), dict(first_sample))
+            out[0] = {"front": {"state": state, "rows": rows}}
+        eyes = ticks[compared_from].before.get("eyes") if compared_from < len(ticks) else None
+        if eyes:
+            out.setdefault(compared_from, {})["eyes"] = eyes
+        return out
+
+    def _front_state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.cascade is not None:
+            out["cascade"] = self.cascade.state()
+        if self.eye_scalers:
+            out["eyes"] = {n: s.samples() for n, s in self.eye_scalers.items()}
+        return out
 
     def _observe(
         self,

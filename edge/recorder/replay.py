@@ -9,7 +9,11 @@ windows go to the same :class:`~edge.service.run.Runner` (featurizer, batching, 
 :class:`~edge.timebase.clock.FakeClock`, the audio ring is filled as far as the live featurizer fed its
 log-mel cache. Warm-up ticks only rebuild that cache; every other tick's probabilities are
 compared with the recorded ones, and so is its window (chosen frame times, ``n0``, masks), which
-tells an alignment difference from a feature or engine one.
+tells an alignment difference from a feature or engine one. The front ends are not run: each
+tick's recorded results are fed back, and a tick's ``restore`` (from
+:meth:`~edge.recorder.journal.TickJournal.restore`) first sets what the live run had before it:
+the results made earlier for the recorded frames and audio, the face's running state, the eye
+baselines' samples.
 """
 
 from __future__ import annotations
@@ -282,9 +286,12 @@ def replay_recording(
         runner.cascade.replaying = True
 
     def replay_seq(source: str, live_seq: int) -> int | None:
-        """A recorded frame's seq in the replay's ring (its place among the recorded frames)."""
+        """A recorded frame's seq in the replay's ring (its place among the recorded frames);
+        -1 for a frame older than all of them (a stage's result for it is held before them)."""
         seqs = rec.data[source].seq
         k = int(np.searchsorted(seqs, live_seq))
+        if k == 0 and (seqs.size == 0 or live_seq < int(seqs[0])):
+            return -1
         return k if k < seqs.size and int(seqs[k]) == live_seq else None
 
     recorded: dict[tuple[int, str], dict[str, Any]] = {(p["tick"], p["stream"]): p for p in rec.predictions}
@@ -316,6 +323,13 @@ def replay_recording(
             for name, end in tick["audio_end"].items():
                 feeders[name].audio_upto(end)
         clock.set_ns(max(clock.now_ns(), tick["now_ns"]))
+        restore = tick.get("restore") or {}
+        if runner.cascade is not None and "front" in restore:  # where the live run was
+            runner.cascade.restore(restore["front"]["state"], restore["front"]["rows"], replay_seq)
+        for stream, samples in (restore.get("eyes") or {}).items():
+            scaler = runner.eye_scalers.get(stream)
+            if scaler is not None:
+                scaler.restore(samples)
         if runner.cascade is not None:
             runner.cascade.inject(tick.get("front") or {}, replay_seq)
         preds = runner.process(windows)

@@ -35,9 +35,11 @@ log = logging.getLogger("edge.recorder")  # the package's logger, as before the 
 
 #: Version 2: a face row of the front ends may carry the eye measures as a sixth element
 #: (``[eye_spread, eye_dark]``); version 1 recordings read the same without them.
-FORMAT = "edge-recording/2"
+#: Version 3: a tick may carry ``restore``, the front ends' results and state and the eye
+#: baselines' samples a replay starts from; earlier recordings replay without them.
+FORMAT = "edge-recording/3"
 #: What :func:`edge.recorder.replay` reads.
-READS = ("edge-recording/1", FORMAT)
+READS = ("edge-recording/1", "edge-recording/2", FORMAT)
 TMP_PREFIX = ".tmp-"
 MANIFEST = "manifest.json"
 

@@ -1,0 +1,174 @@
+"""A flight recording with front ends starts where the live run was: the results its stages had
+made for the recorded frames before the first recorded tick, their running state, and the eye
+baselines' samples, so that its replay reproduces every prediction bit for bit even when the
+first window reaches back before the first recorded tick (a video-only stream has no log-mel
+warm-up ticks) and the driver's eyes had been scaled for a while."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import edge.front.cascade as cascade_mod
+from edge.front.cascade import Cascade
+from edge.front.config import FrontEndsConfig
+from edge.front.eyebase import EyeBaselineSpec
+from edge.front.features import FACE_NAMES, FrontSpec
+from edge.front.stages import VideoStage
+from edge.recorder.replay import replay_recording
+from edge.runtime.card import TensorInfo
+from edge.timebase.buffers import FrameRing
+from edge.timebase.clock import NS_PER_S
+from edge.train.train import make_card, make_front_card
+from tests.test_recorder import ONE_RULE, config_text, recordings, run_recorded
+from tests.tiny_model import tiny_model
+
+HOP_NS = NS_PER_S // 4
+AT = {n: i for i, n in enumerate(FACE_NAMES)}
+
+
+@dataclass(frozen=True)
+class Face:
+    present: bool
+    values: tuple[float, ...]
+
+    def vector(self) -> np.ndarray:
+        return np.array(self.values, np.float32)
+
+
+class Narrowing:
+    """A face stage with history: a face on 8 frames of 12, its eyes a little narrower frame by
+    frame (0.30 down to 0.16, then again): what it says depends on all it saw before."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def process(self, frame_bgr: np.ndarray) -> Face:
+        self.n += 1
+        v = np.zeros(len(FACE_NAMES), np.float32)
+        present = (self.n // 4) % 3 != 2
+        if present:
+            v[AT["present"]], v[AT["face_size"]] = 1.0, 0.3
+            v[AT["eye_open_left"]] = v[AT["eye_open_right"]] = 0.30 - 0.01 * (self.n % 15)
+        return Face(present, tuple(float(x) for x in v))
+
+
+@pytest.fixture
+def narrowing_faces(monkeypatch: pytest.MonkeyPatch) -> list[Narrowing]:
+    made: list[Narrowing] = []
+
+    def fake_build(config: FrontEndsConfig, video: dict[str, FrameRing], audio: object,
+                   hop_ns: int, clock: object) -> Cascade:
+        c = Cascade(config, hop_ns)
+        for name, ring in video.items():
+            made.append(Narrowing())
+            c.face[name] = VideoStage("face", made[-1], ring, None, lambda: 0)
+        return c
+
+    monkeypatch.setattr(cascade_mod, "build_cascade", fake_build)
+    return made
+
+
+def without_restore(recording: Path) -> None:
+    """The recording as the previous format kept it: no ``restore`` on any tick."""
+    path = recording / "ticks.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    assert any("restore" in t for t in lines)
+    path.write_text("".join(json.dumps({k: v for k, v in t.items() if k != "restore"}) + "\n"
+                            for t in lines))
+
+
+def video_only(text: str) -> str:
+    assert "cabin: {video: sim, audio: sim}" in text
+    return text.replace("cabin: {video: sim, audio: sim}", "cabin: {video: sim}")
+
+
+def test_a_video_only_recording_replays_its_first_windows_with_the_results_made_before_it(
+    tmp_path: Path, narrowing_faces: list[Narrowing]
+) -> None:
+    model = tiny_model(tmp_path, make_card("driver", "tiny"))
+    text = video_only(config_text(model, ONE_RULE)) + "front_ends: {face: {mask_absent: true}}\n"
+    run = run_recorded(model, tmp_path / "rec", text=text, pre_roll=1.5, post_roll=1.0)
+    assert run.starts == [("held", 104_500_000_000)]
+    masked = [p.video_valid for p in run.preds]
+    assert 0.0 < min(masked) and max(masked) < 1.0  # the absent faces were masked
+    [d] = recordings(tmp_path / "rec")
+    ticks = [json.loads(x) for x in (d / "ticks.jsonl").read_text().splitlines()]
+    assert ticks[0]["role"] == "pre"  # no audio: no warm-up, the first window reaches before it
+    rows = ticks[0]["restore"]["front"]["rows"]["face:sim"]
+    assert len(rows) >= 15  # the 2 s window's frames, made in the ticks before the recording
+
+    result = replay_recording(d)
+    assert result.identical, [c for c in result.comparisons if c.max_abs_diff or not c.aligned]
+    assert len(narrowing_faces) == 2 and narrowing_faces[1].n == 0  # the replay ran no stage
+
+    without_restore(d)  # what replays gave before: the first windows' frames had no results
+    old = replay_recording(d, verify=False)
+    assert not old.identical
+    assert not old.comparisons[0].aligned and old.comparisons[-1].max_abs_diff == 0.0
+
+
+def test_a_replay_scales_the_eyes_as_the_live_run_had_them_scaled(
+    tmp_path: Path, narrowing_faces: list[Narrowing]
+) -> None:
+    features = ("face.present", "face.eye_open_left", "face.eye_open_right", "face.yaw")
+    # A baseline of the last 6 windows' samples, brought up to 0.40: the scale moves window by
+    # window, so a replay that starts with none scales its first windows otherwise.
+    spec = FrontSpec(features, EyeBaselineSpec(nominal=0.40, max_scale=2.0, samples=6,
+                                               min_samples=3, first_samples=1))
+    card = make_front_card("driver", "tinyfront")
+    card.front = spec.to_dict()
+    card.inputs["front"] = TensorInfo(shape=["B", 8, len(features)], description="front")
+    model = tiny_model(tmp_path, card, name="tinyfront")
+    late = "    - {name: held, duration: {class: eyes_closed, at_least: 6.0}}\n"
+    text = config_text(model, late) + "front_ends: {face: {}}\n"
+    run = run_recorded(model, tmp_path / "rec", text=text, pre_roll=1.5, post_roll=1.0)
+    assert run.starts == [("held", 106_500_000_000)]  # more windows before than warm-up ticks
+    scaler = run.runner.eye_scalers["cabin"]
+    assert scaler is not None and scaler.scale > 1.0
+    [d] = recordings(tmp_path / "rec")
+    ticks = [json.loads(x) for x in (d / "ticks.jsonl").read_text().splitlines()]
+    first = next(t for t in ticks if t["compare"])
+    assert first["role"] == "pre" and len(first["restore"]["eyes"]["cabin"]) == 6
+
+    result = replay_recording(d)
+    assert result.identical, [c for c in result.comparisons if c.max_abs_diff or not c.aligned]
+
+    without_restore(d)
+    old = replay_recording(d, verify=False)
+    assert not old.identical and old.comparisons[0].max_abs_diff > 0.0
+
+
+def test_restore_rows_hold_the_newest_result_before_the_recorded_frames(tmp_path: Path) -> None:
+    """A frame the stage skipped for its rate reads the newest result at or before it: the one
+    of a frame older than every recorded frame is held at seq -1 of the replay's ring."""
+    ring = FrameRing(32, (4, 4, 3), np.uint8)
+    c = Cascade(FrontEndsConfig.model_validate({"face": {}}), HOP_NS)
+    stage = Narrowing()
+    c.face["cam"] = VideoStage("face", stage, ring, 5.0, lambda: 0)  # 5 a second of 15 fps
+    for k in range(12):
+        ring.write(np.zeros((4, 4, 3), np.uint8), k * NS_PER_S // 15)
+    c.step()
+    state = c.state()
+    assert state["made"]["face:cam"] == 9  # frames 0, 3, 6, 9 processed
+    rows = c.made_rows(state, {"cam": 7}, {})["face:cam"]
+    assert [r[0] for r in rows] == [6, 9]  # the one before frame 7, then from 7 on
+
+    replay = Cascade(FrontEndsConfig.model_validate({"face": {}}), HOP_NS)
+    rring = FrameRing(32, (4, 4, 3), np.uint8)
+    replay.face["cam"] = VideoStage("face", Narrowing(), rring, None, lambda: 0)
+    live_seqs = [7, 8, 9, 10, 11]
+
+    def seq_of(src: str, live: int) -> int | None:
+        return -1 if live < live_seqs[0] else (live_seqs.index(live) if live in live_seqs else None)
+
+    replay.restore(state, {"face:cam": rows}, seq_of)
+    res = replay.face["cam"].results
+    got: Any = res.at(0)  # live frame 7 was skipped: it read frame 6's result
+    assert got is not None and got[0] == -1 and got[1] == 6 * NS_PER_S // 15
+    assert res.at(1) == res.at(0) and res.at(2) is not None and res.at(2)[0] == 2
