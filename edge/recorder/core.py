@@ -355,8 +355,10 @@ class FlightRecorder:
             src = self.spine.config.streams[stream].audio
             if src is not None and src in self.taps and self.taps[src].audio is not None:
                 by_source.setdefault(src, []).append(stream)
-        if not by_source:
-            return compared_from, {}, not any(t.audio is not None for t in self.taps.values())
+        if not by_source:  # exact unless a stream hears audio that no featurizer fed
+            heard = [sc.audio for sc in self.spine.config.streams.values() if sc.audio]
+            return compared_from, {}, not any(
+                n in self.taps and self.taps[n].audio is not None for n in heard)
         for i in range(compared_from, -1, -1):
             starts = self._feed_starts(ticks[i], by_source, need_n0)
             if starts is not None:
