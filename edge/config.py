@@ -369,10 +369,12 @@ def read_text(path: str | Path, what: str) -> str:
         raise ConfigError(f"{p}: cannot read {what}: {exc}") from None
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, text: str | None = None) -> Config:
     """Read and validate a config file; its file paths come back resolved and confined to
-    ``paths.roots`` (:mod:`edge.paths`)."""
-    text = read_text(path, "config")
+    ``paths.roots`` (:mod:`edge.paths`). ``text``: the file's text, already read (what a
+    flight recording keeps is then exactly what was loaded)."""
+    if text is None:
+        text = read_text(path, "config")
     config = parse_config(text, str(path))
     root = yaml.compose(text)  # parsed once already: only for the line numbers of path errors
     return confine(config, path, lambda key: line_of(root, tuple(key.split("."))))

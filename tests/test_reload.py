@@ -208,3 +208,34 @@ def test_a_reload_removing_a_rule_the_running_recorder_names_is_rejected(tmp_pat
         runner.prepare_reload(renamed)
     assert runner.prepare_reload(load_config(write(tmp_path / "run.yaml", tmp_path / "a.jsonl",
                                                    ALWAYS))).decisions is None  # unchanged
+
+
+def test_recordings_after_a_reload_keep_the_config_that_runs(
+    tmp_path: Path, running: tuple[Path, Runner, SinkSet], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A recording keeps its config so that it can be read and replayed: after a reload that
+    is the reloaded file when all of it applied, and the running config written out when a
+    section of the file needs a restart (that section as started)."""
+    from edge.config import parse_config
+    from edge.recorder.core import FlightRecorder
+
+    cfg, runner, sinks = running
+    started = cfg.read_text()
+    recorder = FlightRecorder.for_runner(RecorderConfig(out_dir=str(tmp_path / "rec")), runner,
+                                         config_text=started)
+    write(cfg, tmp_path / "a.jsonl", ALWAYS)
+    reload_config(str(cfg), runner, Notifier(), sinks, recorder)
+    assert recorder.config_text == cfg.read_text() != started  # the new rule is in it
+
+    hop = runner.config.window.hop
+    cfg.write_text(cfg.read_text().replace(f"hop: {hop}", f"hop: {hop * 2}"))
+    assert f"hop: {hop * 2}" in cfg.read_text()
+    reload_config(str(cfg), runner, Notifier(), sinks, recorder)
+    assert "need a restart: window" in capsys.readouterr().err
+    text = recorder.config_text
+    assert text.startswith(f"# {cfg} was reloaded, but these sections of it need a restart: "
+                           "window.")
+    kept = parse_config(text)
+    assert kept.window.hop == hop and [r.name for r in kept.decisions.rules][-1] == "always"
+    assert kept.model_dump() == runner.config.model_dump()  # exactly what runs
+    sinks.stop(2.0)

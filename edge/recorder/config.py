@@ -2,7 +2,8 @@
 
 :class:`RecorderConfig` is the ``recorder:`` section of a config; :mod:`edge.recorder.checks`
 checks it against a running spine (the rules it names, and whether the rings hold ``pre_roll``
-plus one window). The manifest helpers describe a recording's inputs: :class:`ModelInfo` (the
+plus one window); :func:`reloaded_text` is the config text recordings keep after a reload. The
+manifest helpers describe a recording's inputs: :class:`ModelInfo` (the
 model and its card, with their hashes) and :func:`fit_of` (a clock model's fit now, as the
 manifest stores it).
 
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:
+    from edge.config import Config
     from edge.timebase.clock import ClockModel
 
 
@@ -112,3 +114,17 @@ def fit_of(clock: ClockModel | None) -> list[float] | None:
     JSON keeps it), or None when it is not ready."""
     fit = None if clock is None else clock.params()
     return None if fit is None else list(fit)
+
+
+def reloaded_text(path: str, text: str, restart: list[str], running: Config) -> str:
+    """The config a recording keeps after a reload of ``path`` (whose text was ``text``): that
+    text when all of it applied; else the running config written out (``restart``'s sections
+    as they were started, the rest as reloaded), under a comment that says so."""
+    if not restart:
+        return text
+    import yaml
+
+    head = (f"# {path} was reloaded, but these sections of it need a restart: "
+            f"{', '.join(restart)}. This is the config that ran, written out (those sections "
+            "as started).\n")
+    return head + yaml.safe_dump(running.model_dump(mode="json", by_alias=True), sort_keys=False)

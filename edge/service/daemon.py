@@ -201,13 +201,14 @@ def run_service(
     import threading
 
     from edge.timebase.clock import MonotonicClock
-    from edge.config import load_config
+    from edge.config import load_config, read_text
     from edge.service.systemd import Notifier
     from edge.status.view import LiveView
 
     if stdout is None:
         stdout = sys.stdout
-    cfg = load_config(config_path)
+    config_text = read_text(config_path, "config")  # read once: a recording keeps this text
+    cfg = load_config(config_path, config_text)
     clock = MonotonicClock()
     runner = Runner(cfg, clock)
     runner.engine.warmup()
@@ -235,16 +236,12 @@ def run_service(
         thresholds = {c.name: c.threshold for c in runner.card.classes}
         view = LiveView(runner.spine, thresholds) if live_view else None
         if cfg.recorder is not None and cfg.recorder.enabled:
-            from pathlib import Path
-
             from edge.recorder.checks import check_recorder
             from edge.recorder.core import FlightRecorder
 
             rc = cfg.recorder  # out_dir already resolved and confined by load_config
             check_recorder(rc, runner.spine)
-            recorder = FlightRecorder.for_runner(
-                rc, runner, config_text=Path(config_path).read_text()
-            )
+            recorder = FlightRecorder.for_runner(rc, runner, config_text=config_text)
             recorder.start()
         if cfg.sinks:
             from edge.sinks.sinkset import SinkSet
@@ -279,7 +276,7 @@ def run_service(
             assert notifier is not None
             if reload.is_set():  # between ticks: the loop thread applies it, capture runs on
                 reload.clear()
-                reload_config(config_path, runner, notifier, sinks)
+                reload_config(config_path, runner, notifier, sinks, recorder)
             service.on_windows(windows)
             notifier.tick(clock.now_ns(), runner.spine.ticks)  # only while ticks advance
 
@@ -334,20 +331,24 @@ def _say_unheard(runner: Any) -> None:
         print(f"edge run: {line}", file=sys.stderr)
 
 
-def reload_config(path: str, runner: Any, notifier: Any, sinks: Any) -> None:
+def reload_config(path: str, runner: Any, notifier: Any, sinks: Any,
+                  recorder: Any = None) -> None:
     """SIGHUP: re-read the config; apply decisions, health and sinks, keep the old on any error.
 
     Two steps: everything is checked and built first (the config, the new sinks, the new
     deciders) without touching what runs; only when all of it succeeded is it switched to.
-    A rejected reload changes nothing.
+    A rejected reload changes nothing. Recordings started after it keep the config that runs
+    (:func:`~edge.recorder.config.reloaded_text`).
     """
-    from edge.config import load_config
+    from edge.config import load_config, read_text
+    from edge.recorder.config import reloaded_text
 
     log = logging.getLogger("edge.reload")
     notifier.send("RELOADING=1")
     try:
         try:
-            cfg = load_config(path)
+            text = read_text(path, "config")
+            cfg = load_config(path, text)
             sink_plan = sinks.prepare(cfg.sinks) if sinks is not None else None
             runner_plan = runner.prepare_reload(cfg)
         except EdgeError as exc:
@@ -355,6 +356,8 @@ def reload_config(path: str, runner: Any, notifier: Any, sinks: Any) -> None:
             print(f"edge run: reload rejected, the running config stays: {exc}", file=sys.stderr)
             return
         restart = runner.apply_reload(runner_plan)
+        if recorder is not None:
+            recorder.config_text = reloaded_text(path, text, restart, runner.config)
         if sinks is not None:
             sinks.apply(sink_plan, 1.5)  # unchanged sinks keep running with their queues
             sinks.announce(*runner.output_names())  # a rule added is in Home Assistant at once
