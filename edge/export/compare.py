@@ -17,7 +17,7 @@ import numpy as np
 
 from edge.export.calib import load_calibration
 from edge.runtime.card import card_path_for, load_card
-from edge.export.gate import against_fp32, class_f1
+from edge.export.gate import against_fp32, compare_logits
 from edge.runtime.base import Engine, load_engine
 from edge.train.data import WindowSet
 
@@ -53,22 +53,22 @@ def compare(a: str | Path, b: str | Path, data: str | Path, part: str = "check",
     lb, tb = run_engine(eb, ws)
     th = np.array([c.threshold for c in ea.card.classes], np.float32)
     pa, pb = 1 / (1 + np.exp(-la)), 1 / (1 + np.exp(-lb))
-    diff = np.abs(la - lb)
-    classes = ea.card.class_names
+    scores = compare_logits(ea.card, ws.labels if cs.labelled else None, la, lb)
     report: dict[str, Any] = {
         "a": str(a),
         "b": str(b),
         "data": str(data),
         "part": part,
         "windows": len(ws),
-        "max_abs_logit_diff": float(diff.max()),
-        "mean_abs_logit_diff": float(diff.mean()),
+        "max_abs_logit_diff": scores.max_abs_logit_diff,
+        "mean_abs_logit_diff": scores.mean_abs_logit_diff,
         "top_class_agreement": float((la.argmax(1) == lb.argmax(1)).mean()),
-        "decision_agreement": {c: float(((pa >= th) == (pb >= th))[:, k].mean()) for k, c in enumerate(classes)},
+        "decision_agreement": {c: float(((pa >= th) == (pb >= th))[:, k].mean())
+                               for k, c in enumerate(ea.card.class_names)},
         "ms_per_window": {"a": 1e3 * ta, "b": 1e3 * tb},
     }
     if cs.labelled:
-        report["f1"] = {"a": class_f1(pa, ws.labels, th, classes), "b": class_f1(pb, ws.labels, th, classes)}
+        report["f1"] = {"a": scores.fp32_f1, "b": scores.int8_f1}
     else:  # as edge build's gate scores unlabelled windows
         g = against_fp32(ea.card, la, lb)
         report["against_a"] = {"clear_decisions": g.clear_decisions, "changed": len(g.flipped),
