@@ -136,3 +136,34 @@ def test_a_front_model_calibrates_from_a_live_camera_and_int8_makes_fp32s_decisi
     assert int8["decision_agreement"] >= 0.98, int8  # borderline decisions included
     assert int8["max_abs_logit_diff"] < 1.0, int8  # 0.31-0.66 over eight builds
     assert (tmp_path / "driver-front.int8.onnx").is_file()
+
+
+@pytest.mark.skipif(not CLIP.is_file(), reason=f"needs {CLIP}")
+@pytest.mark.skipif(not (ROOT / "engines/front/face_detector.onnx").is_file(),
+                    reason="needs the front ends (edge front-ends import)")
+def test_a_recording_of_a_live_run_with_front_end_workers_replays_identical(tmp_path: Path) -> None:
+    """``edge run`` with the face, hand and VAD stages in their threads records an event; the
+    recording starts with what the stages had made and the eye baseline's samples, and
+    ``edge replay`` reproduces every prediction from it bit for bit."""
+    cfg = clip_camera_config(tmp_path, ROOT / "engines/driver-front.int8.onnx", workers=True)
+    out = tmp_path / "rec"
+    text = cfg.read_text().replace("sample_rate: 16000}", "sample_rate: 16000, buffer_seconds: 8}")
+    cfg.write_text(text + f"""
+decisions:
+  defaults: {{tau: 0.0, on_threshold: 0.000001, off_threshold: 0.0}}
+  rules:
+    - {{name: held, any_of: [{{class: eyes_closed, at_least: 4.0}}, {{class: talking, at_least: 4.0}}]}}
+recorder: {{out_dir: "{out}", pre_roll: 2.0, post_roll: 1.0}}
+""")
+    proc = edge("run", "--config", str(cfg), "--duration", "9", "--jsonl", str(tmp_path / "p.jsonl"),
+                "--no-view")
+    assert proc.returncode == 0, proc.stderr
+    [d] = [p for p in out.iterdir() if not p.name.startswith(".")]
+    ticks = [json.loads(x) for x in (d / "ticks.jsonl").read_text().splitlines()]
+    first = next(t for t in ticks if t["compare"])
+    assert first["restore"]["eyes"]["cabin"]  # the baseline had samples when it started
+    assert ticks[0]["restore"]["front"]["rows"]["face:cam"]
+    replayed = edge("replay", str(d), "--json")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    result = json.loads(replayed.stdout)
+    assert result["identical"] and result["compared"] >= 8

@@ -330,12 +330,15 @@ class FlightRecorder:
         self._records.append({"type": "recorder", "event": "started", "recording": rec.name, "rule": rule})
         log.info("flight recorder: %s started recording %s", rule, rec.name)
         chunk = self._new_chunk(rec)
+        roles = ["warmup" if i < compared_from else ("pre" if t.now_ns < T else "trigger")
+                 for i, t in enumerate(ticks)]
+        covered = [r != "warmup" and self._covered(t, rec, wrapped_after)
+                   for r, t in zip(roles, ticks)]
         first_seq = {n: (q[0] if q else next_seq[n]) for n, q in pending.items()}
-        restore = self.journal.restore(ticks, compared_from, first_seq, audio_start)
-        for i, t in enumerate(ticks):
-            role = "warmup" if i < compared_from else ("pre" if t.now_ns < T else "trigger")
-            covered = role != "warmup" and self._covered(t, rec, wrapped_after)
-            self._add_tick(rec, chunk, t, role, covered, restore.get(i))
+        restore = self.journal.restore(ticks, covered.index(True) if any(covered) else len(ticks),
+                                       first_seq, audio_start)
+        for t, role, compare, more in zip(ticks, roles, covered, map(restore.get, range(len(ticks)))):
+            self._add_tick(rec, chunk, t, role, compare, more)
         self._add_triggers(rec, chunk, T, triggers)
         if self._take_audio(rec, chunk):
             self._step_end(rec, chunk)

@@ -160,8 +160,8 @@ class TickJournal:
         them (by index): before the first, the front ends' results made until then for the
         recorded frames (from ``first_seq`` per video source) and audio (from ``first_sample``)
         and their running state; before the first compared one (``compared_from``), the eye
-        baselines' samples (the warm-up ticks' windows reach before the recorded frames, so a
-        replay's own samples there would differ)."""
+        baselines' samples (the windows of the ticks before it reach before the recorded data,
+        so a replay's own samples there would differ)."""
         out: dict[int, dict[str, Any]] = {}
         if not ticks:
             return out
