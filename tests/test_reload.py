@@ -239,3 +239,25 @@ def test_recordings_after_a_reload_keep_the_config_that_runs(
     assert kept.window.hop == hop and [r.name for r in kept.decisions.rules][-1] == "always"
     assert kept.model_dump() == runner.config.model_dump()  # exactly what runs
     sinks.stop(2.0)
+
+
+def test_sinks_a_reload_adds_where_none_ran_are_not_in_the_recordings_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They start with the next restart, so the config a recording keeps has none."""
+    from edge.config import parse_config
+    from edge.recorder.core import FlightRecorder
+
+    cfg = tmp_path / "run.yaml"
+    demo = demo_config().replace("roots: [..]", f"roots: [{ROOT}, {tmp_path}]")
+    cfg.write_text(demo)
+    runner = Runner(load_config(cfg), FakeClock(1_000 * NS_PER_S))
+    recorder = FlightRecorder.for_runner(RecorderConfig(out_dir=str(tmp_path / "rec")), runner,
+                                         config_text=demo)
+    write(cfg, tmp_path / "a.jsonl", ALWAYS)
+    reload_config(str(cfg), runner, Notifier(), None, recorder)
+    assert "need a restart: sinks" in capsys.readouterr().err
+    assert recorder.config_text.startswith(f"# {cfg} was reloaded, but these sections of it "
+                                           "need a restart: sinks.")
+    kept = parse_config(recorder.config_text)
+    assert kept.sinks == {} and [r.name for r in kept.decisions.rules][-1] == "always"

@@ -173,3 +173,19 @@ def test_restore_rows_hold_the_newest_result_before_the_recorded_frames(tmp_path
     got: Any = res.at(0)  # live frame 7 was skipped: it read frame 6's result
     assert got is not None and got[0] == -1 and got[1] == 6 * NS_PER_S // 15
     assert res.at(1) == res.at(0) and res.at(2) is not None and res.at(2)[0] == 2
+
+
+def test_vad_rows_are_the_chunks_scored_in_a_span_and_no_empty_slot() -> None:
+    from edge.front.stages import AudioVad
+    from edge.timebase.buffers import SampleRing
+    from tests.test_cascade import FakeVad
+
+    ring = SampleRing(16000 * 2)
+    v = AudioVad(FakeVad(), ring, threshold=0.5, neg_threshold=0.35, clock=lambda: 0)
+    for k, p in enumerate([0.1, 0.6, 0.4]):
+        ring.write(np.full((512, 1), p, np.float32), k * 512)
+        v.step()
+    assert v.fed == 3 * 512
+    rows = v.rows(-512, v.fed)  # a recording from sample 0: the chunk before it is no chunk
+    assert [r[0] for r in rows] == [0, 512, 1024] and [r[2] for r in rows] == [False, True, True]
+    assert rows[1][1] == pytest.approx(0.6) and v.rows(600, 1100) == [rows[2]]

@@ -273,7 +273,7 @@ class Cascade:
             if made is None or src not in first_seq:
                 continue
             lo = first_seq[src]
-            held = st.results.at(lo - 1)
+            held = st.results.at(min(lo - 1, int(made)))
             got = ([] if held is None else [held]) + st.results.between(lo, int(made))
             out[key] = [[s, t, *_stored(r)] for s, t, r in got]
         for src, v in self.vad.items():
@@ -358,7 +358,8 @@ class Cascade:
             if valid.size:
                 newest = int(valid.max())
                 t_new = int(w.video_t_ns[seqs == newest][0])
-                hop = [r for _, t, r in st.results.between(0, st.capped(newest))
+                # from -1: a replay holds the newest result before its recorded frames there
+                hop = [r for _, t, r in st.results.between(-1, st.capped(newest))
                        if t > t_new - self.hop_ns]
                 latest = st.results.at(st.capped(newest))
                 if not hop and latest is not None:  # nothing processed in this hop: hold

@@ -291,7 +291,7 @@ class AudioVad:
     def rows(self, first: int, end: int) -> list[list[Any]]:
         """The chunks kept that start in samples ``[first, end)``, oldest first, as rows of
         :meth:`step`."""
-        keep = (self._start >= first) & (self._start < end)
+        keep = (self._start >= max(0, first)) & (self._start < end)  # -1: an empty slot
         order = np.argsort(self._start[keep], kind="stable")
         starts, probs, flags = (a[keep][order] for a in (self._start, self._prob, self._flag))
         return [[int(s), None if np.isnan(p) else float(p), bool(f)]

@@ -356,13 +356,16 @@ def reload_config(path: str, runner: Any, notifier: Any, sinks: Any,
             print(f"edge run: reload rejected, the running config stays: {exc}", file=sys.stderr)
             return
         restart = runner.apply_reload(runner_plan)
-        if recorder is not None:
-            recorder.config_text = reloaded_text(path, text, restart, runner.config)
         if sinks is not None:
             sinks.apply(sink_plan, 1.5)  # unchanged sinks keep running with their queues
             sinks.announce(*runner.output_names())  # a rule added is in Home Assistant at once
-        elif cfg.sinks:
-            log.warning("sinks added to %s: they start with the next restart", path)
+        elif cfg.sinks:  # none ran: they start with the next restart
+            restart.append("sinks")
+        if recorder is not None:
+            running = runner.config
+            if sinks is None and cfg.sinks:
+                running = running.model_copy(update={"sinks": {}})
+            recorder.config_text = reloaded_text(path, text, restart, running)
         note = f"; changed but need a restart: {', '.join(restart)}" if restart else ""
         log.warning("reloaded decisions, health and sinks from %s%s", path, note)
         print(f"edge run: reloaded decisions, health and sinks from {path}{note}", file=sys.stderr)
