@@ -81,6 +81,10 @@ def without_restore(recording: Path) -> None:
     assert any("restore" in t for t in lines)
     path.write_text("".join(json.dumps({k: v for k, v in t.items() if k != "restore"}) + "\n"
                             for t in lines))
+    manifest = json.loads((recording / "manifest.json").read_text())
+    assert manifest["format"] == "edge-recording/3"
+    manifest["format"] = "edge-recording/2"
+    (recording / "manifest.json").write_text(json.dumps(manifest))
 
 
 def video_only(text: str) -> str:
@@ -112,6 +116,7 @@ def test_a_video_only_recording_replays_its_first_windows_with_the_results_made_
     old = replay_recording(d, verify=False)
     assert not old.identical
     assert not old.comparisons[0].aligned and old.comparisons[-1].max_abs_diff == 0.0
+    assert any("recorded as edge-recording/2: without the front ends'" in n for n in old.notes)
 
 
 def test_a_replay_scales_the_eyes_as_the_live_run_had_them_scaled(

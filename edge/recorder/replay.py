@@ -352,6 +352,9 @@ def replay_recording(
             )
             comparisons.append(TickComparison(tick["tick"], tick["now_ns"], p.stream, diff, mismatches))
     notes = list(m.get("notes", []))
+    if runner.cascade is not None and m.get("format") != FORMAT:
+        notes.append(f"recorded as {m.get('format')}: without the front ends' results and state "
+                     "from before its first tick, so its first windows can differ")
     if inexact:
         notes.append(f"{inexact} window(s): the newest frame at the cut was inferred, not pinned "
                      "down (the clock fit changed between the cut and the recorder's look)")
