@@ -51,6 +51,34 @@ def demo_config(loop: bool = True) -> str:
     return demo if loop else demo.replace("loop: true", "loop: false")
 
 
+#: A rule for ``decisions.rules``, on while any driver class is (the demo starts with talking).
+ALWAYS_RULE = """    - name: always
+      any_of:
+        - {class: talking, at_least: 0.0}
+        - {class: yawning, at_least: 0.0}
+        - {class: eyes_closed, at_least: 0.0}
+        - {class: distracted, at_least: 0.0}
+        - {class: phone, at_least: 0.0}
+"""
+
+
+def demo_daemon(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, Path, str]:
+    """``edge run`` on the demo config written to ``tmp_path/run.yaml`` (its files may lie in
+    ``tmp_path`` too), in a process of its own: the process, the config file, the JSONL file
+    its records go to, and the config's text (stderr piped)."""
+    import sys
+
+    demo = demo_config().replace("roots: [..]", f"roots: [{ROOT}, {tmp_path}]")
+    cfg, out = tmp_path / "run.yaml", tmp_path / "out.jsonl"
+    cfg.write_text(demo)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "run", "--config", str(cfg), "--no-view",
+         "--jsonl", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, cfg, out, demo
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """The records of a JSON-lines file, one per line."""
     return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines()]

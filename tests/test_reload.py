@@ -11,6 +11,7 @@ from edge.timebase.clock import NS_PER_S, FakeClock
 from edge.config import load_config
 from edge.errors import ConfigError
 from edge.recorder.config import RecorderConfig
+from edge.recorder.handover import RecorderSlot
 from edge.service.run import Runner
 from edge.service.daemon import reload_config
 from edge.sinks.sinkset import SinkSet
@@ -224,13 +225,13 @@ def test_recordings_after_a_reload_keep_the_config_that_runs(
     recorder = FlightRecorder.for_runner(RecorderConfig(out_dir=str(tmp_path / "rec")), runner,
                                          config_text=started)
     write(cfg, tmp_path / "a.jsonl", ALWAYS)
-    reload_config(str(cfg), runner, Notifier(), sinks, recorder)
+    reload_config(str(cfg), runner, Notifier(), sinks, RecorderSlot(recorder))
     assert recorder.config_text == cfg.read_text() != started  # the new rule is in it
 
     hop = runner.config.window.hop
     cfg.write_text(cfg.read_text().replace(f"hop: {hop}", f"hop: {hop * 2}"))
     assert f"hop: {hop * 2}" in cfg.read_text()
-    reload_config(str(cfg), runner, Notifier(), sinks, recorder)
+    reload_config(str(cfg), runner, Notifier(), sinks, RecorderSlot(recorder))
     assert "need a restart: window" in capsys.readouterr().err
     text = recorder.config_text
     assert text.startswith(f"# {cfg} was reloaded, but these sections of it need a restart: "
@@ -255,7 +256,7 @@ def test_sinks_a_reload_adds_where_none_ran_are_not_in_the_recordings_config(
     recorder = FlightRecorder.for_runner(RecorderConfig(out_dir=str(tmp_path / "rec")), runner,
                                          config_text=demo)
     write(cfg, tmp_path / "a.jsonl", ALWAYS)
-    reload_config(str(cfg), runner, Notifier(), None, recorder)
+    reload_config(str(cfg), runner, Notifier(), None, RecorderSlot(recorder))
     assert "need a restart: sinks" in capsys.readouterr().err
     assert recorder.config_text.startswith(f"# {cfg} was reloaded, but these sections of it "
                                            "need a restart: sinks.")

@@ -15,7 +15,7 @@ import pytest
 
 from edge.timebase.clock import NS_PER_S
 from edge.service.systemd import Notifier, unit_text
-from tests.conftest import demo_config, read_jsonl, wait_for
+from tests.conftest import ALWAYS_RULE, demo_daemon, read_jsonl, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,15 +102,7 @@ def test_install_service_prints_a_hardened_notify_unit() -> None:
 
 
 def test_sighup_reloads_rules_without_stopping_capture_and_rejects_a_bad_config(tmp_path: Path) -> None:
-    demo = demo_config().replace("roots: [..]", f"roots: [{ROOT}]")
-    cfg = tmp_path / "run.yaml"
-    cfg.write_text(demo)
-    out = tmp_path / "out.jsonl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "run", "--config", str(cfg), "--no-view",
-         "--jsonl", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, cfg, out, demo = demo_daemon(tmp_path)
 
     def records() -> list[dict[str, object]]:
         return read_jsonl(out) if out.exists() else []
@@ -118,14 +110,7 @@ def test_sighup_reloads_rules_without_stopping_capture_and_rejects_a_bad_config(
     try:
         assert wait_for(lambda: len(records()) >= 4, 20.0)
         # a new rule that holds while any class is on (the demo starts with talking)
-        cfg.write_text(demo + """    - name: always
-      any_of:
-        - {class: talking, at_least: 0.0}
-        - {class: yawning, at_least: 0.0}
-        - {class: eyes_closed, at_least: 0.0}
-        - {class: distracted, at_least: 0.0}
-        - {class: phone, at_least: 0.0}
-""")
+        cfg.write_text(demo + ALWAYS_RULE)
         n_before = len(records())
         proc.send_signal(signal.SIGHUP)
         assert wait_for(

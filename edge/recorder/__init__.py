@@ -11,6 +11,8 @@ written as one directory that ``edge replay`` (:mod:`edge.recorder.replay`) re-r
   ticks (no pixels) a recording starts from;
 * :mod:`edge.recorder.core`: :class:`~edge.recorder.core.FlightRecorder`, called once per tick,
   which decides what to record and copies it from the rings;
+* :mod:`edge.recorder.handover`: :class:`~edge.recorder.handover.RecorderSlot`, the daemon's
+  recorder, replaced on a reload without cutting a recording;
 * :mod:`edge.recorder.replay`: ``edge replay``, a recording re-run through the serving code.
 
 The package itself imports nothing: ``edge.config`` reads ``RecorderConfig`` from

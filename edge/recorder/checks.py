@@ -35,7 +35,7 @@ def check_recorder(config: RecorderConfig, spine: Spine) -> None:
 
 def rule_problems(config: RecorderConfig, decisions: DecisionsConfig | None) -> list[str]:
     """What keeps an enabled recorder's rules from triggering under ``decisions`` (also
-    checked on a reload, which cannot change the recorder: a rule it names must stay)."""
+    checked on a reload: the recorder that will run against the decisions that will)."""
     if not config.enabled:
         return []
     problems = []

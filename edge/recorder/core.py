@@ -145,6 +145,7 @@ class FlightRecorder:
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=config.queue_chunks)
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._sentinel = False  # the writer was told to end (after what it has queued)
         self.tick_ms_last = 0.0
         self.tick_ms_max = 0.0
 
@@ -200,9 +201,40 @@ class FlightRecorder:
         if self._thread is not None:
             try:
                 self._jobs.put(None, timeout=max(0.0, deadline - time.monotonic()))
+                self._sentinel = True
             except queue.Full:
-                log.warning("flight recorder: writer still busy at shutdown; leaving it")
+                if timeout_s > 0:
+                    log.warning("flight recorder: writer still busy at shutdown; leaving it")
             self._thread.join(max(0.0, deadline - time.monotonic()))
+        return self._drain()
+
+    @property
+    def recording(self) -> bool:
+        """Whether a recording is in progress."""
+        return self._rec is not None
+
+    def observe(self, now_ns: int, windows: Sequence[Window], predictions: Sequence[Prediction],
+                events: Sequence[tuple[str, Event]]) -> None:
+        """Keep the tick in the history without recording anything (a recorder waiting to take
+        over from another has its pre-roll when it does)."""
+        if self.config.enabled and not self._closed:
+            self.journal.record(now_ns, windows, predictions, events)
+
+    def writer_done(self) -> bool:
+        """After :meth:`close`: whether the writer has ended, having written all it was given
+        (telling it to end again where its queue was full)."""
+        if self._thread is None or not self._thread.is_alive():
+            return True
+        if not self._sentinel:
+            try:
+                self._jobs.put_nowait(None)
+                self._sentinel = True
+            except queue.Full:
+                pass
+        return False
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The recorder records made since the last call (the writer's after :meth:`close`)."""
         return self._drain()
 
     def _drain(self) -> list[dict[str, Any]]:

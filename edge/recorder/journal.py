@@ -109,7 +109,8 @@ class TickJournal:
         self.spine = spine
         self.cascade = cascade
         self.eye_scalers = {n: s for n, s in (eye_scalers or {}).items() if s is not None}
-        self._state: dict[str, Any] = {}  # the front ends' state after the last tick
+        # the front ends' state after the last tick (a journal made mid-run starts from theirs)
+        self._state: dict[str, Any] = self._front_state()
         self.featurizers = featurizers
         self.hop_ns = spine.hop_ns
         self.taps: dict[str, _Tap] = {}

@@ -24,6 +24,7 @@ from edge.join.align import Window
 from edge.timebase.clock import NS_PER_S
 from edge.errors import EdgeError
 from edge.jsonout import dumps
+from edge.recorder.handover import RecorderSlot
 from edge.service.run import Runner
 from edge.status.endpoint import Metrics
 
@@ -214,7 +215,7 @@ def run_service(
     runner.engine.warmup()
     _say_unheard(runner)
     out: TextIO | None = None
-    recorder = None
+    recorder = RecorderSlot(None)  # a reload may start, replace or stop the flight recorder
     sinks = None
     server = None
     notifier = None
@@ -241,8 +242,8 @@ def run_service(
 
             rc = cfg.recorder  # out_dir already resolved and confined by load_config
             check_recorder(rc, runner.spine)
-            recorder = FlightRecorder.for_runner(rc, runner, config_text=config_text)
-            recorder.start()
+            recorder.current = FlightRecorder.for_runner(rc, runner, config_text=config_text)
+            recorder.current.start()
         if cfg.sinks:
             from edge.sinks.sinkset import SinkSet
 
@@ -300,14 +301,13 @@ def run_service(
         runner.stop_front_workers()
         if service is not None:  # running events end at the last tick: no start left open
             service.emit(service.event_records(runner.close_decisions()))
-        if recorder is not None:
-            # a recording in progress is saved, marked truncated; its "saved" record (and one
-            # the writer finished after the last tick) goes out before the sinks stop. Up to
-            # 2 s for a slow card (returns as soon as the writer is done): with the rest, well
-            # inside the unit's TimeoutStopSec=5
-            last = recorder.close(timeout_s=2.0)
-            if service is not None:
-                service.emit(last)
+        # a recording in progress is saved, marked truncated; its "saved" record (and one the
+        # writer finished after the last tick) goes out before the sinks stop. Up to 2 s for a
+        # slow card (returns as soon as the writer is done): with the rest, well inside the
+        # unit's TimeoutStopSec=5
+        last = recorder.close(timeout_s=2.0)
+        if service is not None:
+            service.emit(last)
         if sinks is not None:
             sinks.stop(timeout_s=0.7)  # flushes what it can; the rest is counted as abandoned
         if server is not None:
@@ -332,16 +332,19 @@ def _say_unheard(runner: Any) -> None:
 
 
 def reload_config(path: str, runner: Any, notifier: Any, sinks: Any,
-                  recorder: Any = None) -> None:
-    """SIGHUP: re-read the config; apply decisions, health and sinks, keep the old on any error.
+                  recorder: RecorderSlot | None = None) -> None:
+    """SIGHUP: re-read the config; apply decisions, health, sinks and (with ``recorder``, the
+    daemon's) the flight recorder, keep the old on any error.
 
     Two steps: everything is checked and built first (the config, the new sinks, the new
-    deciders) without touching what runs; only when all of it succeeded is it switched to.
-    A rejected reload changes nothing. Recordings started after it keep the config that runs
-    (:func:`~edge.recorder.config.reloaded_text`).
+    deciders, a new recorder) without touching what runs; only when all of it succeeded is it
+    switched to. A rejected reload changes nothing. A new recorder takes over once the running
+    one has no recording in progress (:mod:`edge.recorder.handover`); recordings started after
+    the reload keep the config that runs (:func:`~edge.recorder.config.reloaded_text`).
     """
     from edge.config import load_config, read_text
     from edge.recorder.config import reloaded_text
+    from edge.recorder.handover import recorder_for
 
     log = logging.getLogger("edge.reload")
     notifier.send("RELOADING=1")
@@ -350,7 +353,9 @@ def reload_config(path: str, runner: Any, notifier: Any, sinks: Any,
             text = read_text(path, "config")
             cfg = load_config(path, text)
             sink_plan = sinks.prepare(cfg.sinks) if sinks is not None else None
-            runner_plan = runner.prepare_reload(cfg)
+            runner_plan = runner.prepare_reload(cfg, recorder=recorder is not None)
+            changed = recorder is not None and cfg.recorder != runner.config.recorder
+            successor = recorder_for(cfg.recorder, runner) if changed else None
         except EdgeError as exc:
             log.error("reload of %s rejected, the running config stays: %s", path, exc)
             print(f"edge run: reload rejected, the running config stays: {exc}", file=sys.stderr)
@@ -362,11 +367,18 @@ def reload_config(path: str, runner: Any, notifier: Any, sinks: Any,
         elif cfg.sinks:  # none ran: they start with the next restart
             restart.append("sinks")
         if recorder is not None:
+            if changed:
+                recorder.replace(successor)
             running = runner.config
             if sinks is None and cfg.sinks:
                 running = running.model_copy(update={"sinks": {}})
-            recorder.config_text = reloaded_text(path, text, restart, running)
+            recorder.set_config_text(reloaded_text(path, text, restart, running))
         note = f"; changed but need a restart: {', '.join(restart)}" if restart else ""
+        if recorder is not None and changed:
+            when = " once it has no recording in progress"
+            note += "; the flight recorder " + (
+                ("starts" if successor is not None else "stays off") if recorder.current is None
+                else ("is replaced" if successor is not None else "stops") + when)
         log.warning("reloaded decisions, health and sinks from %s%s", path, note)
         print(f"edge run: reloaded decisions, health and sinks from {path}{note}", file=sys.stderr)
         _say_unheard(runner)

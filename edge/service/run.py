@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,9 +158,7 @@ class Runner:
         if self.card.front and fc.face is not None and fc.face.mask_absent:
             # A model over front-end features reads face.present itself: nothing is masked.
             fc = fc.model_copy(update={"face": fc.face.model_copy(update={"mask_absent": False})})
-        import time
-
-        from edge.front.cascade import build_cascade
+        from edge.front.cascade import build_cascade  # the stages' engines load with it
 
         video: dict[str, FrameRing] = {}
         audio: dict[str, SampleRing] = {}
@@ -284,17 +283,19 @@ class Runner:
         self._closed = self.close_decisions()
         self.deciders, self.hearing = d.deciders, d.hearing
 
-    def prepare_reload(self, new: Config) -> RunnerReload:
-        """Everything :meth:`apply_reload` needs to switch to ``new``, built and checked
-        without changing what runs; raises :class:`ConfigError` for a config it cannot take."""
+    def prepare_reload(self, new: Config, recorder: bool = False) -> RunnerReload:
+        """Everything :meth:`apply_reload` needs to switch to ``new``, built and checked without
+        changing what runs (``recorder``: the caller replaces the recorder, so ``new``'s is the
+        one checked); raises :class:`ConfigError` for a config it cannot take."""
         old = self.config
         new = fit_window(new, self.card)
-        if old.recorder is not None and (problems := rule_problems(old.recorder, new.decisions)):
-            raise ConfigError("\n".join(problems) + " (a running recorder needs a restart)")
-        needs_restart = [
-            k for k in ("sources", "streams", "window", "model", "front_ends", "http", "recorder")
-            if getattr(new, k) != getattr(old, k)
-        ]
+        rc = new.recorder if recorder else old.recorder
+        if rc is not None and (problems := rule_problems(rc, new.decisions)):
+            restart = "" if recorder else " (a running recorder needs a restart)"
+            raise ConfigError("\n".join(problems) + restart)
+        keys: tuple[str, ...] = ("sources", "streams", "window", "model", "front_ends", "http")
+        keys += () if recorder else ("recorder",)
+        needs_restart = [k for k in keys if getattr(new, k) != getattr(old, k)]
         same = new.decisions == old.decisions  # kept running: events, closures, sums
         return RunnerReload(
             config=new.model_copy(update={k: getattr(old, k) for k in needs_restart}),
@@ -437,11 +438,8 @@ class Runner:
         stop: threading.Event | None = None,
     ) -> None:
         """Live loop: tick every hop until ``seconds`` pass or ``stop`` is set."""
-        self.spine.run(
-            float("inf") if seconds is None else seconds,
-            on_windows=lambda ws: on_predictions(self.process(ws)),
-            stop=stop,
-        )
+        self.spine.run(float("inf") if seconds is None else seconds,
+                       on_windows=lambda ws: on_predictions(self.process(ws)), stop=stop)
 
     def engine_ms(self) -> dict[str, float] | None:
         if not self.infer_ns:

@@ -1,0 +1,153 @@
+"""A reload replaces the flight recorder without cutting a recording: the running one finishes
+what it records, the new one, keeping every tick from the reload on, takes over with its whole
+pre-roll, and a rejected recorder section changes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.config import parse_config
+from edge.join.spine import replay
+from edge.recorder.config import RecorderConfig
+from edge.recorder.core import FlightRecorder
+from edge.recorder.handover import RecorderSlot, recorder_for
+from edge.recorder.replay import replay_recording
+from edge.service.daemon import reload_config
+from edge.service.run import Runner
+from edge.timebase.clock import NS_PER_S, FakeClock
+from edge.train.train import make_card
+from tests.conftest import wait_for
+from tests.test_recorder import START_S, THREE_RULES, config_text, recordings
+from tests.tiny_model import tiny_model
+
+
+class Notifier:
+    def send(self, msg: str) -> None:
+        pass
+
+
+def manifests(out: Path) -> list[dict[str, Any]]:
+    return [json.loads((d / "manifest.json").read_text()) for d in recordings(out)]
+
+
+def run_with_slot(tmp_path: Path, first: RecorderConfig | None, then: RecorderConfig | None,
+                  at_s: float) -> tuple[RecorderSlot, list[dict[str, Any]], list[Any]]:
+    """THREE_RULES (r1 at 101.5 s, r2 at 104.0, r3 at 106.5) through a recorder slot whose
+    recorder ``first`` is replaced by ``then`` at ``at_s`` s."""
+    model = tiny_model(tmp_path, make_card("driver", "tiny"))
+    clock = FakeClock(START_S * NS_PER_S)
+    runner = Runner(parse_config(config_text(model, THREE_RULES)), clock)
+    slot = RecorderSlot(None if first is None else FlightRecorder.for_runner(first, runner))
+    records: list[dict[str, Any]] = []
+    states: list[Any] = []
+
+    def on_windows(ws: list[Any]) -> None:
+        now = clock.now_ns()
+        if now == int(at_s * NS_PER_S):
+            slot.replace(recorder_for(then, runner))
+        ps = runner.process(ws)
+        records.extend(slot.on_tick(now, ws, ps, runner.decide(ps)))
+        states.append((now / NS_PER_S, slot.pending, (slot.stats() or {}).get("recorder_state")))
+        wait_for(lambda: not slot.closing, 10.0)  # the daemon never waits: ticks would pass
+
+    replay(runner.spine.sources["sim"], runner.spine, clock, on_windows)  # type: ignore[arg-type]
+    records.extend(slot.close(timeout_s=10))
+    return slot, records, states
+
+
+def test_a_replaced_recorder_finishes_its_recording_and_the_new_one_has_its_pre_roll(
+    tmp_path: Path
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    old = RecorderConfig(out_dir=str(a), rules=["r1"], pre_roll=0.5, post_roll=2.0)
+    new = RecorderConfig(out_dir=str(b), rules=["r2"], pre_roll=1.5, post_roll=0.5)
+    slot, records, states = run_with_slot(tmp_path, old, new, at_s=102.0)
+    [ma] = manifests(a)  # r1's, whole: its post-roll ran past the reload
+    assert ma["rule"] == "r1" and ma["truncated"] is False and ma["recorded_post_roll_s"] == 2.0
+    [mb] = manifests(b)  # r2's, 0.5 s after the old one's ended: its whole pre-roll, kept
+    assert mb["rule"] == "r2" and mb["recorded_pre_roll_s"] == 1.5  # since before the handover
+    assert [(r["event"], r["rule"]) for r in records if r["event"] == "started"] == [
+        ("started", "r1"), ("started", "r2")]
+    assert sum(r["event"] == "saved" for r in records) == 2  # each said once, none lost
+    waiting = [t for t, pending, _ in states if pending]
+    assert waiting == [102.0, 102.5, 103.0, 103.5]  # until r1's recording ended
+    assert replay_recording(recordings(b)[0]).identical
+    assert slot.current is not None and slot.current.config.out_dir == str(b)
+
+
+def test_a_reload_can_start_and_stop_the_recorder(tmp_path: Path) -> None:
+    rec = RecorderConfig(out_dir=str(tmp_path / "r"), rules=["r2"], pre_roll=1.0, post_roll=0.5)
+    slot, records, _ = run_with_slot(tmp_path, None, rec, at_s=101.0)  # started by a reload
+    [m] = manifests(tmp_path / "r")
+    assert m["rule"] == "r2" and m["recorded_pre_roll_s"] == 1.0
+    s2 = tmp_path / "s2"
+    s2.mkdir()
+    rec2 = rec.model_copy(update={"out_dir": str(tmp_path / "r2")})
+    slot, records, states = run_with_slot(s2, rec2, None, at_s=101.0)  # stopped by one
+    assert slot.current is None and recordings(tmp_path / "r2") == []  # r2 at 104 s: none
+    assert [state for t, _, state in states if t > 101.0] == [None] * 16  # no recorder since
+
+
+def test_the_daemons_reload_replaces_the_recorder_or_rejects_it_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tiny_model(tmp_path, make_card("driver", "tiny"))
+    cfg = tmp_path / "run.yaml"
+    base = config_text(model, THREE_RULES) + f"paths: {{roots: [{tmp_path}]}}\n"
+    cfg.write_text(base + f"recorder: {{out_dir: {tmp_path / 'a'}, rules: [r1], pre_roll: 1}}\n")
+    from edge.config import load_config
+
+    conf = load_config(cfg)
+    runner = Runner(conf, FakeClock(START_S * NS_PER_S))
+    assert conf.recorder is not None
+    slot = RecorderSlot(FlightRecorder.for_runner(conf.recorder, runner))
+    running = slot.current
+    cfg.write_text(base + f"recorder: {{out_dir: {tmp_path / 'a'}, rules: [nope]}}\n")
+    reload_config(str(cfg), runner, Notifier(), None, slot)
+    err = capsys.readouterr().err
+    assert "reload rejected" in err and "recorder.rules: no rule named 'nope'" in err
+    assert not slot.pending and slot.current is running
+    cfg.write_text(base + f"recorder: {{out_dir: {tmp_path / 'a'}, rules: [r3], pre_roll: 9}}\n")
+    reload_config(str(cfg), runner, Notifier(), None, slot)
+    assert "the recorder's pre_roll of 9 s needs" in capsys.readouterr().err  # rings too short
+    assert not slot.pending
+    cfg.write_text(base + f"recorder: {{out_dir: {tmp_path / 'a'}, rules: [r3], pre_roll: 1}}\n")
+    reload_config(str(cfg), runner, Notifier(), None, slot)
+    assert "the flight recorder is replaced once it has no recording" in capsys.readouterr().err
+    assert slot.pending and runner.config.recorder is not None
+    assert runner.config.recorder.rules == ["r3"]
+    slot.close(timeout_s=2)
+
+
+def test_sighup_starts_a_recorder_in_a_running_daemon(tmp_path: Path) -> None:
+    import signal
+
+    from tests.conftest import ALWAYS_RULE, demo_daemon, read_jsonl
+
+    proc, cfg, out, demo = demo_daemon(tmp_path)
+
+    def records(kind: str) -> list[dict[str, Any]]:
+        return [r for r in (read_jsonl(out) if out.exists() else []) if r["type"] == kind]
+
+    try:
+        assert wait_for(lambda: len(records("prediction")) >= 4, 20.0)
+        rec = tmp_path / "recordings"  # a rule and a recorder on it, both new
+        cfg.write_text(demo + ALWAYS_RULE + f"recorder: {{out_dir: {rec}, rules: [always], "
+                       "pre_roll: 0.5, post_roll: 0.5, max_seconds: 1.0}\n")
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: any(r["event"] == "saved" for r in records("recorder")), 20.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=5)
+        assert proc.returncode == 0, err
+        assert "reloaded decisions, health and sinks" in err and "the flight recorder starts" in err
+        saved = recordings(rec)
+        assert saved and "recorder: {out_dir:" in (saved[0] / "config.yaml").read_text()
+        assert json.loads((saved[0] / "manifest.json").read_text())["rule"] == "always"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
