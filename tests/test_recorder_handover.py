@@ -52,7 +52,6 @@ def run_with_slot(tmp_path: Path, first: RecorderConfig | None, then: RecorderCo
         ps = runner.process(ws)
         records.extend(slot.on_tick(now, ws, ps, runner.decide(ps)))
         states.append((now / NS_PER_S, slot.pending, (slot.stats() or {}).get("recorder_state")))
-        wait_for(lambda: not slot.closing, 10.0)  # the daemon never waits: ticks would pass
 
     replay(runner.spine.sources["sim"], runner.spine, clock, on_windows)  # type: ignore[arg-type]
     records.extend(slot.close(timeout_s=10))
@@ -77,6 +76,34 @@ def test_a_replaced_recorder_finishes_its_recording_and_the_new_one_has_its_pre_
     assert waiting == [102.0, 102.5, 103.0, 103.5]  # until r1's recording ended
     assert replay_recording(recordings(b)[0]).identical
     assert slot.current is not None and slot.current.config.out_dir == str(b)
+
+
+@pytest.mark.parametrize("at_s", [103.0, 104.0])
+def test_a_recorder_replaced_in_its_folder_takes_the_writer_over_and_misses_no_start(
+    tmp_path: Path, at_s: float
+) -> None:
+    """The same ``out_dir``: the writer, the folder and the history go over, nothing closes or
+    is rescanned, and a rule starting on the very tick of the reload is recorded."""
+    a = tmp_path / "a"
+    old = RecorderConfig(out_dir=str(a), rules=["r1"], pre_roll=0.5, post_roll=1.0)
+    new = old.model_copy(update={"rules": ["r2", "r3"], "pre_roll": 1.5})
+    slot, records, _ = run_with_slot(tmp_path, old, new, at_s=at_s)
+    assert [m["rule"] for m in manifests(a)] == ["r1", "r2", "r3"]
+    assert [m["recorded_pre_roll_s"] for m in manifests(a)] == [0.5, 1.5, 1.5]
+    events = [(r["event"], r.get("rule")) for r in records]
+    assert events.count(("started", "r2")) == 1 and sum(e == "saved" for e, _ in events) == 3
+    assert all(replay_recording(d).identical for d in recordings(a))
+
+
+def test_a_folder_the_new_recorder_cannot_use_rejects_the_reload(tmp_path: Path) -> None:
+    model = tiny_model(tmp_path, make_card("driver", "tiny"))
+    runner = Runner(parse_config(config_text(model, THREE_RULES)), FakeClock(START_S * NS_PER_S))
+    (tmp_path / "file").write_text("not a folder")
+    bad = RecorderConfig(out_dir=str(tmp_path / "file" / "rec"), rules=["r1"], pre_roll=0.5)
+    from edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="recorder.out_dir: cannot use .*file/rec"):
+        recorder_for(bad, runner)
 
 
 def test_a_reload_can_start_and_stop_the_recorder(tmp_path: Path) -> None:

@@ -146,6 +146,8 @@ class FlightRecorder:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._sentinel = False  # the writer was told to end (after what it has queued)
+        self._prepared = False  # the folder made and measured
+        self.finishing = False  # a successor waits: the recording in progress, no new one
         self.tick_ms_last = 0.0
         self.tick_ms_max = 0.0
 
@@ -168,11 +170,18 @@ class FlightRecorder:
                    config_text=config_text, model=model, wall_clock=wall_clock)
 
     # -- lifecycle -----------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Make the folder, remove ``.tmp-*`` leftovers in it and measure what is there, once
+        (an OSError says the folder cannot be used)."""
+        if self.config.enabled and not self._prepared:
+            self.store.prepare()
+            self._prepared = True
+
     def start(self) -> None:
-        """Prepare the folder (removing ``.tmp-*`` leftovers) and start the writer (idempotent)."""
+        """Prepare the folder (see :meth:`prepare`) and start the writer (idempotent)."""
         if not self.config.enabled or self._thread is not None:
             return
-        self.store.prepare()
+        self.prepare()
         self._thread = threading.Thread(
             target=_writer_loop, args=(self._jobs, self.store), name="edge-recorder", daemon=True
         )
@@ -219,6 +228,26 @@ class FlightRecorder:
         over from another has its pre-roll when it does)."""
         if self.config.enabled and not self._closed:
             self.journal.record(now_ns, windows, predictions, events)
+
+    def take_history(self, old: FlightRecorder) -> None:
+        """Take ``old``'s tick history over (the same spine's): this recorder's pre-roll
+        reaches back as far as ``old``'s did."""
+        self.journal = old.journal
+        self.journal.retime(self.config.pre_roll)
+        self.taps, self._history = self.journal.taps, self.journal.history
+        self.pre_ns, self.horizon_ns = self.journal.pre_ns, self.journal.horizon_ns
+
+    def adopt(self, old: FlightRecorder) -> None:
+        """Take over ``old``'s history, writer and folder (a reload that changed the recorder
+        but kept its ``out_dir``): nothing is closed (the queue keeps ``old``'s size until a
+        restart)."""
+        self.take_history(old)
+        self.store, self._jobs, self._thread = old.store, old._jobs, old._thread
+        self.store.quota_bytes = int(self.config.quota_mb * 2**20)
+        self.store.max_recordings = self.config.max_recordings
+        self._next_id, self._last_name, self._prepared = old._next_id, old._last_name, True
+        self._records = old._records + self._records
+        old._records, old._closed = [], True  # its writer is this one's now
 
     def writer_done(self) -> bool:
         """After :meth:`close`: whether the writer has ended, having written all it was given
@@ -285,7 +314,7 @@ class FlightRecorder:
         rules = self._rules
         triggers = [(s, e) for s, e in events if e.kind == "start" and (not rules or e.rule in rules)]
         if rec is None:
-            if triggers:
+            if triggers and not self.finishing:
                 self._start_recording(tick, triggers)
         else:
             self._continue(rec, tick, triggers)

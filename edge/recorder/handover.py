@@ -2,11 +2,13 @@
 
 A reload that changes ``recorder:`` hands :class:`RecorderSlot` the recorder it builds (or None:
 no recorder any more). The running recorder finishes a recording in progress first, post-roll
-and all; from the reload on the new one keeps every tick in its history, so it has its pre-roll
-when it takes over. Once the running one has no recording in progress it is closed, and once
-its writer has written everything it was given (the new one may write to the same folder and
-clears leftovers there when it starts) the new one starts. Until then a rule the new recorder
-names starts nothing; nothing the old one recorded is cut short or lost.
+and all, and starts no new one; the new one keeps every tick meanwhile. At the first tick with
+no recording in progress the new one takes over, with the running one's tick history, so its
+pre-roll reaches back before the reload: in the same ``out_dir`` it takes the writer and the
+folder over too (nothing is closed or rescanned); in another the old writer ends on its own
+after what it was given, and the new folder was made and measured when the reload was checked
+(a folder that cannot be used rejects the reload). A recorder added by a reload keeps ticks
+from the reload on.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from edge.errors import ConfigError
 
 if TYPE_CHECKING:
     from edge.decisions.decide import Event
@@ -23,17 +27,32 @@ if TYPE_CHECKING:
     from edge.service.run import Prediction, Runner
 
 
-def recorder_for(config: RecorderConfig | None, runner: Runner) -> FlightRecorder | None:
+def recorder_for(config: RecorderConfig | None, runner: Runner,
+                 running: FlightRecorder | None = None) -> FlightRecorder | None:
     """The recorder ``config`` asks for over ``runner``'s spine (None: none or disabled), not
-    started; a ring too short for its pre-roll is a :class:`~edge.errors.ConfigError` (its
-    rules are checked against the decisions that will run, by ``Runner.prepare_reload``)."""
+    started, to replace ``running``; its folder, unless it is ``running``'s, is made and
+    measured now. A ring too short for its pre-roll or a folder it cannot use is a
+    :class:`~edge.errors.ConfigError` (its rules are checked against the decisions that will
+    run, by ``Runner.prepare_reload``)."""
     if config is None or not config.enabled:
         return None
     from edge.recorder.checks import check_ring_capacity
     from edge.recorder.core import FlightRecorder
 
     check_ring_capacity(config, runner.spine)
-    return FlightRecorder.for_runner(config, runner)
+    if running is not None:  # the loaded model as hashed when it started, not the file now
+        new = FlightRecorder(config, runner.spine, featurizers=runner.featurizers,
+                             cascade=runner.cascade, eye_scalers=runner.eye_scalers,
+                             model=running.model)
+    else:
+        new = FlightRecorder.for_runner(config, runner)
+    if running is None or running.config.out_dir != config.out_dir:
+        try:
+            new.prepare()
+        except OSError as exc:
+            raise ConfigError(f"recorder.out_dir: cannot use {config.out_dir}: "
+                              f"{exc.strerror or exc}") from None
+    return new
 
 
 class RecorderSlot:
@@ -43,17 +62,17 @@ class RecorderSlot:
         self.current = current
         self._next: FlightRecorder | None = None
         self._pending = False  # a successor (or None) is waiting
-        self._closing: FlightRecorder | None = None  # closed, its writer still writing
-
-    @property
-    def closing(self) -> bool:
-        """Whether a replaced recorder's writer is still writing what it was given."""
-        return self._closing is not None and not self._closing.writer_done()
+        self._closing: list[FlightRecorder] = []  # replaced, their writers still writing
 
     @property
     def pending(self) -> bool:
         """Whether a reload's recorder is waiting to take over."""
         return self._pending
+
+    @property
+    def closing(self) -> bool:
+        """Whether a replaced recorder's writer is still writing what it was given."""
+        return any(not r.writer_done() for r in self._closing)
 
     def set_config_text(self, text: str) -> None:
         """The config the recordings started from now on keep (the running and the waiting
@@ -63,59 +82,66 @@ class RecorderSlot:
                 r.config_text = text
 
     def replace(self, new: FlightRecorder | None) -> None:
-        """Take ``new`` over as soon as no recording would be cut (see the module docstring);
-        a later call before that replaces it (it never started: there is nothing to close)."""
+        """Take ``new`` over at the first tick with no recording in progress (see the module
+        docstring); a later call before that replaces it (it never started: nothing to close)."""
         self._next, self._pending = new, True
+        if self.current is not None:
+            self.current.finishing = True
 
     def on_tick(self, now_ns: int, windows: Sequence[Window], predictions: Sequence[Prediction],
                 events: Sequence[tuple[str, Event]]) -> list[dict[str, Any]]:
         """One tick: the recorder that runs records it; a waiting one keeps it in its history,
-        and takes over when it can. Returns the recorder records to publish."""
-        if not self._pending:
-            return [] if self.current is None else self.current.on_tick(now_ns, windows,
-                                                                        predictions, events)
+        or takes over first when nothing is being recorded. Returns the records to publish."""
         out: list[dict[str, Any]] = []
-        old = self.current
-        if old is not None and old.recording:  # it finishes what it records
-            out += old.on_tick(now_ns, windows, predictions, events)
-        if old is not None and not old.recording:
-            out += old.close(timeout_s=0.0)  # nothing in progress: the writer ends when done
-            self._closing, self.current = old, None
-        if self.current is None and not self.closing:
-            if self._closing is not None:
-                out += self._closing.drain()  # what its writer saved since
-                self._closing = None
-            new, self._next, self._pending = self._next, None, False
-            self.current = new
-            if new is not None:  # it takes this very tick: a rule starting now is recorded
-                new.start()
-                out += new.on_tick(now_ns, windows, predictions, events)
-        elif self._next is not None:
+        for old in list(self._closing):  # what their writers saved since
+            done = old.writer_done()
+            out += old.drain()
+            if done:
+                self._closing.remove(old)
+        if self._pending and (self.current is None or not self.current.recording):
+            out += self._take_over()
+        if self._next is not None:
             self._next.observe(now_ns, windows, predictions, events)
+        if self.current is not None:
+            out += self.current.on_tick(now_ns, windows, predictions, events)
+        return out
+
+    def _take_over(self) -> list[dict[str, Any]]:
+        old, new = self.current, self._next
+        self.current, self._next, self._pending = new, None, False
+        if old is None:
+            return []
+        if new is not None and new.config.out_dir == old.config.out_dir:
+            new.adopt(old)  # its writer, folder and history: nothing closes
+            return []
+        if new is not None:
+            new.take_history(old)
+        out = old.close(timeout_s=0.0)  # nothing in progress: its writer ends when done
+        self._closing.append(old)
         return out
 
     def stats(self) -> dict[str, Any] | None:
         """The running recorder's state for ``/healthz`` (None: none), with ``successor``
-        ``waiting`` while a reload's recorder waits to take over."""
-        if self.current is None and not self._pending:
+        (``waiting``, or ``none`` for a recorder a reload removed) while one waits."""
+        current, pending = self.current, self._pending  # read once: the tick thread swaps them
+        if current is None:
             return None
-        out = dict(self.current.stats()) if self.current is not None else {
-            "recorder_state": "handover", "recording": None}
-        if self._pending:
+        out = dict(current.stats())
+        if pending:
             out["successor"] = "waiting" if self._next is not None else "none"
         return out
 
     def close(self, timeout_s: float = 2.0) -> list[dict[str, Any]]:
-        """At shutdown: wait (up to ``timeout_s``) for a closed recorder's writer, then close
-        the running one (a recording in progress is saved, marked truncated); returns their
-        last records. A successor that never started has nothing to close."""
+        """At shutdown: close the running recorder (a recording in progress is saved, marked
+        truncated) and wait, within ``timeout_s`` in all, for replaced recorders' writers;
+        returns their last records. A successor that never started has nothing to close."""
         deadline = time.monotonic() + timeout_s
         out: list[dict[str, Any]] = []
-        if self._closing is not None:
-            while self.closing and time.monotonic() < deadline:
-                time.sleep(0.01)
-            out += self._closing.drain()
-            self._closing = None
         if self.current is not None:
-            out += self.current.close(timeout_s=max(0.0, deadline - time.monotonic()))
+            out += self.current.close(timeout_s=timeout_s)
+        while self.closing and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for old in self._closing:
+            out += old.drain()
+        self._closing = []
         return out

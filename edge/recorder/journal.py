@@ -132,11 +132,15 @@ class TickJournal:
         w = spine.config.window
         lookback_s = max(a.spec.audio_span_s for a in spine.aligners.values()) + w.max_wait_audio
         lookback_s += 2 * w.hop + (n_fft / rate if rate else 0.0)
-        self.pre_ns = int(round(pre_roll_s * NS_PER_S))
         self.lookback_ns = int(round(lookback_s * NS_PER_S))
-        self.horizon_ns = self.pre_ns + self.lookback_ns + 2 * self.hop_ns
+        self.retime(pre_roll_s)
         self.history: deque[_Tick] = deque(maxlen=100_000)
         self._fed: dict[str, int | None] = {s: _feed_end(f) for s, f in featurizers.items()}
+
+    def retime(self, pre_roll_s: float) -> None:
+        """Keep the history for another pre-roll (a recorder taking this journal over)."""
+        self.pre_ns = int(round(pre_roll_s * NS_PER_S))
+        self.horizon_ns = self.pre_ns + self.lookback_ns + 2 * self.hop_ns
 
     def record(
         self,

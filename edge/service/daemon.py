@@ -355,7 +355,9 @@ def reload_config(path: str, runner: Any, notifier: Any, sinks: Any,
             sink_plan = sinks.prepare(cfg.sinks) if sinks is not None else None
             runner_plan = runner.prepare_reload(cfg, recorder=recorder is not None)
             changed = recorder is not None and cfg.recorder != runner.config.recorder
-            successor = recorder_for(cfg.recorder, runner) if changed else None
+            successor = None
+            if recorder is not None and changed:
+                successor = recorder_for(cfg.recorder, runner, recorder.current)
         except EdgeError as exc:
             log.error("reload of %s rejected, the running config stays: %s", path, exc)
             print(f"edge run: reload rejected, the running config stays: {exc}", file=sys.stderr)
