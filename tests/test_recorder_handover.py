@@ -35,12 +35,14 @@ def manifests(out: Path) -> list[dict[str, Any]]:
 
 
 def run_with_slot(tmp_path: Path, first: RecorderConfig | None, then: RecorderConfig | None,
-                  at_s: float) -> tuple[RecorderSlot, list[dict[str, Any]], list[Any]]:
+                  at_s: float, buffer_seconds: float = 6
+                  ) -> tuple[RecorderSlot, list[dict[str, Any]], list[Any]]:
     """THREE_RULES (r1 at 101.5 s, r2 at 104.0, r3 at 106.5) through a recorder slot whose
     recorder ``first`` is replaced by ``then`` at ``at_s`` s."""
     model = tiny_model(tmp_path, make_card("driver", "tiny"))
     clock = FakeClock(START_S * NS_PER_S)
-    runner = Runner(parse_config(config_text(model, THREE_RULES)), clock)
+    text = config_text(model, THREE_RULES, buffer_seconds=buffer_seconds)
+    runner = Runner(parse_config(text), clock)
     slot = RecorderSlot(None if first is None else FlightRecorder.for_runner(first, runner))
     records: list[dict[str, Any]] = []
     states: list[Any] = []
@@ -63,12 +65,12 @@ def test_a_replaced_recorder_finishes_its_recording_and_the_new_one_has_its_pre_
 ) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     old = RecorderConfig(out_dir=str(a), rules=["r1"], pre_roll=0.5, post_roll=2.0)
-    new = RecorderConfig(out_dir=str(b), rules=["r2"], pre_roll=1.5, post_roll=0.5)
+    new = RecorderConfig(out_dir=str(b), rules=["r2"], pre_roll=2.5, post_roll=0.5)
     slot, records, states = run_with_slot(tmp_path, old, new, at_s=102.0)
     [ma] = manifests(a)  # r1's, whole: its post-roll ran past the reload
     assert ma["rule"] == "r1" and ma["truncated"] is False and ma["recorded_post_roll_s"] == 2.0
     [mb] = manifests(b)  # r2's, 0.5 s after the old one's ended: its whole pre-roll, kept
-    assert mb["rule"] == "r2" and mb["recorded_pre_roll_s"] == 1.5  # since before the handover
+    assert mb["rule"] == "r2" and mb["recorded_pre_roll_s"] == 2.5  # from before the reload
     assert [(r["event"], r["rule"]) for r in records if r["event"] == "started"] == [
         ("started", "r1"), ("started", "r2")]
     assert sum(r["event"] == "saved" for r in records) == 2  # each said once, none lost
@@ -76,6 +78,18 @@ def test_a_replaced_recorder_finishes_its_recording_and_the_new_one_has_its_pre_
     assert waiting == [102.0, 102.5, 103.0, 103.5]  # until r1's recording ended
     assert replay_recording(recordings(b)[0]).identical
     assert slot.current is not None and slot.current.config.out_dir == str(b)
+
+
+def test_a_longer_pre_roll_is_kept_from_the_reload_on(tmp_path: Path) -> None:
+    """The running recorder's history is kept, from the reload, as long as the new pre-roll
+    needs: the old one records r1 until 105.5 s, the new one takes over at 106.0 and r3 at
+    106.5 gets 5 s of history, more than the old recorder kept for itself."""
+    old = RecorderConfig(out_dir=str(tmp_path / "a"), rules=["r1"], pre_roll=0.5, post_roll=4.0)
+    new = RecorderConfig(out_dir=str(tmp_path / "b"), rules=["r3"], pre_roll=5.0, post_roll=0.5)
+    run_with_slot(tmp_path, old, new, at_s=102.0, buffer_seconds=12)
+    [m] = manifests(tmp_path / "b")
+    assert m["rule"] == "r3" and m["recorded_pre_roll_s"] == 5.0
+    assert m["notes"] == []  # and the log-mel cache's warm-up before it, which the old lacked
 
 
 @pytest.mark.parametrize("at_s", [103.0, 104.0])
@@ -104,6 +118,17 @@ def test_a_folder_the_new_recorder_cannot_use_rejects_the_reload(tmp_path: Path)
 
     with pytest.raises(ConfigError, match="recorder.out_dir: cannot use .*file/rec"):
         recorder_for(bad, runner)
+    # a folder a replaced recorder's writer still writes in is not made over under it
+    rec = RecorderConfig(out_dir=str(tmp_path / "x"), rules=["r1"], pre_roll=0.5)
+    old = recorder_for(rec, runner)
+    assert old is not None
+    slot = RecorderSlot(old)
+    slot.replace(None)
+    old.writer_done = lambda: False  # type: ignore[method-assign]
+    slot.on_tick(START_S * NS_PER_S, [], [], [])
+    assert slot.current is None and slot.writing_in(str(tmp_path / "x"))
+    with pytest.raises(ConfigError, match="still writing its last recording"):
+        recorder_for(rec, runner, slot)
 
 
 def test_a_reload_can_start_and_stop_the_recorder(tmp_path: Path) -> None:

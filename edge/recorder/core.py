@@ -222,13 +222,6 @@ class FlightRecorder:
         """Whether a recording is in progress."""
         return self._rec is not None
 
-    def observe(self, now_ns: int, windows: Sequence[Window], predictions: Sequence[Prediction],
-                events: Sequence[tuple[str, Event]]) -> None:
-        """Keep the tick in the history without recording anything (a recorder waiting to take
-        over from another has its pre-roll when it does)."""
-        if self.config.enabled and not self._closed:
-            self.journal.record(now_ns, windows, predictions, events)
-
     def take_history(self, old: FlightRecorder) -> None:
         """Take ``old``'s tick history over (the same spine's): this recorder's pre-roll
         reaches back as far as ``old``'s did."""

@@ -4,11 +4,12 @@ A reload that changes ``recorder:`` hands :class:`RecorderSlot` the recorder it 
 no recorder any more). The running recorder finishes a recording in progress first, post-roll
 and all, and starts no new one; the new one keeps every tick meanwhile. At the first tick with
 no recording in progress the new one takes over, with the running one's tick history, so its
-pre-roll reaches back before the reload: in the same ``out_dir`` it takes the writer and the
+pre-roll reaches back before the reload (from the reload on, that history is kept as long as
+the longer of the two pre-rolls needs): in the same ``out_dir`` it takes the writer and the
 folder over too (nothing is closed or rescanned); in another the old writer ends on its own
 after what it was given, and the new folder was made and measured when the reload was checked
-(a folder that cannot be used rejects the reload). A recorder added by a reload keeps ticks
-from the reload on.
+(a folder that cannot be used, or that a replaced writer still writes in, rejects the reload).
+A recorder added by a reload has no history: it records from the next tick.
 """
 
 from __future__ import annotations
@@ -28,18 +29,22 @@ if TYPE_CHECKING:
 
 
 def recorder_for(config: RecorderConfig | None, runner: Runner,
-                 running: FlightRecorder | None = None) -> FlightRecorder | None:
+                 slot: RecorderSlot | None = None) -> FlightRecorder | None:
     """The recorder ``config`` asks for over ``runner``'s spine (None: none or disabled), not
-    started, to replace ``running``; its folder, unless it is ``running``'s, is made and
-    measured now. A ring too short for its pre-roll or a folder it cannot use is a
-    :class:`~edge.errors.ConfigError` (its rules are checked against the decisions that will
-    run, by ``Runner.prepare_reload``)."""
+    started, to take over in ``slot``; its folder, unless it is the running recorder's, is made
+    and measured now. A ring too short for its pre-roll, a folder it cannot use, or one a
+    replaced recorder's writer still writes in, is a :class:`~edge.errors.ConfigError` (its
+    rules are checked against the decisions that will run, by ``Runner.prepare_reload``)."""
     if config is None or not config.enabled:
         return None
     from edge.recorder.checks import check_ring_capacity
     from edge.recorder.core import FlightRecorder
 
     check_ring_capacity(config, runner.spine)
+    running = slot.current if slot is not None else None
+    if slot is not None and slot.writing_in(config.out_dir):
+        raise ConfigError(f"recorder.out_dir: a replaced recorder is still writing its last "
+                          f"recording in {config.out_dir}; reload again in a moment")
     if running is not None:  # the loaded model as hashed when it started, not the file now
         new = FlightRecorder(config, runner.spine, featurizers=runner.featurizers,
                              cascade=runner.cascade, eye_scalers=runner.eye_scalers,
@@ -63,6 +68,7 @@ class RecorderSlot:
         self._next: FlightRecorder | None = None
         self._pending = False  # a successor (or None) is waiting
         self._closing: list[FlightRecorder] = []  # replaced, their writers still writing
+        self._late: list[dict[str, Any]] = []  # records of a successor that never took over
 
     @property
     def pending(self) -> bool:
@@ -74,6 +80,10 @@ class RecorderSlot:
         """Whether a replaced recorder's writer is still writing what it was given."""
         return any(not r.writer_done() for r in self._closing)
 
+    def writing_in(self, out_dir: str) -> bool:
+        """Whether a replaced recorder's writer is still writing in ``out_dir``."""
+        return any(r.config.out_dir == out_dir and not r.writer_done() for r in self._closing)
+
     def set_config_text(self, text: str) -> None:
         """The config the recordings started from now on keep (the running and the waiting
         recorder's)."""
@@ -83,16 +93,22 @@ class RecorderSlot:
 
     def replace(self, new: FlightRecorder | None) -> None:
         """Take ``new`` over at the first tick with no recording in progress (see the module
-        docstring); a later call before that replaces it (it never started: nothing to close)."""
+        docstring); a later call before that replaces it (it never started: nothing to close,
+        but what making its folder did, such as recordings over its quota deleted, is said)."""
+        if self._next is not None:
+            self._late += self._next.drain()
         self._next, self._pending = new, True
         if self.current is not None:
             self.current.finishing = True
+            if new is not None:  # the history it will take: as long as the new pre-roll needs
+                self.current.journal.retime(max(self.current.config.pre_roll,
+                                                new.config.pre_roll))
 
     def on_tick(self, now_ns: int, windows: Sequence[Window], predictions: Sequence[Prediction],
                 events: Sequence[tuple[str, Event]]) -> list[dict[str, Any]]:
         """One tick: the recorder that runs records it; a waiting one keeps it in its history,
         or takes over first when nothing is being recorded. Returns the records to publish."""
-        out: list[dict[str, Any]] = []
+        out, self._late = self._late, []
         for old in list(self._closing):  # what their writers saved since
             done = old.writer_done()
             out += old.drain()
@@ -100,24 +116,21 @@ class RecorderSlot:
                 self._closing.remove(old)
         if self._pending and (self.current is None or not self.current.recording):
             out += self._take_over()
-        if self._next is not None:
-            self._next.observe(now_ns, windows, predictions, events)
         if self.current is not None:
             out += self.current.on_tick(now_ns, windows, predictions, events)
         return out
 
     def _take_over(self) -> list[dict[str, Any]]:
         old, new = self.current, self._next
-        self.current, self._next, self._pending = new, None, False
-        if old is None:
-            return []
-        if new is not None and new.config.out_dir == old.config.out_dir:
+        out: list[dict[str, Any]] = []
+        if old is not None and new is not None and new.config.out_dir == old.config.out_dir:
             new.adopt(old)  # its writer, folder and history: nothing closes
-            return []
-        if new is not None:
-            new.take_history(old)
-        out = old.close(timeout_s=0.0)  # nothing in progress: its writer ends when done
-        self._closing.append(old)
+        elif old is not None:
+            if new is not None:
+                new.take_history(old)
+            out = old.close(timeout_s=0.0)  # nothing in progress: its writer ends when done
+            self._closing.append(old)
+        self.current, self._next, self._pending = new, None, False
         return out
 
     def stats(self) -> dict[str, Any] | None:
@@ -136,7 +149,9 @@ class RecorderSlot:
         truncated) and wait, within ``timeout_s`` in all, for replaced recorders' writers;
         returns their last records. A successor that never started has nothing to close."""
         deadline = time.monotonic() + timeout_s
-        out: list[dict[str, Any]] = []
+        out, self._late = self._late, []
+        if self._next is not None:
+            out += self._next.drain()
         if self.current is not None:
             out += self.current.close(timeout_s=timeout_s)
         while self.closing and time.monotonic() < deadline:

@@ -357,7 +357,7 @@ def reload_config(path: str, runner: Any, notifier: Any, sinks: Any,
             changed = recorder is not None and cfg.recorder != runner.config.recorder
             successor = None
             if recorder is not None and changed:
-                successor = recorder_for(cfg.recorder, runner, recorder.current)
+                successor = recorder_for(cfg.recorder, runner, recorder)
         except EdgeError as exc:
             log.error("reload of %s rejected, the running config stays: %s", path, exc)
             print(f"edge run: reload rejected, the running config stays: {exc}", file=sys.stderr)
