@@ -2,13 +2,13 @@
 
 A reload that changes ``recorder:`` hands :class:`RecorderSlot` the recorder it builds (or None:
 no recorder any more). The running recorder finishes a recording in progress first, post-roll
-and all, and starts no new one; the new one keeps every tick meanwhile. At the first tick with
-no recording in progress the new one takes over, with the running one's tick history, so its
-pre-roll reaches back before the reload (from the reload on, that history is kept as long as
-the longer of the two pre-rolls needs): in the same ``out_dir`` it takes the writer and the
-folder over too (nothing is closed or rescanned); in another the old writer ends on its own
-after what it was given, and the new folder was made and measured when the reload was checked
-(a folder that cannot be used, or that a replaced writer still writes in, rejects the reload).
+and all, and starts no new one, while its tick history is kept as long as the longer of the two
+pre-rolls needs. At the first tick with no recording in progress the new one takes over, with
+that history, so its pre-roll reaches back before the reload: in the same ``out_dir`` it takes
+the writer and the folder over too (nothing is closed or rescanned); in another the old writer
+ends on its own after what it was given, and the new folder was made and measured when the
+reload was checked (a folder that cannot be used, or that a replaced writer still writes in,
+rejects the reload).
 A recorder added by a reload has no history: it records from the next tick.
 """
 
