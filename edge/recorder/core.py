@@ -340,7 +340,7 @@ class FlightRecorder:
                     frames_from[sc.video] = min(frames_from.get(sc.video, lo), lo)
                 if sc.audio and wl["audio_n0"] is not None:
                     need_n0[sc.audio] = min(need_n0.get(sc.audio, wl["audio_n0"]), wl["audio_n0"])
-        first, audio_from, exact_cache = self._warmup_start(ticks, compared_from, need_n0)
+        first, audio_from, exact_cache = self.journal.warmup_start(ticks, compared_from, need_n0)
         ticks = ticks[first:]
         compared_from -= first
         notes = [] if exact_cache else [
@@ -396,55 +396,6 @@ class FlightRecorder:
         self._add_triggers(rec, chunk, T, triggers)
         if self._take_audio(rec, chunk):
             self._step_end(rec, chunk)
-
-    def _warmup_start(
-        self, ticks: list[_Tick], compared_from: int, need_n0: dict[str, int]
-    ) -> tuple[int, dict[str, int], bool]:
-        """The first tick to record, and from which sample each audio source must be kept.
-
-        The replay's log-mel cache must be built in the live run's batches: a tick whose feed
-        started at column ``c`` had the samples from ``c * hop`` in its cache's tail, so a
-        replay ring starting there and fed from that tick on repeats every later batch. The
-        latest such tick whose start still precedes the first compared window is chosen.
-        """
-        by_source: dict[str, list[str]] = {}
-        for stream, f in self.featurizers.items():
-            src = self.spine.config.streams[stream].audio
-            if src is not None and src in self.taps and self.taps[src].audio is not None:
-                by_source.setdefault(src, []).append(stream)
-        if not by_source:  # exact unless a stream hears audio that no featurizer fed
-            heard = [sc.audio for sc in self.spine.config.streams.values() if sc.audio]
-            return compared_from, {}, not any(
-                n in self.taps and self.taps[n].audio is not None for n in heard)
-        for i in range(compared_from, -1, -1):
-            starts = self._feed_starts(ticks[i], by_source, need_n0)
-            if starts is not None:
-                return i, starts, True
-        return 0, {}, False
-
-    def _feed_starts(
-        self, tick: _Tick, by_source: dict[str, list[str]], need_n0: dict[str, int]
-    ) -> dict[str, int] | None:
-        """Per audio source, the sample a replay ring must start at for ``tick`` to be the
-        replay's first feed; None when that tick cannot be (no feed, or data already gone)."""
-        starts: dict[str, int] = {}
-        for src, stream_names in by_source.items():
-            ring = self.taps[src].audio
-            assert ring is not None
-            oldest = max(ring.start or 0, ring.end - ring.capacity)
-            for s in stream_names:
-                feed = tick.line["feeds"].get(s)
-                if feed is None:
-                    return None
-                spec = self.featurizers[s].mspec
-                if feed["first"]:  # the live cache began here too: nothing earlier to rebuild
-                    s0 = feed["from"]
-                else:  # the first column the cache had not computed, i.e. the start of its tail
-                    s0 = ((feed["from"] - spec.n_fft) // spec.hop_length + 1) * spec.hop_length
-                if s0 < oldest or (not feed["first"] and s0 > need_n0.get(src, s0)):
-                    return None
-                starts[src] = min(starts.get(src, s0), s0)
-        return starts
 
     def _covered(self, t: _Tick, rec: _Recording, wrapped_after: dict[str, int]) -> bool:
         """Whether the recorded data hold everything this (past) tick's windows could use."""

@@ -4,8 +4,11 @@ A recording starts in the past (its pre-roll), so the recorder keeps, always, a 
 every tick: per tick and source the clock fit the cut used, per window its times and up to
 which frame and sample the rings held at the cut, per stream the samples the tick pushed into
 the featurizer's log-mel cache, and the tick's predictions and events. :class:`TickJournal`
-keeps that history over a horizon of the pre-roll plus one window's lookback;
-:class:`~edge.recorder.core.FlightRecorder` reads it when a recording starts and as it goes on.
+keeps that history over a horizon of the pre-roll plus one window's lookback, and says from
+which tick a recording must start for its replay to build the log-mel cache in the live run's
+batches (:meth:`TickJournal.warmup_start`) and what a replay restores of the front ends
+(:meth:`TickJournal.restore`); :class:`~edge.recorder.core.FlightRecorder` reads it when a
+recording starts and as it goes on.
 """
 
 from __future__ import annotations
@@ -178,6 +181,55 @@ class TickJournal:
         if eyes:
             out.setdefault(compared_from, {})["eyes"] = eyes
         return out
+
+    def warmup_start(
+        self, ticks: list[_Tick], compared_from: int, need_n0: dict[str, int]
+    ) -> tuple[int, dict[str, int], bool]:
+        """The first tick to record, and from which sample each audio source must be kept.
+
+        The replay's log-mel cache must be built in the live run's batches: a tick whose feed
+        started at column ``c`` had the samples from ``c * hop`` in its cache's tail, so a
+        replay ring starting there and fed from that tick on repeats every later batch. The
+        latest such tick whose start still precedes the first compared window is chosen.
+        """
+        by_source: dict[str, list[str]] = {}
+        for stream, f in self.featurizers.items():
+            src = self.spine.config.streams[stream].audio
+            if src is not None and src in self.taps and self.taps[src].audio is not None:
+                by_source.setdefault(src, []).append(stream)
+        if not by_source:  # exact unless a stream hears audio that no featurizer fed
+            heard = [sc.audio for sc in self.spine.config.streams.values() if sc.audio]
+            return compared_from, {}, not any(
+                n in self.taps and self.taps[n].audio is not None for n in heard)
+        for i in range(compared_from, -1, -1):
+            starts = self._feed_starts(ticks[i], by_source, need_n0)
+            if starts is not None:
+                return i, starts, True
+        return 0, {}, False
+
+    def _feed_starts(
+        self, tick: _Tick, by_source: dict[str, list[str]], need_n0: dict[str, int]
+    ) -> dict[str, int] | None:
+        """Per audio source, the sample a replay ring must start at for ``tick`` to be the
+        replay's first feed; None when that tick cannot be (no feed, or data already gone)."""
+        starts: dict[str, int] = {}
+        for src, stream_names in by_source.items():
+            ring = self.taps[src].audio
+            assert ring is not None
+            oldest = max(ring.start or 0, ring.end - ring.capacity)
+            for s in stream_names:
+                feed = tick.line["feeds"].get(s)
+                if feed is None:
+                    return None
+                spec = self.featurizers[s].mspec
+                if feed["first"]:  # the live cache began here too: nothing earlier to rebuild
+                    s0 = feed["from"]
+                else:  # the first column the cache had not computed, i.e. the start of its tail
+                    s0 = ((feed["from"] - spec.n_fft) // spec.hop_length + 1) * spec.hop_length
+                if s0 < oldest or (not feed["first"] and s0 > need_n0.get(src, s0)):
+                    return None
+                starts[src] = min(starts.get(src, s0), s0)
+        return starts
 
     def _front_state(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
