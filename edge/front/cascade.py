@@ -223,8 +223,7 @@ class Cascade:
             if kind == "vad" and src in self.vad:
                 self.vad[src].inject(rows)
                 continue
-            stages = {"face": self.face, "person": self.person, "hand": self.hand}.get(kind, {})
-            st = stages.get(src)
+            st = self._stage(kind, src)
             if st is None:
                 continue
             for row in rows:
@@ -239,6 +238,10 @@ class Cascade:
                 stored = StoredResult(bool(present), int(count), values, *(eyes or (nan, nan)))
                 st.results.put(seq, int(t), stored, replace=seq == -1)
                 st.last_t = int(t)
+
+    def _stage(self, kind: str, source: str) -> VideoStage[Any] | None:
+        """The frame stage ``kind`` (face, person, hand) of ``source``, if it runs."""
+        return {"face": self.face, "person": self.person, "hand": self.hand}.get(kind, {}).get(source)
 
     def _frame_stages(self) -> list[tuple[str, str, VideoStage[Any]]]:
         return [(kind, src, st) for kind, stages in (("face", self.face), ("person", self.person),
@@ -297,7 +300,7 @@ class Cascade:
         self._put(rows, seq_of, face_seen=False)
         for key, t in state.get("last_t", {}).items():
             kind, src = key.split(":", 1)
-            st = {"face": self.face, "person": self.person, "hand": self.hand}[kind].get(src)
+            st = self._stage(kind, src)
             if st is not None and t is not None:
                 st.last_t = int(t)
 

@@ -122,9 +122,15 @@ def reloaded_text(path: str, text: str, restart: list[str], running: Config) -> 
     as they were started, the rest as reloaded), under a comment that says so."""
     if not restart:
         return text
-    import yaml
-
     head = (f"# {path} was reloaded, but these sections of it need a restart: "
             f"{', '.join(restart)}. This is the config that ran, written out (those sections "
             "as started).\n")
-    return head + yaml.safe_dump(running.model_dump(mode="json", by_alias=True), sort_keys=False)
+    return head + config_yaml(running)
+
+
+def config_yaml(config: Config) -> str:
+    """``config`` written out as YAML that parses back to it (what a recording keeps when no
+    file's text is given)."""
+    import yaml
+
+    return yaml.safe_dump(config.model_dump(mode="json", by_alias=True), sort_keys=False)

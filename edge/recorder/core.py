@@ -35,11 +35,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
 
 from edge.timebase.clock import NS_PER_S
 from edge.jsonout import dumps
-from edge.recorder.config import ModelInfo, RecorderConfig
+from edge.recorder.config import ModelInfo, RecorderConfig, config_yaml
 from edge.recorder.journal import TickJournal, _safe, _Tick
 from edge.recorder.store import FORMAT, RecordingStore, _Begin, _Chunk, _Finish, _Job, _writer_loop
 
@@ -124,7 +123,7 @@ class FlightRecorder:
         self.spine = spine
         self.featurizers = dict(featurizers or {})
         if config_text is None:
-            config_text = yaml.safe_dump(spine.config.model_dump(mode="json", by_alias=True), sort_keys=False)
+            config_text = config_yaml(spine.config)
         self.config_text = config_text
         self.model = model
         self.wall_clock = wall_clock
@@ -159,12 +158,15 @@ class FlightRecorder:
         *,
         config_text: str | None = None,
         wall_clock: Callable[[], float] = time.time,
+        model: ModelInfo | None = None,
     ) -> FlightRecorder:
-        """A recorder over a :class:`~edge.service.run.Runner`'s spine, featurizers and engine."""
-        engine = runner.engine
-        info = dict(engine.describe())
-        info["options"] = dict(getattr(engine, "options", {}) or {})
-        model = ModelInfo.of(runner.card.name, getattr(engine, "model_path", None), info)
+        """A recorder over a :class:`~edge.service.run.Runner`'s spine, featurizers and engine
+        (``model``: what describes the engine, when known already; else its file is hashed)."""
+        if model is None:
+            engine = runner.engine
+            info = dict(engine.describe())
+            info["options"] = dict(getattr(engine, "options", {}) or {})
+            model = ModelInfo.of(runner.card.name, getattr(engine, "model_path", None), info)
         return cls(config, runner.spine, featurizers=runner.featurizers, cascade=runner.cascade,
                    eye_scalers=runner.eye_scalers,
                    config_text=config_text, model=model, wall_clock=wall_clock)
@@ -208,14 +210,20 @@ class FlightRecorder:
             if self._submit(rec, chunk):
                 self._submit(rec, self._finish_job(rec, truncated=rec.taking_ticks))
         if self._thread is not None:
+            if not self._end_writer(max(0.0, deadline - time.monotonic())) and timeout_s > 0:
+                log.warning("flight recorder: writer still busy at shutdown; leaving it")
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        return self.drain()
+
+    def _end_writer(self, timeout_s: float) -> bool:
+        """Tell the writer to end after what it was given (once); False: its queue stayed full."""
+        if not self._sentinel:
             try:
-                self._jobs.put(None, timeout=max(0.0, deadline - time.monotonic()))
+                self._jobs.put(None, block=timeout_s > 0, timeout=timeout_s or None)
                 self._sentinel = True
             except queue.Full:
-                if timeout_s > 0:
-                    log.warning("flight recorder: writer still busy at shutdown; leaving it")
-            self._thread.join(max(0.0, deadline - time.monotonic()))
-        return self._drain()
+                return False
+        return True
 
     @property
     def recording(self) -> bool:
@@ -247,20 +255,12 @@ class FlightRecorder:
         (telling it to end again where its queue was full)."""
         if self._thread is None or not self._thread.is_alive():
             return True
-        if not self._sentinel:
-            try:
-                self._jobs.put_nowait(None)
-                self._sentinel = True
-            except queue.Full:
-                pass
+        self._end_writer(0.0)
         return False
 
     def drain(self) -> list[dict[str, Any]]:
-        """The recorder records made since the last call (the writer's after :meth:`close`)."""
-        return self._drain()
-
-    def _drain(self) -> list[dict[str, Any]]:
-        """The records made since the last call: the core's own, then the writer's."""
+        """The records made since the last call: the core's own, then the writer's (also after
+        :meth:`close`)."""
         out, self._records = self._records + self.store.drain_records(), []
         return out
 
@@ -289,7 +289,7 @@ class FlightRecorder:
                 self.store.abandon(0, f"{type(exc).__name__}: {exc}")
         ms = (time.perf_counter() - t0) * 1e3
         self.tick_ms_last, self.tick_ms_max = ms, max(self.tick_ms_max, ms)
-        return self._drain()
+        return self.drain()
 
     def _tick(
         self,

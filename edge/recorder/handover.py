@@ -45,12 +45,9 @@ def recorder_for(config: RecorderConfig | None, runner: Runner,
     if slot is not None and slot.writing_in(config.out_dir):
         raise ConfigError(f"recorder.out_dir: a replaced recorder is still writing its last "
                           f"recording in {config.out_dir}; reload again in a moment")
-    if running is not None:  # the loaded model as hashed when it started, not the file now
-        new = FlightRecorder(config, runner.spine, featurizers=runner.featurizers,
-                             cascade=runner.cascade, eye_scalers=runner.eye_scalers,
-                             model=running.model)
-    else:
-        new = FlightRecorder.for_runner(config, runner)
+    # the loaded model as hashed when the running recorder started, not the file now
+    new = FlightRecorder.for_runner(config, runner,
+                                    model=running.model if running is not None else None)
     if running is None or running.config.out_dir != config.out_dir:
         try:
             new.prepare()
