@@ -384,3 +384,46 @@ def test_eval_front_sim_scores_a_front_model_in_three_modes(capsys: pytest.Captu
     assert main(["eval", "--config", str(root / "configs" / "driver.yaml"), "--front-sim", "1",
                  "--seconds", "8", "--seed", "19000", "--json"]) == 0
     assert "seeds from 19000" in json.loads(capsys.readouterr().out)["scenarios"]
+
+
+def test_eval_front_sim_draws_report_each_set_and_the_spread(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--draws K`` scores K independent sets of unseen scenarios (seeds 10000 apart): each
+    set's scores are its own (the first is the one a single draw gives), and the summary is
+    their mean, min and max."""
+    import json
+
+    from edge.cli import main
+    from edge.evaluate.frontsim import draw_seeds, summarize_draws
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "engines" / "front" / "silero_vad.onnx").is_file():
+        pytest.skip("needs the front ends (edge front-ends import)")
+    cfg = str(root / "configs" / "driver.yaml")
+    assert main(["eval", "--config", cfg, "--front-sim", "1", "--seconds", "8", "--seed", "19000",
+                 "--json"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert main(["eval", "--config", cfg, "--front-sim", "1", "--seconds", "8", "--seed", "19000",
+                 "--draws", "3", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert [d["seed"] for d in rep["draws"]["draws"]] == [19000, 29000, 39000]
+    assert rep["reports"][0]["both"] == one["both"]  # the first draw is the single draw
+    assert "seeds from 29000" in rep["reports"][1]["scenarios"]
+    macros = [r["both"]["macro_f1"] for r in rep["reports"]]
+    assert [d["macro_f1"] for d in rep["draws"]["draws"]] == macros
+    spread = rep["draws"]["macro_f1"]
+    assert spread["min"] == min(macros) and spread["max"] == max(macros)
+    assert spread["mean"] == pytest.approx(sum(macros) / 3, abs=1e-4)
+    assert rep["reports"][1]["both"] != rep["reports"][2]["both"]  # independent sets
+    assert main(["eval", "--config", cfg, "--front-sim", "1", "--seconds", "8", "--seed", "19000",
+                 "--draws", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "all 2 draws" in text and "macro F1 over 2 draws: mean" in text
+    assert main(["eval", "--config", cfg, "--front-sim", "1", "--draws", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
+    assert main(["eval", "--config", cfg, "--scenario", "x", "--draws", "2"]) == 2
+    assert "with --front-sim only" in capsys.readouterr().err
+    assert draw_seeds(9000, 2) == [9000, 19000]
+    fake = {"both": {"macro_f1": 0.5, "classes": {"a": {"f1": 0.4}, "b": {"f1": 0.6}}}}
+    assert summarize_draws([1], [fake])["f1_mean"] == {"a": 0.4, "b": 0.6}

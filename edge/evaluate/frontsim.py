@@ -134,3 +134,42 @@ def sound_measures(dc: DecisionsConfig, card: ModelCard, data: WindowSet) -> dic
             v = measure(data.audio[i, 0], data.audio_mask[i] > 0)
             out[name][i] = np.nan if v is None else v
     return out
+
+
+DRAW_STRIDE = 10000  # --draws: draw k is the scenarios of seed + k * DRAW_STRIDE
+
+
+def draw_seeds(seed: int, draws: int) -> list[int]:
+    """The seeds of ``draws`` independent sets of scenarios, the first ``seed`` itself."""
+    if draws < 1:
+        raise ConfigError(f"--draws {draws}: at least 1")
+    return [seed + k * DRAW_STRIDE for k in range(draws)]
+
+
+def summarize_draws(seeds: Sequence[int], reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Frame F1 (both modalities) per draw, and the spread of the macro F1 over the draws: how
+    much one set of unseen scenarios can flatter or wrong a model."""
+    rows = [{"seed": s, "macro_f1": r["both"]["macro_f1"],
+             "f1": {k: v["f1"] for k, v in r["both"]["classes"].items()}}
+            for s, r in zip(seeds, reports)]
+    macro = np.array([r["macro_f1"] for r in rows], np.float64)
+    classes = list(rows[0]["f1"]) if rows else []
+    return {"draws": rows,
+            "macro_f1": {"mean": round(float(macro.mean()), 4), "min": round(float(macro.min()), 4),
+                         "max": round(float(macro.max()), 4)},
+            "f1_mean": {c: round(float(np.mean([r["f1"][c] for r in rows])), 4) for c in classes}}
+
+
+def format_draws(summary: dict[str, Any]) -> str:
+    """One line per draw (seed, macro F1, each class's F1), then their mean, min and max."""
+    classes = list(summary["f1_mean"])
+    lines = [f"{'draw (seed)':<12} {'macro':>6} " + " ".join(f"{c[:11]:>11}" for c in classes)]
+    for r in summary["draws"]:
+        lines.append(f"{r['seed']:<12} {r['macro_f1']:>6.3f} "
+                     + " ".join(f"{r['f1'][c]:>11.3f}" for c in classes))
+    m = summary["macro_f1"]
+    lines.append(f"{'mean':<12} {m['mean']:>6.3f} "
+                 + " ".join(f"{summary['f1_mean'][c]:>11.3f}" for c in classes))
+    lines.append(f"macro F1 over {len(summary['draws'])} draws: mean {m['mean']:.3f}, "
+                 f"min {m['min']:.3f}, max {m['max']:.3f}")
+    return "\n".join(lines)
