@@ -100,8 +100,10 @@ def test_a_recorder_replaced_in_its_folder_takes_the_writer_over_and_misses_no_s
     is rescanned, and a rule starting on the very tick of the reload is recorded."""
     a = tmp_path / "a"
     old = RecorderConfig(out_dir=str(a), rules=["r1"], pre_roll=0.5, post_roll=1.0)
-    new = old.model_copy(update={"rules": ["r2", "r3"], "pre_roll": 1.5})
+    new = old.model_copy(update={"rules": ["r2", "r3"], "pre_roll": 1.5, "queue_chunks": 200})
     slot, records, _ = run_with_slot(tmp_path, old, new, at_s=at_s)
+    assert slot.current is not None
+    assert slot.current._jobs.maxsize == 200  # the adopted writer's queue takes the new bound
     assert [m["rule"] for m in manifests(a)] == ["r1", "r2", "r3"]
     assert [m["recorded_pre_roll_s"] for m in manifests(a)] == [0.5, 1.5, 1.5]
     events = [(r["event"], r.get("rule")) for r in records]

@@ -240,10 +240,13 @@ class FlightRecorder:
 
     def adopt(self, old: FlightRecorder) -> None:
         """Take over ``old``'s history, writer and folder (a reload that changed the recorder
-        but kept its ``out_dir``): nothing is closed (the queue keeps ``old``'s size until a
-        restart)."""
+        but kept its ``out_dir``): nothing is closed; the writer's queue takes this config's
+        ``queue_chunks`` (what it holds stays: a smaller bound only refuses new chunks)."""
         self.take_history(old)
         self.store, self._jobs, self._thread = old.store, old._jobs, old._thread
+        with self._jobs.mutex:  # queue.Queue reads maxsize under this lock in put()
+            self._jobs.maxsize = self.config.queue_chunks
+            self._jobs.not_full.notify_all()
         self.store.quota_bytes = int(self.config.quota_mb * 2**20)
         self.store.max_recordings = self.config.max_recordings
         self._next_id, self._last_name, self._prepared = old._next_id, old._last_name, True
