@@ -153,7 +153,7 @@ def summarize_draws(seeds: Sequence[int], reports: Sequence[dict[str, Any]]) -> 
              "f1": {k: v["f1"] for k, v in r["both"]["classes"].items()}}
             for s, r in zip(seeds, reports)]
     macro = np.array([r["macro_f1"] for r in rows], np.float64)
-    classes = list(rows[0]["f1"]) if rows else []
+    classes = list(rows[0]["f1"])  # draw_seeds gives at least one
     return {"draws": rows,
             "macro_f1": {"mean": round(float(macro.mean()), 4), "min": round(float(macro.min()), 4),
                          "max": round(float(macro.max()), 4)},
