@@ -35,10 +35,11 @@ def manifests(out: Path) -> list[dict[str, Any]]:
 
 
 def run_with_slot(tmp_path: Path, first: RecorderConfig | None, then: RecorderConfig | None,
-                  at_s: float, buffer_seconds: float = 6
+                  at_s: float, buffer_seconds: float = 6, before_reload: Any = None
                   ) -> tuple[RecorderSlot, list[dict[str, Any]], list[Any]]:
     """THREE_RULES (r1 at 101.5 s, r2 at 104.0, r3 at 106.5) through a recorder slot whose
-    recorder ``first`` is replaced by ``then`` at ``at_s`` s."""
+    recorder ``first`` is replaced by ``then`` at ``at_s`` s, checked as the daemon checks it
+    (``before_reload()`` is called just before)."""
     model = tiny_model(tmp_path, make_card("driver", "tiny"))
     clock = FakeClock(START_S * NS_PER_S)
     text = config_text(model, THREE_RULES, buffer_seconds=buffer_seconds)
@@ -50,7 +51,9 @@ def run_with_slot(tmp_path: Path, first: RecorderConfig | None, then: RecorderCo
     def on_windows(ws: list[Any]) -> None:
         now = clock.now_ns()
         if now == int(at_s * NS_PER_S):
-            slot.replace(recorder_for(then, runner))
+            if before_reload is not None:
+                before_reload()
+            slot.replace(recorder_for(then, runner, slot))
         ps = runner.process(ws)
         records.extend(slot.on_tick(now, ws, ps, runner.decide(ps)))
         states.append((now / NS_PER_S, slot.pending, (slot.stats() or {}).get("recorder_state")))
@@ -101,7 +104,12 @@ def test_a_recorder_replaced_in_its_folder_takes_the_writer_over_and_misses_no_s
     a = tmp_path / "a"
     old = RecorderConfig(out_dir=str(a), rules=["r1"], pre_roll=0.5, post_roll=1.0)
     new = old.model_copy(update={"rules": ["r2", "r3"], "pre_roll": 1.5, "queue_chunks": 200})
-    slot, records, _ = run_with_slot(tmp_path, old, new, at_s=at_s)
+    # a folder as the running writer leaves one it is still writing: a rescan would remove it
+    writing = a / ".tmp-20260101T000000.000Z-r1"
+    slot, records, _ = run_with_slot(tmp_path, old, new, at_s=at_s,
+                                     before_reload=lambda: writing.mkdir())
+    assert writing.is_dir()  # the folder was not rescanned under the running writer
+    writing.rmdir()
     assert slot.current is not None
     assert slot.current._jobs.maxsize == 200  # the adopted writer's queue takes the new bound
     assert [m["rule"] for m in manifests(a)] == ["r1", "r2", "r3"]
