@@ -223,6 +223,7 @@ def test_failing_sends_are_retried_with_backoff_then_delivered_in_order() -> Non
         w.publish(event(i))
     assert wait_for(lambda: len(sink.got) == 5, 3)
     assert [r["t_ns"] for r in sink.got] == [1000, 1001, 1002, 1003, 1004]
+    assert wait_for(lambda: w.stats()["sent"] == 5, 3)  # counted after send() returns
     st = w.stats()
     assert (st["sent"], st["failures"], st["retries"]) == (5, 3, 3)
     assert st["state"] == "ok"

@@ -171,6 +171,7 @@ class Service:
 
 
 STRICT_OPEN_S = 10.0  # edge run --strict: how long each source may take to open
+RECORDER_CLOSE_S = 2.0  # at shutdown: how long the recorder's writer may take to finish
 
 
 def run_service(
@@ -302,10 +303,10 @@ def run_service(
         if service is not None:  # running events end at the last tick: no start left open
             service.emit(service.event_records(runner.close_decisions()))
         # a recording in progress is saved, marked truncated; its "saved" record (and one the
-        # writer finished after the last tick) goes out before the sinks stop. Up to 2 s for a
-        # slow card (returns as soon as the writer is done): with the rest, well inside the
-        # unit's TimeoutStopSec=5
-        last = recorder.close(timeout_s=2.0)
+        # writer finished after the last tick) goes out before the sinks stop. Up to
+        # RECORDER_CLOSE_S for a slow card (returns as soon as the writer is done): with the
+        # rest, well inside the unit's TimeoutStopSec=5
+        last = recorder.close(timeout_s=RECORDER_CLOSE_S)
         if service is not None:
             service.emit(last)
         if sinks is not None:
