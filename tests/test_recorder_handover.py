@@ -5,6 +5,7 @@ pre-roll, and a rejected recorder section changes nothing."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,8 @@ def manifests(out: Path) -> list[dict[str, Any]]:
 
 
 def run_with_slot(tmp_path: Path, first: RecorderConfig | None, then: RecorderConfig | None,
-                  at_s: float, buffer_seconds: float = 6, before_reload: Any = None
+                  at_s: float, buffer_seconds: float = 6,
+                  before_reload: Callable[[], object] | None = None
                   ) -> tuple[RecorderSlot, list[dict[str, Any]], list[Any]]:
     """THREE_RULES (r1 at 101.5 s, r2 at 104.0, r3 at 106.5) through a recorder slot whose
     recorder ``first`` is replaced by ``then`` at ``at_s`` s, checked as the daemon checks it
@@ -107,7 +109,7 @@ def test_a_recorder_replaced_in_its_folder_takes_the_writer_over_and_misses_no_s
     # a folder as the running writer leaves one it is still writing: a rescan would remove it
     writing = a / ".tmp-20260101T000000.000Z-r1"
     slot, records, _ = run_with_slot(tmp_path, old, new, at_s=at_s,
-                                     before_reload=lambda: writing.mkdir())
+                                     before_reload=writing.mkdir)
     assert writing.is_dir()  # the folder was not rescanned under the running writer
     writing.rmdir()
     assert slot.current is not None
