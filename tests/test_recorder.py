@@ -372,7 +372,6 @@ def test_edge_run_publishes_the_saved_record_of_a_recording_cut_short_at_shutdow
     truncated and its ``saved`` record is in the JSONL, written after the last tick. (The
     writer's shutdown budget is widened here: what is checked is the order, not the disk.)"""
     from edge.service import daemon
-    from edge.service.daemon import run_service
 
     monkeypatch.setattr(daemon, "RECORDER_CLOSE_S", 30.0)
 
@@ -380,7 +379,7 @@ def test_edge_run_publishes_the_saved_record_of_a_recording_cut_short_at_shutdow
     cfg.write_text(config_text(model, "    - {name: held, duration: {class: eyes_closed, at_least: 0.5}}\n")
                    + f'recorder: {{out_dir: "{tmp_path / "rec"}", pre_roll: 0.5, post_roll: 10.0}}\n')
     lines = tmp_path / "edge.jsonl"
-    assert run_service(str(cfg), duration=2.5, jsonl=str(lines), live_view=False) == 0
+    assert daemon.run_service(str(cfg), duration=2.5, jsonl=str(lines), live_view=False) == 0
     rows = [json.loads(line) for line in lines.read_text().splitlines()]
     recs = [(r["event"], r["recording"]) for r in rows if r["type"] == "recorder"]
     [d] = recordings(tmp_path / "rec")
