@@ -15,7 +15,7 @@ from edge.config import parse_config
 from edge.join.spine import replay
 from edge.recorder.config import RecorderConfig
 from edge.recorder.core import FlightRecorder
-from edge.recorder.handover import RecorderSlot, recorder_for
+from edge.recorder.handover import RecorderSlot, recorder_for, standby_journal
 from edge.recorder.replay import replay_recording
 from edge.service.daemon import reload_config
 from edge.service.run import Runner
@@ -37,25 +37,33 @@ def manifests(out: Path) -> list[dict[str, Any]]:
 
 def run_with_slot(tmp_path: Path, first: RecorderConfig | None, then: RecorderConfig | None,
                   at_s: float, buffer_seconds: float = 6,
-                  before_reload: Callable[[], object] | None = None
+                  before_reload: Callable[[], object] | None = None,
+                  standby: bool = False,
+                  later: tuple[float, RecorderConfig | None] | None = None,
                   ) -> tuple[RecorderSlot, list[dict[str, Any]], list[Any]]:
     """THREE_RULES (r1 at 101.5 s, r2 at 104.0, r3 at 106.5) through a recorder slot whose
-    recorder ``first`` is replaced by ``then`` at ``at_s`` s, checked as the daemon checks it
-    (``before_reload()`` is called just before)."""
+    recorder ``first`` is replaced by ``then`` at ``at_s`` s (and by ``later[1]`` at
+    ``later[0]``), checked as the daemon checks it (``before_reload()`` is called just before);
+    with ``standby``, the slot keeps a history while no recorder runs, as the daemon's does."""
     model = tiny_model(tmp_path, make_card("driver", "tiny"))
     clock = FakeClock(START_S * NS_PER_S)
     text = config_text(model, THREE_RULES, buffer_seconds=buffer_seconds)
     runner = Runner(parse_config(text), clock)
     slot = RecorderSlot(None if first is None else FlightRecorder.for_runner(first, runner))
+    if standby:
+        slot.keep_history(standby_journal(runner))
+    reloads = {int(at_s * NS_PER_S): then}
+    if later is not None:
+        reloads[int(later[0] * NS_PER_S)] = later[1]
     records: list[dict[str, Any]] = []
     states: list[Any] = []
 
     def on_windows(ws: list[Any]) -> None:
         now = clock.now_ns()
-        if now == int(at_s * NS_PER_S):
+        if now in reloads:
             if before_reload is not None:
                 before_reload()
-            slot.replace(recorder_for(then, runner, slot))
+            slot.replace(recorder_for(reloads[now], runner, slot))
         ps = runner.process(ws)
         records.extend(slot.on_tick(now, ws, ps, runner.decide(ps)))
         states.append((now / NS_PER_S, slot.pending, (slot.stats() or {}).get("recorder_state")))
@@ -156,6 +164,40 @@ def test_a_reload_can_start_and_stop_the_recorder(tmp_path: Path) -> None:
     assert [state for t, _, state in states if t > 101.0] == [None] * 16  # no recorder since
 
 
+def test_a_recorder_a_reload_adds_has_its_pre_roll_from_before_the_reload(
+    tmp_path: Path
+) -> None:
+    """No recorder runs; one on r2 (104.0 s) with a 2.5 s pre-roll is added at 103.5 s. The
+    slot's own history reaches back before the reload, log-mel warm-up included, and the
+    recording replays exactly; without it the pre-roll starts at the reload."""
+    rec = RecorderConfig(out_dir=str(tmp_path / "r"), rules=["r2"], pre_roll=2.5, post_roll=0.5)
+    run_with_slot(tmp_path, None, rec, at_s=103.5, standby=True)
+    [m] = manifests(tmp_path / "r")
+    assert m["rule"] == "r2" and m["recorded_pre_roll_s"] == 2.5 and m["notes"] == []
+    assert replay_recording(recordings(tmp_path / "r")[0]).identical
+    s2 = tmp_path / "s2"
+    s2.mkdir()
+    bare = rec.model_copy(update={"out_dir": str(tmp_path / "bare")})
+    run_with_slot(s2, None, bare, at_s=103.5)  # no history kept while none ran
+    [m] = manifests(tmp_path / "bare")
+    assert m["recorded_pre_roll_s"] < 1.0, m
+
+
+def test_a_recorder_a_reload_removes_leaves_its_history_to_the_next_one(tmp_path: Path) -> None:
+    """r1's recorder is removed at 102.5 s and one on r3 (106.5 s) with a 3 s pre-roll added at
+    104.5: its pre-roll reaches back past the second reload, from the history the removed
+    recorder kept and the slot kept on."""
+    first = RecorderConfig(out_dir=str(tmp_path / "a"), rules=["r1"], pre_roll=0.5, post_roll=0.5)
+    rec = RecorderConfig(out_dir=str(tmp_path / "b"), rules=["r3"], pre_roll=3.0, post_roll=0.5)
+    slot, _, states = run_with_slot(tmp_path, first, None, at_s=102.5, buffer_seconds=12,
+                                    standby=True, later=(104.5, rec))
+    assert [m["rule"] for m in manifests(tmp_path / "a")] == ["r1"]
+    assert [state for t, _, state in states if 102.5 <= t < 104.5] == [None] * 4  # none ran
+    [m] = manifests(tmp_path / "b")
+    assert m["rule"] == "r3" and m["recorded_pre_roll_s"] == 3.0 and m["notes"] == []
+    assert replay_recording(recordings(tmp_path / "b")[0]).identical
+
+
 def test_the_daemons_reload_replaces_the_recorder_or_rejects_it_whole(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -210,7 +252,10 @@ def test_sighup_starts_a_recorder_in_a_running_daemon(tmp_path: Path) -> None:
         assert "reloaded decisions, health and sinks" in err and "the flight recorder starts" in err
         saved = recordings(rec)
         assert saved and "recorder: {out_dir:" in (saved[0] / "config.yaml").read_text()
-        assert json.loads((saved[0] / "manifest.json").read_text())["rule"] == "always"
+        manifest = json.loads((saved[0] / "manifest.json").read_text())
+        assert manifest["rule"] == "always"
+        # it started on the reload's first tick, its pre-roll from before: the daemon's history
+        assert manifest["recorded_pre_roll_s"] >= 0.45, manifest  # 0.4998 measured; 0.0 without
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -233,7 +233,12 @@ class FlightRecorder:
     def take_history(self, old: FlightRecorder) -> None:
         """Take ``old``'s tick history over (the same spine's): this recorder's pre-roll
         reaches back as far as ``old``'s did."""
-        self.journal = old.journal
+        self.take_journal(old.journal)
+
+    def take_journal(self, journal: TickJournal) -> None:
+        """Record on from ``journal`` (the same spine's), kept by a recorder before this one or
+        while none ran: this recorder's pre-roll reaches back as far as it does."""
+        self.journal = journal
         self.journal.retime(self.config.pre_roll)
         self.taps, self._history = self.journal.taps, self.journal.history
         self.pre_ns, self.horizon_ns = self.journal.pre_ns, self.journal.horizon_ns

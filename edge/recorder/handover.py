@@ -9,7 +9,9 @@ the writer and the folder over too (nothing is closed or rescanned); in another 
 ends on its own after what it was given, and the new folder was made and measured when the
 reload was checked (a folder that cannot be used, or that a replaced writer still writes in,
 rejects the reload).
-A recorder added by a reload has no history: it records from the next tick.
+While no recorder runs, the slot keeps a tick history of its own (:meth:`RecorderSlot.keep_history`,
+as long as the rings allow: :func:`standby_journal`), so a recorder a reload adds has its
+pre-roll from before the reload too; a recorder a reload removes leaves its history to it.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from edge.errors import ConfigError
+from edge.timebase.clock import NS_PER_S
 
 if TYPE_CHECKING:
     from edge.decisions.decide import Event
     from edge.join.align import Window
     from edge.recorder.config import RecorderConfig
     from edge.recorder.core import FlightRecorder
+    from edge.recorder.journal import TickJournal
     from edge.service.run import Prediction, Runner
 
 
@@ -57,11 +61,27 @@ def recorder_for(config: RecorderConfig | None, runner: Runner,
     return new
 
 
+def standby_journal(runner: Runner) -> TickJournal:
+    """A tick history over ``runner``'s spine that reaches back as far as its shortest ring holds
+    (no recorder's pre-roll can reach further: :func:`~edge.recorder.checks.check_ring_capacity`),
+    for :meth:`RecorderSlot.keep_history`."""
+    from edge.recorder.journal import TickJournal
+
+    held = [ring.capacity / rate
+            for src in runner.spine.sources.values()
+            for ring, rate in ((src.video, src.nominal_fps), (src.audio, src.sample_rate))
+            if ring is not None and rate > 0]
+    return TickJournal(runner.spine, runner.featurizers, min(held, default=0.0),
+                       cascade=runner.cascade, eye_scalers=runner.eye_scalers)
+
+
 class RecorderSlot:
     """The recorder that runs (:attr:`current`), and the one waiting to take over."""
 
     def __init__(self, current: FlightRecorder | None) -> None:
         self.current = current
+        self._standby: TickJournal | None = None  # the history kept while no recorder runs
+        self._standby_s = 0.0  # how far back it reaches
         self._next: FlightRecorder | None = None
         self._pending = False  # a successor (or None) is waiting
         self._closing: list[FlightRecorder] = []  # replaced, their writers still writing
@@ -80,6 +100,14 @@ class RecorderSlot:
     def writing_in(self, out_dir: str) -> bool:
         """Whether a replaced recorder's writer is still writing in ``out_dir``."""
         return any(r.config.out_dir == out_dir and not r.writer_done() for r in self._closing)
+
+    def keep_history(self, journal: TickJournal) -> None:
+        """Keep ``journal`` (:func:`standby_journal`) going tick by tick whenever no recorder
+        runs, from now on: a recorder a reload adds takes it over, so its first recordings'
+        pre-roll reaches back before the reload; one a reload removes hands its history back
+        to it. Without it a recorder a reload adds records from the tick it takes over."""
+        self._standby_s = journal.pre_ns / NS_PER_S
+        self._standby = journal if self.current is None else None
 
     def set_config_text(self, text: str) -> None:
         """The config the recordings started from now on keep (the running and the waiting
@@ -115,11 +143,19 @@ class RecorderSlot:
             out += self._take_over()
         if self.current is not None:
             out += self.current.on_tick(now_ns, windows, predictions, events)
+        elif self._standby is not None:
+            self._standby.record(now_ns, windows, predictions, events)
         return out
 
     def _take_over(self) -> list[dict[str, Any]]:
         old, new = self.current, self._next
         out: list[dict[str, Any]] = []
+        if old is None and new is not None and self._standby is not None:
+            new.take_journal(self._standby)  # the history kept while none ran
+            self._standby = None
+        elif old is not None and new is None and self._standby_s > 0:
+            self._standby = old.journal  # kept on for the next recorder a reload adds
+            self._standby.retime(self._standby_s)
         if old is not None and new is not None and new.config.out_dir == old.config.out_dir:
             new.adopt(old)  # its writer, folder and history: nothing closes
         elif old is not None:

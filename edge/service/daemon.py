@@ -24,7 +24,7 @@ from edge.join.align import Window
 from edge.timebase.clock import NS_PER_S
 from edge.errors import EdgeError
 from edge.jsonout import dumps
-from edge.recorder.handover import RecorderSlot
+from edge.recorder.handover import RecorderSlot, standby_journal
 from edge.service.run import Runner
 from edge.status.endpoint import Metrics
 
@@ -245,6 +245,8 @@ def run_service(
             check_recorder(rc, runner.spine)
             recorder.current = FlightRecorder.for_runner(rc, runner, config_text=config_text)
             recorder.current.start()
+        # while no recorder runs, a history for one a reload adds: its pre-roll, from before it
+        recorder.keep_history(standby_journal(runner))
         if cfg.sinks:
             from edge.sinks.sinkset import SinkSet
 
