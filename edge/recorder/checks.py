@@ -16,6 +16,7 @@ from edge.recorder.config import RecorderConfig, ring_seconds_needed
 
 if TYPE_CHECKING:
     from edge.decisions.rules import DecisionsConfig
+    from edge.capture.base import CaptureSource
     from edge.join.spine import Spine
 
 
@@ -59,11 +60,8 @@ def check_ring_capacity(config: RecorderConfig, spine: Spine) -> None:
     )
     problems = []
     for name, src in spine.sources.items():
-        for kind, held in (
-            ("video", src.video.capacity / src.nominal_fps if src.video is not None and src.nominal_fps > 0 else None),
-            ("audio", src.audio.capacity / src.sample_rate if src.audio is not None and src.sample_rate > 0 else None),
-        ):
-            if held is not None and held + 1e-9 < need:
+        for kind, held in ring_seconds(src):
+            if held + 1e-9 < need:
                 problems.append(
                     f"sources.{name}: the {kind} ring holds {held:g} s, the recorder's pre_roll of "
                     f"{config.pre_roll:g} s needs {need:g} s (raise its buffer_seconds"
@@ -71,3 +69,13 @@ def check_ring_capacity(config: RecorderConfig, spine: Spine) -> None:
                 )
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def ring_seconds(src: CaptureSource) -> list[tuple[str, float]]:
+    """``(kind, seconds)`` that each of ``src``'s rings holds (``video``, ``audio``)."""
+    out = []
+    if src.video is not None and src.nominal_fps > 0:
+        out.append(("video", src.video.capacity / src.nominal_fps))
+    if src.audio is not None and src.sample_rate > 0:
+        out.append(("audio", src.audio.capacity / src.sample_rate))
+    return out

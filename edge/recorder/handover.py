@@ -65,12 +65,10 @@ def standby_journal(runner: Runner) -> TickJournal:
     """A tick history over ``runner``'s spine that reaches back as far as its shortest ring holds
     (no recorder's pre-roll can reach further: :func:`~edge.recorder.checks.check_ring_capacity`),
     for :meth:`RecorderSlot.keep_history`."""
+    from edge.recorder.checks import ring_seconds
     from edge.recorder.journal import TickJournal
 
-    held = [ring.capacity / rate
-            for src in runner.spine.sources.values()
-            for ring, rate in ((src.video, src.nominal_fps), (src.audio, src.sample_rate))
-            if ring is not None and rate > 0]
+    held = [s for src in runner.spine.sources.values() for _, s in ring_seconds(src)]
     return TickJournal(runner.spine, runner.featurizers, min(held, default=0.0),
                        cascade=runner.cascade, eye_scalers=runner.eye_scalers)
 
