@@ -127,3 +127,40 @@ def test_fine_tuning_refuses_what_it_cannot_do(tmp_path: Path, capsys: pytest.Ca
         finetune(FineTuneSettings(recordings=str(tmp_path / "recs"),
                                   init="engines/driver-av.onnx"), None, tmp_path, "x",
                  log=io.StringIO())
+
+
+@pytest.mark.slow
+def test_a_merged_model_is_fine_tuned_part_by_part_and_merged_again(tmp_path: Path) -> None:
+    """``--init`` a merged model: each part is fine-tuned on the same recordings and split, and
+    the tuned parts merged again with every class from the part it came from."""
+    from edge.cli import main
+    from edge.export.merge import merge_models
+    from edge.runtime.card import load_card
+    from edge.train.train import TrainSettings, train
+
+    start = tmp_path / "start"
+    for seed in (0, 1):
+        train(TrainSettings(task="home", scenarios=2, val_scenarios=1, seconds=8.0, epochs=1,
+                            seed=seed), start / "parts", f"home-{seed}", log=io.StringIO())
+    merge_models(start / "parts" / "home-0.onnx", {"smoke_alarm": start / "parts" / "home-1.onnx"},
+                 start / "home-merged.onnx")
+    record_room(tmp_path / "recs")
+    out = tmp_path / "tuned"
+    assert main(["train", "--recordings", str(tmp_path / "recs"), "--init",
+                 str(start / "home-merged.onnx"), "--out", str(out), "--epochs", "2"]) == 0
+    card = load_card(out / "home-merged-tuned.yaml")
+    parts = card.provenance["parts"]
+    assert [p["model"] for p in parts] == ["home-0-tuned.onnx", "home-1-tuned.onnx"]
+    assert parts[1]["classes"] == ["smoke_alarm"] and "smoke_alarm" not in parts[0]["classes"]
+    for p in parts:  # each part was scored before and after on the held-out recording
+        assert p["metrics"]["finetune_heldout"]["recordings"] == ["rec3"]
+        assert p["provenance"]["init"]["card"] in ("home-0", "home-1")
+        assert (out / p["path"]).is_file()
+    # the merge's parts moved or changed: refused, not fine-tuned from something else
+    (start / "parts" / "home-1.onnx").write_bytes(b"changed")
+    with pytest.raises(ConfigError, match="changed since home-merged.onnx was merged"):
+        from edge.train.finetune import FineTuneSettings, finetune
+
+        finetune(FineTuneSettings(recordings=str(tmp_path / "recs"),
+                                  init=str(start / "home-merged.onnx")), None, out, "x",
+                 log=io.StringIO())

@@ -13,7 +13,8 @@ import numpy as np
 from edge.runtime.card import ModelCard, save_card
 
 
-def tiny_model(dir_: Path, card: ModelCard, name: str = "tiny") -> Path:
+def tiny_model(dir_: Path, card: ModelCard, name: str = "tiny", scale: float = 1.0) -> Path:
+    """``dir_/NAME.onnx`` and its card; ``scale`` multiplies the weights (models that differ)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -23,7 +24,7 @@ def tiny_model(dir_: Path, card: ModelCard, name: str = "tiny") -> Path:
         for k, v in card.inputs.items()
     ]
     out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["B", n_classes])
-    w = np.linspace(-1.0, 1.0, 4 * n_classes, dtype=np.float32).reshape(4, n_classes)
+    w = scale * np.linspace(-1.0, 1.0, 4 * n_classes, dtype=np.float32).reshape(4, n_classes)
     nodes = []
     for k, v in card.inputs.items():
         axes = list(range(1, len(v.shape)))

@@ -110,6 +110,26 @@ def _cmd_front_build(args: argparse.Namespace) -> int:
 
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from edge.export.merge import merge_models
+
+    take: dict[str, str] = {}
+    for item in args.take:
+        cls, sep, model = item.partition("=")
+        if not sep or not cls or not model:
+            raise EdgeError(f"--take {item}: CLASS=MODEL.onnx")
+        if cls in take:
+            raise EdgeError(f"--take: {cls} given twice")
+        take[cls] = model
+    command = "edge " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["merge"] else ""
+    card = merge_models(args.base, take, args.out, command=command)
+    for part in card.provenance["parts"]:
+        print(f"{part['model']}: {', '.join(part['classes'])}")
+    print(f"wrote {args.out} and its card ({len(card.provenance['parts'])} parts); quantize it "
+          "with edge calibrate / edge build --int8")
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("calibrate", help="cut and store calibration windows for INT8")
     s.add_argument("--config", required=True, help="config whose model (and sources) to use")
@@ -142,6 +162,14 @@ def add_parsers(sub: Any) -> None:
                    help="check an ONNX file for what TensorRT's parser would reject (runs anywhere)")
     s.add_argument("--out", default=None, help="output file (default beside the model)")
     s.set_defaults(func=_cmd_build)
+
+    s = sub.add_parser("merge", help="one model whose classes come from several trained models")
+    s.add_argument("--base", required=True,
+                   help="FP32 model (NAME.onnx, card beside it) answering for every class not taken")
+    s.add_argument("--take", action="append", default=[], metavar="CLASS=MODEL",
+                   help="answer CLASS with MODEL's logit and threshold (repeatable)")
+    s.add_argument("--out", required=True, help="the merged FP32 model, e.g. engines/NAME.onnx")
+    s.set_defaults(func=_cmd_merge)
 
     s = sub.add_parser("compare", help="two engines on the same windows: logits and F1")
     s.add_argument("a", help="an engine: X.onnx, X.int8.onnx or X.plan")

@@ -68,16 +68,17 @@ def evaluate_front_sim(
     if not card.front:
         raise ConfigError(f"model {card.name!r} reads pixels: score it on rendered scenarios "
                           "(edge eval --scenario)")
+    from edge.export.merge import part_seeds
     from edge.front.engines import FRONT_DIR
     from edge.front.vad import StreamingVad
     from edge.sim.frontaudio import SoundBank
     from edge.train.train import generate_front
 
-    trained = card.provenance.get("seed")
-    if isinstance(trained, int) and seed in (1000 + trained, 2000 + trained):
-        raise ConfigError(f"seed {seed}: the scenarios model {card.name!r} was trained or "
-                          f"validated on (edge train --seed {trained} draws from {1000 + trained} "
-                          f"and {2000 + trained}); take another")
+    for trained in part_seeds(card):
+        if seed in (1000 + trained, 2000 + trained):
+            raise ConfigError(f"seed {seed}: the scenarios model {card.name!r} was trained or "
+                              f"validated on (edge train --seed {trained} draws from "
+                              f"{1000 + trained} and {2000 + trained}); take another")
     bank = SoundBank.load(sounds, "heldout", bank_kinds)
     vad = StreamingVad(config.front_ends.dir if config.front_ends is not None else FRONT_DIR)
     unknown = sorted(set(extra_rates or {}) - set(card.class_names))

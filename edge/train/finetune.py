@@ -16,6 +16,7 @@ on the data they were chosen on).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import sys
 import time
@@ -56,6 +57,9 @@ def model_from_onnx(path: Path, card: ModelCard) -> "torch.nn.Module":
     which the exporter folds into one convolution (``onnx::Conv_N``). Those are matched to the
     network's conv+norm pairs in the order the graph runs them; each norm becomes the identity
     plus the folded bias, which serves exactly the same function."""
+    if card.provenance.get("parts"):
+        raise ConfigError(f"{path}: a merged model (edge merge) is not one network; edge train "
+                          "--recordings --init fine-tunes its parts one by one and merges them again")
     import onnx
     import torch
     from onnx import numpy_helper
@@ -200,6 +204,8 @@ def finetune(
     if not init.is_file():
         raise ConfigError(f"{init}: no such model (--init names an ONNX file with its card)")
     card = load_card(card_path_for(init))
+    if card.provenance.get("parts"):
+        return _finetune_merged(settings, config, out_dir, name, log)
     if config is None:
         config = default_config(init, card)
     config = config.model_copy(update={"model": ModelConfig(path=str(init))})
@@ -287,6 +293,33 @@ def finetune(
     print(f"edge train: wrote {onnx_path} and its card ({time.monotonic() - started:.0f} s)",
           file=log)
     return new
+
+
+def _finetune_merged(settings: FineTuneSettings, config: Config | None, out_dir: Path, name: str,
+                     log: TextIO) -> ModelCard:
+    """A merged model (``edge merge``) is fine-tuned part by part, each on the same recordings
+    with the same held-out split, into ``out_dir/NAME-parts/``; the tuned parts are merged
+    again, each class from the part it came from, into ``out_dir/NAME.onnx``."""
+    from edge.export.merge import merge_models, merged_parts
+
+    init = Path(settings.init)
+    parts = merged_parts(init, load_card(card_path_for(init)))
+    tuned = []
+    for k, (path, classes) in enumerate(parts):
+        print(f"edge train: {init.name} is merged; part {k + 1}/{len(parts)}: {path.name} "
+              f"({', '.join(classes)})", file=log)
+        part_name = path.name[: -len(".onnx")] + "-tuned"
+        finetune(dataclasses.replace(settings, init=str(path)), config, out_dir / f"{name}-parts",
+                 part_name, log)
+        tuned.append(out_dir / f"{name}-parts" / f"{part_name}.onnx")
+    take = {c: tuned[k] for k, (_, classes) in enumerate(parts) if k > 0 for c in classes}
+    card = merge_models(tuned[0], take, out_dir / f"{name}.onnx",
+                        command=f"edge train --recordings {settings.recordings} --init {init} "
+                                f"--epochs {settings.epochs} --lr {settings.lr:g} --seed {settings.seed}"
+                                " (each part fine-tuned, then merged)")
+    print(f"edge train: wrote {out_dir / f'{name}.onnx'} and its card, merged from the "
+          f"{len(tuned)} fine-tuned parts in {out_dir / f'{name}-parts'}", file=log)
+    return card
 
 
 def _f1s(report: dict[str, Any]) -> dict[str, float]:

@@ -1,0 +1,132 @@
+"""``edge merge``: one model whose classes come from several trained models, each class with its
+own part's logit and threshold, and the refusals that keep a merge honest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from edge.cli import main
+from edge.errors import ConfigError, EngineError
+from edge.export.merge import merge_models, part_seeds
+from edge.runtime.base import load_engine
+from edge.runtime.card import load_card, save_card
+from edge.train.train import make_card
+from tests.tiny_model import tiny_model
+
+
+def logits(path: Path, feed: dict[str, np.ndarray]) -> np.ndarray:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return np.asarray(sess.run(None, feed)[0])
+
+
+def some_inputs(path: Path, n: int = 3) -> dict[str, np.ndarray]:
+    card = load_card(path.with_suffix(".yaml"))
+    rng = np.random.default_rng(5)
+    return {k: rng.standard_normal([n if isinstance(d, str) else d for d in v.shape]).astype(np.float32)
+            for k, v in card.inputs.items()}
+
+
+@pytest.fixture()
+def two_parts(tmp_path: Path) -> tuple[Path, Path]:
+    """Two driver models over the same inputs: A, and B with other weights and thresholds."""
+    card = make_card("driver", "a")
+    a = tiny_model(tmp_path, card, "a")
+    b_card = card.model_copy(deep=True, update={"name": "b"})
+    for c in b_card.classes:
+        c.threshold = 0.3 if c.name == "phone" else 0.6
+    b_card.provenance = {"seed": 4, "members": 2, "command": "edge train --seed 4 --members 2"}
+    b = tiny_model(tmp_path, b_card, "b", scale=-2.0)
+    return a, b
+
+
+def test_each_class_answers_with_its_parts_logit_and_threshold(tmp_path: Path,
+                                                               two_parts: tuple[Path, Path]) -> None:
+    a, b = two_parts
+    out = tmp_path / "m" / "merged.onnx"
+    card = merge_models(a, {"phone": b, "talking": b}, out, command="edge merge ...")
+    feed = some_inputs(a)
+    la, lb, lm = logits(a, feed), logits(b, feed), logits(out, feed)
+    names = card.class_names
+    assert names == load_card(a.with_suffix(".yaml")).class_names
+    taken = [names.index("phone"), names.index("talking")]
+    kept = [i for i in range(len(names)) if i not in taken]
+    assert not np.allclose(la[:, taken], lb[:, taken])  # the parts differ, so this proves a pick
+    np.testing.assert_array_equal(lm[:, taken], lb[:, taken])
+    np.testing.assert_array_equal(lm[:, kept], la[:, kept])
+    saved = load_card(tmp_path / "m" / "merged.yaml")
+    assert saved.name == "merged" and saved.metrics == {}
+    assert {c.name: c.threshold for c in saved.classes}["phone"] == 0.3
+    assert {c.name: c.threshold for c in saved.classes}["eyes_closed"] == 0.5
+    parts = saved.provenance["parts"]
+    assert [p["model"] for p in parts] == ["a.onnx", "b.onnx"]
+    assert parts[1]["classes"] == ["phone", "talking"] and parts[1]["provenance"]["seed"] == 4
+    assert len(parts[0]["sha256"]) == 64 and saved.provenance["command"] == "edge merge ..."
+    # the runtime serves it as any model: its card checked against the graph
+    engine = load_engine("onnx", out, saved, {"threads": 1})
+    np.testing.assert_allclose(next(iter(engine.infer(feed).values())), lm, rtol=1e-6)
+    # every part's training seeds stay refused as evaluation seeds
+    assert part_seeds(saved) == [4, 5]
+
+
+def test_a_part_that_reads_its_inputs_otherwise_is_refused_naming_the_field(
+    tmp_path: Path, two_parts: tuple[Path, Path]
+) -> None:
+    a, b = two_parts
+    card = load_card(b.with_suffix(".yaml"))
+    card.window = {**card.window, "frames": 16.0}
+    save_card(card, b.with_suffix(".yaml"))
+    with pytest.raises(EngineError, match="window differs"):
+        merge_models(a, {"phone": b}, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_refusals_unknown_class_int8_part_nothing_to_merge_and_writing_over_a_part(
+    tmp_path: Path, two_parts: tuple[Path, Path]
+) -> None:
+    import onnx
+    from onnx import helper
+
+    a, b = two_parts
+    with pytest.raises(EngineError, match="seatbelt: not a class"):
+        merge_models(a, {"seatbelt": b}, tmp_path / "m.onnx")
+    with pytest.raises(EngineError, match="nothing to merge"):
+        merge_models(a, {}, tmp_path / "m.onnx")
+    with pytest.raises(EngineError, match="is one of the parts"):
+        merge_models(a, {"phone": b}, b)
+    with pytest.raises(EngineError, match="FP32 NAME.onnx"):
+        merge_models(a, {"phone": b}, tmp_path / "m.int8.onnx")
+    q = onnx.load(str(b))
+    q.graph.node.append(helper.make_node("QuantizeLinear", ["feat", "s"], ["q"]))
+    onnx.save(q, str(tmp_path / "q.onnx"))
+    save_card(load_card(b.with_suffix(".yaml")), tmp_path / "q.yaml")
+    with pytest.raises(EngineError, match="an INT8 model; merge the FP32 models"):
+        merge_models(a, {"phone": tmp_path / "q.onnx"}, tmp_path / "m.onnx")
+
+
+def test_a_merged_model_is_not_fine_tuned_as_one_network(tmp_path: Path,
+                                                         two_parts: tuple[Path, Path]) -> None:
+    from edge.train.finetune import model_from_onnx
+
+    a, b = two_parts
+    out = tmp_path / "merged.onnx"
+    card = merge_models(a, {"phone": b}, out)
+    with pytest.raises(ConfigError, match="a merged model .* is not one network"):
+        model_from_onnx(out, card)
+
+
+def test_the_command_line_merges_and_refuses_a_bad_take(tmp_path: Path, two_parts: tuple[Path, Path],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = two_parts
+    out = tmp_path / "cli" / "m.onnx"
+    assert main(["merge", "--base", str(a), "--take", f"eyes_closed={b}", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "b.onnx: eyes_closed" in text and "a.onnx: yawning, distracted, phone, talking" in text
+    prov = load_card(out.with_suffix(".yaml")).provenance
+    assert [p["classes"] for p in prov["parts"]] == [["yawning", "distracted", "phone", "talking"],
+                                                     ["eyes_closed"]]
+    assert main(["merge", "--base", str(a), "--take", "eyes_closed", "--out", str(out)]) == 2
+    assert "--take eyes_closed: CLASS=MODEL.onnx" in capsys.readouterr().err
