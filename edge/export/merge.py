@@ -41,12 +41,15 @@ class Part:
 
     path: Path
     card: ModelCard
+    model: Any  # the loaded ONNX ModelProto
     sha256: str
     classes: list[str] = field(default_factory=list)
 
 
-def _load(path: str | Path) -> tuple[Any, ModelCard]:
+def _load(path: str | Path) -> Part:
     import onnx
+
+    from edge.export.quant import is_qdq
 
     p = Path(path)
     card = load_card(card_path_for(p))
@@ -56,7 +59,7 @@ def _load(path: str | Path) -> tuple[Any, ModelCard]:
         raise EngineError(f"{p}: no such model") from None
     except Exception as exc:  # onnx raises DecodeError and friends for a file that is not ONNX
         raise EngineError(f"{p}: not an ONNX model: {exc}") from None
-    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
+    if is_qdq(model):
         raise EngineError(f"{p}: an INT8 model; merge the FP32 models (NAME.onnx), then quantize "
                           "the merged one with edge calibrate / edge build --int8")
     if len(card.outputs) != 1 or len(model.graph.output) != 1:
@@ -66,7 +69,7 @@ def _load(path: str | Path) -> tuple[Any, ModelCard]:
     if model.graph.output[0].name != out_name:
         raise EngineError(f"{p}: its output is {model.graph.output[0].name!r}, its card says "
                           f"{out_name!r}")
-    return model, card
+    return Part(p, card, model, sha256_file(p))
 
 
 def _check_alike(base: ModelCard, base_path: Path, card: ModelCard, path: Path) -> None:
@@ -87,28 +90,33 @@ def plan_merge(base: str | Path, take: Mapping[str, str | Path]) -> list[Part]:
     """The parts of a merge: ``base`` answers for every class ``take`` does not give to another
     model (``{class: model}``). Checks that every part reads the same inputs and has the class
     it is asked for; the base part comes first."""
-    base_path = Path(base)
-    _, base_card = _load(base_path)
+    base_part = _load(base)
+    base_path, base_card = base_part.path, base_part.card
     names = base_card.class_names
     unknown = sorted(set(take) - set(names))
     if unknown:
         raise EngineError(f"{', '.join(unknown)}: not a class of {base_path} "
                           f"({', '.join(names)})")
-    parts: dict[Path, Part] = {base_path.resolve(): Part(base_path, base_card, sha256_file(base_path))}
+    parts: dict[Path, Part] = {base_path.resolve(): base_part}
     owner: dict[str, Path] = {}
     for cls in names:
         src = Path(take[cls]) if cls in take else base_path
         key = src.resolve()
         if key not in parts:
-            _, card = _load(src)
-            _check_alike(base_card, base_path, card, src)
-            parts[key] = Part(src, card, sha256_file(src))
+            parts[key] = _load(src)
+            _check_alike(base_card, base_path, parts[key].card, src)
         if cls not in parts[key].card.class_names:
             raise EngineError(f"{src}: has no class {cls!r} ({', '.join(parts[key].card.class_names)})")
         owner[cls] = key
     for cls in names:
         parts[owner[cls]].classes.append(cls)
-    return [p for p in parts.values() if p.classes or p.path is base_path]
+    return [p for p in parts.values() if p.classes or p is base_part]
+
+
+def _owner(parts: list[Part], cls: str) -> tuple[Part, int]:
+    """The part answering for ``cls`` and the class's index among that part's own outputs."""
+    owner = next(p for p in parts if cls in p.classes)
+    return owner, owner.card.class_names.index(cls)
 
 
 def merged_graph(parts: list[Part]) -> Any:
@@ -117,7 +125,7 @@ def merged_graph(parts: list[Part]) -> Any:
     import onnx
     from onnx import compose, helper, numpy_helper
 
-    models = [onnx.load(str(p.path)) for p in parts]
+    models = [p.model for p in parts]
     base, base_card = models[0], parts[0].card
     opsets = {(o.domain, o.version) for m in models for o in m.opset_import}
     domains = [d for d, _ in opsets]
@@ -143,8 +151,7 @@ def merged_graph(parts: list[Part]) -> Any:
             heads[cls] = f"part{k}_{out_name}"
     columns = []
     for i, cls in enumerate(base_card.class_names):
-        owner = next(p for p in parts if cls in p.classes)
-        j = owner.card.class_names.index(cls)
+        _, j = _owner(parts, cls)
         graph.initializer.append(numpy_helper.from_array(np.array([j], np.int64), f"merge_index_{i}"))
         graph.node.append(helper.make_node("Gather", [heads[cls], f"merge_index_{i}"],
                                            [f"merge_{cls}"], axis=1, name=f"merge_take_{cls}"))
@@ -164,8 +171,8 @@ def merged_card(parts: list[Part], name: str, command: str = "", where: Path | N
     base = parts[0].card
     classes = []
     for cls in base.class_names:
-        owner = next(p for p in parts if cls in p.classes)
-        classes.append(owner.card.classes[owner.card.class_names.index(cls)])
+        owner, j = _owner(parts, cls)
+        classes.append(owner.card.classes[j])
     who = "; ".join(f"{', '.join(p.classes)} from {p.path.name}" for p in parts if p.classes)
     provenance: dict[str, Any] = {
         "data": f"merged ({who}): see parts",
@@ -202,7 +209,7 @@ def merge_models(base: str | Path, take: Mapping[str, str | Path], out: str | Pa
     for p in parts:
         if p.path.resolve() == dst.resolve() or card_path_for(p.path).resolve() == card_path_for(dst).resolve():
             raise EngineError(f"{dst}: is one of the parts; write the merge elsewhere, then move it")
-    name = dst.name[: -len(".onnx")]
+    name = card_path_for(dst).stem
     card = merged_card(parts, name, command, dst.parent)
     model = merged_graph(parts)
     dst.parent.mkdir(parents=True, exist_ok=True)

@@ -55,6 +55,11 @@ def int8_path_for(model: str | Path) -> Path:
     return p.with_name(f"{name}.int8.onnx")
 
 
+def is_qdq(model: Any) -> bool:
+    """True for an ONNX graph with Q/DQ nodes: an INT8 build, not a model to train or merge."""
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+
+
 def session(path: str | Path, threads: int = 1) -> Any:
     import onnxruntime as ort
 

@@ -64,11 +64,12 @@ def model_from_onnx(path: Path, card: ModelCard) -> "torch.nn.Module":
     import torch
     from onnx import numpy_helper
 
+    from edge.export.quant import is_qdq
     from edge.train.fit import build_model
 
     model = build_model(card)
     m = onnx.load(str(path))
-    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in m.graph.node):
+    if is_qdq(m):
         raise ConfigError(f"{path}: an INT8 model; fine-tune its FP32 model (NAME.onnx), then "
                           "quantize the result with edge calibrate / edge build --int8")
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
