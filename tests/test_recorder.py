@@ -24,7 +24,7 @@ from edge.errors import ConfigError
 from edge.join.spine import replay
 from edge.recorder.checks import check_recorder, check_ring_capacity
 from edge.recorder.config import RecorderConfig
-from edge.recorder.core import FlightRecorder
+from edge.recorder.core import FlightRecorder, first_pre_roll_tick
 from edge.recorder.replay import RecordingError, _arrays, format_replay, load_recording, replay_recording
 from edge.service.run import Prediction, Runner
 from edge.train.train import make_card
@@ -336,6 +336,18 @@ def test_leftovers_of_a_crash_are_removed_at_start(model: Path, tmp_path: Path) 
     rec.start()
     rec.close()
     assert sorted(p.name for p in out.iterdir()) == ["20230101T000000.000Z-old", "notes"]
+
+
+def test_the_pre_roll_keeps_its_oldest_tick_when_ticks_jitter() -> None:
+    hop, pre, T = NS_PER_S // 2, NS_PER_S // 2, 10 * NS_PER_S
+    # a loaded daemon had the tick before the trigger 10 us more than a hop before it: a
+    # pre-roll of one hop keeps that tick, early or late, and never one from two hops back
+    for jitter in (-10_000, 0, 10_000, hop // 5):
+        ticks = [T - 2 * hop, T - hop - jitter, T]
+        assert first_pre_roll_tick(ticks, T, pre, hop) == 1, jitter
+    assert first_pre_roll_tick([T - 2 * hop, T - hop - hop // 3, T], T, pre, hop) == 2
+    assert first_pre_roll_tick([T - hop, T], T, 0, hop) == 1  # no pre-roll: the trigger alone
+    assert first_pre_roll_tick([T], T, 3 * pre, hop) == 0  # history shorter than the pre-roll
 
 
 def test_rings_too_short_for_the_pre_roll_are_a_config_error(model: Path) -> None:

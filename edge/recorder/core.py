@@ -80,6 +80,16 @@ def _dumps(obj: Any) -> str:
     return dumps(obj, compact=True)
 
 
+def first_pre_roll_tick(ticks_ns: Sequence[int], trigger_ns: int, pre_ns: int, hop_ns: int) -> int:
+    """Index of the first of ``ticks_ns`` (ascending, the trigger's last) within the pre-roll.
+
+    Ticks come a hop apart give or take the loop's jitter, so a pre-roll of whole hops would
+    keep or lose its oldest tick by microseconds; a tick up to a quarter hop beyond the pre-roll
+    still counts (the rings hold two hops more than the pre-roll: ``ring_seconds_needed``)."""
+    edge_ns = trigger_ns - pre_ns - hop_ns // 4
+    return next(i for i, t in enumerate(ticks_ns) if t >= edge_ns)
+
+
 class FlightRecorder:
     """Records the rings, windows and predictions around rule events (see the module docstring).
 
@@ -335,7 +345,7 @@ class FlightRecorder:
         cfg = self.config
         rec_id, self._next_id = self._next_id, self._next_id + 1
         ticks = list(self._history)  # trimmed to the horizon by this very tick
-        compared_from = next(i for i, t in enumerate(ticks) if t.now_ns >= T - self.pre_ns)
+        compared_from = first_pre_roll_tick([t.now_ns for t in ticks], T, self.pre_ns, self.hop_ns)
         streams = self.spine.config.streams
         # Frames: every frame a compared window may have chosen (nearest within tolerance).
         frames_from: dict[str, int] = {}
