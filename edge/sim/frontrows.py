@@ -25,7 +25,8 @@ Measured on real footage through the real front ends (``python -m edge.sim.front
   non-speech maxima: rain 0.309, dog 0.216, shutter 0.170, glass 0.065, robin 0.035.
 
 Not measured (no real clip shows them), so chosen and said so: open-eye EAR below the two
-subjects' (down to 0.16: narrow eyes, a camera above them), closed-eye EAR (0.07-0.15, at and
+subjects' (down to 0.16: narrow eyes, a camera above them), head pitch from a camera above the
+eyes (down to -25 degrees), closed-eye EAR (0.07-0.15, at and
 below the blink minima, at most 0.65 of open), yawns (mouth_open 0.45-0.9), the face lost
 past |yaw| 55 degrees, looking down lowering EAR, and a phone: at the ear, head roll/yaw toward
 it, noisier landmarks on that side and a hand beside the face; in the hand, the head pitched
@@ -100,7 +101,10 @@ def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
     ear_closed = min(look.uniform(0.07, 0.15), 0.65 * ear0)
     blink_depth = look.uniform(0.45, 0.65)  # blink minimum / open EAR (0.14-0.15 of 0.25-0.31)
     size0 = look.uniform(0.15, 0.6)
-    yaw0, pitch0, roll0 = look.normal(0, 4), look.uniform(-5, 24), look.normal(0, 4)
+    # Pitch: the dev subjects' +1 and +22 (a camera at and below eye level), down to -25 for a
+    # camera above the eyes (on the mirror or a pillar): chosen, no dev clip has one; alone it
+    # is no phone in the hand, which pitches the head 8-20 degrees down from there.
+    yaw0, pitch0, roll0 = look.normal(0, 4), look.uniform(-25, 24), look.normal(0, 4)
     mouth0 = look.uniform(0.005, 0.05)
     ear_sd, mouth_sd = look.uniform(0.003, 0.012), look.uniform(0.002, 0.01)
     yaw_sd, pitch_sd, roll_sd = look.uniform(0.15, 1.5), look.uniform(0.3, 1.8), look.uniform(0.1, 0.8)
