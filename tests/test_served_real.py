@@ -217,6 +217,21 @@ def test_head_turn_glances_stay_short_with_the_camera_mounted_otherwise(change: 
     assert not {r for r, _ in _starts(run)} & {"long_distraction", "unresponsive"}, _starts(run)
 
 
+@pytest.mark.parametrize("pitch", [-15, -25])
+@pytest.mark.parametrize("grid", [0.0, 0.5])
+def test_an_alert_driver_seen_from_above_is_in_no_state(pitch: int, grid: float) -> None:
+    """driver-dev-alert-blink's face rows pitched down as a camera on the mirror or a pillar,
+    above the eyes, sees the face (edge eval --perturb face.pitch+-15): no class is active on
+    any tick. The simulator's heads sat at -5..+24 degrees, so a lower pitch was only ever a
+    phone in the hand, and the model read `phone` on 77 % of these ticks at -15 (all at -25)."""
+    run, classes, thr = _replay("driver.yaml", REALWORLD / "driver-dev-alert-blink", grid,
+                                (f"face.pitch+{pitch}",))
+    assert len(run.probs) > 20
+    on = {c: float((run.probs[:, k] >= thr[k]).mean()) for k, c in enumerate(classes)}
+    assert not any(on.values()), on
+    assert not _starts(run), _starts(run)
+
+
 @pytest.mark.parametrize(("clip", "factor"), [("driver-dev-alert-blink", 0.7),
                                               ("driver-dev-head-turn", 0.85)])
 @pytest.mark.parametrize("grid", [0.0, 0.5])
