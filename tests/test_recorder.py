@@ -24,7 +24,8 @@ from edge.errors import ConfigError
 from edge.join.spine import replay
 from edge.recorder.checks import check_recorder, check_ring_capacity
 from edge.recorder.config import RecorderConfig
-from edge.recorder.core import FlightRecorder, first_pre_roll_tick
+from edge.recorder.core import FlightRecorder
+from edge.recorder.journal import first_pre_roll_tick
 from edge.recorder.replay import RecordingError, _arrays, format_replay, load_recording, replay_recording
 from edge.service.run import Prediction, Runner
 from edge.train.train import make_card

@@ -39,7 +39,7 @@ import numpy as np
 from edge.timebase.clock import NS_PER_S
 from edge.jsonout import dumps
 from edge.recorder.config import ModelInfo, RecorderConfig, config_yaml
-from edge.recorder.journal import TickJournal, _safe, _Tick
+from edge.recorder.journal import TickJournal, _safe, _Tick, first_pre_roll_tick
 from edge.recorder.store import FORMAT, RecordingStore, _Begin, _Chunk, _Finish, _Job, _writer_loop
 
 if TYPE_CHECKING:
@@ -78,16 +78,6 @@ class _Recording:
 
 def _dumps(obj: Any) -> str:
     return dumps(obj, compact=True)
-
-
-def first_pre_roll_tick(ticks_ns: Sequence[int], trigger_ns: int, pre_ns: int, hop_ns: int) -> int:
-    """Index of the first of ``ticks_ns`` (ascending, the trigger's last) within the pre-roll.
-
-    Ticks come a hop apart give or take the loop's jitter, so a pre-roll of whole hops would
-    keep or lose its oldest tick by microseconds; a tick up to a quarter hop beyond the pre-roll
-    still counts (the rings hold two hops more than the pre-roll: ``ring_seconds_needed``)."""
-    edge_ns = trigger_ns - pre_ns - hop_ns // 4
-    return next(i for i, t in enumerate(ticks_ns) if t >= edge_ns)
 
 
 class FlightRecorder:

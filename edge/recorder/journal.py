@@ -84,6 +84,16 @@ def _prediction_line(p: Prediction) -> dict[str, Any]:
     }
 
 
+def first_pre_roll_tick(ticks_ns: Sequence[int], trigger_ns: int, pre_ns: int, hop_ns: int) -> int:
+    """Index of the first of ``ticks_ns`` (ascending, the trigger's last) within the pre-roll.
+
+    Ticks come a hop apart give or take the loop's jitter, so a pre-roll of whole hops would
+    keep or lose its oldest tick by microseconds; a tick up to a quarter hop beyond the pre-roll
+    still counts (the rings hold two hops more than the pre-roll: ``ring_seconds_needed``)."""
+    edge_ns = trigger_ns - pre_ns - hop_ns // 4
+    return next(i for i, t in enumerate(ticks_ns) if t >= edge_ns)
+
+
 class TickJournal:
     """The history of ticks a recording can start from (see the module docstring).
 
