@@ -24,7 +24,7 @@ def clip_camera_config(tmp_path: Path, model: Path, workers: bool) -> Path:
     cfg = tmp_path / "live.yaml"
     cfg.write_text(f"""
 sources:
-  cam: {{type: media, url: "{CLIP}", width: 640, height: 480, fps: 15, loop: true,
+  cam: {{type: media, url: "{CLIP}", width: 640, height: 480, fps: 30, loop: true,
          sample_rate: 16000}}
 streams:
   cabin: {{video: cam, audio: cam}}
@@ -144,19 +144,24 @@ def test_a_front_model_calibrates_from_a_live_camera_and_int8_makes_fp32s_decisi
 def test_a_recording_of_a_live_run_with_front_end_workers_replays_identical(tmp_path: Path) -> None:
     """``edge run`` with the face, hand and VAD stages in their threads records an event; the
     recording starts with what the stages had made and the eye baseline's samples, and
-    ``edge replay`` reproduces every prediction from it bit for bit."""
+    ``edge replay`` reproduces every prediction from it bit for bit.
+
+    The rule holds 5 s: a recording starts one window before its pre-roll, and 4 s would put
+    that on the run's first tick, before any stage has made a row (a race, lost under load).
+    The ring holds 6 s of the clip's 30 fps, more than the 4.5 s a recording reaches back."""
     cfg = clip_camera_config(tmp_path, ROOT / "engines/driver-front.int8.onnx", workers=True)
     out = tmp_path / "rec"
-    text = cfg.read_text().replace("sample_rate: 16000}", "sample_rate: 16000, buffer_seconds: 8}")
+    text = cfg.read_text().replace("sample_rate: 16000}", "sample_rate: 16000, buffer_seconds: 6}")
     cfg.write_text(text + f"""
 decisions:
   defaults: {{tau: 0.0, on_threshold: 0.000001, off_threshold: 0.0}}
   rules:
-    - {{name: held, any_of: [{{class: eyes_closed, at_least: 4.0}}, {{class: talking, at_least: 4.0}}]}}
+    - {{name: held, any_of: [{{class: eyes_closed, at_least: 5.0}}, {{class: talking, at_least: 5.0}}]}}
 recorder: {{out_dir: "{out}", pre_roll: 2.0, post_roll: 1.0}}
 """)
-    proc = edge("run", "--config", str(cfg), "--duration", "9", "--jsonl", str(tmp_path / "p.jsonl"),
+    proc = edge("run", "--config", str(cfg), "--duration", "10", "--jsonl", str(tmp_path / "p.jsonl"),
                 "--no-view")
+    assert "the config says fps" not in proc.stderr  # the clip's own rate: no warning that the ring is shorter
     assert proc.returncode == 0, proc.stderr
     [d] = [p for p in out.iterdir() if not p.name.startswith(".")]
     ticks = [json.loads(x) for x in (d / "ticks.jsonl").read_text().splitlines()]

@@ -98,6 +98,40 @@ streams:
     assert elapsed == pytest.approx(3.0, abs=0.5)  # real time, not as fast as decoding allows
 
 
+def test_a_media_file_at_another_rate_than_configured_is_named_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The frame ring is sized from the configured fps: a 30 fps file declared 15 holds half the
+    seconds asked for, which the user is told, with the rate to set, once (not on each loop)."""
+    from edge.capture.media import MediaSource
+    from edge.config import MediaSourceConfig
+
+    path = flash_beep_file(tmp_path / "clip.mkv", seconds=1.0, fps=30)
+    cfg = MediaSourceConfig(type="media", url=str(path), width=160, height=120, fps=15,
+                            buffer_seconds=8, loop=True)
+    src = MediaSource("cam", cfg, MonotonicClock())
+    with caplog.at_level("WARNING", logger="edge.capture.media"):
+        src.check()  # a file says its rate before it opens: edge run prints src.notes at start
+        assert len(src.notes) == 1
+        src.open()
+        src.close()
+        src.open()
+        src.close()
+    [rec] = [r for r in caplog.records if "fps" in r.getMessage()]
+    assert "runs at 30 fps, the config says fps: 15" in rec.getMessage()
+    assert "ring of 120 frames holds 4.0 s, not buffer_seconds: 8" in rec.getMessage()
+    assert "(set fps: 30)" in rec.getMessage()
+    assert src.notes == [rec.getMessage()]
+
+    caplog.clear()
+    right = MediaSource("cam", cfg.model_copy(update={"fps": 30}), MonotonicClock())
+    with caplog.at_level("WARNING", logger="edge.capture.media"):
+        right.check()
+        right.open()
+        right.close()
+    assert not [r for r in caplog.records if "fps" in r.getMessage()] and not right.notes
+
+
 @pytest.mark.system
 def test_live_network_stream_with_audio_and_video() -> None:
     ffmpeg = need("ffmpeg")

@@ -124,6 +124,7 @@ class CaptureSource(ABC):
         self.sample_rate = 0
         self.nominal_fps = 0.0
         self.fps_meter = RateMeter()
+        self.notes: list[str] = []  # what the user is told once (edge run prints them at start)
         self._stop = threading.Event()
         self._opened_once = threading.Event()
         self._thread: threading.Thread | None = None

@@ -94,6 +94,8 @@ class MediaReader:
             except DeviceError:
                 c.close()
                 raise
+        rate = self._video.average_rate if self._video is not None else None
+        self.fps: float | None = float(rate) if rate else None  # the stream's own, when it says
         if self._video is not None:
             # Slice threads only: frame threading returns a frame once the next threads' frames
             # are in, which held each frame back 2 frame intervals on 2 cores (more on more) and
@@ -171,6 +173,7 @@ class MediaSource(ItemSource):
         self.target = classify(cfg.url)
         super().__init__(name, clock, cfg, channels=cfg.channels, paced=self.target == "file")
         self._reader: MediaReader | None = None
+        self._rate_told = False
 
     def describe(self) -> str:
         return f"media {self.name!r} ({redact(self.cfg.url)})"
@@ -179,6 +182,11 @@ class MediaSource(ItemSource):
         _import_av()
         if self.target == "file" and not os.path.isfile(self.cfg.url):
             raise DeviceMissing(f"{self.describe()}: no such file")
+        if self.target == "file":
+            try:  # a file says its rate before it is opened: edge run prints the note at start
+                self._tell_rate(probe_fps(self.cfg.url, default=self.cfg.fps))
+            except DeviceError:
+                pass  # opening it reports why
 
     def open(self) -> None:
         self.check()
@@ -195,7 +203,24 @@ class MediaSource(ItemSource):
             )
         except DeviceError as exc:
             raise DeviceError(f"{self.describe()}: {exc}") from None
+        self._tell_rate(self._reader.fps)
         self.restart_timeline()
+
+    def _tell_rate(self, fps: float | None) -> None:
+        """Warn once when the stream's frame rate is not the configured one: the frame ring is
+        sized, and a window's frame tolerance set, from ``fps`` (a 30 fps clip declared 15 held
+        half the seconds its ring was given, and the recorder lost frames it had counted on)."""
+        if fps is None or self._rate_told or abs(fps - self.cfg.fps) <= 0.1 * self.cfg.fps:
+            return
+        self._rate_told = True
+        held = self.video.capacity if self.video is not None else 0
+        note = (f"{self.describe()}: the stream runs at {fps:.3g} fps, the config says fps: "
+                f"{self.cfg.fps:g}; its ring of {held} frames holds "
+                f"{held / fps:.1f} s, not buffer_seconds: "
+                f"{self.cfg.buffer_seconds:g}, and a window's frame tolerance is set for "
+                f"{self.cfg.fps:g} fps (set fps: {fps:.3g})")
+        self.notes.append(note)
+        log.warning("%s", note)
 
     def close(self) -> None:
         reader, self._reader = self._reader, None

@@ -291,6 +291,9 @@ def run_service(
         for m in missing:
             print(f"edge run: {m}: waiting for it (edge run --strict fails instead)",
                   file=sys.stderr)
+        for src in runner.spine.sources.values():
+            for note in src.notes:
+                print(f"edge run: {note}", file=sys.stderr)
         notifier.ready(f"{len(runner.spine.sources)} sources, model {runner.card.name}")
         try:
             runner.spine.run(float("inf") if duration is None else duration,
