@@ -58,20 +58,42 @@ class Narrowing:
         return Face(present, tuple(float(x) for x in v))
 
 
-@pytest.fixture
-def narrowing_faces(monkeypatch: pytest.MonkeyPatch) -> list[Narrowing]:
+class Turning(Narrowing):
+    """:class:`Narrowing` seen from a camera aside: the head at 20-32 degrees of yaw, a little
+    more frame by frame, so that the driver's straight-ahead moves window by window."""
+
+    def process(self, frame_bgr: np.ndarray) -> Face:
+        face = super().process(frame_bgr)
+        if not face.present:
+            return face
+        v = list(face.values)
+        v[AT["yaw"]] = 20.0 + 0.75 * (self.n % 17)
+        return Face(True, tuple(v))
+
+
+def _fake_faces(monkeypatch: pytest.MonkeyPatch, kind: type[Narrowing]) -> list[Narrowing]:
     made: list[Narrowing] = []
 
     def fake_build(config: FrontEndsConfig, video: dict[str, FrameRing], audio: object,
                    hop_ns: int, clock: object) -> Cascade:
         c = Cascade(config, hop_ns)
         for name, ring in video.items():
-            made.append(Narrowing())
+            made.append(kind())
             c.face[name] = VideoStage("face", made[-1], ring, None, lambda: 0)
         return c
 
     monkeypatch.setattr(cascade_mod, "build_cascade", fake_build)
     return made
+
+
+@pytest.fixture
+def narrowing_faces(monkeypatch: pytest.MonkeyPatch) -> list[Narrowing]:
+    return _fake_faces(monkeypatch, Narrowing)
+
+
+@pytest.fixture
+def turning_faces(monkeypatch: pytest.MonkeyPatch) -> list[Narrowing]:
+    return _fake_faces(monkeypatch, Turning)
 
 
 def without_restore(recording: Path) -> None:
@@ -141,6 +163,42 @@ def test_a_replay_scales_the_eyes_as_the_live_run_had_them_scaled(
     ticks = [json.loads(x) for x in (d / "ticks.jsonl").read_text().splitlines()]
     first = next(t for t in ticks if t["compare"])
     assert first["role"] == "pre" and len(first["restore"]["eyes"]["cabin"]) == 6
+
+    result = replay_recording(d)
+    assert result.identical, [c for c in result.comparisons if c.max_abs_diff or not c.aligned]
+
+    without_restore(d)
+    old = replay_recording(d, verify=False)
+    assert not old.identical and old.comparisons[0].max_abs_diff > 0.0
+
+
+def test_a_replay_measures_yaw_from_the_straight_ahead_the_live_run_had(
+    tmp_path: Path, turning_faces: list[Narrowing]
+) -> None:
+    """With the card's road_yaw (edge.front.roadbase) the first compared tick carries the
+    road's samples beside the eyes' (``restore.eyes.STREAM = {road, eyes}``), and the replay
+    shifts the yaw as the live run did; without them it shifts its first windows otherwise."""
+    from edge.front.roadbase import DriverBaseline, RoadYawSpec
+
+    features = ("face.present", "face.eye_open_left", "face.eye_open_right", "face.yaw")
+    spec = FrontSpec(features, EyeBaselineSpec(nominal=0.40, max_scale=2.0, samples=6,
+                                               min_samples=3, first_samples=1),
+                     RoadYawSpec(samples=6, min_samples=3, first_samples=1, deadband=0.0))
+    card = make_front_card("driver", "tinyfront")
+    card.front = spec.to_dict()
+    card.inputs["front"] = TensorInfo(shape=["B", 8, len(features)], description="front")
+    model = tiny_model(tmp_path, card, name="tinyfront")
+    late = "    - {name: held, duration: {class: eyes_closed, at_least: 6.0}}\n"
+    text = config_text(model, late) + "front_ends: {face: {}}\n"
+    run = run_recorded(model, tmp_path / "rec", text=text, pre_roll=1.5, post_roll=1.0)
+    assert [rule for rule, _ in run.starts] == ["held"]
+    base = run.runner.eye_scalers["cabin"]
+    assert isinstance(base, DriverBaseline) and base.road.shift > 20.0
+    [d] = recordings(tmp_path / "rec")
+    ticks = [json.loads(x) for x in (d / "ticks.jsonl").read_text().splitlines()]
+    first = next(t for t in ticks if t["compare"])
+    saved = first["restore"]["eyes"]["cabin"]
+    assert sorted(saved) == ["eyes", "road"] and len(saved["road"]) == 6
 
     result = replay_recording(d)
     assert result.identical, [c for c in result.comparisons if c.max_abs_diff or not c.aligned]

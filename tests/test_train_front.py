@@ -126,7 +126,7 @@ def test_narrow_eyes_are_scaled_window_by_window_as_serving_scales_them() -> Non
     from edge.front.vad import StreamingVad
 
     spec = FrontSpec.default("driver")
-    plain = FrontSpec(spec.features)
+    plain = FrontSpec(spec.features, road_yaw=spec.road_yaw)  # the eye baseline alone differs
     eyes = [spec.features.index(f) for f in ("face.eye_open_left", "face.eye_open_right")]
     rest = [k for k in range(len(spec.features)) if k not in eyes]
     for seed, narrow in ((11, True), (7, False)):
@@ -345,6 +345,37 @@ def test_front_training_from_recordings_points_to_fine_tuning(tmp_path: Path) ->
               log=io.StringIO())
 
 
+def test_a_camera_aside_is_measured_from_the_driver_s_straight_ahead_as_serving_measures_it(
+) -> None:
+    """A simulated drive seen from 25 degrees aside (edge eval --front-sim --perturb
+    face.yaw+25): with the card's road_yaw the yaw the model reads is back within the deadband
+    of the driver's own straight-ahead once the baseline has samples; without, it is 25 off."""
+    from edge.evaluate.perturb import front_change, parse_changes
+    from edge.front.vad import StreamingVad
+
+    spec = FrontSpec.default("driver")
+    assert spec.road_yaw is not None
+    no_road = FrontSpec(spec.features, spec.eye_baseline)
+    yaw, present = spec.features.index("face.yaw"), spec.features.index("face.present")
+    sc = _scenario("driver", ("talking", 12.0, 15.0, None), seed=11)
+    aside = front_change(spec, parse_changes(["face.yaw+25"]))
+    got = {name: simulate_windows(sc, s, LogMelSpec(), Layout(frames=16), SoundBank(),
+                                  StreamingVad(), c)
+           for name, s, c in (("ahead, no road", no_road, None), ("ahead", spec, None),
+                              ("aside", spec, aside), ("aside, no road", no_road, aside))}
+
+    def late_yaw(name: str) -> float:
+        w = got[name]
+        late = (w.t_end > 5.0)[:, None] & (w.front[..., present] > 0.5)
+        return float(np.median(w.front[..., yaw][late]))
+
+    raw, band = late_yaw("ahead, no road"), spec.road_yaw.deadband
+    assert 0.0 < raw < 10.0  # this driver faces the camera within a few degrees
+    assert late_yaw("aside, no road") == pytest.approx(raw + 25.0, abs=0.01)
+    assert late_yaw("aside") == pytest.approx(band, abs=0.5)
+    assert late_yaw("ahead") == pytest.approx(min(raw, band), abs=0.5)
+
+
 def test_eval_front_sim_scores_a_front_model_in_three_modes(capsys: pytest.CaptureFixture[str]) -> None:
     """``edge eval --front-sim N``: the shipped driver model (INT8, its config) on unseen
     feature-level scenarios, with each modality masked in turn."""
@@ -420,6 +451,11 @@ def test_eval_front_sim_draws_report_each_set_and_the_spread(
                  "--draws", "2"]) == 0
     text = capsys.readouterr().out
     assert "all 2 draws" in text and "macro F1 over 2 draws: mean" in text
+    assert main(["eval", "--config", cfg, "--front-sim", "1", "--seconds", "8", "--seed", "19000",
+                 "--perturb", "face.yaw+25", "--json"]) == 0
+    aside = json.loads(capsys.readouterr().out)
+    assert aside["scenarios"].endswith("front-end features changed: face.yaw+25")  # what
+    # the change does to the simulated windows: test_a_camera_aside_is_measured_from_the_...
     assert main(["eval", "--config", cfg, "--front-sim", "1", "--draws", "0"]) == 2
     assert "at least 1" in capsys.readouterr().err
     assert main(["eval", "--config", cfg, "--scenario", "x", "--draws", "2"]) == 2

@@ -132,8 +132,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"path": model})})
     if args.phases != 1 and args.recordings is None:
         raise EdgeError("--phases: with --recordings only")
-    if args.perturb and args.recordings is None:
-        raise EdgeError("--perturb: with --recordings only")
+    if args.perturb and args.recordings is None and args.front_sim is None:
+        raise EdgeError("--perturb: with --recordings or --front-sim only")
     if args.front_sim is not None:
         from edge.evaluate.frontsim import HELDOUT_SEED, evaluate_front_sim
 
@@ -151,7 +151,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             reps.append(evaluate_front_sim(cfg, args.front_sim, seed=seed, seconds=args.seconds,
                                            sounds=tuple(args.sounds),
                                            extra_rates=_extra_events(args.extra_events),
-                                           bank_kinds=args.bank_kinds))
+                                           bank_kinds=args.bank_kinds,
+                                           perturb=tuple(args.perturb)))
         rep = reps[0]
         if len(seeds) > 1:
             rep = {"draws": summarize_draws(seeds, reps), "reports": reps}
@@ -325,10 +326,11 @@ def add_parsers(sub: Any) -> None:
                    "grid (default 1)")
     s.add_argument("--perturb", nargs="+", action="extend", default=[],
                    metavar="FEATURE*X|FEATURE+X",
-                   help="--recordings: change a front-end feature the model reads before it "
-                   "reads it, where the stage found something (e.g. face.yaw+15: a camera "
-                   "mounted 15 degrees aside; face.eye_open_left*0.75 face.eye_open_right*0.75: "
-                   "narrower eyes); what-if replays of real footage")
+                   help="--recordings, --front-sim: change a front-end feature the model reads "
+                   "before it reads it, where the stage found something (e.g. face.yaw+15: a "
+                   "camera mounted 15 degrees aside; face.eye_open_left*0.75 "
+                   "face.eye_open_right*0.75: narrower eyes); what-if replays of real footage, "
+                   "or simulated drives seen so")
     s.add_argument("--model", default=None, help="evaluate this model file instead of the config's")
     s.set_defaults(func=_cmd_eval)
 

@@ -57,11 +57,14 @@ def evaluate_front_sim(
     log: TextIO | None | Literal["stderr"] = "stderr",
     extra_rates: dict[str, float] | None = None,
     bank_kinds: Sequence[str] | None = None,
+    perturb: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Scores of the config's model on ``scenarios`` feature-level scenarios, in three modes,
     and its config's rule events (:mod:`edge.evaluate.rulescore`) with both modalities;
     ``extra_rates`` adds events a minute of some classes (rare ones, for their rules);
-    ``bank_kinds``: the kinds taken from fetched banks among ``sounds`` (None: all)."""
+    ``bank_kinds``: the kinds taken from fetched banks among ``sounds`` (None: all);
+    ``perturb`` changes the front-end features before the driver's baselines, as ``edge eval
+    --recordings --perturb`` does (:mod:`edge.evaluate.perturb`)."""
     log = sys.stderr if log == "stderr" else log
     engine = load_model(config)
     card = engine.card
@@ -85,8 +88,15 @@ def evaluate_front_sim(
     if unknown:
         raise ConfigError(f"--extra-events: {', '.join(unknown)} not among the model's classes "
                           f"({', '.join(card.class_names)})")
+    change = None
+    if perturb:
+        from edge.evaluate.perturb import front_change, parse_changes
+        from edge.front.features import FrontSpec
+
+        change = front_change(FrontSpec.from_dict(card.front), parse_changes(perturb))
     data = generate_front(card, scenarios, seconds, seed, GRID_S, bank, vad,
-                          log if log is not None else io.StringIO(), extra_rates=extra_rates)
+                          log if log is not None else io.StringIO(), extra_rates=extra_rates,
+                          change=change)
     classes = card.class_names
     thresholds = np.array([c.threshold for c in card.classes], np.float32)
     speech_cols = [k for k, f in enumerate(card.front["features"]) if f.startswith("speech.")]
@@ -101,7 +111,8 @@ def evaluate_front_sim(
                      + (f", held-out sounds of {', '.join(sounds)}" if sounds
                         else ", no real sounds")
                      + (f" (banks: {', '.join(bank_kinds)})" if bank_kinds is not None else "")
-                     + "".join(f", +{r:g} {c} a minute" for c, r in (extra_rates or {}).items()),
+                     + "".join(f", +{r:g} {c} a minute" for c, r in (extra_rates or {}).items())
+                     + (f", front-end features changed: {' '.join(perturb)}" if perturb else ""),
         "model": card.name,
     }
     for mode in ("both", "video_masked", "audio_masked"):

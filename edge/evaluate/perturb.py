@@ -61,6 +61,22 @@ def feature_hook(spec: FrontSpec, changes: Sequence[Change]) -> Callable[[Featur
     ConfigError
         A change names a feature the model does not read.
     """
+    change = front_change(spec, changes)
+
+    def apply(f: Features) -> Features:
+        if f.front is None:
+            return f
+        return replace(f, front=change(f.front, f.front_mask))
+
+    return apply
+
+
+FrontChange = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+
+
+def front_change(spec: FrontSpec, changes: Sequence[Change]) -> FrontChange:
+    """:func:`feature_hook` on a window's ``front [T, F]`` and ``front_mask [T]`` (a copy), as
+    the feature-level simulator hands them over (``edge eval --front-sim --perturb``)."""
     cols = []
     for c in changes:
         if c.feature not in spec.features:
@@ -71,14 +87,12 @@ def feature_hook(spec: FrontSpec, changes: Sequence[Change]) -> Callable[[Featur
         gate = spec.features.index(present) if present in spec.features else None
         cols.append((spec.features.index(c.feature), gate, c.op, np.float32(c.value)))
 
-    def apply(f: Features) -> Features:
-        if f.front is None:
-            return f
-        front = f.front.copy()
-        seen = np.ones(len(front), bool) if f.front_mask is None else f.front_mask > 0
+    def apply(front: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        front = front.copy()
+        seen = np.ones(len(front), bool) if mask is None else mask > 0
         for col, gate, op, v in cols:
             rows = seen if gate is None else seen & (front[:, gate] > 0.5)
             front[rows, col] = front[rows, col] * v if op == "*" else front[rows, col] + v
-        return replace(f, front=front)
+        return front
 
     return apply

@@ -23,6 +23,7 @@ import numpy as np
 
 from edge.errors import EngineError
 from edge.front.eyebase import EyeBaseline, EyeBaselineSpec, eye_columns
+from edge.front.roadbase import DriverBaseline, RoadYaw, RoadYawSpec, road_columns
 from edge.front.face import FACE_FEATURES
 from edge.front.hand import HAND_FEATURES
 from edge.front.person import PERSON_FEATURES
@@ -50,10 +51,12 @@ NEAR_SCALE = 4.0
 @dataclass(frozen=True)
 class FrontSpec:
     """The ``front`` section of a fusion model's card: its per-frame feature names in order,
-    and whether the eye columns are scaled to the driver's own eyes (:mod:`edge.front.eyebase`)."""
+    whether the eye columns are scaled to the driver's own eyes (:mod:`edge.front.eyebase`) and
+    whether yaw is measured from his own straight-ahead (:mod:`edge.front.roadbase`)."""
 
     features: tuple[str, ...]
     eye_baseline: EyeBaselineSpec | None = None
+    road_yaw: RoadYawSpec | None = None
 
     def __post_init__(self) -> None:
         if not self.features:
@@ -65,27 +68,36 @@ class FrontSpec:
                 raise EngineError(f"front.features: unknown feature {f!r} (known: {known})")
         if self.eye_baseline is not None:
             eye_columns(self.features)
+        if self.road_yaw is not None:
+            road_columns(self.features)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FrontSpec:
-        extra = sorted(set(data) - {"features", "eye_baseline"})
+        extra = sorted(set(data) - {"features", "eye_baseline", "road_yaw"})
         if extra:
             raise EngineError(f"front: unknown keys {extra}")
-        eb = data.get("eye_baseline")
+        eb, ry = data.get("eye_baseline"), data.get("road_yaw")
         return cls(tuple(str(f) for f in data.get("features", ())),
-                   None if eb is None else EyeBaselineSpec.from_dict(eb))
+                   None if eb is None else EyeBaselineSpec.from_dict(eb),
+                   None if ry is None else RoadYawSpec.from_dict(ry))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"features": list(self.features)}
         if self.eye_baseline is not None:
             out["eye_baseline"] = self.eye_baseline.to_dict()
+        if self.road_yaw is not None:
+            out["road_yaw"] = self.road_yaw.to_dict()
         return out
 
-    def eye_scaler(self) -> EyeBaseline | None:
-        """A fresh :class:`~edge.front.eyebase.EyeBaseline` for one stream (None: not asked)."""
-        if self.eye_baseline is None:
-            return None
-        return EyeBaseline(self.eye_baseline, eye_columns(self.features))
+    def eye_scaler(self) -> EyeBaseline | DriverBaseline | None:
+        """A fresh baseline for one stream, called on each window's front in order: the road's
+        yaw then the eyes (:class:`~edge.front.roadbase.DriverBaseline`), the eyes alone
+        (:class:`~edge.front.eyebase.EyeBaseline`), or None when the card asks for neither."""
+        eyes = (None if self.eye_baseline is None
+                else EyeBaseline(self.eye_baseline, eye_columns(self.features)))
+        if self.road_yaw is None:
+            return eyes
+        return DriverBaseline(RoadYaw(self.road_yaw, road_columns(self.features)), eyes)
 
     @property
     def stages(self) -> set[str]:
@@ -102,11 +114,12 @@ class FrontSpec:
     def default(cls, task: str) -> FrontSpec:
         """The reference models' features: the face, the hand near it and speech for the
         driver (not the face's position in the frame: that is the camera's mounting), the
-        person detector and speech for the home; the driver's eyes scaled to his own."""
+        person detector and speech for the home; the driver's eyes scaled to his own and his yaw
+        measured from his own straight-ahead."""
         if task == "driver":
             return cls(tuple(f"face.{n}" for n in FACE_NAMES if n not in ("cx", "cy"))
                        + ("hand.present",) + tuple(f"near.{n}" for n in NEAR_NAMES)
-                       + ("speech.p",), EyeBaselineSpec())
+                       + ("speech.p",), EyeBaselineSpec(), RoadYawSpec())
         if task == "home":
             return cls(tuple(f"person.{n}" for n in PERSON_NAMES) + ("speech.p",))
         raise EngineError(f"no front-end features are defined for task {task!r}")

@@ -28,6 +28,7 @@ footage are in :mod:`edge.sim.frontrows`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -78,11 +79,13 @@ class _Held:
 
 
 def simulate_windows(sc: Scenario, spec: FrontSpec, mel: object, layout: Layout,
-                     bank: SoundBank, vad: object) -> FrontWindows:
+                     bank: SoundBank, vad: object, change: Any = None) -> FrontWindows:
     """The windows of ``sc`` ending every ``layout.hop_s`` from the first hop on.
 
     ``mel`` is the card's :class:`edge.features.logmel.LogMelSpec`; ``vad`` a
     :class:`edge.front.vad.StreamingVad` (reset here). Deterministic in the scenario's seed.
+    ``change(front, mask)`` (:func:`edge.evaluate.perturb.front_change`) alters each window's
+    front-end features before the driver's baselines, as ``edge eval --perturb`` does serving.
     """
     from edge.features.logmel import LogMelSpec, log_mel
     from edge.sim.scenario import label_fraction
@@ -137,6 +140,8 @@ def simulate_windows(sc: Scenario, spec: FrontSpec, mel: object, layout: Layout,
         front, fmask = compose(spec, valid, face=res if driver else None,
                                person=None if driver else res,
                                speech=speech_at(chunks, targets, step / 2), hand=hres)
+        if change is not None:
+            front = change(front, fmask)
         if eyes is not None:
             front = eyes(front, fmask)
         n0 = int(round(t_end * SR)) - n_audio

@@ -249,9 +249,11 @@ def front_scenario_windows(
     vad: object,
     index: int = 0,
     hop_s: float = 0.25,
+    change: object = None,
 ) -> WindowSet:
     """Windows of one scenario simulated at feature level (:mod:`edge.sim.frontsim`): what the
-    front ends and the log-mel would give serving for the model of ``card``."""
+    front ends and the log-mel would give serving for the model of ``card`` (``change``: see
+    :func:`~edge.sim.frontsim.simulate_windows`)."""
     from edge.features.logmel import LogMelSpec
     from edge.front.features import FrontSpec
     from edge.sim.frontsim import Layout, simulate_windows
@@ -263,7 +265,7 @@ def front_scenario_windows(
         hop_s=hop_s,
     )
     w = simulate_windows(scenario, FrontSpec.from_dict(card.front),
-                         LogMelSpec.from_dict(card.audio), layout, bank, vad)
+                         LogMelSpec.from_dict(card.audio), layout, bank, vad, change)
     n = len(w.labels)
     return WindowSet(
         video=np.zeros((n, 0), np.float16),

@@ -166,7 +166,9 @@ def make_front_card(task: str, name: str, frames: int = 8) -> ModelCard:
             + ("How often the hand stage finds a real hand near a face is simulated, not "
                "measured (no real clip showed one). Eye openness is scaled to the driver's own "
                "(front.eye_baseline) from eyes of 0.15 and more looking ahead; eyes narrower "
-               "than that still read as closing. " if task == "driver" else "")
+               "than that still read as closing. Yaw is measured from the driver's own "
+               "straight-ahead, the median of his yaw when his head rests there, past 2 "
+               "degrees (front.road_yaw). " if task == "driver" else "")
             + "Judge it on real recordings."
         ),
     )
@@ -175,10 +177,12 @@ def make_front_card(task: str, name: str, frames: int = 8) -> ModelCard:
 def generate_front(
     card: ModelCard, n: int, seconds: float, seed: int, hop_s: float, bank: object,
     vad: object, log: TextIO, stride: int = 1, extra_rates: dict[str, float] | None = None,
+    change: object = None,
 ) -> WindowSet:
     """Feature-level windows of ``n`` random scenarios drawn from ``seed``; ``extra_rates``
     adds events per minute of some classes, and windows labelled with those classes (their
-    last hop mostly the class) are all kept when ``stride`` keeps every Nth."""
+    last hop mostly the class) are all kept when ``stride`` keeps every Nth; ``change`` alters
+    each window's front-end features (:func:`~edge.sim.frontsim.simulate_windows`)."""
     from edge.sim.frontaudio import SoundBank
     from edge.sim.frontsim import random_front_scenario
     from edge.train.data import front_scenario_windows
@@ -190,7 +194,7 @@ def generate_front(
     rare = [card.class_names.index(c) for c in (extra_rates or {})]
     for i in range(n):
         sc = random_front_scenario(card.task, seconds, rng, extra_rates)
-        w = front_scenario_windows(sc, card, bank, vad, index=i, hop_s=hop_s)
+        w = front_scenario_windows(sc, card, bank, vad, index=i, hop_s=hop_s, change=change)
         if stride > 1:
             keep = np.zeros(len(w.labels), bool)
             keep[int(rng.integers(stride))::stride] = True

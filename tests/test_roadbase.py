@@ -1,0 +1,147 @@
+"""Yaw from the driver's own straight-ahead (edge.front.roadbase): when it shifts, by how much,
+what it leaves alone, how it feeds the eye baseline, and the card section that turns it on."""
+
+import numpy as np
+import pytest
+
+from edge.errors import EngineError
+from edge.front.eyebase import EyeBaseline, EyeBaselineSpec
+from edge.front.features import FrontSpec
+from edge.front.roadbase import DriverBaseline, RoadYaw, RoadYawSpec
+
+FEATURES = ("face.present", "face.eye_open_left", "face.eye_open_right", "face.yaw", "speech.p")
+P, L, R, Y, S = range(5)
+
+
+def window(yaw: float | list[float], eyes: float = 0.24, present: float = 1.0,
+           frames: int = 1) -> np.ndarray:
+    yaws = np.broadcast_to(np.asarray(yaw, np.float32), (frames,))
+    w = np.zeros((frames, len(FEATURES)), np.float32)
+    w[:] = (present, eyes, eyes, 0.0, 0.7)
+    w[:, Y] = yaws
+    return w
+
+
+def road(**kw: float) -> RoadYaw:
+    out = FrontSpec(FEATURES, road_yaw=RoadYawSpec(**kw)).eye_scaler()  # type: ignore[arg-type]
+    assert isinstance(out, DriverBaseline) and out.eyes is None
+    return out.road
+
+
+def test_a_camera_aside_is_brought_to_the_edge_of_the_deadband() -> None:
+    r = road()
+    for k in range(15):
+        w = window(25.0 + (k % 3 - 1) * 0.5)
+        out = r(w)
+        if k < 11:
+            assert out is w  # one target a window, fewer than first_samples: as measured
+        else:
+            assert out[0, Y] == pytest.approx(w[0, Y] - 23.0, abs=0.5)
+    w = window(25.0, frames=4)
+    w[1, P] = 0.0
+    w[1, Y] = 0.0  # an absent face stays zeros
+    out = r(w, mask=np.array([1, 1, 0, 1], np.float32))  # a target without a frame stays as is
+    assert r.shift == pytest.approx(23.0)  # the median 25, less the 2 degrees of deadband
+    assert out[[0, 3], Y] == pytest.approx([2.0, 2.0])
+    assert out[1, Y] == 0.0 and out[2, Y] == 25.0
+    assert out[:, [P, L, R, S]] == pytest.approx(w[:, [P, L, R, S]])  # the rest untouched
+    assert w[0, Y] == 25.0  # the input is not changed
+    # the other side; but a head resting further aside than max_offset is looking away
+    r = road()
+    for _ in range(16):
+        r(window(-30.0))
+    assert r.shift == pytest.approx(-28.0)
+    r = road(max_offset=30.0)
+    for _ in range(16):
+        w = window(-40.0)
+        assert r(w) is w
+    assert r.shift == 0.0
+
+
+def test_a_camera_ahead_reads_as_measured() -> None:
+    r = road()
+    for k in range(40):
+        w = window(0.8 + (k % 5 - 2) * 0.5)  # driver-dev-alert-blink: +0.8 degrees
+        assert r(w) is w
+    assert r.shift == 0.0
+
+
+def test_glances_do_not_move_the_road_and_a_swinging_head_has_none() -> None:
+    r = road()
+    for k in range(40):  # a glance at -40 degrees on 3 of 10 windows
+        r(window(-40.0 if k % 10 < 3 else 25.0))
+    assert r.shift == pytest.approx(23.0)
+    # driver-dev-head-turn's head, -48 to +29 and back: the median -10, a sixth of it near
+    sweep = [-48, -41, -11, 24, 29, 15, -10, -46, -41, -34, 0, 28, 25, 6, -19, -44, -45, -23,
+             15, 29, 21, -4, -24, -48, -41, -12, 23, 27, 15, -12, -46, -46, -36, 4, 29, 22]
+    r = road()
+    for v in sweep:
+        w = window(float(v))
+        assert r(w) is w
+    assert r.shift == 0.0
+
+
+def test_a_first_window_counts_its_own_targets() -> None:
+    r = road()
+    w = window(30.0, frames=16)
+    assert r(w)[:, Y] == pytest.approx(np.full(16, 2.0))  # 1 sample and 15 targets
+    assert r.shift == 0.0  # the stored samples alone: one
+    r = road()
+    part = w[:8]
+    assert r(part) is part  # 1 and 7: fewer than first_samples
+    r = road()
+    assert r(w, mask=np.r_[np.zeros(10), np.ones(6)].astype(np.float32)) is w  # 6 with frames
+
+
+def test_the_eyes_are_sampled_at_the_shifted_yaw() -> None:
+    """A camera 30 degrees aside: every frame is past the eye baseline's 25 degrees of looking
+    ahead, so alone it never samples this driver's narrow eyes; after the road's shift it does."""
+    spec = FrontSpec(FEATURES, EyeBaselineSpec(min_samples=12, first_samples=12), RoadYawSpec())
+    both = spec.eye_scaler()
+    eyes_only = FrontSpec(FEATURES, EyeBaselineSpec(min_samples=12, first_samples=12)).eye_scaler()
+    assert isinstance(both, DriverBaseline) and isinstance(eyes_only, EyeBaseline)
+    for _ in range(30):
+        out = both(window(30.0, eyes=0.19))
+        alone = eyes_only(window(30.0, eyes=0.19))
+    assert out[0, [L, R]] == pytest.approx([0.23, 0.23], rel=1e-5) and out[0, Y] == 2.0
+    assert alone[0, [L, R]] == pytest.approx([0.19, 0.19]) and alone[0, Y] == 30.0
+
+
+def test_samples_restore_and_a_recording_of_the_eyes_alone() -> None:
+    spec = FrontSpec(FEATURES, EyeBaselineSpec(), RoadYawSpec())
+    a = spec.eye_scaler()
+    assert isinstance(a, DriverBaseline)
+    for k in range(30):
+        a(window(25.0 + k % 4, eyes=0.20))
+    saved = a.samples()
+    assert sorted(saved) == ["eyes", "road"] and len(saved["road"]) == 30
+    b = spec.eye_scaler()
+    assert isinstance(b, DriverBaseline)
+    b.restore(saved)
+    w = window(27.0, eyes=0.20, frames=4)
+    assert b(w) == pytest.approx(a(w))  # where the first one was
+    c = spec.eye_scaler()
+    assert isinstance(c, DriverBaseline)
+    c.restore(saved["eyes"])  # a recording made without front.road_yaw
+    assert c.road.samples() == [] and c.eyes is not None and c.eyes.samples() == saved["eyes"]
+
+
+def test_card_section_round_trips_and_is_checked() -> None:
+    spec = FrontSpec.default("driver")
+    assert spec.road_yaw == RoadYawSpec()
+    assert FrontSpec.from_dict(spec.to_dict()) == spec
+    assert "road_yaw" not in FrontSpec.default("home").to_dict()
+    old = {"features": list(FEATURES), "eye_baseline": {}}  # a card from before: eyes alone
+    assert isinstance(FrontSpec.from_dict(old).eye_scaler(), EyeBaseline)
+    with pytest.raises(EngineError, match="unknown keys"):
+        FrontSpec.from_dict({"features": list(FEATURES), "road_yaw": {"dead_band": 3}})
+    with pytest.raises(EngineError, match="inconsistent"):
+        RoadYawSpec(support=0.0)
+    with pytest.raises(EngineError, match="inconsistent"):
+        RoadYawSpec(first_samples=20)
+    with pytest.raises(EngineError, match="needs the features"):
+        FrontSpec(("face.present", "speech.p"), road_yaw=RoadYawSpec())
+    custom = FrontSpec.from_dict({"features": list(FEATURES), "road_yaw": {"deadband": 3}})
+    assert custom.road_yaw == RoadYawSpec(deadband=3.0)
+    with pytest.raises(EngineError, match="inconsistent"):
+        RoadYawSpec(deadband=40.0)  # past max_offset: nothing could ever be shifted
