@@ -141,6 +141,22 @@ def test_a_video_only_recording_replays_its_first_windows_with_the_results_made_
     assert any("recorded as edge-recording/2: without the front ends'" in n for n in old.notes)
 
 
+def _held_eyes_recorded(tmp_path: Path, spec: FrontSpec) -> tuple[Any, Path, dict[str, Any]]:
+    """A tiny model over ``spec``'s face features served on the simulated cabin with the fake
+    face stage, recorded when eyes_closed has held 6 s: the run, the recording and its first
+    compared tick."""
+    card = make_front_card("driver", "tinyfront")
+    card.front = spec.to_dict()
+    card.inputs["front"] = TensorInfo(shape=["B", 8, len(spec.features)], description="front")
+    model = tiny_model(tmp_path, card, name="tinyfront")
+    late = "    - {name: held, duration: {class: eyes_closed, at_least: 6.0}}\n"
+    text = config_text(model, late) + "front_ends: {face: {}}\n"
+    run = run_recorded(model, tmp_path / "rec", text=text, pre_roll=1.5, post_roll=1.0)
+    [d] = recordings(tmp_path / "rec")
+    ticks = [json.loads(x) for x in (d / "ticks.jsonl").read_text().splitlines()]
+    return run, d, next(t for t in ticks if t["compare"])
+
+
 def test_a_replay_scales_the_eyes_as_the_live_run_had_them_scaled(
     tmp_path: Path, narrowing_faces: list[Narrowing]
 ) -> None:
@@ -149,19 +165,10 @@ def test_a_replay_scales_the_eyes_as_the_live_run_had_them_scaled(
     # window, so a replay that starts with none scales its first windows otherwise.
     spec = FrontSpec(features, EyeBaselineSpec(nominal=0.40, max_scale=2.0, samples=6,
                                                min_samples=3, first_samples=1))
-    card = make_front_card("driver", "tinyfront")
-    card.front = spec.to_dict()
-    card.inputs["front"] = TensorInfo(shape=["B", 8, len(features)], description="front")
-    model = tiny_model(tmp_path, card, name="tinyfront")
-    late = "    - {name: held, duration: {class: eyes_closed, at_least: 6.0}}\n"
-    text = config_text(model, late) + "front_ends: {face: {}}\n"
-    run = run_recorded(model, tmp_path / "rec", text=text, pre_roll=1.5, post_roll=1.0)
+    run, d, first = _held_eyes_recorded(tmp_path, spec)
     assert run.starts == [("held", 106_500_000_000)]  # more windows before than warm-up ticks
     scaler = run.runner.eye_scalers["cabin"]
     assert scaler is not None and scaler.scale > 1.0
-    [d] = recordings(tmp_path / "rec")
-    ticks = [json.loads(x) for x in (d / "ticks.jsonl").read_text().splitlines()]
-    first = next(t for t in ticks if t["compare"])
     assert first["role"] == "pre" and len(first["restore"]["eyes"]["cabin"]) == 6
 
     result = replay_recording(d)
@@ -184,19 +191,10 @@ def test_a_replay_measures_yaw_from_the_straight_ahead_the_live_run_had(
     spec = FrontSpec(features, EyeBaselineSpec(nominal=0.40, max_scale=2.0, samples=6,
                                                min_samples=3, first_samples=1),
                      RoadYawSpec(samples=6, min_samples=3, first_samples=1, deadband=0.0))
-    card = make_front_card("driver", "tinyfront")
-    card.front = spec.to_dict()
-    card.inputs["front"] = TensorInfo(shape=["B", 8, len(features)], description="front")
-    model = tiny_model(tmp_path, card, name="tinyfront")
-    late = "    - {name: held, duration: {class: eyes_closed, at_least: 6.0}}\n"
-    text = config_text(model, late) + "front_ends: {face: {}}\n"
-    run = run_recorded(model, tmp_path / "rec", text=text, pre_roll=1.5, post_roll=1.0)
+    run, d, first = _held_eyes_recorded(tmp_path, spec)
     assert [rule for rule, _ in run.starts] == ["held"]
     base = run.runner.eye_scalers["cabin"]
     assert isinstance(base, DriverBaseline) and base.road.shift > 20.0
-    [d] = recordings(tmp_path / "rec")
-    ticks = [json.loads(x) for x in (d / "ticks.jsonl").read_text().splitlines()]
-    first = next(t for t in ticks if t["compare"])
     saved = first["restore"]["eyes"]["cabin"]
     assert sorted(saved) == ["eyes", "road"] and len(saved["road"]) == 6
 

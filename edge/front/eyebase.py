@@ -24,15 +24,14 @@ down (at most ``max_scale``), so it is no PERCLOS measure.
 
 from __future__ import annotations
 
-import bisect
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from edge.errors import EngineError
+from edge.front.rolling import RollingSamples, section_from_dict
 
 
 @dataclass(frozen=True)
@@ -57,11 +56,7 @@ class EyeBaselineSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EyeBaselineSpec:
-        known = {f.name for f in fields(cls)}
-        extra = sorted(set(data) - known)
-        if extra:
-            raise EngineError(f"front.eye_baseline: unknown keys {extra} (known: {sorted(known)})")
-        return cls(**{k: type(getattr(cls, k))(v) for k, v in data.items()})
+        return section_from_dict(cls, data, "front.eye_baseline")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,28 +70,24 @@ class EyeBaseline:
     def __init__(self, spec: EyeBaselineSpec, columns: Sequence[int]) -> None:
         self.spec = spec
         self.present, self.left, self.right, self.yaw = (int(c) for c in columns)
-        self._order: deque[float] = deque()
-        self._sorted: list[float] = []
+        self._held = RollingSamples(spec.samples)
 
     def reset(self) -> None:
-        self._order.clear()
-        self._sorted.clear()
+        self._held.clear()
 
     def samples(self) -> list[float]:
         """The samples held, oldest first (what :meth:`restore` takes back)."""
-        return list(self._order)
+        return self._held.values()
 
     def restore(self, samples: Sequence[float]) -> None:
         """Hold exactly ``samples`` (oldest first; the newest ``spec.samples`` of them), as a
         baseline that had taken them would (a replay starts where the live run was)."""
-        kept = [float(v) for v in samples][-self.spec.samples:]
-        self._order = deque(kept)
-        self._sorted = sorted(kept)
+        self._held.restore(samples)
 
     @property
     def scale(self) -> float:
         """What the eye columns are multiplied by now (before the next window)."""
-        return self._scale(self._sorted)
+        return self._scale(self._held.sorted)
 
     def _scale(self, values: list[float], least: int | None = None) -> float:
         s = self.spec
@@ -117,13 +108,8 @@ class EyeBaseline:
     def add(self, row: np.ndarray, valid: bool = True) -> None:
         """Take one frame target's row as a sample if it is one."""
         v = self._sample(row) if valid else None
-        if v is None:
-            return
-        self._order.append(v)
-        bisect.insort(self._sorted, v)
-        if len(self._order) > self.spec.samples:
-            old = self._order.popleft()
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        if v is not None:
+            self._held.add(v)
 
     def __call__(self, front: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """``front`` with the eye columns scaled, after its newest target is taken as a sample
@@ -132,12 +118,12 @@ class EyeBaseline:
         one a window), and ``first_samples`` of them are enough."""
         if len(front):
             self.add(front[-1], True if mask is None else bool(mask[-1] > 0))
-        if len(self._sorted) >= self.spec.min_samples:
+        if len(self._held) >= self.spec.min_samples:
             k = self.scale
         else:
             rows = front[:-1] if mask is None else front[:-1][np.asarray(mask)[:-1] > 0]
             own = [v for v in map(self._sample, rows) if v is not None]
-            k = self._scale(sorted(self._sorted + own), self.spec.first_samples)
+            k = self._scale(sorted(self._held.sorted + own), self.spec.first_samples)
         if k == 1.0:
             return front
         out = front.copy()

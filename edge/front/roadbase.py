@@ -32,15 +32,15 @@ eyes of a driver looking ahead.
 from __future__ import annotations
 
 import bisect
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from edge.errors import EngineError
 from edge.front.eyebase import EyeBaseline
+from edge.front.rolling import RollingSamples, section_from_dict
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,7 @@ class RoadYawSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RoadYawSpec:
-        known = {f.name for f in fields(cls)}
-        extra = sorted(set(data) - known)
-        if extra:
-            raise EngineError(f"front.road_yaw: unknown keys {extra} (known: {sorted(known)})")
-        return cls(**{k: type(getattr(cls, k))(v) for k, v in data.items()})
+        return section_from_dict(cls, data, "front.road_yaw")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,22 +76,19 @@ class RoadYaw:
     def __init__(self, spec: RoadYawSpec, columns: Sequence[int]) -> None:
         self.spec = spec
         self.present, self.yaw = (int(c) for c in columns)
-        self._order: deque[float] = deque()
-        self._sorted: list[float] = []
+        self._held = RollingSamples(spec.samples)
 
     def samples(self) -> list[float]:
         """The samples held, oldest first (what :meth:`restore` takes back)."""
-        return list(self._order)
+        return self._held.values()
 
     def restore(self, samples: Sequence[float]) -> None:
-        kept = [float(v) for v in samples][-self.spec.samples:]
-        self._order = deque(kept)
-        self._sorted = sorted(kept)
+        self._held.restore(samples)
 
     @property
     def shift(self) -> float:
         """Degrees taken off the yaw now (before the next window)."""
-        return self._shift(self._sorted)
+        return self._shift(self._held.sorted)
 
     def _shift(self, values: list[float], least: int | None = None) -> float:
         s = self.spec
@@ -110,14 +103,8 @@ class RoadYaw:
 
     def add(self, row: np.ndarray, valid: bool = True) -> None:
         """Take one frame target's yaw as a sample if a face is there."""
-        if not valid or row[self.present] < 0.5:
-            return
-        v = float(row[self.yaw])
-        self._order.append(v)
-        bisect.insort(self._sorted, v)
-        if len(self._order) > self.spec.samples:
-            old = self._order.popleft()
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
+        if valid and row[self.present] >= 0.5:
+            self._held.add(float(row[self.yaw]))
 
     def __call__(self, front: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """``front`` with the yaw of its frames with a face shifted, after its newest target is
@@ -125,12 +112,12 @@ class RoadYaw:
         ok = np.ones(len(front), bool) if mask is None else np.asarray(mask) > 0
         if len(front):
             self.add(front[-1], bool(ok[-1]))
-        if len(self._sorted) >= self.spec.min_samples:
+        if len(self._held) >= self.spec.min_samples:
             d = self.shift
         else:
             own = [float(r[self.yaw]) for r, k in zip(front[:-1], ok[:-1])
                    if k and r[self.present] >= 0.5]
-            d = self._shift(sorted(self._sorted + own), self.spec.first_samples)
+            d = self._shift(sorted(self._held.sorted + own), self.spec.first_samples)
         if d == 0.0:
             return front
         out = front.copy()
