@@ -232,6 +232,23 @@ def test_an_alert_driver_seen_from_above_is_in_no_state(pitch: int, grid: float)
     assert not _starts(run), _starts(run)
 
 
+@pytest.mark.parametrize("yaw", [25, -25, 30])
+@pytest.mark.parametrize("grid", [0.0, 0.5])
+def test_an_alert_driver_seen_from_a_camera_aside_is_in_no_state(yaw: int, grid: float) -> None:
+    """driver-dev-alert-blink's face rows turned as a camera 25-30 degrees aside, on the mirror
+    or a pillar, sees the face (edge eval --perturb face.yaw+25): the card's road_yaw
+    (edge.front.roadbase) measures yaw from the driver's own straight-ahead, and no class is
+    active on any tick. Without it the model read `distracted` on 58 % of the ticks at +25.
+    Past its max_offset of 35 degrees a resting head is taken to look away: at +35 the model
+    reads `distracted` on every tick, with or without it."""
+    run, classes, thr = _replay("driver.yaml", REALWORLD / "driver-dev-alert-blink", grid,
+                                (f"face.yaw+{yaw}",))
+    assert len(run.probs) > 20
+    on = {c: float((run.probs[:, k] >= thr[k]).mean()) for k, c in enumerate(classes)}
+    assert not any(on.values()), on
+    assert not _starts(run), _starts(run)
+
+
 @pytest.mark.parametrize(("clip", "factor"), [("driver-dev-alert-blink", 0.7),
                                               ("driver-dev-head-turn", 0.85)])
 @pytest.mark.parametrize("grid", [0.0, 0.5])
