@@ -49,11 +49,14 @@ SERVED = {"driver served": ROOT / "configs" / "driver.yaml",
 
 
 def config_text(clip: Path, cascade: bool, workers: bool = False) -> str:
+    from edge.capture.media import probe_fps
+
     front = (f"front_ends: {{dir: \"{FRONT}\", workers: {str(workers).lower()}, "
              f"face: {{detect_every: 10}}, vad: {{}}}}\n" if cascade else "")
+    fps = probe_fps(clip)
     return f"""
 sources:
-  cam: {{type: media, url: "{clip}", width: 640, height: 480, fps: 15, loop: true,
+  cam: {{type: media, url: "{clip}", width: 640, height: 480, fps: {fps:g}, loop: true,
          sample_rate: 16000}}
 streams:
   cabin: {{video: cam, audio: cam}}
@@ -167,7 +170,10 @@ def run_all(args: argparse.Namespace, camera: Path) -> None:
             if clip.is_file():
                 runs.setdefault(name, []).append(
                     live(clip, True, args.seconds, workers=True, served=name))
-    result: dict[str, Any] = {"clip": str(args.clip), "camera_fps": 15, "home_clip": str(HOME_CLIP),
+    from edge.capture.media import probe_fps
+
+    result: dict[str, Any] = {"clip": str(args.clip), "camera_fps": probe_fps(camera),
+                              "home_clip": str(HOME_CLIP),
                               "seconds": args.seconds, "runs": runs}
     summary = {}
     for name, rs in runs.items():

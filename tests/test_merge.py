@@ -130,3 +130,23 @@ def test_the_command_line_merges_and_refuses_a_bad_take(tmp_path: Path, two_part
                                                      ["eyes_closed"]]
     assert main(["merge", "--base", str(a), "--take", "eyes_closed", "--out", str(out)]) == 2
     assert "--take eyes_closed: CLASS=MODEL.onnx" in capsys.readouterr().err
+
+
+def test_merging_the_shipped_driver_parts_again_keeps_what_the_shipped_card_reads(
+    tmp_path: Path,
+) -> None:
+    """`make train` and fine-tuning merge `engines/parts` again: the card they write must read
+    the features as the shipped one does (front.road_yaw, added after training, included), and
+    carry its notes, or a rebuild would quietly lose what the shipped card does."""
+    root = Path(__file__).resolve().parents[1]
+    parts = root / "engines" / "parts"
+    shipped = load_card(root / "engines" / "driver-front.yaml")
+    card = merge_models(parts / "driver-front-2x1200.onnx",
+                        {"eyes_closed": parts / "driver-front-400.onnx"},
+                        tmp_path / "driver-front.onnx")
+    assert card.front == shipped.front and "road_yaw" in card.front
+    assert card.notes == shipped.notes
+    assert [(c.name, c.threshold) for c in card.classes] == [
+        (c.name, c.threshold) for c in shipped.classes]
+    for part in ("driver-front-2x1200", "driver-front-400"):
+        assert load_card(parts / f"{part}.yaml").front == shipped.front

@@ -200,6 +200,18 @@ def test_a_replay_measures_yaw_from_the_straight_ahead_the_live_run_had(
 
     result = replay_recording(d)
     assert result.identical, [c for c in result.comparisons if c.max_abs_diff or not c.aligned]
+    assert result.notes == []
+
+    # as a model without front.road_yaw would have recorded it: the eyes' samples alone
+    path = d / "ticks.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    for t in lines:
+        if "eyes" in t.get("restore", {}):
+            t["restore"]["eyes"] = {s: v["eyes"] for s, v in t["restore"]["eyes"].items()}
+    path.write_text("".join(json.dumps(t) + "\n" for t in lines))
+    eyes_alone = replay_recording(d, verify=False)
+    assert not eyes_alone.identical
+    assert any("without the road baseline's samples" in n for n in eyes_alone.notes)
 
     without_restore(d)
     old = replay_recording(d, verify=False)

@@ -124,6 +124,10 @@ def test_samples_restore_and_a_recording_of_the_eyes_alone() -> None:
     assert isinstance(c, DriverBaseline)
     c.restore(saved["eyes"])  # a recording made without front.road_yaw
     assert c.road.samples() == [] and c.eyes is not None and c.eyes.samples() == saved["eyes"]
+    eyes_only = FrontSpec(FEATURES, EyeBaselineSpec()).eye_scaler()
+    assert isinstance(eyes_only, EyeBaseline)
+    eyes_only.restore(saved)  # a recording made with it, replayed by a model without it
+    assert eyes_only.samples() == saved["eyes"]
 
 
 def test_card_section_round_trips_and_is_checked() -> None:
@@ -145,3 +149,5 @@ def test_card_section_round_trips_and_is_checked() -> None:
     assert custom.road_yaw == RoadYawSpec(deadband=3.0)
     with pytest.raises(EngineError, match="inconsistent"):
         RoadYawSpec(deadband=40.0)  # past max_offset: nothing could ever be shifted
+    with pytest.raises(EngineError, match="front.road_yaw: could not convert"):
+        FrontSpec.from_dict({"features": list(FEATURES), "road_yaw": {"deadband": "two"}})

@@ -173,7 +173,7 @@ class MediaSource(ItemSource):
         self.target = classify(cfg.url)
         super().__init__(name, clock, cfg, channels=cfg.channels, paced=self.target == "file")
         self._reader: MediaReader | None = None
-        self._rate_told = False
+        self._rate_checked = False
 
     def describe(self) -> str:
         return f"media {self.name!r} ({redact(self.cfg.url)})"
@@ -182,9 +182,10 @@ class MediaSource(ItemSource):
         _import_av()
         if self.target == "file" and not os.path.isfile(self.cfg.url):
             raise DeviceMissing(f"{self.describe()}: no such file")
-        if self.target == "file":
+        if self.target == "file" and not self._rate_checked:
+            self._rate_checked = True  # once: a looped file is opened again at every pass
             try:  # a file says its rate before it is opened: edge run prints the note at start
-                self._tell_rate(probe_fps(self.cfg.url, default=self.cfg.fps))
+                self._tell(probe_fps(self.cfg.url, default=self.cfg.fps))
             except DeviceError:
                 pass  # opening it reports why
 
@@ -203,16 +204,18 @@ class MediaSource(ItemSource):
             )
         except DeviceError as exc:
             raise DeviceError(f"{self.describe()}: {exc}") from None
-        self._tell_rate(self._reader.fps)
+        if not self._rate_checked:  # a stream says its rate once open
+            self._rate_checked = True
+            self._tell(self._reader.fps)
         self.restart_timeline()
 
-    def _tell_rate(self, fps: float | None) -> None:
-        """Warn once when the stream's frame rate is not the configured one: the frame ring is
+    def _tell(self, fps: float | None) -> None:
+        """A note when the stream's frame rate is not the configured one: the frame ring is
         sized, and a window's frame tolerance set, from ``fps`` (a 30 fps clip declared 15 held
-        half the seconds its ring was given, and the recorder lost frames it had counted on)."""
-        if fps is None or self._rate_told or abs(fps - self.cfg.fps) <= 0.1 * self.cfg.fps:
+        half the seconds its ring was given, and the recorder lost frames it had counted on).
+        A rate over 1000 (an RTSP clock rate, not a frame rate) says nothing."""
+        if fps is None or fps > 1000 or abs(fps - self.cfg.fps) <= 0.1 * self.cfg.fps:
             return
-        self._rate_told = True
         held = self.video.capacity if self.video is not None else 0
         note = (f"{self.describe()}: the stream runs at {fps:.3g} fps, the config says fps: "
                 f"{self.cfg.fps:g}; its ring of {held} frames holds "

@@ -10,8 +10,8 @@ of the front ends: the face mesh of a really narrower eye is not this.
 A change applies to the frame targets that hold a measurement: ones with a frame (the window's
 ``front_mask``), and for a stage's feature, frames where that stage found something (its
 ``present`` feature, where the model reads it; an absent face stays zeros). Changes come
-before the driver's eye baseline (:mod:`edge.front.eyebase`), as a narrower eye would: the
-baseline sees the changed eyes.
+before the driver's baselines (:mod:`edge.front.roadbase`, :mod:`edge.front.eyebase`), as a
+narrower eye or a camera aside would: the baselines see the changed eyes and yaw.
 """
 
 from __future__ import annotations

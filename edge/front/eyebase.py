@@ -79,10 +79,12 @@ class EyeBaseline:
         """The samples held, oldest first (what :meth:`restore` takes back)."""
         return self._held.values()
 
-    def restore(self, samples: Sequence[float]) -> None:
+    def restore(self, samples: Sequence[float] | Mapping[str, Sequence[float]]) -> None:
         """Hold exactly ``samples`` (oldest first; the newest ``spec.samples`` of them), as a
-        baseline that had taken them would (a replay starts where the live run was)."""
-        self._held.restore(samples)
+        baseline that had taken them would (a replay starts where the live run was); of a
+        recording that also kept the road's (:class:`~edge.front.roadbase.DriverBaseline`'s
+        ``{"road": ..., "eyes": ...}``), the eyes'."""
+        self._held.restore(samples.get("eyes", ()) if isinstance(samples, Mapping) else samples)
 
     @property
     def scale(self) -> float:

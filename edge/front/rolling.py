@@ -53,4 +53,7 @@ def section_from_dict(cls: type[S], data: Mapping[str, Any], section: str) -> S:
     extra = sorted(set(data) - known)
     if extra:
         raise EngineError(f"{section}: unknown keys {extra} (known: {sorted(known)})")
-    return cls(**{k: type(getattr(cls, k))(v) for k, v in data.items()})
+    try:
+        return cls(**{k: type(getattr(cls, k))(v) for k, v in data.items()})
+    except (TypeError, ValueError) as exc:
+        raise EngineError(f"{section}: {exc}") from None

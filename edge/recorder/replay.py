@@ -33,6 +33,7 @@ from edge.runtime.card import sha256_file
 from edge.timebase.clock import NS_PER_S, FakeClock, FrozenClock
 from edge.config import parse_config
 from edge.errors import EdgeError
+from edge.front.roadbase import DriverBaseline
 from edge.recorder.store import FORMAT, MANIFEST, READS
 from edge.service.run import Runner
 from edge.runtime.base import Engine
@@ -297,6 +298,7 @@ def replay_recording(
     recorded: dict[tuple[int, str], dict[str, Any]] = {(p["tick"], p["stream"]): p for p in rec.predictions}
     comparisons: list[TickComparison] = []
     inexact = 0
+    no_road = False  # a model with front.road_yaw on a recording that kept no road samples
     for tick in rec.ticks:
         for name, fits in tick["clocks"].items():
             src = sources.get(name)
@@ -330,6 +332,7 @@ def replay_recording(
             scaler = runner.eye_scalers.get(stream)
             if scaler is not None:
                 scaler.restore(samples)
+                no_road |= isinstance(scaler, DriverBaseline) and not isinstance(samples, Mapping)
         if runner.cascade is not None:
             runner.cascade.inject(tick.get("front") or {}, replay_seq)
         preds = runner.process(windows)
@@ -360,6 +363,9 @@ def replay_recording(
                      "down (the clock fit changed between the cut and the recorder's look)")
     if matches is False:
         notes.append("the model file differs from the recorded one (sha256)")
+    if no_road:
+        notes.append("recorded without the road baseline's samples (front.road_yaw): the "
+                     "replay's starts empty, so its first windows' yaw can differ")
     uncovered = sum(1 for t in rec.ticks if t["role"] != "warmup" and not t["compare"])
     return ReplayResult(
         path=str(rec.path),
