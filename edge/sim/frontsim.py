@@ -28,7 +28,7 @@ footage are in :mod:`edge.sim.frontrows`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from edge.sim.frontaudio import SR, SoundBank, mix_audio, speech_at, vad_chunks
 from edge.sim.frontrows import face_frames, hand_frames, person_frames
 from edge.sim.scenario import Event, Scenario, random_scenario, with_extra_events
 from edge.sim.sound import sub_rng
+
+if TYPE_CHECKING:
+    from edge.evaluate.perturb import FrontChange
 
 
 # -- windows -------------------------------------------------------------------------------------
@@ -79,7 +82,8 @@ class _Held:
 
 
 def simulate_windows(sc: Scenario, spec: FrontSpec, mel: object, layout: Layout,
-                     bank: SoundBank, vad: object, change: Any = None) -> FrontWindows:
+                     bank: SoundBank, vad: object,
+                     change: FrontChange | None = None) -> FrontWindows:
     """The windows of ``sc`` ending every ``layout.hop_s`` from the first hop on.
 
     ``mel`` is the card's :class:`edge.features.logmel.LogMelSpec`; ``vad`` a

@@ -36,6 +36,7 @@ from edge.sim.scenario import Event, Scenario, label_fraction
 
 if TYPE_CHECKING:
     from edge.evaluate.evalrec import RecordingRun
+    from edge.evaluate.perturb import FrontChange
     from edge.sim.frontaudio import SoundBank
 
 MEDIA_SUFFIXES = (".mkv", ".mp4", ".mov", ".avi", ".webm")
@@ -249,7 +250,7 @@ def front_scenario_windows(
     vad: object,
     index: int = 0,
     hop_s: float = 0.25,
-    change: object = None,
+    change: FrontChange | None = None,
 ) -> WindowSet:
     """Windows of one scenario simulated at feature level (:mod:`edge.sim.frontsim`): what the
     front ends and the log-mel would give serving for the model of ``card`` (``change``: see

@@ -15,7 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from edge.evaluate.metrics import prf
 from edge.sim.scenario import CLASSES, random_scenario
 from edge.train.data import WindowSet, scenario_windows
 from edge.train.fit import build_model, fit, macro_f1, predict
+
+if TYPE_CHECKING:
+    from edge.evaluate.perturb import FrontChange
 
 DESCRIPTIONS = {
     "eyes_closed": ("eyes closed (blink excluded by duration rules downstream)", "video"),
@@ -177,7 +180,7 @@ def make_front_card(task: str, name: str, frames: int = 8) -> ModelCard:
 def generate_front(
     card: ModelCard, n: int, seconds: float, seed: int, hop_s: float, bank: object,
     vad: object, log: TextIO, stride: int = 1, extra_rates: dict[str, float] | None = None,
-    change: object = None,
+    change: FrontChange | None = None,
 ) -> WindowSet:
     """Feature-level windows of ``n`` random scenarios drawn from ``seed``; ``extra_rates``
     adds events per minute of some classes, and windows labelled with those classes (their
