@@ -134,7 +134,11 @@ def test_a_front_model_calibrates_from_a_live_camera_and_int8_makes_fp32s_decisi
     assert int8["clear_decisions"] >= 100, int8
     assert int8["clear_decisions_changed"] <= 0.01 * int8["clear_decisions"], int8
     assert int8["decision_agreement"] >= 0.98, int8  # borderline decisions included
-    assert int8["max_abs_logit_diff"] < 1.0, int8  # 0.31-0.66 over eight builds
+    # 0.31-0.66 over eight builds of the single network this bound was set on; the merged model
+    # shipped since (its larger networks trained again on the widened simulator) measured
+    # 0.79-1.10 over seven builds (30 and 15 fps, every one with no clear decision changed,
+    # agreement 1.0), 1.70 on its simulated check windows: the bound, not the decisions, failed
+    assert int8["max_abs_logit_diff"] < 1.5, int8
     assert (tmp_path / "driver-front.int8.onnx").is_file()
 
 
