@@ -59,8 +59,9 @@ class Narrowing:
 
 
 class Turning(Narrowing):
-    """:class:`Narrowing` seen from a camera aside: the head at 20-32 degrees of yaw, a little
-    more frame by frame, so that the driver's straight-ahead moves window by window."""
+    """:class:`Narrowing` seen from a camera aside and above: the head at 20-32 degrees of yaw
+    and -18 to -24 of pitch, a little more frame by frame, so that the driver's straight-ahead
+    moves window by window."""
 
     def process(self, frame_bgr: np.ndarray) -> Face:
         face = super().process(frame_bgr)
@@ -68,6 +69,7 @@ class Turning(Narrowing):
             return face
         v = list(face.values)
         v[AT["yaw"]] = 20.0 + 0.75 * (self.n % 17)
+        v[AT["pitch"]] = -18.0 - 0.5 * (self.n % 13)
         return Face(True, tuple(v))
 
 
@@ -179,39 +181,55 @@ def test_a_replay_scales_the_eyes_as_the_live_run_had_them_scaled(
     assert not old.identical and old.comparisons[0].max_abs_diff > 0.0
 
 
-def test_a_replay_measures_yaw_from_the_straight_ahead_the_live_run_had(
+def test_a_replay_measures_yaw_and_pitch_from_the_straight_ahead_the_live_run_had(
     tmp_path: Path, turning_faces: list[Narrowing]
 ) -> None:
-    """With the card's road_yaw (edge.front.roadbase) the first compared tick carries the
-    road's samples beside the eyes' (``restore.eyes.STREAM = {road, eyes}``), and the replay
-    shifts the yaw as the live run did; without them it shifts its first windows otherwise."""
-    from edge.front.roadbase import DriverBaseline, RoadYawSpec
+    """With the card's road_yaw and road_pitch (edge.front.roadbase) the first compared tick
+    carries the road's samples beside the eyes' (``restore.eyes.STREAM = {road, road_pitch,
+    eyes}``), and the replay shifts yaw and pitch as the live run did; without them it shifts
+    its first windows otherwise, and says which samples it lacked."""
+    from edge.front.roadbase import DriverBaseline, RoadPitchSpec, RoadYawSpec
 
-    features = ("face.present", "face.eye_open_left", "face.eye_open_right", "face.yaw")
+    features = ("face.present", "face.eye_open_left", "face.eye_open_right", "face.yaw",
+                "face.pitch")
+    road = {"samples": 6, "min_samples": 3, "first_samples": 1, "deadband": 0.0}
     spec = FrontSpec(features, EyeBaselineSpec(nominal=0.40, max_scale=2.0, samples=6,
                                                min_samples=3, first_samples=1),
-                     RoadYawSpec(samples=6, min_samples=3, first_samples=1, deadband=0.0))
+                     RoadYawSpec(**road), RoadPitchSpec(**road))  # type: ignore[arg-type]
     run, d, first = _held_eyes_recorded(tmp_path, spec)
     assert [rule for rule, _ in run.starts] == ["held"]
     base = run.runner.eye_scalers["cabin"]
-    assert isinstance(base, DriverBaseline) and base.road.shift > 20.0
+    assert isinstance(base, DriverBaseline) and base.road is not None and base.pitch is not None
+    assert base.road.shift > 20.0 and base.pitch.shift < -17.0
     saved = first["restore"]["eyes"]["cabin"]
-    assert sorted(saved) == ["eyes", "road"] and len(saved["road"]) == 6
+    assert sorted(saved) == ["eyes", "road", "road_pitch"] and len(saved["road_pitch"]) == 6
 
     result = replay_recording(d)
     assert result.identical, [c for c in result.comparisons if c.max_abs_diff or not c.aligned]
     assert result.notes == []
 
-    # as a model without front.road_yaw would have recorded it: the eyes' samples alone
     path = d / "ticks.jsonl"
-    lines = [json.loads(x) for x in path.read_text().splitlines()]
-    for t in lines:
-        if "eyes" in t.get("restore", {}):
-            t["restore"]["eyes"] = {s: v["eyes"] for s, v in t["restore"]["eyes"].items()}
-    path.write_text("".join(json.dumps(t) + "\n" for t in lines))
-    eyes_alone = replay_recording(d, verify=False)
+    recorded = path.read_text()
+
+    def keep(parts: tuple[str, ...], bare: bool = False) -> Any:
+        lines = [json.loads(x) for x in recorded.splitlines()]
+        for t in lines:
+            if "eyes" in t.get("restore", {}):
+                t["restore"]["eyes"] = {s: (v["eyes"] if bare else {k: v[k] for k in parts})
+                                        for s, v in t["restore"]["eyes"].items()}
+        path.write_text("".join(json.dumps(t) + "\n" for t in lines))
+        return replay_recording(d, verify=False)
+
+    # as a model with road_yaw alone would have recorded it: no pitch samples
+    no_pitch = keep(("road", "eyes"))
+    assert not no_pitch.identical
+    assert [n for n in no_pitch.notes if "road baseline" in n] == [
+        "recorded without the road baseline's samples (front.road_pitch): the replay's starts "
+        "empty, so its first windows' pitch can differ"]
+    # as a model without either would have recorded it: the eyes' samples alone
+    eyes_alone = keep((), bare=True)
     assert not eyes_alone.identical
-    assert any("without the road baseline's samples" in n for n in eyes_alone.notes)
+    assert sum("without the road baseline's samples" in n for n in eyes_alone.notes) == 2
 
     without_restore(d)
     old = replay_recording(d, verify=False)

@@ -1,5 +1,6 @@
-"""Yaw from the driver's own straight-ahead (edge.front.roadbase): when it shifts, by how much,
-what it leaves alone, how it feeds the eye baseline, and the card section that turns it on."""
+"""Yaw and pitch from the driver's own straight-ahead (edge.front.roadbase): when they shift, by
+how much, what they leave alone, how they feed the eye baseline, and the card sections that
+turn them on."""
 
 import numpy as np
 import pytest
@@ -7,24 +8,26 @@ import pytest
 from edge.errors import EngineError
 from edge.front.eyebase import EyeBaseline, EyeBaselineSpec
 from edge.front.features import FrontSpec
-from edge.front.roadbase import DriverBaseline, RoadYaw, RoadYawSpec
+from edge.front.roadbase import DriverBaseline, RoadAngle, RoadPitchSpec, RoadYawSpec
 
-FEATURES = ("face.present", "face.eye_open_left", "face.eye_open_right", "face.yaw", "speech.p")
-P, L, R, Y, S = range(5)
+FEATURES = ("face.present", "face.eye_open_left", "face.eye_open_right", "face.yaw", "speech.p",
+            "face.pitch")
+P, L, R, Y, S, PI = range(6)
 
 
 def window(yaw: float | list[float], eyes: float = 0.24, present: float = 1.0,
-           frames: int = 1) -> np.ndarray:
+           frames: int = 1, pitch: float = 0.0) -> np.ndarray:
     yaws = np.broadcast_to(np.asarray(yaw, np.float32), (frames,))
     w = np.zeros((frames, len(FEATURES)), np.float32)
-    w[:] = (present, eyes, eyes, 0.0, 0.7)
+    w[:] = (present, eyes, eyes, 0.0, 0.7, pitch)
     w[:, Y] = yaws
     return w
 
 
-def road(**kw: float) -> RoadYaw:
+def road(**kw: float) -> RoadAngle:
     out = FrontSpec(FEATURES, road_yaw=RoadYawSpec(**kw)).eye_scaler()  # type: ignore[arg-type]
     assert isinstance(out, DriverBaseline) and out.eyes is None
+    assert out.road is not None
     return out.road
 
 
@@ -44,7 +47,7 @@ def test_a_camera_aside_is_brought_to_the_edge_of_the_deadband() -> None:
     assert r.shift == pytest.approx(23.0)  # the median 25, less the 2 degrees of deadband
     assert out[[0, 3], Y] == pytest.approx([2.0, 2.0])
     assert out[1, Y] == 0.0 and out[2, Y] == 25.0
-    assert out[:, [P, L, R, S]] == pytest.approx(w[:, [P, L, R, S]])  # the rest untouched
+    assert out[:, [P, L, R, S, PI]] == pytest.approx(w[:, [P, L, R, S, PI]])  # the rest untouched
     assert w[0, Y] == 25.0  # the input is not changed
     # the other side; but a head resting further aside than max_offset is looking away
     r = road()
@@ -107,6 +110,30 @@ def test_the_eyes_are_sampled_at_the_shifted_yaw() -> None:
     assert alone[0, [L, R]] == pytest.approx([0.19, 0.19]) and alone[0, Y] == 30.0
 
 
+def test_a_camera_above_the_eyes_has_its_pitch_taken_off_whole_and_a_look_down_stays() -> None:
+    """A camera above the eyes sees a driver watching the road at -20 degrees of pitch; the
+    median is taken off whole (no deadband), so the road reads 0 and a head pitched 15 degrees
+    down to a phone in the lap reads -15, as from a camera at eye level; the yaw is its own."""
+    spec = FrontSpec(FEATURES, None, RoadYawSpec(), RoadPitchSpec())
+    base = spec.eye_scaler()
+    assert isinstance(base, DriverBaseline) and base.pitch is not None and base.road is not None
+    for k in range(40):
+        base(window(1.0, pitch=-20.0 + (k % 3 - 1) * 0.5))
+    assert base.pitch.shift == pytest.approx(-20.0) and base.road.shift == 0.0
+    out = base(window(1.0, pitch=-35.0, frames=3))
+    assert out[:, PI] == pytest.approx([-15.0] * 3) and out[:, Y] == pytest.approx([1.0] * 3)
+    # the sim's heads rest from -25 to +24 degrees; past 40 is a look down or up, not a camera
+    far = FrontSpec(FEATURES, None, None, RoadPitchSpec()).eye_scaler()
+    assert isinstance(far, DriverBaseline) and far.road is None and far.pitch is not None
+    for _ in range(20):
+        w = window(0.0, pitch=-44.0)
+        assert far(w) is w
+    assert far.pitch.shift == 0.0
+    assert sorted(far.samples()) == ["road_pitch"]
+    with pytest.raises(EngineError, match="front.road_pitch needs the features"):
+        FrontSpec(FEATURES[:5], road_pitch=RoadPitchSpec())
+
+
 def test_samples_restore_and_a_recording_of_the_eyes_alone() -> None:
     spec = FrontSpec(FEATURES, EyeBaselineSpec(), RoadYawSpec())
     a = spec.eye_scaler()
@@ -123,7 +150,7 @@ def test_samples_restore_and_a_recording_of_the_eyes_alone() -> None:
     c = spec.eye_scaler()
     assert isinstance(c, DriverBaseline)
     c.restore(saved["eyes"])  # a recording made without front.road_yaw
-    assert c.road.samples() == [] and c.eyes is not None and c.eyes.samples() == saved["eyes"]
+    assert c.road is not None and c.road.samples() == [] and c.eyes is not None and c.eyes.samples() == saved["eyes"]
     eyes_only = FrontSpec(FEATURES, EyeBaselineSpec()).eye_scaler()
     assert isinstance(eyes_only, EyeBaseline)
     eyes_only.restore(saved)  # a recording made with it, replayed by a model without it
@@ -132,9 +159,13 @@ def test_samples_restore_and_a_recording_of_the_eyes_alone() -> None:
 
 def test_card_section_round_trips_and_is_checked() -> None:
     spec = FrontSpec.default("driver")
-    assert spec.road_yaw == RoadYawSpec()
+    assert spec.road_yaw == RoadYawSpec() and spec.road_pitch == RoadPitchSpec()
+    assert spec.to_dict()["road_pitch"]["deadband"] == 0.0
+    assert spec.to_dict()["road_pitch"]["max_offset"] == 40.0
     assert FrontSpec.from_dict(spec.to_dict()) == spec
     assert "road_yaw" not in FrontSpec.default("home").to_dict()
+    yaw_only = {"features": list(FEATURES), "eye_baseline": {}, "road_yaw": {}}  # a card from before
+    assert FrontSpec.from_dict(yaw_only).road_pitch is None
     old = {"features": list(FEATURES), "eye_baseline": {}}  # a card from before: eyes alone
     assert isinstance(FrontSpec.from_dict(old).eye_scaler(), EyeBaseline)
     with pytest.raises(EngineError, match="unknown keys"):
@@ -151,3 +182,7 @@ def test_card_section_round_trips_and_is_checked() -> None:
         RoadYawSpec(deadband=40.0)  # past max_offset: nothing could ever be shifted
     with pytest.raises(EngineError, match="front.road_yaw: could not convert"):
         FrontSpec.from_dict({"features": list(FEATURES), "road_yaw": {"deadband": "two"}})
+    with pytest.raises(EngineError, match="front.road_pitch: inconsistent"):
+        FrontSpec.from_dict({"features": list(FEATURES), "road_pitch": {"max_offset": -1}})
+    pitch = FrontSpec.from_dict({"features": list(FEATURES), "road_pitch": {"spread": 6}})
+    assert pitch.road_pitch == RoadPitchSpec(spread=6.0)

@@ -126,7 +126,8 @@ def test_narrow_eyes_are_scaled_window_by_window_as_serving_scales_them() -> Non
     from edge.front.vad import StreamingVad
 
     spec = FrontSpec.default("driver")
-    plain = FrontSpec(spec.features, road_yaw=spec.road_yaw)  # the eye baseline alone differs
+    plain = FrontSpec(spec.features, road_yaw=spec.road_yaw,  # the eye baseline alone differs
+                      road_pitch=spec.road_pitch)
     eyes = [spec.features.index(f) for f in ("face.eye_open_left", "face.eye_open_right")]
     rest = [k for k in range(len(spec.features)) if k not in eyes]
     for seed, narrow in ((11, True), (7, False)):
@@ -374,6 +375,38 @@ def test_a_camera_aside_is_measured_from_the_driver_s_straight_ahead_as_serving_
     assert late_yaw("aside, no road") == pytest.approx(raw + 25.0, abs=0.01)
     assert late_yaw("aside") == pytest.approx(band, abs=0.5)
     assert late_yaw("ahead") == pytest.approx(min(raw, band), abs=0.5)
+
+
+@pytest.mark.parametrize("seed", [2, 4])  # a camera under the eyes (+22), one above them (-20)
+def test_a_phone_in_the_lap_is_a_pitch_drop_from_the_driver_s_own_as_serving_measures_it(
+    seed: int,
+) -> None:
+    """The simulator's heads rest at a pitch the camera's height sets (-25 to +24 degrees), so a
+    head pitched down to a phone in the hand is a drop from the driver's own pitch, not a
+    pitch: with the card's road_pitch the model reads the road near 0 and the phone 8-20
+    degrees under it, whatever the camera's height; without, both carry the camera's."""
+    from edge.front.vad import StreamingVad
+
+    spec = FrontSpec.default("driver")
+    assert spec.road_pitch is not None
+    no_pitch = FrontSpec(spec.features, spec.eye_baseline, spec.road_yaw)
+    pitch, present = spec.features.index("face.pitch"), spec.features.index("face.present")
+    sc = _scenario("driver", ("phone", 14.0, 20.0, "hand"), seed=seed)
+    got = {name: simulate_windows(sc, s, LogMelSpec(), Layout(frames=16), SoundBank(),
+                                  StreamingVad())
+           for name, s in (("raw", no_pitch), ("road", spec))}
+
+    def newest(name: str, a: float, b: float) -> float:
+        w = got[name]
+        at = (w.t_end > a) & (w.t_end < b) & (w.front[:, -1, present] > 0.5)
+        return float(np.median(w.front[at, -1, pitch]))
+
+    raw_road, raw_phone = newest("raw", 5.0, 13.0), newest("raw", 15.5, 19.5)
+    assert abs(raw_road) > 15.0  # this driver's camera sits off his eye level
+    assert abs(newest("road", 5.0, 13.0)) < 1.5
+    drop = newest("road", 15.5, 19.5)
+    assert -20.5 < drop < -7.5
+    assert drop == pytest.approx(raw_phone - raw_road, abs=1.5)
 
 
 def test_eval_front_sim_scores_a_front_model_in_three_modes(capsys: pytest.CaptureFixture[str]) -> None:

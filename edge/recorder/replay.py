@@ -298,7 +298,7 @@ def replay_recording(
     recorded: dict[tuple[int, str], dict[str, Any]] = {(p["tick"], p["stream"]): p for p in rec.predictions}
     comparisons: list[TickComparison] = []
     inexact = 0
-    no_road = False  # a model with front.road_yaw on a recording that kept no road samples
+    no_road: set[str] = set()  # road baselines the model has and the recording kept no samples of
     for tick in rec.ticks:
         for name, fits in tick["clocks"].items():
             src = sources.get(name)
@@ -332,7 +332,8 @@ def replay_recording(
             scaler = runner.eye_scalers.get(stream)
             if scaler is not None:
                 scaler.restore(samples)
-                no_road |= isinstance(scaler, DriverBaseline) and not isinstance(samples, Mapping)
+                if isinstance(scaler, DriverBaseline):
+                    no_road.update(scaler.missing(samples))
         if runner.cascade is not None:
             runner.cascade.inject(tick.get("front") or {}, replay_seq)
         preds = runner.process(windows)
@@ -363,9 +364,10 @@ def replay_recording(
                      "down (the clock fit changed between the cut and the recorder's look)")
     if matches is False:
         notes.append("the model file differs from the recorded one (sha256)")
-    if no_road:
-        notes.append("recorded without the road baseline's samples (front.road_yaw): the "
-                     "replay's starts empty, so its first windows' yaw can differ")
+    for part, angle in (("road", "yaw"), ("road_pitch", "pitch")):
+        if part in no_road:
+            notes.append(f"recorded without the road baseline's samples (front.road_{angle}): "
+                         f"the replay's starts empty, so its first windows' {angle} can differ")
     uncovered = sum(1 for t in rec.ticks if t["role"] != "warmup" and not t["compare"])
     return ReplayResult(
         path=str(rec.path),
