@@ -217,18 +217,35 @@ def test_head_turn_glances_stay_short_with_the_camera_mounted_otherwise(change: 
     assert not {r for r, _ in _starts(run)} & {"long_distraction", "unresponsive"}, _starts(run)
 
 
-@pytest.mark.parametrize("pitch", [-15, -25])
+@pytest.mark.parametrize("pitch", [-15, -25, -30])
 @pytest.mark.parametrize("grid", [0.0, 0.5])
 def test_an_alert_driver_seen_from_above_is_in_no_state(pitch: int, grid: float) -> None:
     """driver-dev-alert-blink's face rows pitched down as a camera on the mirror or a pillar,
     above the eyes, sees the face (edge eval --perturb face.pitch+-15): no class is active on
-    any tick. The simulator's heads sat at -5..+24 degrees, so a lower pitch was only ever a
-    phone in the hand, and the model read `phone` on 77 % of these ticks at -15 (all at -25)."""
+    any tick. When the simulator's heads sat at -5..+24 degrees a lower pitch was only ever a
+    phone in the hand, and the model read `phone` on 77 % of these ticks at -15 (all at -25);
+    now pitch is measured from the driver's own (front.road_pitch)."""
     run, classes, thr = _replay("driver.yaml", REALWORLD / "driver-dev-alert-blink", grid,
                                 (f"face.pitch+{pitch}",))
     assert len(run.probs) > 20
     on = {c: float((run.probs[:, k] >= thr[k]).mean()) for k, c in enumerate(classes)}
     assert not any(on.values()), on
+    assert not _starts(run), _starts(run)
+
+
+@pytest.mark.parametrize("pitch", [-15, 15])
+def test_head_turn_reads_as_recorded_from_a_camera_higher_or_lower(pitch: int) -> None:
+    """driver-dev-head-turn watches the road at +22 degrees of pitch (a camera below his eyes);
+    seen 15 degrees higher or lower, the card's road_pitch takes the driver's own pitch off, so
+    every class is on for as many ticks as as recorded (within a tick: the first 1.25 s, before
+    the baseline has samples, read the pitch as measured) and no rule starts."""
+    clip = REALWORLD / "driver-dev-head-turn"
+    base, classes, thr = _replay("driver.yaml", clip)
+    run, _, _ = _replay("driver.yaml", clip, 0.0, (f"face.pitch+{pitch}",))
+    assert len(run.probs) == len(base.probs) > 20
+    on = (run.probs >= thr).sum(axis=0)
+    assert np.abs(on - (base.probs >= thr).sum(axis=0)).max() <= 1, (on, classes)
+    assert on[classes.index("distracted")] > 0
     assert not _starts(run), _starts(run)
 
 
