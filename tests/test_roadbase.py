@@ -47,7 +47,8 @@ def test_a_camera_aside_is_brought_to_the_edge_of_the_deadband() -> None:
     assert r.shift == pytest.approx(23.0)  # the median 25, less the 2 degrees of deadband
     assert out[[0, 3], Y] == pytest.approx([2.0, 2.0])
     assert out[1, Y] == 0.0 and out[2, Y] == 25.0
-    assert out[:, [P, L, R, S, PI]] == pytest.approx(w[:, [P, L, R, S, PI]])  # the rest untouched
+    rest = [P, L, R, S, PI]
+    assert out[:, rest] == pytest.approx(w[:, rest])  # the rest untouched
     assert w[0, Y] == 25.0  # the input is not changed
     # the other side; but a head resting further aside than max_offset is looking away
     r = road()
@@ -155,6 +156,25 @@ def test_samples_restore_and_a_recording_of_the_eyes_alone() -> None:
     assert isinstance(eyes_only, EyeBaseline)
     eyes_only.restore(saved)  # a recording made with it, replayed by a model without it
     assert eyes_only.samples() == saved["eyes"]
+
+
+def test_a_recording_restores_the_parts_it_kept_and_names_the_others() -> None:
+    """What recordings made by earlier models hold: the eyes' samples alone (a bare list), the
+    road's yaw beside them, or all three; each part takes its own, the rest start empty."""
+    spec = FrontSpec(FEATURES, EyeBaselineSpec(), RoadYawSpec(), RoadPitchSpec())
+    base = spec.eye_scaler()
+    assert isinstance(base, DriverBaseline) and base.road is not None and base.pitch is not None
+    assert base.eyes is not None
+    yaw, pitch, eyes = [25.0, 26.0, 24.5], [-20.0, -19.0], [0.20, 0.21]
+    base.restore({"road": yaw, "road_pitch": pitch, "eyes": eyes})
+    assert (base.road.samples(), base.pitch.samples(), base.eyes.samples()) == (yaw, pitch, eyes)
+    assert base.missing({"road": yaw, "road_pitch": pitch, "eyes": eyes}) == []
+    base.restore({"road": yaw, "eyes": eyes})  # a model with road_yaw alone recorded it
+    assert (base.road.samples(), base.pitch.samples(), base.eyes.samples()) == (yaw, [], eyes)
+    assert base.missing({"road": yaw, "eyes": eyes}) == ["road_pitch"]
+    base.restore(eyes)  # a model with the eye baseline alone recorded it
+    assert (base.road.samples(), base.pitch.samples(), base.eyes.samples()) == ([], [], eyes)
+    assert base.missing(eyes) == ["road", "road_pitch"]
 
 
 def test_card_section_round_trips_and_is_checked() -> None:

@@ -237,7 +237,7 @@ def test_an_alert_driver_seen_from_above_is_in_no_state(pitch: int, grid: float)
 def test_head_turn_reads_as_recorded_from_a_camera_higher_or_lower(pitch: int) -> None:
     """driver-dev-head-turn watches the road at +22 degrees of pitch (a camera below his eyes);
     seen 15 degrees higher or lower, the card's road_pitch takes the driver's own pitch off, so
-    every class is on for as many ticks as as recorded (within a tick: the first 1.25 s, before
+    every class is on for as many ticks as recorded (within a tick: the first 1.25 s, before
     the baseline has samples, read the pitch as measured) and no rule starts."""
     clip = REALWORLD / "driver-dev-head-turn"
     base, classes, thr = _replay("driver.yaml", clip)

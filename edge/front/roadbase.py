@@ -5,7 +5,7 @@ The face stage measures yaw against the camera. A camera on the mirror or a pill
 driver who watches the road turned 20-30 degrees, and a model that learned yaw around the
 camera's axis reads that as looking away (``edge eval --recordings --perturb face.yaw+25``:
 ``distracted`` on most of an alert driver's ticks). A driver looks at the road most of the time,
-so the median of his yaw over the last minutes is where the road is; :class:`RoadYaw` keeps
+so the median of his yaw over the last minutes is where the road is; :class:`RoadAngle` keeps
 that median from the windows it serves (each window's newest frame target with a face adds its
 yaw, up to ``samples`` of them; until there are ``min_samples`` the window's other targets count
 too, ``first_samples`` of them and the samples at least) and subtracts from the yaw of every
