@@ -59,9 +59,9 @@ class Narrowing:
 
 
 class Turning(Narrowing):
-    """:class:`Narrowing` seen from a camera aside and above: the head at 20-32 degrees of yaw
-    and -18 to -24 of pitch, a little more frame by frame, so that the driver's straight-ahead
-    moves window by window."""
+    """:class:`Narrowing` seen from a camera aside, above and rolled: the head at 20-32 degrees
+    of yaw, -18 to -24 of pitch and 8-12 of roll, a little more frame by frame, so that the
+    driver's straight-ahead moves window by window."""
 
     def process(self, frame_bgr: np.ndarray) -> Face:
         face = super().process(frame_bgr)
@@ -70,6 +70,7 @@ class Turning(Narrowing):
         v = list(face.values)
         v[AT["yaw"]] = 20.0 + 0.75 * (self.n % 17)
         v[AT["pitch"]] = -18.0 - 0.5 * (self.n % 13)
+        v[AT["roll"]] = 8.0 + 0.4 * (self.n % 11)
         return Face(True, tuple(v))
 
 
@@ -181,28 +182,31 @@ def test_a_replay_scales_the_eyes_as_the_live_run_had_them_scaled(
     assert not old.identical and old.comparisons[0].max_abs_diff > 0.0
 
 
-def test_a_replay_measures_yaw_and_pitch_from_the_straight_ahead_the_live_run_had(
+def test_a_replay_measures_head_angles_from_the_straight_ahead_the_live_run_had(
     tmp_path: Path, turning_faces: list[Narrowing]
 ) -> None:
-    """With the card's road_yaw and road_pitch (edge.front.roadbase) the first compared tick
-    carries the road's samples beside the eyes' (``restore.eyes.STREAM = {road, road_pitch,
-    eyes}``), and the replay shifts yaw and pitch as the live run did; without them it shifts
-    its first windows otherwise, and says which samples it lacked."""
-    from edge.front.roadbase import DriverBaseline, RoadPitchSpec, RoadYawSpec
+    """With the card's road_yaw, road_pitch and road_roll (edge.front.roadbase) the first
+    compared tick carries the road's samples beside the eyes' (``restore.eyes.STREAM = {road,
+    road_pitch, road_roll, eyes}``), and the replay shifts the angles as the live run did;
+    without them it shifts its first windows otherwise, and says which samples it lacked."""
+    from edge.front.roadbase import DriverBaseline, RoadPitchSpec, RoadRollSpec, RoadYawSpec
 
     features = ("face.present", "face.eye_open_left", "face.eye_open_right", "face.yaw",
-                "face.pitch")
+                "face.pitch", "face.roll")
     road = {"samples": 6, "min_samples": 3, "first_samples": 1, "deadband": 0.0}
     spec = FrontSpec(features, EyeBaselineSpec(nominal=0.40, max_scale=2.0, samples=6,
                                                min_samples=3, first_samples=1),
-                     RoadYawSpec(**road), RoadPitchSpec(**road))  # type: ignore[arg-type]
+                     RoadYawSpec(**road), RoadPitchSpec(**road),  # type: ignore[arg-type]
+                     RoadRollSpec(**road))  # type: ignore[arg-type]
     run, d, first = _held_eyes_recorded(tmp_path, spec)
     assert [rule for rule, _ in run.starts] == ["held"]
     base = run.runner.eye_scalers["cabin"]
     assert isinstance(base, DriverBaseline) and base.road is not None and base.pitch is not None
-    assert base.road.shift > 20.0 and base.pitch.shift < -17.0
+    assert base.roll is not None
+    assert base.road.shift > 20.0 and base.pitch.shift < -17.0 and base.roll.shift > 7.0
     saved = first["restore"]["eyes"]["cabin"]
-    assert sorted(saved) == ["eyes", "road", "road_pitch"] and len(saved["road_pitch"]) == 6
+    assert sorted(saved) == ["eyes", "road", "road_pitch", "road_roll"]
+    assert len(saved["road_pitch"]) == len(saved["road_roll"]) == 6
 
     result = replay_recording(d)
     assert result.identical, [c for c in result.comparisons if c.max_abs_diff or not c.aligned]
@@ -220,16 +224,24 @@ def test_a_replay_measures_yaw_and_pitch_from_the_straight_ahead_the_live_run_ha
         path.write_text("".join(json.dumps(t) + "\n" for t in lines))
         return replay_recording(d, verify=False)
 
-    # as a model with road_yaw alone would have recorded it: no pitch samples
+    # as a model with road_yaw and road_pitch would have recorded it: no roll samples
+    no_roll = keep(("road", "road_pitch", "eyes"))
+    assert not no_roll.identical
+    assert [n for n in no_roll.notes if "road baseline" in n] == [
+        "recorded without the road baseline's samples (front.road_roll): the replay's starts "
+        "empty, so its first windows' roll can differ"]
+    # as a model with road_yaw alone would have recorded it: no pitch or roll samples
     no_pitch = keep(("road", "eyes"))
     assert not no_pitch.identical
     assert [n for n in no_pitch.notes if "road baseline" in n] == [
         "recorded without the road baseline's samples (front.road_pitch): the replay's starts "
-        "empty, so its first windows' pitch can differ"]
-    # as a model without either would have recorded it: the eyes' samples alone
+        "empty, so its first windows' pitch can differ",
+        "recorded without the road baseline's samples (front.road_roll): the replay's starts "
+        "empty, so its first windows' roll can differ"]
+    # as a model without any would have recorded it: the eyes' samples alone
     eyes_alone = keep((), bare=True)
     assert not eyes_alone.identical
-    assert sum("without the road baseline's samples" in n for n in eyes_alone.notes) == 2
+    assert sum("without the road baseline's samples" in n for n in eyes_alone.notes) == 3
 
     without_restore(d)
     old = replay_recording(d, verify=False)

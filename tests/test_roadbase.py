@@ -1,6 +1,6 @@
-"""Yaw and pitch from the driver's own straight-ahead (edge.front.roadbase): when they shift, by
-how much, what they leave alone, how they feed the eye baseline, and the card sections that
-turn them on."""
+"""Yaw, pitch and roll from the driver's own straight-ahead (edge.front.roadbase): when they
+shift, by how much, what they leave alone, how they feed the eye baseline, and the card
+sections that turn them on."""
 
 import numpy as np
 import pytest
@@ -8,18 +8,19 @@ import pytest
 from edge.errors import EngineError
 from edge.front.eyebase import EyeBaseline, EyeBaselineSpec
 from edge.front.features import FrontSpec
-from edge.front.roadbase import DriverBaseline, RoadAngle, RoadPitchSpec, RoadYawSpec
+from edge.front.roadbase import (DriverBaseline, RoadAngle, RoadPitchSpec, RoadRollSpec,
+                                 RoadYawSpec)
 
 FEATURES = ("face.present", "face.eye_open_left", "face.eye_open_right", "face.yaw", "speech.p",
-            "face.pitch")
-P, L, R, Y, S, PI = range(6)
+            "face.pitch", "face.roll")
+P, L, R, Y, S, PI, RO = range(7)
 
 
 def window(yaw: float | list[float], eyes: float = 0.24, present: float = 1.0,
-           frames: int = 1, pitch: float = 0.0) -> np.ndarray:
+           frames: int = 1, pitch: float = 0.0, roll: float = 0.0) -> np.ndarray:
     yaws = np.broadcast_to(np.asarray(yaw, np.float32), (frames,))
     w = np.zeros((frames, len(FEATURES)), np.float32)
-    w[:] = (present, eyes, eyes, 0.0, 0.7, pitch)
+    w[:] = (present, eyes, eyes, 0.0, 0.7, pitch, roll)
     w[:, Y] = yaws
     return w
 
@@ -47,7 +48,7 @@ def test_a_camera_aside_is_brought_to_the_edge_of_the_deadband() -> None:
     assert r.shift == pytest.approx(23.0)  # the median 25, less the 2 degrees of deadband
     assert out[[0, 3], Y] == pytest.approx([2.0, 2.0])
     assert out[1, Y] == 0.0 and out[2, Y] == 25.0
-    rest = [P, L, R, S, PI]
+    rest = [P, L, R, S, PI, RO]
     assert out[:, rest] == pytest.approx(w[:, rest])  # the rest untouched
     assert w[0, Y] == 25.0  # the input is not changed
     # the other side; but a head resting further aside than max_offset is looking away
@@ -135,6 +136,31 @@ def test_a_camera_above_the_eyes_has_its_pitch_taken_off_whole_and_a_look_down_s
         FrontSpec(FEATURES[:5], road_pitch=RoadPitchSpec())
 
 
+def test_a_rolled_camera_has_its_roll_taken_off_whole_and_a_phone_at_the_ear_stays() -> None:
+    """A camera rolled 12 degrees sees a driver watching the road with his head rolled 12; the
+    median is taken off whole, so the road reads 0 and a head tilted 10 degrees more to a
+    phone at the ear reads 10, as from a level camera; yaw and pitch are their own. Past 25
+    degrees a resting head is leaning, not a camera's roll."""
+    spec = FrontSpec(FEATURES, None, RoadYawSpec(), RoadPitchSpec(), RoadRollSpec())
+    base = spec.eye_scaler()
+    assert isinstance(base, DriverBaseline) and base.roll is not None
+    assert base.road is not None and base.pitch is not None
+    for k in range(40):
+        base(window(1.0, pitch=2.0, roll=12.0 + (k % 3 - 1) * 0.5))
+    assert base.roll.shift == pytest.approx(12.0)
+    assert base.road.shift == 0.0 and base.pitch.shift == pytest.approx(2.0)
+    out = base(window(1.0, pitch=2.0, roll=22.0, frames=3))
+    assert out[:, RO] == pytest.approx([10.0] * 3) and out[:, Y] == pytest.approx([1.0] * 3)
+    assert sorted(base.samples()) == ["road", "road_pitch", "road_roll"]
+    far = FrontSpec(FEATURES, road_roll=RoadRollSpec()).eye_scaler()
+    assert isinstance(far, DriverBaseline) and far.roll is not None and far.road is None
+    for _ in range(20):
+        w = window(0.0, roll=-27.0)
+        assert far(w) is w
+    with pytest.raises(EngineError, match="front.road_roll needs the features"):
+        FrontSpec(FEATURES[:6], road_roll=RoadRollSpec())
+
+
 def test_samples_restore_and_a_recording_of_the_eyes_alone() -> None:
     spec = FrontSpec(FEATURES, EyeBaselineSpec(), RoadYawSpec())
     a = spec.eye_scaler()
@@ -160,32 +186,46 @@ def test_samples_restore_and_a_recording_of_the_eyes_alone() -> None:
 
 def test_a_recording_restores_the_parts_it_kept_and_names_the_others() -> None:
     """What recordings made by earlier models hold: the eyes' samples alone (a bare list), the
-    road's yaw beside them, or all three; each part takes its own, the rest start empty."""
-    spec = FrontSpec(FEATURES, EyeBaselineSpec(), RoadYawSpec(), RoadPitchSpec())
+    road's yaw beside them, yaw and pitch, or all four; each part takes its own, the rest start
+    empty."""
+    spec = FrontSpec(FEATURES, EyeBaselineSpec(), RoadYawSpec(), RoadPitchSpec(), RoadRollSpec())
     base = spec.eye_scaler()
     assert isinstance(base, DriverBaseline) and base.road is not None and base.pitch is not None
-    assert base.eyes is not None
-    yaw, pitch, eyes = [25.0, 26.0, 24.5], [-20.0, -19.0], [0.20, 0.21]
-    base.restore({"road": yaw, "road_pitch": pitch, "eyes": eyes})
-    assert (base.road.samples(), base.pitch.samples(), base.eyes.samples()) == (yaw, pitch, eyes)
-    assert base.missing({"road": yaw, "road_pitch": pitch, "eyes": eyes}) == []
+    assert base.eyes is not None and base.roll is not None
+    yaw, pitch, roll, eyes = [25.0, 26.0, 24.5], [-20.0, -19.0], [8.0], [0.20, 0.21]
+
+    def held() -> tuple[list[float], ...]:
+        assert base.road and base.pitch and base.roll and base.eyes
+        return (base.road.samples(), base.pitch.samples(), base.roll.samples(),
+                base.eyes.samples())
+
+    full = {"road": yaw, "road_pitch": pitch, "road_roll": roll, "eyes": eyes}
+    base.restore(full)
+    assert held() == (yaw, pitch, roll, eyes) and base.missing(full) == []
+    base.restore({"road": yaw, "road_pitch": pitch, "eyes": eyes})  # a model without roll
+    assert held() == (yaw, pitch, [], eyes)
+    assert base.missing({"road": yaw, "road_pitch": pitch, "eyes": eyes}) == ["road_roll"]
     base.restore({"road": yaw, "eyes": eyes})  # a model with road_yaw alone recorded it
-    assert (base.road.samples(), base.pitch.samples(), base.eyes.samples()) == (yaw, [], eyes)
-    assert base.missing({"road": yaw, "eyes": eyes}) == ["road_pitch"]
+    assert held() == (yaw, [], [], eyes)
+    assert base.missing({"road": yaw, "eyes": eyes}) == ["road_pitch", "road_roll"]
     base.restore(eyes)  # a model with the eye baseline alone recorded it
-    assert (base.road.samples(), base.pitch.samples(), base.eyes.samples()) == ([], [], eyes)
-    assert base.missing(eyes) == ["road", "road_pitch"]
+    assert held() == ([], [], [], eyes)
+    assert base.missing(eyes) == ["road", "road_pitch", "road_roll"]
 
 
 def test_card_section_round_trips_and_is_checked() -> None:
     spec = FrontSpec.default("driver")
     assert spec.road_yaw == RoadYawSpec() and spec.road_pitch == RoadPitchSpec()
+    assert spec.road_roll == RoadRollSpec()
     assert spec.to_dict()["road_pitch"]["deadband"] == 0.0
     assert spec.to_dict()["road_pitch"]["max_offset"] == 40.0
+    assert spec.to_dict()["road_roll"]["deadband"] == 0.0
+    assert spec.to_dict()["road_roll"]["max_offset"] == 25.0
     assert FrontSpec.from_dict(spec.to_dict()) == spec
     assert "road_yaw" not in FrontSpec.default("home").to_dict()
     yaw_only = {"features": list(FEATURES), "eye_baseline": {}, "road_yaw": {}}  # a card from before
     assert FrontSpec.from_dict(yaw_only).road_pitch is None
+    assert FrontSpec.from_dict(yaw_only).road_roll is None
     old = {"features": list(FEATURES), "eye_baseline": {}}  # a card from before: eyes alone
     assert isinstance(FrontSpec.from_dict(old).eye_scaler(), EyeBaseline)
     with pytest.raises(EngineError, match="unknown keys"):
@@ -206,3 +246,8 @@ def test_card_section_round_trips_and_is_checked() -> None:
         FrontSpec.from_dict({"features": list(FEATURES), "road_pitch": {"max_offset": -1}})
     pitch = FrontSpec.from_dict({"features": list(FEATURES), "road_pitch": {"spread": 6}})
     assert pitch.road_pitch == RoadPitchSpec(spread=6.0)
+    roll = FrontSpec.from_dict({"features": list(FEATURES), "road_roll": {"max_offset": 15}})
+    assert roll.road_roll == RoadRollSpec(max_offset=15.0) and roll.road_yaw is None
+    assert FrontSpec.from_dict(roll.to_dict()) == roll
+    with pytest.raises(EngineError, match="front.road_roll: inconsistent"):
+        FrontSpec.from_dict({"features": list(FEATURES), "road_roll": {"deadband": 30}})

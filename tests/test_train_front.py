@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +128,7 @@ def test_narrow_eyes_are_scaled_window_by_window_as_serving_scales_them() -> Non
 
     spec = FrontSpec.default("driver")
     plain = FrontSpec(spec.features, road_yaw=spec.road_yaw,  # the eye baseline alone differs
-                      road_pitch=spec.road_pitch)
+                      road_pitch=spec.road_pitch, road_roll=spec.road_roll)
     eyes = [spec.features.index(f) for f in ("face.eye_open_left", "face.eye_open_right")]
     rest = [k for k in range(len(spec.features)) if k not in eyes]
     for seed, narrow in ((11, True), (7, False)):
@@ -377,6 +378,23 @@ def test_a_camera_aside_is_measured_from_the_driver_s_straight_ahead_as_serving_
     assert late_yaw("ahead") == pytest.approx(min(raw, band), abs=0.5)
 
 
+def _newest_angle(sc: Scenario, angle: str,
+                  **specs: FrontSpec) -> Callable[[str, float, float], float]:
+    """``newest(name, a, b)``: the median head ``angle`` of the newest frames with a face of
+    the windows ending between ``a`` and ``b`` s, simulated for ``sc`` with ``specs[name]``."""
+    from edge.front.vad import StreamingVad
+
+    got = {name: simulate_windows(sc, s, LogMelSpec(), Layout(frames=16), SoundBank(),
+                                  StreamingVad()) for name, s in specs.items()}
+
+    def newest(name: str, a: float, b: float) -> float:
+        w, f = got[name], specs[name].features
+        at = (w.t_end > a) & (w.t_end < b) & (w.front[:, -1, f.index("face.present")] > 0.5)
+        return float(np.median(w.front[at, -1, f.index(f"face.{angle}")]))
+
+    return newest
+
+
 @pytest.mark.parametrize("seed", [2, 4])  # a camera under the eyes (+22), one above them (-20)
 def test_a_phone_in_the_lap_is_a_pitch_drop_from_the_driver_s_own_as_serving_measures_it(
     seed: int,
@@ -385,28 +403,39 @@ def test_a_phone_in_the_lap_is_a_pitch_drop_from_the_driver_s_own_as_serving_mea
     head pitched down to a phone in the hand is a drop from the driver's own pitch, not a
     pitch: with the card's road_pitch the model reads the road near 0 and the phone 8-20
     degrees under it, whatever the camera's height; without, both carry the camera's."""
-    from edge.front.vad import StreamingVad
-
     spec = FrontSpec.default("driver")
     assert spec.road_pitch is not None
-    no_pitch = FrontSpec(spec.features, spec.eye_baseline, spec.road_yaw)
-    pitch, present = spec.features.index("face.pitch"), spec.features.index("face.present")
-    sc = _scenario("driver", ("phone", 14.0, 20.0, "hand"), seed=seed)
-    got = {name: simulate_windows(sc, s, LogMelSpec(), Layout(frames=16), SoundBank(),
-                                  StreamingVad())
-           for name, s in (("raw", no_pitch), ("road", spec))}
-
-    def newest(name: str, a: float, b: float) -> float:
-        w = got[name]
-        at = (w.t_end > a) & (w.t_end < b) & (w.front[:, -1, present] > 0.5)
-        return float(np.median(w.front[at, -1, pitch]))
-
+    no_pitch = FrontSpec(spec.features, spec.eye_baseline, spec.road_yaw, None, spec.road_roll)
+    newest = _newest_angle(_scenario("driver", ("phone", 14.0, 20.0, "hand"), seed=seed),
+                           "pitch", raw=no_pitch, road=spec)
     raw_road, raw_phone = newest("raw", 5.0, 13.0), newest("raw", 15.5, 19.5)
     assert abs(raw_road) > 15.0  # this driver's camera sits off his eye level
     assert abs(newest("road", 5.0, 13.0)) < 1.5
     drop = newest("road", 15.5, 19.5)
     assert -20.5 < drop < -7.5
     assert drop == pytest.approx(raw_phone - raw_road, abs=1.5)
+
+
+@pytest.mark.parametrize("seed", [3, 6])  # heads resting at -7 and -9 degrees of roll
+def test_a_phone_at_the_ear_is_a_tilt_from_the_driver_s_own_roll_as_serving_measures_it(
+    seed: int,
+) -> None:
+    """A head rests at a roll of its own and the camera's (the simulator's: 0 +- 4 degrees), so
+    the tilt of a phone held at the ear (4-14 degrees to its side) is a change from the
+    driver's own roll: with the card's road_roll the road reads near 0 and the phone 4-14
+    degrees from it. Seed 3's phone at the ear reads +4.7 as measured, less tilted than the
+    road at -7.5; from the driver's own it is +12."""
+    spec = FrontSpec.default("driver")
+    assert spec.road_roll is not None
+    no_roll = FrontSpec(spec.features, spec.eye_baseline, spec.road_yaw, spec.road_pitch)
+    newest = _newest_angle(_scenario("driver", ("phone", 14.0, 20.0, "ear"), seed=seed),
+                           "roll", raw=no_roll, road=spec)
+    raw_road, raw_phone = newest("raw", 5.0, 13.0), newest("raw", 15.5, 19.5)
+    assert abs(raw_road) > 6.0  # this head rests tilted
+    assert abs(newest("road", 5.0, 13.0)) < 1.0
+    tilt = newest("road", 15.5, 19.5)
+    assert 4.0 < abs(tilt) < 14.5
+    assert tilt == pytest.approx(raw_phone - raw_road, abs=1.0)
 
 
 def test_eval_front_sim_scores_a_front_model_in_three_modes(capsys: pytest.CaptureFixture[str]) -> None:

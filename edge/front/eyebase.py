@@ -83,7 +83,7 @@ class EyeBaseline:
         """Hold exactly ``samples`` (oldest first; the newest ``spec.samples`` of them), as a
         baseline that had taken them would (a replay starts where the live run was); of a
         recording that also kept the road's (:class:`~edge.front.roadbase.DriverBaseline`'s
-        ``{"road": ..., "road_pitch": ..., "eyes": ...}``), the eyes'."""
+        ``{"road": ..., "road_pitch": ..., "road_roll": ..., "eyes": ...}``), the eyes'."""
         self._held.restore(samples.get("eyes", ()) if isinstance(samples, Mapping) else samples)
 
     @property

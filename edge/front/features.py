@@ -23,7 +23,8 @@ import numpy as np
 
 from edge.errors import EngineError
 from edge.front.eyebase import EyeBaseline, EyeBaselineSpec, eye_columns
-from edge.front.roadbase import (DriverBaseline, RoadAngle, RoadPitchSpec, RoadYawSpec,
+from edge.front.roadbase import (DriverBaseline, RoadAngle, RoadAngleSpec, RoadPitchSpec,
+                                 RoadRollSpec, RoadYawSpec,
                                  road_columns)
 from edge.front.face import FACE_FEATURES
 from edge.front.hand import HAND_FEATURES
@@ -53,12 +54,14 @@ NEAR_SCALE = 4.0
 class FrontSpec:
     """The ``front`` section of a fusion model's card: its per-frame feature names in order,
     whether the eye columns are scaled to the driver's own eyes (:mod:`edge.front.eyebase`) and
-    whether yaw and pitch are measured from his own straight-ahead (:mod:`edge.front.roadbase`)."""
+    whether yaw, pitch and roll are measured from his own straight-ahead
+    (:mod:`edge.front.roadbase`)."""
 
     features: tuple[str, ...]
     eye_baseline: EyeBaselineSpec | None = None
     road_yaw: RoadYawSpec | None = None
     road_pitch: RoadPitchSpec | None = None
+    road_roll: RoadRollSpec | None = None
 
     def __post_init__(self) -> None:
         if not self.features:
@@ -70,43 +73,49 @@ class FrontSpec:
                 raise EngineError(f"front.features: unknown feature {f!r} (known: {known})")
         if self.eye_baseline is not None:
             eye_columns(self.features)
-        if self.road_yaw is not None:
-            road_columns(self.features, "yaw")
-        if self.road_pitch is not None:
-            road_columns(self.features, "pitch")
+        for spec in self.roads:
+            road_columns(self.features, spec.ANGLE)
+
+    @property
+    def roads(self) -> list[RoadAngleSpec]:
+        """The ``front.road_*`` sections the card has, yaw then pitch then roll."""
+        return [s for s in (self.road_yaw, self.road_pitch, self.road_roll) if s is not None]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FrontSpec:
-        extra = sorted(set(data) - {"features", "eye_baseline", "road_yaw", "road_pitch"})
+        extra = sorted(set(data) - {"features", "eye_baseline", "road_yaw", "road_pitch",
+                                    "road_roll"})
         if extra:
             raise EngineError(f"front: unknown keys {extra}")
-        eb, ry, rp = data.get("eye_baseline"), data.get("road_yaw"), data.get("road_pitch")
+        eb, ry, rp, rr = (data.get(k) for k in ("eye_baseline", "road_yaw", "road_pitch",
+                                                "road_roll"))
         return cls(tuple(str(f) for f in data.get("features", ())),
                    None if eb is None else EyeBaselineSpec.from_dict(eb),
                    None if ry is None else RoadYawSpec.from_dict(ry),
-                   None if rp is None else RoadPitchSpec.from_dict(rp))
+                   None if rp is None else RoadPitchSpec.from_dict(rp),
+                   None if rr is None else RoadRollSpec.from_dict(rr))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"features": list(self.features)}
         if self.eye_baseline is not None:
             out["eye_baseline"] = self.eye_baseline.to_dict()
-        if self.road_yaw is not None:
-            out["road_yaw"] = self.road_yaw.to_dict()
-        if self.road_pitch is not None:
-            out["road_pitch"] = self.road_pitch.to_dict()
+        for spec in self.roads:
+            out[spec.SECTION.partition(".")[2]] = spec.to_dict()
         return out
 
     def eye_scaler(self) -> EyeBaseline | DriverBaseline | None:
         """A fresh baseline for one stream, called on each window's front in order: the road's
-        yaw and pitch then the eyes (:class:`~edge.front.roadbase.DriverBaseline`), the eyes
-        alone (:class:`~edge.front.eyebase.EyeBaseline`), or None when the card asks for none."""
+        yaw, pitch and roll then the eyes (:class:`~edge.front.roadbase.DriverBaseline`), the
+        eyes alone (:class:`~edge.front.eyebase.EyeBaseline`), or None when the card asks for
+        none."""
         eyes = (None if self.eye_baseline is None
                 else EyeBaseline(self.eye_baseline, eye_columns(self.features)))
-        if self.road_yaw is None and self.road_pitch is None:
+        if not self.roads:
             return eyes
-        yaw, pitch = ((None if spec is None else RoadAngle(spec, road_columns(self.features, a)))
-                      for spec, a in ((self.road_yaw, "yaw"), (self.road_pitch, "pitch")))
-        return DriverBaseline(yaw, eyes, pitch)
+        yaw, pitch, roll = ((None if spec is None
+                             else RoadAngle(spec, road_columns(self.features, spec.ANGLE)))
+                            for spec in (self.road_yaw, self.road_pitch, self.road_roll))
+        return DriverBaseline(yaw, eyes, pitch, roll)
 
     @property
     def stages(self) -> set[str]:
@@ -123,12 +132,13 @@ class FrontSpec:
     def default(cls, task: str) -> FrontSpec:
         """The reference models' features: the face, the hand near it and speech for the
         driver (not the face's position in the frame: that is the camera's mounting), the
-        person detector and speech for the home; the driver's eyes scaled to his own and his yaw
-        and pitch measured from his own straight-ahead."""
+        person detector and speech for the home; the driver's eyes scaled to his own and his
+        yaw, pitch and roll measured from his own straight-ahead."""
         if task == "driver":
             return cls(tuple(f"face.{n}" for n in FACE_NAMES if n not in ("cx", "cy"))
                        + ("hand.present",) + tuple(f"near.{n}" for n in NEAR_NAMES)
-                       + ("speech.p",), EyeBaselineSpec(), RoadYawSpec(), RoadPitchSpec())
+                       + ("speech.p",), EyeBaselineSpec(), RoadYawSpec(), RoadPitchSpec(),
+                       RoadRollSpec())
         if task == "home":
             return cls(tuple(f"person.{n}" for n in PERSON_NAMES) + ("speech.p",))
         raise EngineError(f"no front-end features are defined for task {task!r}")

@@ -1,5 +1,5 @@
-"""Where the road is: head yaw and pitch measured from the driver's own straight-ahead, not the
-camera's.
+"""Where the road is: head yaw, pitch and roll measured from the driver's own straight-ahead,
+not the camera's.
 
 The face stage measures yaw against the camera. A camera on the mirror or a pillar sees a
 driver who watches the road turned 20-30 degrees, and a model that learned yaw around the
@@ -36,6 +36,12 @@ the driver's own. Its median is taken off whole (no band: the models learned pit
 so) within 40 degrees: the simulator's heads rest at -25 to +24, and a camera 15 degrees
 higher or lower than that took a fifth of them past 30 (``--perturb face.pitch+-15``:
 macro F1 0.869 within 30, 0.918 within 40; 0.921 and 0.921 as simulated).
+
+Roll is the camera's tilt (``front.road_roll``): the dev clips' drivers hold their heads at
+-2.6 and +3.2 degrees, and a phone at the ear tilts the head 4-14 degrees to its side, so a
+camera rolled 10-20 degrees reads as a phone call that never ends (driver-dev-alert-blink,
+``--perturb face.roll+-20``: ``phone`` on 80 % of its ticks; head-turn at +10: on 7 %). Its
+median is taken off whole within 25 degrees (a head resting further over is leaning).
 """
 
 from __future__ import annotations
@@ -51,14 +57,17 @@ from edge.errors import EngineError
 from edge.front.eyebase import EyeBaseline
 from edge.front.rolling import RollingSamples, section_from_dict
 
-_Spec = TypeVar("_Spec", bound="RoadYawSpec")
+_Spec = TypeVar("_Spec", bound="RoadAngleSpec")
 
 
 @dataclass(frozen=True)
-class RoadYawSpec:
-    """The ``front.road_yaw`` section of a fusion model's card."""
+class RoadAngleSpec:
+    """How one head angle is measured from the driver's own: the fields of a ``front.road_*``
+    section of a fusion model's card (its subclasses name the section and the angle)."""
 
-    SECTION: ClassVar[str] = "front.road_yaw"
+    SECTION: ClassVar[str] = ""
+    ANGLE: ClassVar[str] = ""  # the face feature: face.<ANGLE>
+    KEY: ClassVar[str] = ""  # its samples' key in a recording's restore
 
     samples: int = 480  # newest targets kept (one per window: 2 minutes at a 0.25 s hop)
     min_samples: int = 16  # before this many, the window's own targets count too
@@ -83,22 +92,49 @@ class RoadYawSpec:
 
 
 @dataclass(frozen=True)
-class RoadPitchSpec(RoadYawSpec):
-    """The ``front.road_pitch`` section: the same reading of the head's pitch, its median taken
-    off whole (the camera's height is the whole of it) within 40 degrees."""
+class RoadYawSpec(RoadAngleSpec):
+    """The ``front.road_yaw`` section: yaw past a 2-degree band, within 35 degrees."""
+
+    SECTION: ClassVar[str] = "front.road_yaw"
+    ANGLE: ClassVar[str] = "yaw"
+    KEY: ClassVar[str] = "road"  # the key it had before the other angles were read too
+
+
+@dataclass(frozen=True)
+class RoadPitchSpec(RoadAngleSpec):
+    """The ``front.road_pitch`` section: the head's pitch, its median taken off whole (the
+    camera's height is the whole of it) within 40 degrees."""
 
     SECTION: ClassVar[str] = "front.road_pitch"
+    ANGLE: ClassVar[str] = "pitch"
+    KEY: ClassVar[str] = "road_pitch"
 
     deadband: float = 0.0
     max_offset: float = 40.0
 
 
+@dataclass(frozen=True)
+class RoadRollSpec(RoadAngleSpec):
+    """The ``front.road_roll`` section: the head's roll, past a band, within 25 degrees."""
+
+    SECTION: ClassVar[str] = "front.road_roll"
+    ANGLE: ClassVar[str] = "roll"
+    KEY: ClassVar[str] = "road_roll"
+
+    deadband: float = 0.0
+    max_offset: float = 25.0
+
+
+#: the angles in the order a :class:`DriverBaseline` runs them
+ROAD_SPECS: tuple[type[RoadAngleSpec], ...] = (RoadYawSpec, RoadPitchSpec, RoadRollSpec)
+
+
 class RoadAngle:
-    """One driver's (one stream's) straight-ahead in one head angle (yaw or pitch); call it on
+    """One driver's (one stream's) straight-ahead in one head angle (yaw, pitch or roll); call it on
     each window's ``front [T, F]`` in order. ``columns`` are the front columns of
     ``face.present`` and of the angle."""
 
-    def __init__(self, spec: RoadYawSpec, columns: Sequence[int]) -> None:
+    def __init__(self, spec: RoadAngleSpec, columns: Sequence[int]) -> None:
         self.spec = spec
         self.present, self.angle = (int(c) for c in columns)
         self._held = RollingSamples(spec.samples)
@@ -152,26 +188,26 @@ class RoadAngle:
 
 
 class DriverBaseline:
-    """The road's yaw and pitch, then the eyes (which read the shifted yaw to know the driver
-    looks ahead); one object for a stream, as :class:`~edge.front.eyebase.EyeBaseline` is
-    alone. Its :meth:`samples` are ``{"road": [...], "road_pitch": [...], "eyes": [...]}`` (a
-    recording's ``restore``; ``road`` is the yaw's, the key it had before pitch was read too),
-    the parts it has."""
+    """The road's yaw, pitch and roll, then the eyes (which read the shifted yaw to know the
+    driver looks ahead); one object for a stream, as :class:`~edge.front.eyebase.EyeBaseline`
+    is alone. Its :meth:`samples` are ``{"road": [...], "road_pitch": [...], "road_roll": [...],
+    "eyes": [...]}`` (a recording's ``restore``; ``road`` is the yaw's, the key it had before
+    the other angles were read too), the parts it has."""
 
     def __init__(self, road: RoadAngle | None, eyes: EyeBaseline | None,
-                 pitch: RoadAngle | None = None) -> None:
-        self.road, self.eyes, self.pitch = road, eyes, pitch
+                 pitch: RoadAngle | None = None, roll: RoadAngle | None = None) -> None:
+        self.road, self.eyes, self.pitch, self.roll = road, eyes, pitch, roll
 
     def _parts(self) -> list[tuple[str, RoadAngle | EyeBaseline]]:
-        return [(k, p) for k, p in (("road", self.road), ("road_pitch", self.pitch),
-                                    ("eyes", self.eyes)) if p is not None]
+        angles = [(a.spec.KEY, a) for a in (self.road, self.pitch, self.roll) if a is not None]
+        return angles + ([("eyes", self.eyes)] if self.eyes is not None else [])
 
     def samples(self) -> dict[str, list[float]]:
         return {k: p.samples() for k, p in self._parts()}
 
     def missing(self, samples: Mapping[str, Sequence[float]] | Sequence[float]) -> list[str]:
-        """The road parts (``road``, ``road_pitch``) this baseline has and ``samples`` (a
-        recording's) does not hold."""
+        """The road parts (``road``, ``road_pitch``, ``road_roll``) this baseline has and
+        ``samples`` (a recording's) does not hold."""
         have = set(samples) if isinstance(samples, Mapping) else set()
         return [k for k, _ in self._parts() if k != "eyes" and k not in have]
 
@@ -189,7 +225,7 @@ class DriverBaseline:
 
 
 def road_columns(features: Sequence[str], angle: str = "yaw") -> list[int]:
-    """The columns :class:`RoadAngle` reads for ``angle`` (yaw, pitch) in a front layout (an
+    """The columns :class:`RoadAngle` reads for ``angle`` (yaw, pitch, roll) in a front layout (an
     error if one is missing)."""
     want = ("face.present", f"face.{angle}")
     missing = [f for f in want if f not in features]

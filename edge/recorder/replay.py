@@ -33,7 +33,7 @@ from edge.runtime.card import sha256_file
 from edge.timebase.clock import NS_PER_S, FakeClock, FrozenClock
 from edge.config import parse_config
 from edge.errors import EdgeError
-from edge.front.roadbase import DriverBaseline
+from edge.front.roadbase import ROAD_SPECS, DriverBaseline
 from edge.recorder.store import FORMAT, MANIFEST, READS
 from edge.service.run import Runner
 from edge.runtime.base import Engine
@@ -364,10 +364,10 @@ def replay_recording(
                      "down (the clock fit changed between the cut and the recorder's look)")
     if matches is False:
         notes.append("the model file differs from the recorded one (sha256)")
-    for part, angle in (("road", "yaw"), ("road_pitch", "pitch")):
-        if part in no_road:
-            notes.append(f"recorded without the road baseline's samples (front.road_{angle}): "
-                         f"the replay's starts empty, so its first windows' {angle} can differ")
+    for spec in ROAD_SPECS:
+        if spec.KEY in no_road:
+            notes.append(f"recorded without the road baseline's samples ({spec.SECTION}): the "
+                         f"replay's starts empty, so its first windows' {spec.ANGLE} can differ")
     uncovered = sum(1 for t in rec.ticks if t["role"] != "warmup" and not t["compare"])
     return ReplayResult(
         path=str(rec.path),

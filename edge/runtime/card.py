@@ -56,8 +56,9 @@ class ModelCard(_Model):
     front: dict[str, Any] = Field(
         default_factory=dict, description="Per-frame front-end features the model reads "
         "(edge.front.features.FrontSpec: face, person, hand, speech; eye_baseline: the "
-        "driver's eyes scaled to his own, edge.front.eyebase; road_yaw, road_pitch: his yaw and "
-        "pitch from his own straight-ahead, edge.front.roadbase); empty: it reads pixels.")
+        "driver's eyes scaled to his own, edge.front.eyebase; road_yaw, road_pitch, road_roll: "
+        "his head's angles from his own straight-ahead, edge.front.roadbase); empty: it reads "
+        "pixels.")
     activation: str = Field("sigmoid", description="Logits to probabilities: sigmoid (multi-label).")
     provenance: dict[str, Any] = Field(default_factory=dict, description="Data, seed, command.")
     metrics: dict[str, Any] = Field(default_factory=dict, description="Measured metrics.")
