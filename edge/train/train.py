@@ -171,8 +171,7 @@ def make_front_card(task: str, name: str, frames: int = 8) -> ModelCard:
                "(front.eye_baseline) from eyes of 0.15 and more looking ahead; eyes narrower "
                "than that still read as closing. Yaw is measured from the driver's own "
                "straight-ahead, the median of his yaw when his head rests there, past 2 "
-               "degrees (front.road_yaw), and pitch and roll likewise, whole "
-               "(front.road_pitch, front.road_roll). "
+               "degrees (front.road_yaw), and pitch likewise, whole (front.road_pitch). "
                if task == "driver" else "")
             + "Judge it on real recordings."
         ),
