@@ -122,7 +122,9 @@ class RoadPitchSpec(RoadAngleSpec):
 
 @dataclass(frozen=True)
 class RoadRollSpec(RoadAngleSpec):
-    """The ``front.road_roll`` section: the head's roll, past a band, within 25 degrees."""
+    """The ``front.road_roll`` section: the head's roll, its median taken off whole within 25
+    degrees (a card's choice: not in
+    :meth:`~edge.front.features.FrontSpec.default`)."""
 
     SECTION: ClassVar[str] = "front.road_roll"
     ANGLE: ClassVar[str] = "roll"
