@@ -87,7 +87,9 @@ def test_a_model_is_rebuilt_from_its_onnx_file_computing_the_same_function(
     full.provenance["audio_pool"] = 1
     ens = make_front_card("home", "h2")  # edge train --members 2
     ens.provenance["members"] = 2
-    for card in (make_card("driver", "d"), make_front_card("home", "h"), full, ens):
+    blind = make_front_card("driver", "d2")  # edge train --unread face.roll
+    blind.provenance["unread"] = ["face.roll"]
+    for card in (make_card("driver", "d"), make_front_card("home", "h"), full, ens, blind):
         torch.manual_seed(1)
         net = build_model(card)
         for m in net.modules():  # statistics that are not the identity, as after training

@@ -11,6 +11,7 @@ import pytest
 
 from edge.features.logmel import LogMelSpec
 from edge.front.features import FrontSpec
+from edge.runtime.card import ModelCard
 from edge.sim.frontaudio import SoundBank
 from edge.sim.frontrows import face_frames, person_frames
 from edge.sim.frontsim import Layout, simulate_windows
@@ -146,6 +147,27 @@ def test_narrow_eyes_are_scaled_window_by_window_as_serving_scales_them() -> Non
             assert np.all(ratio == 1.0)
 
 
+def test_a_slow_camera_holds_each_frame_over_several_targets() -> None:
+    """``Layout.camera_fps`` (``edge train --fps``): at 6 fps a 2 s window of 16 frame targets
+    holds at most 13 frames, so a blink's one shut frame stays a target or two; the task's own
+    rates (15 and 30 fps) give each target its own frame."""
+    from edge.front.vad import StreamingVad
+    from edge.sim.frontsim import CAMERA_FPS
+
+    spec = FrontSpec.default("driver")
+    sc = _scenario("driver", ("talking", 12.0, 15.0, None), seed=3)
+    assert CAMERA_FPS["driver"] == (15.0, 30.0)
+    for fps, most in (((6.0,), 13), ((), 16)):
+        w = simulate_windows(sc, spec, LogMelSpec(), Layout(frames=16, camera_fps=fps),
+                             SoundBank(), StreamingVad())
+        face = [k for k, f in enumerate(spec.features) if f.startswith("face.")]
+        last = w.front[-1][w.front_mask[-1] > 0][:, face]  # a full window, late in the drive
+        distinct = len(np.unique(last, axis=0))  # (speech.p is the VAD's, per target)
+        assert len(last) >= 15 and distinct <= most, (fps, distinct)
+        if not fps:
+            assert distinct == len(last)
+
+
 def test_a_strided_training_set_keeps_every_window_of_its_rare_classes() -> None:
     """``edge train --front``'s training set: extra glass and dog events, and with a window
     stride every window holding one is kept (a glass is one or two ticks; a stride of 2 would
@@ -270,6 +292,14 @@ def test_a_tiny_front_model_trains_exports_and_loads(tmp_path: Path) -> None:
     assert engine.infer(batch)["logits"].shape == (3, len(card.classes))
 
 
+def _random_inputs(card: ModelCard, batch: int) -> dict[str, np.ndarray]:
+    """A batch of random inputs for ``card``'s model, every mask all ones."""
+    rng = np.random.default_rng(0)
+    x = {k: rng.standard_normal([batch if isinstance(d, str) else d for d in v.shape])
+         .astype(np.float32) for k, v in card.inputs.items()}
+    return {k: np.ones_like(v) if k.endswith("mask") else v for k, v in x.items()}
+
+
 def test_members_train_as_one_network_runs_each_and_serve_as_the_mean_of_their_logits(
         tmp_path: Path) -> None:
     """``--members 2 --seed 0``: member 1 is the network a one-network run with ``--seed 1``
@@ -287,12 +317,7 @@ def test_members_train_as_one_network_runs_each_and_serve_as_the_mean_of_their_l
     assert card.provenance["members"] == 2 and "--members 2" in card.provenance["command"]
     assert "2 members, each its own 2 x 8 s (seeds from 1000, 1001" in card.provenance["data"]
     assert "members" not in one.provenance
-    rng = np.random.default_rng(0)
-    x = {k: rng.standard_normal([4 if isinstance(d, str) else d for d in v.shape])
-         .astype(np.float32) for k, v in card.inputs.items()}
-    for k in x:
-        if k.endswith("mask"):
-            x[k] = np.ones_like(x[k])
+    x = _random_inputs(card, 4)
     served = load_engine("onnx", tmp_path / "ens" / "ens.onnx", card).infer(x)["logits"]
     alone = load_engine("onnx", tmp_path / "one" / "one.onnx", one).infer(x)["logits"]
     ens = model_from_onnx(tmp_path / "ens" / "ens.onnx", card).eval()
@@ -302,6 +327,43 @@ def test_members_train_as_one_network_runs_each_and_serve_as_the_mean_of_their_l
     np.testing.assert_allclose(each[1], alone, atol=1e-4)
     np.testing.assert_allclose((each[0] + each[1]) / 2, served, atol=1e-4)
     assert np.abs(each[0] - each[1]).max() > 1e-3  # two networks, not one twice
+
+
+def test_a_network_trained_with_unread_features_is_blind_to_them(tmp_path: Path) -> None:
+    """``--unread face.roll`` (here with ``--fps 6 30``): the exported network answers the same
+    whatever the roll column holds (still reading the yaw beside it), and the card names what
+    fine-tuning rebuilds."""
+    pytest.importorskip("torch")
+    from edge.runtime.base import load_engine
+    from edge.train.train import TrainSettings, train
+
+    settings = TrainSettings(task="driver", front=True, scenarios=2, val_scenarios=1,
+                             heldout_scenarios=0, seconds=8.0, epochs=1, unread=("face.roll",),
+                             fps=(6.0, 30.0))
+    card = train(settings, tmp_path, "blind", log=io.StringIO())
+    assert card.provenance["unread"] == ["face.roll"]
+    assert "--unread face.roll --fps 6 30" in card.provenance["command"]
+    assert "cameras at 6, 30 fps" in card.provenance["data"]
+    feats = list(card.front["features"])
+    x = _random_inputs(card, 2)
+    engine = load_engine("onnx", tmp_path / "blind.onnx", card)
+    ref = engine.infer(x)["logits"]
+    for name, moved in (("face.roll", False), ("face.yaw", True)):
+        y = {k: v.copy() for k, v in x.items()}
+        y["front"][:, :, feats.index(name)] += 25.0
+        diff = np.abs(engine.infer(y)["logits"] - ref).max()
+        assert (diff > 1e-3) == moved, (name, diff)
+
+
+def test_thresholds_are_picked_up_to_the_cap_validation_is_given() -> None:
+    """``--max-threshold``: a class whose validation F1 still rises past 0.8 takes a higher
+    threshold when the cap allows it (0.8 by default); of equals, the lowest."""
+    from edge.train.train import pick_thresholds
+
+    labels = np.array([[True], [True], [False], [False], [False]])
+    probs = np.array([[0.95], [0.92], [0.87], [0.5], [0.1]], np.float32)
+    assert pick_thresholds(probs, labels)[0] == pytest.approx(0.55)  # 0.55-0.8 tie: F1 0.8
+    assert pick_thresholds(probs, labels, 0.95)[0] == pytest.approx(0.9)  # F1 1.0
 
 
 def test_extra_events_frames_and_audio_pool_are_checked_before_any_work(
@@ -328,6 +390,16 @@ def test_extra_events_frames_and_audio_pool_are_checked_before_any_work(
     assert "must be 2..64" in capsys.readouterr().err
     assert main(["train", "--task", "home", "--frames", "16"]) == 2
     assert "front models only" in capsys.readouterr().err
+    for args, why in ((["--front", "--unread", "face.rolll"], "not one of the model's front"),
+                      (["--front", "--unread", "speech.p"], "is an audio feature"),
+                      (["--front", "--unread", "face.roll", "face.roll"], "named twice"),
+                      (["--unread", "face.roll"], "front models only"),
+                      (["--fps", "6"], "front models only"),
+                      (["--front", "--fps", "0"], "distinct camera rates of 1-120"),
+                      (["--front", "--fps", "15", "15"], "distinct camera rates of 1-120"),
+                      (["--front", "--max-threshold", "0.99"], "--max-threshold: 0.2-0.95")):
+        assert main(["train", "--task", "driver", *args]) == 2
+        assert why in capsys.readouterr().err, args
     assert main(["train", "--task", "home", "--front", "--audio-pool", "4"]) == 2
     assert "1 (full resolution) or 2, not 4" in capsys.readouterr().err
     assert main(["train", "--task", "home", "--audio-pool", "1"]) == 2

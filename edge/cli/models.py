@@ -90,6 +90,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         audio_pool=args.audio_pool,
         extra_events=_extra_events(args.extra_events),
         members=args.members,
+        unread=tuple(args.unread),
+        fps=tuple(args.fps),
+        max_threshold=args.max_threshold,
     )
     train(settings, Path(args.out), args.name or f"{args.task}-{'front' if args.front else 'av'}")
     return 0
@@ -270,6 +273,18 @@ def add_parsers(sub: Any) -> None:
                    help="--front: add events of a short, rare class to the training scenarios "
                    "(e.g. glass_break=1.5 a minute); every window labelled with one is kept "
                    "whatever --window-stride; validation and held-out scenarios stay as drawn")
+    s.add_argument("--unread", nargs="+", action="extend", default=[], metavar="FEATURE",
+                   help="--front: picture features the network does not read (e.g. face.roll "
+                   "for a network that only answers eyes_closed: a change in how the head's "
+                   "roll is measured cannot move it); the card records them")
+    s.add_argument("--fps", type=float, nargs="+", action="extend", default=[], metavar="RATE",
+                   help="--front: the camera frame rates the simulated drives draw from "
+                   "(default: driver 15 30, home 10 15 25); a slow camera's blink is one frame "
+                   "shut, held longer")
+    s.add_argument("--max-threshold", type=float, default=0.8, metavar="P",
+                   help="the highest class threshold validation may pick, in steps of 0.05 "
+                   "from 0.2 (default 0.8; the driver's validation F1 still rose there for "
+                   "four of its five classes, so its parts take 0.95)")
     s.add_argument("--members", type=int, default=1,
                    help="train N networks from seeds SEED..SEED+N-1, each on its own simulated "
                    "data (on --recordings, its own initial weights and batch order), and "

@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 # -- windows -------------------------------------------------------------------------------------
 
 
+#: Per task, the camera rates (frames per second) a simulated scenario draws from by default.
+CAMERA_FPS: dict[str, tuple[float, ...]] = {"driver": (15.0, 30.0), "home": (10.0, 15.0, 25.0)}
+
+
 @dataclass(frozen=True)
 class Layout:
     """How serving cuts windows for the model: its card's window and the stages' rates."""
@@ -55,6 +59,9 @@ class Layout:
     hop_s: float = 0.25  # windows every hop; a window's label is the last hop's
     person_rate: float = 4.0  # frames per second the person stage processes
     hand_rate: float = 4.0  # frames per second the hand stage processes
+    # The camera rates a scenario draws from (frames per second); empty: the task's own,
+    # CAMERA_FPS (edge train --fps widens them: a 6 fps camera's blink is one frame shut)
+    camera_fps: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,7 @@ def simulate_windows(sc: Scenario, spec: FrontSpec, mel: object, layout: Layout,
     rng = sub_rng(sc.seed, "front-frames")
     audio, labels_sc = mix_audio(sc, bank)
     chunks = vad_chunks(audio, vad)
-    fps = float(rng.choice([15.0, 30.0] if sc.task == "driver" else [10.0, 15.0, 25.0]))
+    fps = float(rng.choice(list(layout.camera_fps or CAMERA_FPS[sc.task])))
     t_frames = np.arange(int(sc.seconds * fps) + 1) / fps
     def at_rate(rate: float) -> tuple[np.ndarray, np.ndarray]:
         """Frames a stage at ``rate`` processes, and per frame the one whose result it holds."""

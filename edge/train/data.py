@@ -251,10 +251,12 @@ def front_scenario_windows(
     index: int = 0,
     hop_s: float = 0.25,
     change: FrontChange | None = None,
+    fps: tuple[float, ...] = (),
 ) -> WindowSet:
     """Windows of one scenario simulated at feature level (:mod:`edge.sim.frontsim`): what the
     front ends and the log-mel would give serving for the model of ``card`` (``change``: see
-    :func:`~edge.sim.frontsim.simulate_windows`)."""
+    :func:`~edge.sim.frontsim.simulate_windows`; ``fps``: the camera rates drawn from, empty
+    for the task's own)."""
     from edge.features.logmel import LogMelSpec
     from edge.front.features import FrontSpec
     from edge.sim.frontsim import Layout, simulate_windows
@@ -264,6 +266,7 @@ def front_scenario_windows(
         frames=int(card.window["frames"]),
         audio_seconds=float(card.window.get("audio_seconds", card.window["seconds"])),
         hop_s=hop_s,
+        camera_fps=tuple(fps),
     )
     w = simulate_windows(scenario, FrontSpec.from_dict(card.front),
                          LogMelSpec.from_dict(card.audio), layout, bank, vad, change)

@@ -279,7 +279,8 @@ def finetune(
         "trained": _dt.date.today().isoformat(),
         "train_seconds": round(time.monotonic() - started),
     }
-    for key in ("audio_pool", "members"):  # the same network: a later fine-tune rebuilds it
+    # the same network: a later fine-tune rebuilds it
+    for key in ("audio_pool", "members", "unread"):
         if key in card.provenance:
             new.provenance[key] = card.provenance[key]
     new.metrics = {

@@ -10,10 +10,11 @@ score it on validation windows.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from edge.errors import ConfigError
 from edge.evaluate.metrics import prf
 from edge.features.frames import VideoSpec
 from edge.runtime.card import ModelCard
@@ -28,8 +29,10 @@ def build_model(card: ModelCard, data: WindowSet | None = None,
     """The network a card describes: :class:`FrontFusionNet` for a model over front-end
     features (normalised over ``data``'s picture features when given; its log-mel pooled by
     ``audio_pool``, else by the card's ``provenance.audio_pool``, else 2), else
-    :class:`FusionNet`. A card whose ``provenance.members`` is above 1 describes an
-    :class:`Ensemble` of that many (rebuilt to load an exported file's weights into)."""
+    :class:`FusionNet`. A front model's ``provenance.unread`` names features its picture side
+    does not read (``edge train --unread``). A card whose ``provenance.members`` is above 1
+    describes an :class:`Ensemble` of that many (rebuilt to load an exported file's weights
+    into)."""
     from edge.train.model import Ensemble, FrontFusionNet, FusionNet
 
     members = int(card.provenance.get("members", 1))
@@ -46,10 +49,11 @@ def build_model(card: ModelCard, data: WindowSet | None = None,
         feats = list(card.front["features"])
         speech_cols = [k for k, f in enumerate(feats) if f.startswith("speech.")]
         pool = audio_pool if audio_pool is not None else int(card.provenance.get("audio_pool", 2))
+        unread = unread_columns(feats, card.provenance.get("unread", []))
         fm = FrontFusionNet(n_classes, len(feats), int(card.audio["n_mels"]), speech_cols,
-                            modalities=modalities, audio_pool=pool)
+                            modalities=modalities, audio_pool=pool, unread_columns=unread)
         if data is not None:
-            fm.set_normalisation(*front_normalisation(data, speech_cols))
+            fm.set_normalisation(*front_normalisation(data, speech_cols + unread))
         return fm
     vs = VideoSpec.from_dict(card.video)
     return FusionNet(n_classes, vs.channels, vs.height, int(card.audio["n_mels"]),
@@ -116,6 +120,27 @@ def fit(
         f1 = macro_f1(probs, y_val, np.full(len(card.classes), 0.5))
         print(f"  epoch {epoch + 1}/{epochs}  loss {total / len(train_set):.4f}  "
               f"val macro F1 {f1:.3f}  ({time.monotonic() - started:.0f} s)", file=log, flush=True)
+
+
+def unread_columns(features: list[str], unread: Any) -> list[int]:
+    """The columns of ``features`` a network is not to read (``edge train --unread``, the
+    card's ``provenance.unread``): picture features only, each once, and not all of them."""
+    names = [str(u) for u in unread] if isinstance(unread, (list, tuple)) else None
+    if names is None:
+        raise ConfigError(f"unread: a list of front features, not {unread!r}")
+    for u in names:
+        if u not in features:
+            raise ConfigError(f"unread: {u!r} is not one of the model's front features "
+                              f"({', '.join(features)})")
+        if u.startswith("speech."):
+            raise ConfigError(f"unread: {u!r} is an audio feature; only picture features "
+                              "can be left unread")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"unread: a feature named twice ({', '.join(names)})")
+    cols = sorted(features.index(u) for u in names)
+    if len(cols) == len([f for f in features if not f.startswith("speech.")]):
+        raise ConfigError("unread: every picture feature; a front model needs one to read")
+    return cols
 
 
 def front_normalisation(data: WindowSet, skip: list[int]) -> tuple["torch.Tensor", "torch.Tensor"]:

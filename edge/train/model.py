@@ -227,7 +227,9 @@ class FrontFusionNet(nn.Module):
     """Inputs: front [B,T,F], front_mask [B,T], audio [B,1,M,C], audio_mask [B,C].
 
     ``audio_columns`` are the front columns the audio gives (``speech.p``): they join the
-    audio side (pooled over the targets), the rest are the video side. Heads and per-class
+    audio side (pooled over the targets), the rest are the video side, less ``unread_columns``
+    (features this network is not to read: an eyes-closed network need not know the head's
+    roll, so a change in how roll is measured cannot move it). Heads and per-class
     routing by ``modalities`` are :class:`FusionNet`'s: a ``video`` class answers from the
     front ends' picture features alone, an ``audio`` class from log-mel and VAD, ``both`` from all.
     """
@@ -251,10 +253,12 @@ class FrontFusionNet(nn.Module):
         audio_width: int = 16,
         modalities: list[str] | None = None,
         audio_pool: int = 2,
+        unread_columns: list[int] | None = None,
     ) -> None:
         super().__init__()
         acols = sorted(audio_columns or [])
-        vcols = [k for k in range(n_features) if k not in acols]
+        skip = set(acols) | set(unread_columns or [])
+        vcols = [k for k in range(n_features) if k not in skip]
         if not vcols:
             raise ValueError("a front model needs at least one picture feature")
         self.register_buffer("vcols", torch.tensor(vcols, dtype=torch.long), persistent=False)

@@ -26,7 +26,7 @@ from edge.features.logmel import LogMelSpec
 from edge.evaluate.metrics import prf
 from edge.sim.scenario import CLASSES, random_scenario
 from edge.train.data import WindowSet, scenario_windows
-from edge.train.fit import build_model, fit, macro_f1, predict
+from edge.train.fit import build_model, fit, macro_f1, predict, unread_columns
 
 if TYPE_CHECKING:
     from edge.evaluate.perturb import FrontChange
@@ -73,6 +73,12 @@ class TrainSettings:
     # networks trained from seeds seed..seed+N-1, each on its own data, exported as one
     # network answering with the mean of their logits (edge.train.model.Ensemble)
     members: int = 1
+    # front models: picture features the network does not read (edge.train.model.FrontFusionNet)
+    unread: tuple[str, ...] = ()
+    # front models: camera rates the simulated scenarios draw from (empty: the task's own)
+    fps: tuple[float, ...] = ()
+    # the highest class threshold validation may pick (the driver's F1 still rose at 0.8)
+    max_threshold: float = 0.8
 
 
 # Per task: model input side (pixels) and seconds of audio per window. Eyelids need more
@@ -181,12 +187,13 @@ def make_front_card(task: str, name: str, frames: int = 8) -> ModelCard:
 def generate_front(
     card: ModelCard, n: int, seconds: float, seed: int, hop_s: float, bank: object,
     vad: object, log: TextIO, stride: int = 1, extra_rates: dict[str, float] | None = None,
-    change: FrontChange | None = None,
+    change: FrontChange | None = None, fps: tuple[float, ...] = (),
 ) -> WindowSet:
     """Feature-level windows of ``n`` random scenarios drawn from ``seed``; ``extra_rates``
     adds events per minute of some classes, and windows labelled with those classes (their
     last hop mostly the class) are all kept when ``stride`` keeps every Nth; ``change`` alters
-    each window's front-end features (:func:`~edge.sim.frontsim.simulate_windows`)."""
+    each window's front-end features (:func:`~edge.sim.frontsim.simulate_windows`); ``fps``
+    are the camera rates drawn from (empty: the task's own)."""
     from edge.sim.frontaudio import SoundBank
     from edge.sim.frontsim import random_front_scenario
     from edge.train.data import front_scenario_windows
@@ -198,7 +205,8 @@ def generate_front(
     rare = [card.class_names.index(c) for c in (extra_rates or {})]
     for i in range(n):
         sc = random_front_scenario(card.task, seconds, rng, extra_rates)
-        w = front_scenario_windows(sc, card, bank, vad, index=i, hop_s=hop_s, change=change)
+        w = front_scenario_windows(sc, card, bank, vad, index=i, hop_s=hop_s, change=change,
+                                   fps=fps)
         if stride > 1:
             keep = np.zeros(len(w.labels), bool)
             keep[int(rng.integers(stride))::stride] = True
@@ -257,10 +265,11 @@ def _seeds(first: int, n: int) -> str:
     return str(first) if n == 1 else ", ".join(str(first + k) for k in range(n))
 
 
-def pick_thresholds(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per class, the threshold in [0.2, 0.8] with the best validation F1."""
+def pick_thresholds(probs: np.ndarray, labels: np.ndarray, top: float = 0.8) -> np.ndarray:
+    """Per class, the threshold in [0.2, ``top``] (steps of 0.05) with the best validation F1,
+    the lowest of equals."""
     out = np.full(probs.shape[1], 0.5, np.float32)
-    grid = np.arange(0.2, 0.81, 0.05)
+    grid = np.arange(0.2, top + 0.01, 0.05)
     for k in range(probs.shape[1]):
         best = -1.0
         for t in grid:
@@ -289,6 +298,18 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
         raise ConfigError("--audio-pool: front models only (--front)")
     if s.audio_pool not in (1, 2):
         raise ConfigError(f"--audio-pool: 1 (full resolution) or 2, not {s.audio_pool}")
+    if not 0.2 <= s.max_threshold <= 0.95:
+        raise ConfigError(f"--max-threshold: 0.2-0.95, not {s.max_threshold:g}")
+    if s.fps and not s.front:
+        raise ConfigError("--fps: front models only (--front)")
+    if any(not 1.0 <= f <= 120.0 for f in s.fps) or len(set(s.fps)) != len(s.fps):
+        raise ConfigError(f"--fps: distinct camera rates of 1-120 frames a second, not "
+                          f"{' '.join(f'{f:g}' for f in s.fps)}")
+    if s.unread and not s.front:
+        raise ConfigError("--unread: front models only (--front)")
+    if s.unread:
+        unread_columns(list(card.front["features"]), list(s.unread))  # names checked up front
+        card.provenance["unread"] = list(s.unread)  # build_model reads it
     unknown = sorted(set(s.extra_events) - set(card.class_names))
     if unknown:
         raise ConfigError(f"--extra-events: no class {', '.join(unknown)} in task {s.task} "
@@ -316,11 +337,11 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
                   f"{s.seconds:g} s from seed {1000 + seed} (real sounds: {len(bank.files)} "
                   f"train, {len(held_bank.files)} held out)", file=log)
             return generate_front(card, s.scenarios, s.seconds, 1000 + seed, s.hop_s, bank,
-                                  vad, log, s.window_stride, extra)
+                                  vad, log, s.window_stride, extra, fps=s.fps)
 
         print(f"edge train: simulating {s.val_scenarios} validation scenarios", file=log)
         val_set = generate_front(card, s.val_scenarios, s.seconds, 2000 + s.seed, s.hop_s,
-                                 held_bank, vad, log)
+                                 held_bank, vad, log, fps=s.fps)
         bank_note = (f"; real sounds from {', '.join(s.sounds)}: training {', '.join(bank.files)}; "
                      f"validation and held-out {', '.join(held_bank.files)}") if s.sounds else \
             "; no real sounds"
@@ -333,6 +354,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             + ("".join(f", +{r:g}/min {c}" for c, r in extra.items()) + " and every window "
                "labelled with them" if extra else "")
             + f"), validation {s.val_scenarios} (from {2000 + s.seed})"
+            + (f"; cameras at {', '.join(f'{f:g}' for f in s.fps)} fps" if s.fps else "")
             + bank_note
         )
     elif s.recordings is not None:
@@ -378,7 +400,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
     else:
         model = nets[0]
     probs = predict(model, val_set)
-    thresholds = pick_thresholds(probs, y_val)
+    thresholds = pick_thresholds(probs, y_val, s.max_threshold)
     for c, t in zip(card.classes, thresholds):
         c.threshold = round(float(t), 2)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -400,6 +422,8 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
     card.metrics = {"validation_macro_f1": round(macro_f1(probs, y_val, thresholds), 4)}
     if s.front:
         card.provenance["audio_pool"] = s.audio_pool  # the network: fine-tuning rebuilds it
+        if s.unread:
+            card.provenance["unread"] = list(s.unread)  # the network, as audio_pool
         card.provenance["command"] = (
             f"edge train --task {s.task} --front --seed {s.seed} --scenarios {s.scenarios} "
             f"--val-scenarios {s.val_scenarios} --seconds {s.seconds:g} --epochs {s.epochs} "
@@ -407,6 +431,9 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             + (f" --frames {s.frames}" if s.frames != 8 else "")
             + (f" --audio-pool {s.audio_pool}" if s.audio_pool != 2 else "")
             + (f" --members {s.members}" if s.members > 1 else "")
+            + (f" --unread {' '.join(s.unread)}" if s.unread else "")
+            + (f" --fps {' '.join(f'{f:g}' for f in s.fps)}" if s.fps else "")
+            + (f" --max-threshold {s.max_threshold:g}" if s.max_threshold != 0.8 else "")
             + (" --extra-events " + " ".join(f"{c}={r:g}" for c, r in sorted(s.extra_events.items()))
                if s.extra_events else "")
             + (f" --sounds {' '.join(s.sounds)}" if s.sounds else "")
@@ -416,7 +443,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             print(f"edge train: scoring the exported model on {s.heldout_scenarios} unseen "
                   f"scenarios (seeds from {9000 + s.seed})", file=log)
             held = generate_front(card, s.heldout_scenarios, s.seconds, 9000 + s.seed, s.hop_s,
-                                  held_bank, vad, log)
+                                  held_bank, vad, log, fps=s.fps)
             card.metrics["heldout_sim"] = heldout_report(onnx_path, card, held)
             card.metrics["heldout_sim"]["scenarios"] = (
                 f"{s.heldout_scenarios} x {s.seconds:g} s from seed {9000 + s.seed}, "
