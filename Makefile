@@ -71,10 +71,12 @@ train: $(VENV)/.installed-dev engines/front/.imported data/sounds/bank.json
 	$(BIN)/edge train --task home --seed 0 --scenarios 120 --epochs 8
 	$(BIN)/edge train --task driver --front --seed 0 --members 2 --scenarios 1200 \
 		--val-scenarios 48 --seconds 24 --epochs 14 --window-stride 2 --frames 16 \
-		--heldout-scenarios 0 --sounds $(SOUNDS) --out engines/parts --name driver-front-2x1200
-	$(BIN)/edge train --task driver --front --seed 0 --scenarios 400 --val-scenarios 16 \
-		--seconds 24 --epochs 14 --window-stride 2 --frames 16 --sounds $(SOUNDS) \
-		--out engines/parts --name driver-front-400
+		--max-threshold 0.95 --heldout-scenarios 0 --sounds $(SOUNDS) --out engines/parts \
+		--name driver-front-2x1200
+	$(BIN)/edge train --task driver --front --seed 0 --scenarios 400 --val-scenarios 48 \
+		--seconds 24 --epochs 14 --window-stride 2 --frames 16 --unread face.roll \
+		--fps 6 10 15 30 --max-threshold 0.95 --sounds $(SOUNDS) --out engines/parts \
+		--name driver-front-400
 	$(BIN)/edge merge --base engines/parts/driver-front-2x1200.onnx \
 		--take eyes_closed=engines/parts/driver-front-400.onnx --out engines/driver-front.onnx
 	$(BIN)/edge train --task home --front --seed 0 --scenarios 320 --val-scenarios 16 \

@@ -216,14 +216,14 @@ def test_a_recording_restores_the_parts_it_kept_and_names_the_others() -> None:
 def test_card_section_round_trips_and_is_checked() -> None:
     spec = FrontSpec.default("driver")
     assert spec.road_yaw == RoadYawSpec() and spec.road_pitch == RoadPitchSpec()
-    assert spec.road_roll is None  # a card's choice: the shipped networks learned roll as is
+    assert spec.road_roll == RoadRollSpec()
     assert spec.to_dict()["road_pitch"]["deadband"] == 0.0
     assert spec.to_dict()["road_pitch"]["max_offset"] == 40.0
-    rolled = FrontSpec(spec.features, spec.eye_baseline, spec.road_yaw, spec.road_pitch,
-                       RoadRollSpec())
-    assert rolled.to_dict()["road_roll"]["deadband"] == 0.0
-    assert rolled.to_dict()["road_roll"]["max_offset"] == 25.0
-    assert FrontSpec.from_dict(rolled.to_dict()) == rolled
+    assert spec.to_dict()["road_roll"]["deadband"] == 0.0
+    assert spec.to_dict()["road_roll"]["max_offset"] == 25.0
+    unrolled = FrontSpec(spec.features, spec.eye_baseline, spec.road_yaw, spec.road_pitch)
+    assert "road_roll" not in unrolled.to_dict()  # a card from before roll: read as it was
+    assert FrontSpec.from_dict(unrolled.to_dict()) == unrolled
     assert FrontSpec.from_dict(spec.to_dict()) == spec
     assert "road_yaw" not in FrontSpec.default("home").to_dict()
     yaw_only = {"features": list(FEATURES), "eye_baseline": {}, "road_yaw": {}}  # a card from before

@@ -494,15 +494,13 @@ def test_a_phone_at_the_ear_is_a_tilt_from_the_driver_s_own_roll_as_serving_meas
 ) -> None:
     """A head rests at a roll of its own and the camera's (the simulator's: 0 +- 4 degrees), so
     the tilt of a phone held at the ear (4-14 degrees to its side) is a change from the
-    driver's own roll: with a card's road_roll the road reads near 0 and the phone 4-14
-    degrees from it (what a network trained with it in the simulator's loop learns). Seed 3's
-    phone at the ear reads +4.7 as measured, less tilted than the road at -7.5; from the
-    driver's own it is +12."""
-    from edge.front.roadbase import RoadRollSpec
-
-    no_roll = FrontSpec.default("driver")
-    spec = FrontSpec(no_roll.features, no_roll.eye_baseline, no_roll.road_yaw,
-                     no_roll.road_pitch, RoadRollSpec())
+    driver's own roll: with the card's road_roll (FrontSpec.default's) the road reads near 0
+    and the phone 4-14 degrees from it (what a network trained with it in the simulator's loop
+    learns). Seed 3's phone at the ear reads +4.7 as measured, less tilted than the road at
+    -7.5; from the driver's own it is +12."""
+    spec = FrontSpec.default("driver")
+    assert spec.road_roll is not None
+    no_roll = FrontSpec(spec.features, spec.eye_baseline, spec.road_yaw, spec.road_pitch)
     newest = _newest_angle(_scenario("driver", ("phone", 14.0, 20.0, "ear"), seed=seed),
                            "roll", raw=no_roll, road=spec)
     raw_road, raw_phone = newest("raw", 5.0, 13.0), newest("raw", 15.5, 19.5)

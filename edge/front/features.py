@@ -133,12 +133,12 @@ class FrontSpec:
         """The reference models' features: the face, the hand near it and speech for the
         driver (not the face's position in the frame: that is the camera's mounting), the
         person detector and speech for the home; the driver's eyes scaled to his own and his
-        yaw and pitch measured from his own straight-ahead (not roll: ``front.road_roll`` is a
-        card's choice, :mod:`edge.front.roadbase`)."""
+        yaw, pitch and roll measured from his own (:mod:`edge.front.roadbase`)."""
         if task == "driver":
             return cls(tuple(f"face.{n}" for n in FACE_NAMES if n not in ("cx", "cy"))
                        + ("hand.present",) + tuple(f"near.{n}" for n in NEAR_NAMES)
-                       + ("speech.p",), EyeBaselineSpec(), RoadYawSpec(), RoadPitchSpec())
+                       + ("speech.p",), EyeBaselineSpec(), RoadYawSpec(), RoadPitchSpec(),
+                       RoadRollSpec())
         if task == "home":
             return cls(tuple(f"person.{n}" for n in PERSON_NAMES) + ("speech.p",))
         raise EngineError(f"no front-end features are defined for task {task!r}")

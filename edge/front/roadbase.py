@@ -39,16 +39,13 @@ macro F1 0.869 within 30, 0.918 within 40; 0.921 and 0.921 as simulated).
 
 Roll is the camera's tilt (``front.road_roll``): the dev clips' drivers hold their heads at
 -2.6 and +3.2 degrees, and a phone at the ear tilts the head 4-14 degrees to its side, so a
-camera rolled 10-20 degrees reads as a phone call that never ends (driver-dev-alert-blink,
-``--perturb face.roll+-20``: ``phone`` on 80 % of its ticks; head-turn at +10: on 7 %). Its
-median is taken off whole within 25 degrees (a head resting further over is leaning). The
-shipped driver model learned roll as the camera measures it and its card does not turn this
-on. Served with it, that model read the real clips as recorded rolled 10-20 degrees either way
-(``--perturb face.roll+-20``: no class on any tick, where without it alert-blink read `phone`
-on 80 % of its ticks), but a real 1.5 s closure's second tick after the eyes opened rose from
-0.74 to 0.77, over ``eyes_closed``'s 0.75 (tests/test_served_real.py allows one such tick).
-The driver networks trained again with it in the simulator's loop did the same, or read a
-half-lit 4 s closure closed on fewer ticks than that test allows.
+camera rolled 10-20 degrees read as a phone call that never ends with roll as measured
+(driver-dev-alert-blink, ``--perturb face.roll+-20``: ``phone`` on 80 % of its ticks;
+head-turn at +10: on 7 %). Its median is taken off whole within 25 degrees (a head resting
+further over is leaning). The shipped driver networks learned with it in the simulator's loop,
+and the one that answers ``eyes_closed`` does not read roll at all (``edge train --unread
+face.roll``): with roll read, the tick after a real closure ended moved over its threshold
+when roll was measured otherwise.
 """
 
 from __future__ import annotations

@@ -26,12 +26,14 @@ Measured on real footage through the real front ends (``python -m edge.sim.front
 
 Not measured (no real clip shows them), so chosen and said so: open-eye EAR below the two
 subjects' (down to 0.16: narrow eyes, a camera above them), head pitch from a camera above the
-eyes (down to -25 degrees), closed-eye EAR (0.07-0.15, at and
-below the blink minima, at most 0.65 of open), yawns (mouth_open 0.45-0.9), the face lost
-past |yaw| 55 degrees, looking down lowering EAR, and a phone: at the ear, head roll/yaw toward
-it, noisier landmarks on that side and a hand beside the face; in the hand, the head pitched
-down a little and a hand below the face (:func:`hand_frames`; how often the hand stage finds a
-real hand is a guess too: no dev clip shows one near a face).
+eyes (down to -25 degrees), closed-eye EAR (0.07-0.17, the blink minima measured above and
+the held real shut eye's 0.134-0.144 inside it rather than at its top; at most 0.65 of open;
+drawn up to 0.15, eye networks trained again read that shut eye held 2-4 s at 0.4-0.9), yawns
+(mouth_open 0.45-0.9), the face lost past |yaw| 55 degrees, looking down lowering EAR, and a
+phone: at the ear, head roll/yaw toward it, noisier landmarks on that side and a hand beside
+the face; in the hand, the head pitched down a little and a hand below the face
+(:func:`hand_frames`; how often the hand stage finds a real hand is a guess too: no dev clip
+shows one near a face).
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
     # at most 0.65 of open (a narrow eye closes lower too).
     ear0 = look.uniform(0.16, 0.32)
     ear_lr = look.normal(0, 0.008)
-    ear_closed = min(look.uniform(0.07, 0.15), 0.65 * ear0)
+    ear_closed = min(look.uniform(0.07, 0.17), 0.65 * ear0)
     blink_depth = look.uniform(0.45, 0.65)  # blink minimum / open EAR (0.14-0.15 of 0.25-0.31)
     size0 = look.uniform(0.15, 0.6)
     # Pitch: the dev subjects' +1 and +22 (a camera at and below eye level), down to -25 for a
