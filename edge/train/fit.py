@@ -25,12 +25,13 @@ if TYPE_CHECKING:
 
 
 def build_model(card: ModelCard, data: WindowSet | None = None,
-                audio_pool: int | None = None) -> "torch.nn.Module":
+                audio_pool: int | None = None,
+                unread: list[str] | None = None) -> "torch.nn.Module":
     """The network a card describes: :class:`FrontFusionNet` for a model over front-end
     features (normalised over ``data``'s picture features when given; its log-mel pooled by
     ``audio_pool``, else by the card's ``provenance.audio_pool``, else 2), else
-    :class:`FusionNet`. A front model's ``provenance.unread`` names features its picture side
-    does not read (``edge train --unread``). A card whose ``provenance.members`` is above 1
+    :class:`FusionNet`. A front model's picture side does not read ``unread``, else the
+    card's ``provenance.unread`` (``edge train --unread``). A card whose ``provenance.members`` is above 1
     describes an :class:`Ensemble` of that many (rebuilt to load an exported file's weights
     into)."""
     from edge.train.model import Ensemble, FrontFusionNet, FusionNet
@@ -41,7 +42,7 @@ def build_model(card: ModelCard, data: WindowSet | None = None,
             raise ValueError("an ensemble's members are built one by one, each normalised over "
                              "its own data (edge.train.train)")
         one = card.model_copy(update={"provenance": {**card.provenance, "members": 1}})
-        return Ensemble([build_model(one, None, audio_pool) for _ in range(members)])
+        return Ensemble([build_model(one, None, audio_pool, unread) for _ in range(members)])
 
     n_classes = len(card.classes)
     modalities = [c.modality for c in card.classes]
@@ -49,11 +50,12 @@ def build_model(card: ModelCard, data: WindowSet | None = None,
         feats = list(card.front["features"])
         speech_cols = [k for k, f in enumerate(feats) if f.startswith("speech.")]
         pool = audio_pool if audio_pool is not None else int(card.provenance.get("audio_pool", 2))
-        unread = unread_columns(feats, card.provenance.get("unread", []))
+        skip = unread_columns(feats, unread if unread is not None
+                              else card.provenance.get("unread", []))
         fm = FrontFusionNet(n_classes, len(feats), int(card.audio["n_mels"]), speech_cols,
-                            modalities=modalities, audio_pool=pool, unread_columns=unread)
+                            modalities=modalities, audio_pool=pool, unread_columns=skip)
         if data is not None:
-            fm.set_normalisation(*front_normalisation(data, speech_cols + unread))
+            fm.set_normalisation(*front_normalisation(data, speech_cols + skip))
         return fm
     vs = VideoSpec.from_dict(card.video)
     return FusionNet(n_classes, vs.channels, vs.height, int(card.audio["n_mels"]),

@@ -309,7 +309,6 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
         raise ConfigError("--unread: front models only (--front)")
     if s.unread:
         unread_columns(list(card.front["features"]), list(s.unread))  # names checked up front
-        card.provenance["unread"] = list(s.unread)  # build_model reads it
     unknown = sorted(set(s.extra_events) - set(card.class_names))
     if unknown:
         raise ConfigError(f"--extra-events: no class {', '.join(unknown)} in task {s.task} "
@@ -388,7 +387,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             print(f"edge train: member {k + 1}/{s.members} (seed {seed})", file=log)
         train_set = training_set(seed)
         torch.manual_seed(seed)
-        net = build_model(card, train_set if s.front else None, s.audio_pool)
+        net = build_model(card, train_set if s.front else None, s.audio_pool, list(s.unread))
         fit(net, card, train_set, val_set, s.epochs, s.lr, s.batch, s.modality_dropout,
             np.random.default_rng(seed), log, started)
         nets.append(net)
