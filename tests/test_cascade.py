@@ -310,7 +310,7 @@ def test_a_flight_recording_with_front_ends_replays_bit_for_bit_from_their_recor
 
     import edge.front.cascade as cascade_mod
     from edge.recorder.replay import replay_recording
-    from edge.train.train import make_card
+    from edge.train.cards import make_card
     from tests.test_recorder import ONE_RULE, config_text, recordings, run_recorded
     from tests.tiny_model import tiny_model
 

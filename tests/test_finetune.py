@@ -81,7 +81,8 @@ def test_a_model_is_rebuilt_from_its_onnx_file_computing_the_same_function(
     from edge.runtime.base import load_engine
     from edge.train.finetune import model_from_onnx
     from edge.train.fit import build_model
-    from edge.train.train import export_onnx, make_card, make_front_card
+    from edge.train.cards import make_card, make_front_card
+    from edge.train.train import export_onnx
 
     full = make_front_card("home", "h1")  # log-mel at full resolution (edge train --audio-pool 1)
     full.provenance["audio_pool"] = 1

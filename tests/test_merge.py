@@ -14,7 +14,7 @@ from edge.errors import ConfigError, EngineError
 from edge.export.merge import merge_models, part_seeds
 from edge.runtime.base import load_engine
 from edge.runtime.card import load_card, save_card
-from edge.train.train import make_card
+from edge.train.cards import make_card
 from tests.tiny_model import tiny_model
 
 

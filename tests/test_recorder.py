@@ -28,7 +28,7 @@ from edge.recorder.core import FlightRecorder
 from edge.recorder.journal import first_pre_roll_tick
 from edge.recorder.replay import RecordingError, _arrays, format_replay, load_recording, replay_recording
 from edge.service.run import Prediction, Runner
-from edge.train.train import make_card
+from edge.train.cards import make_card
 from tests.conftest import wait_for
 from tests.tiny_model import tiny_model
 

@@ -20,7 +20,7 @@ from edge.recorder.replay import replay_recording
 from edge.service.daemon import reload_config
 from edge.service.run import Runner
 from edge.timebase.clock import NS_PER_S, FakeClock
-from edge.train.train import make_card
+from edge.train.cards import make_card
 from tests.conftest import wait_for
 from tests.test_recorder import START_S, THREE_RULES, config_text, recordings
 from tests.tiny_model import tiny_model

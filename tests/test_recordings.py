@@ -10,8 +10,8 @@ import pytest
 from edge.errors import ConfigError
 from edge.sim.render import write_files
 from edge.sim.scenario import label_fraction, parse_scenario
+from edge.train.cards import make_card
 from edge.train.data import load_labels, recording_windows
-from edge.train.train import make_card
 
 SCENARIO = """
 task: driver

@@ -24,7 +24,7 @@ from edge.recorder.replay import replay_recording
 from edge.runtime.card import TensorInfo
 from edge.timebase.buffers import FrameRing
 from edge.timebase.clock import NS_PER_S
-from edge.train.train import make_card, make_front_card
+from edge.train.cards import make_card, make_front_card
 from tests.test_recorder import ONE_RULE, config_text, recordings, run_recorded
 from tests.tiny_model import tiny_model
 

@@ -14,7 +14,7 @@ from edge.errors import EngineError
 from edge.join.spine import replay
 from edge.service.run import Runner
 from edge.runtime.base import load_engine
-from edge.train.train import make_card
+from edge.train.cards import make_card
 from tests.tiny_model import tiny_model
 
 

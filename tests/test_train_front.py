@@ -175,7 +175,8 @@ def test_a_strided_training_set_keeps_every_window_of_its_rare_classes() -> None
     from edge.front.vad import StreamingVad
     from edge.sim.frontsim import random_front_scenario
     from edge.train.data import front_scenario_windows
-    from edge.train.train import generate_front, make_front_card
+    from edge.train.cards import make_front_card
+    from edge.train.train import generate_front
 
     card = make_front_card("home", "t")
     vad = StreamingVad()
@@ -511,6 +512,22 @@ def test_a_phone_at_the_ear_is_a_tilt_from_the_driver_s_own_roll_as_serving_meas
     assert tilt == pytest.approx(raw_phone - raw_road, abs=1.0)
 
 
+def test_a_driver_card_s_notes_name_the_sections_its_front_spec_turns_on() -> None:
+    """The notes `edge train` writes say which angles are measured from the driver's own, from
+    the card's front spec, and the shipped parts' notes are those `edge train` writes now (a
+    section turned on later must not leave the notes describing the spec before it)."""
+    from edge.runtime.card import load_card
+    from edge.train.cards import make_front_card
+
+    notes = make_front_card("driver", "d").notes
+    assert all(f"(front.{s})" in notes for s in ("eye_baseline", "road_yaw", "road_pitch",
+                                                 "road_roll"))
+    assert "front." not in make_front_card("home", "h").notes
+    parts = Path(__file__).resolve().parents[1] / "engines" / "parts"
+    for part in ("driver-front-2x1200.yaml", "driver-front-400.yaml"):
+        assert load_card(parts / part).notes == notes
+
+
 def test_eval_front_sim_scores_a_front_model_in_three_modes(capsys: pytest.CaptureFixture[str]) -> None:
     """``edge eval --front-sim N``: the shipped driver model (INT8, its config) on unseen
     feature-level scenarios, with each modality masked in turn."""
@@ -553,7 +570,7 @@ def test_eval_front_sim_scores_a_front_model_in_three_modes(capsys: pytest.Captu
 
 
 def test_eval_front_sim_draws_report_each_set_and_the_spread(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``--draws K`` scores K independent sets of unseen scenarios (seeds 10000 apart): each
     set's scores are its own (the first is the one a single draw gives), and the summary is
@@ -591,6 +608,25 @@ def test_eval_front_sim_draws_report_each_set_and_the_spread(
     aside = json.loads(capsys.readouterr().out)
     assert aside["scenarios"].endswith("front-end features changed: face.yaw+25")  # what
     # the change does to the simulated windows: test_a_camera_aside_is_measured_from_the_...
+    import edge.train.train as train_module
+
+    drawn: dict[str, object] = {}
+    generate = train_module.generate_front
+
+    def spy(*args: object, **kwargs: object) -> object:
+        drawn.update(kwargs)
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "generate_front", spy)
+    assert main(["eval", "--config", cfg, "--front-sim", "1", "--seconds", "8", "--seed", "19000",
+                 "--fps", "6", "--json"]) == 0
+    slow = json.loads(capsys.readouterr().out)  # the same drive seen by a 6 fps camera
+    assert slow["scenarios"].endswith("cameras at 6 fps") and drawn["fps"] == (6.0,)
+    # (what a slow camera does to the windows: test_a_slow_camera_holds_each_frame_over_...)
+    assert main(["eval", "--config", cfg, "--front-sim", "1", "--fps", "6", "6"]) == 2
+    assert "distinct camera rates of 1-120" in capsys.readouterr().err
+    assert main(["eval", "--config", cfg, "--scenario", "x", "--fps", "6"]) == 2
+    assert "with --front-sim only" in capsys.readouterr().err
     assert main(["eval", "--config", cfg, "--front-sim", "1", "--draws", "0"]) == 2
     assert "at least 1" in capsys.readouterr().err
     assert main(["eval", "--config", cfg, "--scenario", "x", "--draws", "2"]) == 2

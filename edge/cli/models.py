@@ -155,7 +155,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                                            sounds=tuple(args.sounds),
                                            extra_rates=_extra_events(args.extra_events),
                                            bank_kinds=args.bank_kinds,
-                                           perturb=tuple(args.perturb)))
+                                           perturb=tuple(args.perturb),
+                                           fps=tuple(args.fps)))
         rep = reps[0]
         if len(seeds) > 1:
             rep = {"draws": summarize_draws(seeds, reps), "reports": reps}
@@ -172,8 +173,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                       f"({args.front_sim} x {args.seconds:g} s each), frame F1:")
                 print(format_draws(rep["draws"]))
         return 0
-    if args.extra_events or args.seconds != 24.0 or args.seed is not None or args.draws != 1:
-        raise EdgeError("--extra-events, --seconds, --seed and --draws: with --front-sim only")
+    if (args.extra_events or args.seconds != 24.0 or args.seed is not None or args.draws != 1
+            or args.fps):
+        raise EdgeError("--extra-events, --seconds, --seed, --draws and --fps: with --front-sim "
+                        "only")
     if args.recordings is not None:
         from edge.evaluate.evalrec import evaluate_recordings, format_recordings
 
@@ -328,6 +331,10 @@ def add_parsers(sub: Any) -> None:
                    help="--front-sim: score K independent sets of N scenarios (seeds SEED, "
                    "SEED+10000, ...) and report each one's F1 and the spread of the macro F1: "
                    "one set of 24 can flatter a model by several points (default 1)")
+    s.add_argument("--fps", nargs="+", type=float, default=[], metavar="RATE",
+                   help="--front-sim: the camera rates the scenarios draw from (e.g. 6: a slow "
+                   "camera, whose blink is one frame shut; default the task's own, as edge "
+                   "train)")
     s.add_argument("--extra-events", nargs="+", action="extend", default=[],
                    metavar="CLASS=PER_MIN",
                    help="--front-sim: add events of a rare class to the scenarios (e.g. "

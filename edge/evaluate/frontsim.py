@@ -58,13 +58,15 @@ def evaluate_front_sim(
     extra_rates: dict[str, float] | None = None,
     bank_kinds: Sequence[str] | None = None,
     perturb: Sequence[str] = (),
+    fps: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Scores of the config's model on ``scenarios`` feature-level scenarios, in three modes,
     and its config's rule events (:mod:`edge.evaluate.rulescore`) with both modalities;
     ``extra_rates`` adds events a minute of some classes (rare ones, for their rules);
     ``bank_kinds``: the kinds taken from fetched banks among ``sounds`` (None: all);
     ``perturb`` changes the front-end features before the driver's baselines, as ``edge eval
-    --recordings --perturb`` does (:mod:`edge.evaluate.perturb`)."""
+    --recordings --perturb`` does (:mod:`edge.evaluate.perturb`); ``fps``: the camera rates the
+    scenarios draw from (empty: the task's own, as ``edge train``)."""
     log = sys.stderr if log == "stderr" else log
     engine = load_model(config)
     card = engine.card
@@ -75,8 +77,10 @@ def evaluate_front_sim(
     from edge.front.engines import FRONT_DIR
     from edge.front.vad import StreamingVad
     from edge.sim.frontaudio import SoundBank
+    from edge.sim.frontsim import check_camera_fps
     from edge.train.train import generate_front
 
+    check_camera_fps(tuple(fps))
     for trained in part_seeds(card):
         if seed in (1000 + trained, 2000 + trained):
             raise ConfigError(f"seed {seed}: the scenarios model {card.name!r} was trained or "
@@ -96,7 +100,7 @@ def evaluate_front_sim(
         change = front_change(FrontSpec.from_dict(card.front), parse_changes(perturb))
     data = generate_front(card, scenarios, seconds, seed, GRID_S, bank, vad,
                           log if log is not None else io.StringIO(), extra_rates=extra_rates,
-                          change=change)
+                          change=change, fps=tuple(fps))
     classes = card.class_names
     thresholds = np.array([c.threshold for c in card.classes], np.float32)
     speech_cols = [k for k, f in enumerate(card.front["features"]) if f.startswith("speech.")]
@@ -112,7 +116,8 @@ def evaluate_front_sim(
                         else ", no real sounds")
                      + (f" (banks: {', '.join(bank_kinds)})" if bank_kinds is not None else "")
                      + "".join(f", +{r:g} {c} a minute" for c, r in (extra_rates or {}).items())
-                     + (f", front-end features changed: {' '.join(perturb)}" if perturb else ""),
+                     + (f", front-end features changed: {' '.join(perturb)}" if perturb else "")
+                     + (f", cameras at {', '.join(f'{f:g}' for f in fps)} fps" if fps else ""),
         "model": card.name,
     }
     for mode in ("both", "video_masked", "audio_masked"):

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edge.errors import ConfigError
 from edge.front.features import FrontSpec, compose
 from edge.sim.frontaudio import SR, SoundBank, mix_audio, speech_at, vad_chunks
 from edge.sim.frontrows import face_frames, hand_frames, person_frames
@@ -47,6 +48,13 @@ if TYPE_CHECKING:
 
 #: Per task, the camera rates (frames per second) a simulated scenario draws from by default.
 CAMERA_FPS: dict[str, tuple[float, ...]] = {"driver": (15.0, 30.0), "home": (10.0, 15.0, 25.0)}
+
+
+def check_camera_fps(fps: tuple[float, ...]) -> None:
+    """``--fps``: distinct camera rates of 1-120 frames a second (empty: the task's own)."""
+    if any(not 1.0 <= f <= 120.0 for f in fps) or len(set(fps)) != len(fps):
+        raise ConfigError(f"--fps: distinct camera rates of 1-120 frames a second, not "
+                          f"{' '.join(f'{f:g}' for f in fps)}")
 
 
 @dataclass(frozen=True)

@@ -19,32 +19,16 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from edge.runtime.card import ClassInfo, ModelCard, TensorInfo, save_card
+from edge.runtime.card import ModelCard, save_card
 from edge.errors import ConfigError
-from edge.features.frames import VideoSpec
-from edge.features.logmel import LogMelSpec
 from edge.evaluate.metrics import prf
-from edge.sim.scenario import CLASSES, random_scenario
+from edge.sim.scenario import random_scenario
+from edge.train.cards import make_card, make_front_card
 from edge.train.data import WindowSet, scenario_windows
 from edge.train.fit import build_model, fit, macro_f1, predict, unread_columns
 
 if TYPE_CHECKING:
     from edge.evaluate.perturb import FrontChange
-
-DESCRIPTIONS = {
-    "eyes_closed": ("eyes closed (blink excluded by duration rules downstream)", "video"),
-    "yawning": ("mouth wide open in a yawn", "both"),
-    "distracted": ("head turned away from the road", "video"),
-    "phone": ("a phone held to the ear or in the hand", "video"),
-    "talking": ("the driver is speaking", "both"),
-    "person": ("a person is in view", "video"),
-    "speech": ("someone is speaking", "audio"),
-    "smoke_alarm": ("smoke alarm T3 pattern sounding", "audio"),
-    "co_alarm": ("CO alarm T4 pattern sounding", "audio"),
-    "glass_break": ("glass breaking", "audio"),
-    "dog_bark": ("a dog barking", "audio"),
-}
-
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -79,109 +63,6 @@ class TrainSettings:
     fps: tuple[float, ...] = ()
     # the highest class threshold validation may pick (the driver's F1 still rose at 0.8)
     max_threshold: float = 0.8
-
-
-# Per task: model input side (pixels) and seconds of audio per window. Eyelids need more
-# pixels than a person in a room; a CO alarm's T4 cycle (four beeps, then 5 s of silence) needs
-# 6 s of audio to always hold one group of beeps.
-TASK_SHAPES = {"driver": (96, 2.0), "home": (64, 6.0)}
-
-
-def make_card(task: str, name: str) -> ModelCard:
-    """The card of a reference model (I/O contract and preprocessing), before metrics."""
-    classes = CLASSES[task]
-    side, audio_seconds = TASK_SHAPES.get(task, (64, 2.0))
-    vspec = VideoSpec(
-        height=side, width=side, channels=1, colour="gray", mean=(0.45,), std=(0.25,),
-        resize="block-area",
-    )
-    mspec = LogMelSpec()
-    seconds, frames = 2.0, 8
-    n_cols = mspec.n_frames(int(round(audio_seconds * mspec.sample_rate)))
-    return ModelCard(
-        name=name,
-        task=task,
-        classes=[
-            ClassInfo(name=c, description=DESCRIPTIONS[c][0], modality=DESCRIPTIONS[c][1])
-            for c in classes
-        ],
-        window={"seconds": seconds, "frames": frames, "audio_seconds": audio_seconds},
-        video=vspec.to_dict(),
-        audio=mspec.to_dict(),
-        inputs={
-            "video": TensorInfo(shape=["B", frames, 1, side, side], description="frames, TCHW"),
-            "video_mask": TensorInfo(shape=["B", frames], description="1 where a frame is real"),
-            "audio": TensorInfo(shape=["B", 1, mspec.n_mels, n_cols], description="log-mel"),
-            "audio_mask": TensorInfo(shape=["B", n_cols], description="1 where a column is real"),
-        },
-        outputs={"logits": TensorInfo(shape=["B", len(classes)], description="sigmoid logits")},
-        notes=(
-            "Trained on edge's simulator only. It demonstrates the pipeline; it is not a "
-            "safety-rated detector. Train on your own recordings for real use."
-        ),
-    )
-
-
-#: Per class, for models over front-end features: (description, modality). ``speech.p`` is an
-#: audio feature (it joins the audio side), so an audio class hears the VAD too. A phone shows
-#: as a hand beside or below the face (the hand stage) with the head pose and the audio.
-FRONT_DESCRIPTIONS = {
-    **DESCRIPTIONS,
-    "eyes_closed": ("eyes closed: both eye aspect ratios low (a blink is a short dip; duration "
-                    "rules downstream)", "video"),
-    "distracted": ("head turned away from the road (yaw/pitch, or the face lost after a turn)",
-                   "video"),
-    "phone": ("a phone at the ear or in the hand: a hand beside or below the face, head pose, "
-              "sound", "both"),
-    "person": ("a person is in view (person detector over several frames)", "video"),
-}
-
-
-def make_front_card(task: str, name: str, frames: int = 8) -> ModelCard:
-    """The card of a fusion model over front-end features (I/O contract), before metrics;
-    ``frames`` targets per window (the serving config's ``window.frames`` must match)."""
-    from edge.front.features import FrontSpec
-
-    classes = CLASSES[task]
-    _, audio_seconds = TASK_SHAPES.get(task, (64, 2.0))
-    spec = FrontSpec.default(task)
-    mspec = LogMelSpec()
-    seconds = 2.0
-    if not 2 <= frames <= 64:
-        raise ConfigError(f"--frames: frame targets per window must be 2..64, not {frames}")
-    n_cols = mspec.n_frames(int(round(audio_seconds * mspec.sample_rate)))
-    nf = len(spec.features)
-    return ModelCard(
-        name=name,
-        task=task,
-        classes=[ClassInfo(name=c, description=FRONT_DESCRIPTIONS[c][0],
-                           modality=FRONT_DESCRIPTIONS[c][1]) for c in classes],
-        window={"seconds": seconds, "frames": frames, "audio_seconds": audio_seconds},
-        video={},
-        audio=mspec.to_dict(),
-        front=spec.to_dict(),
-        inputs={
-            "front": TensorInfo(shape=["B", frames, nf], description="per-frame front-end "
-                                "features in front.features order (stage units)"),
-            "front_mask": TensorInfo(shape=["B", frames], description="1 where a target has a frame"),
-            "audio": TensorInfo(shape=["B", 1, mspec.n_mels, n_cols], description="log-mel"),
-            "audio_mask": TensorInfo(shape=["B", n_cols], description="1 where a column is real"),
-        },
-        outputs={"logits": TensorInfo(shape=["B", len(classes)], description="sigmoid logits")},
-        notes=(
-            "Trained on feature-level simulation (edge.sim.frontsim: the front ends' outputs "
-            "with noise measured on real footage) and real sounds; not on real labelled video. "
-            "It demonstrates the pipeline; it is not a safety-rated detector. "
-            + ("How often the hand stage finds a real hand near a face is simulated, not "
-               "measured (no real clip showed one). Eye openness is scaled to the driver's own "
-               "(front.eye_baseline) from eyes of 0.15 and more looking ahead; eyes narrower "
-               "than that still read as closing. Yaw is measured from the driver's own "
-               "straight-ahead, the median of his yaw when his head rests there, past 2 "
-               "degrees (front.road_yaw), and pitch likewise, whole (front.road_pitch). "
-               if task == "driver" else "")
-            + "Judge it on real recordings."
-        ),
-    )
 
 
 def generate_front(
@@ -286,6 +167,8 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
     log = sys.stderr if log is None else log  # looked up now: stderr may be swapped
     import torch
 
+    from edge.sim.frontsim import check_camera_fps
+
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     s = settings
@@ -302,9 +185,7 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
         raise ConfigError(f"--max-threshold: 0.2-0.95, not {s.max_threshold:g}")
     if s.fps and not s.front:
         raise ConfigError("--fps: front models only (--front)")
-    if any(not 1.0 <= f <= 120.0 for f in s.fps) or len(set(s.fps)) != len(s.fps):
-        raise ConfigError(f"--fps: distinct camera rates of 1-120 frames a second, not "
-                          f"{' '.join(f'{f:g}' for f in s.fps)}")
+    check_camera_fps(s.fps)
     if s.unread and not s.front:
         raise ConfigError("--unread: front models only (--front)")
     if s.unread:
