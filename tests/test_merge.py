@@ -132,6 +132,33 @@ def test_the_command_line_merges_and_refuses_a_bad_take(tmp_path: Path, two_part
     assert "--take eyes_closed: CLASS=MODEL.onnx" in capsys.readouterr().err
 
 
+def test_a_merge_may_set_a_class_s_threshold_and_the_card_keeps_the_one_validation_picked(
+    tmp_path: Path, two_parts: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--threshold CLASS=P``: an operating point measured after training (a rule over the class
+    served better at another) goes into the merged card, which says what validation picked."""
+    a, b = two_parts
+    out = tmp_path / "t" / "m.onnx"
+    assert main(["merge", "--base", str(a), "--take", f"phone={b}", "--threshold", "phone=0.7",
+                 "--threshold", "eyes_closed=0.8", "--out", str(out)]) == 0
+    card = load_card(out.with_suffix(".yaml"))
+    assert {c.name: c.threshold for c in card.classes} == {
+        "eyes_closed": 0.8, "yawning": 0.5, "distracted": 0.5, "phone": 0.7, "talking": 0.5}
+    assert card.provenance["thresholds"] == {"eyes_closed": {"picked": 0.5, "set": 0.8},
+                                             "phone": {"picked": 0.3, "set": 0.7}}
+    assert "eyes_closed 0.8 (picked 0.5), phone 0.7 (picked 0.3)" in card.notes
+    plain = merge_models(a, {"phone": b}, tmp_path / "p.onnx")
+    assert "thresholds" not in plain.provenance and "picked" not in plain.notes
+    for bad, why in (("seatbelt=0.5", "no class seatbelt"), ("phone=1.2", "0.05-0.99"),
+                     ("phone", "CLASS=P"), ("phone=high", "CLASS=P")):
+        assert main(["merge", "--base", str(a), "--take", f"phone={b}", "--threshold", bad,
+                     "--out", str(out)]) == 2, bad
+        assert why in capsys.readouterr().err, bad
+    assert main(["merge", "--base", str(a), "--take", f"phone={b}", "--threshold", "phone=0.7",
+                 "--threshold", "phone=0.6", "--out", str(out)]) == 2
+    assert "phone given twice" in capsys.readouterr().err
+
+
 def test_merging_the_shipped_driver_parts_again_keeps_what_the_shipped_card_reads(
     tmp_path: Path,
 ) -> None:
@@ -141,12 +168,14 @@ def test_merging_the_shipped_driver_parts_again_keeps_what_the_shipped_card_read
     root = Path(__file__).resolve().parents[1]
     parts = root / "engines" / "parts"
     shipped = load_card(root / "engines" / "driver-front.yaml")
-    card = merge_models(parts / "driver-front-2x1200.onnx",
+    card = merge_models(parts / "driver-front-2x1200.onnx",  # as `make train` merges them
                         {"eyes_closed": parts / "driver-front-400.onnx"},
-                        tmp_path / "driver-front.onnx")
+                        tmp_path / "driver-front.onnx",
+                        thresholds={"eyes_closed": 0.8, "distracted": 0.6})
     assert card.front == shipped.front and "road_yaw" in card.front
     assert card.notes == shipped.notes
     assert [(c.name, c.threshold) for c in card.classes] == [
         (c.name, c.threshold) for c in shipped.classes]
+    assert card.provenance["thresholds"] == shipped.provenance["thresholds"]
     for part in ("driver-front-2x1200", "driver-front-400"):
         assert load_card(parts / f"{part}.yaml").front == shipped.front

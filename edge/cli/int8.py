@@ -121,8 +121,20 @@ def _cmd_merge(args: argparse.Namespace) -> int:
         if cls in take:
             raise EdgeError(f"--take: {cls} given twice")
         take[cls] = model
+    thresholds: dict[str, float] = {}
+    for item in args.threshold:
+        cls, sep, value = item.partition("=")
+        try:
+            p = float(value)
+        except ValueError:
+            p = float("nan")
+        if not sep or not cls or p != p:
+            raise EdgeError(f"--threshold {item}: CLASS=P, a probability")
+        if cls in thresholds:
+            raise EdgeError(f"--threshold: {cls} given twice")
+        thresholds[cls] = p
     command = "edge " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["merge"] else ""
-    card = merge_models(args.base, take, args.out, command=command)
+    card = merge_models(args.base, take, args.out, command=command, thresholds=thresholds)
     for part in card.provenance["parts"]:
         print(f"{part['model']}: {', '.join(part['classes'])}")
     print(f"wrote {args.out} and its card ({len(card.provenance['parts'])} parts); quantize it "
@@ -168,6 +180,10 @@ def add_parsers(sub: Any) -> None:
                    help="FP32 model (NAME.onnx, card beside it) answering for every class not taken")
     s.add_argument("--take", action="append", default=[], metavar="CLASS=MODEL",
                    help="answer CLASS with MODEL's logit and threshold (repeatable)")
+    s.add_argument("--threshold", action="append", default=[], metavar="CLASS=P",
+                   help="set CLASS's threshold in the merged card instead of the one its part's "
+                   "validation picked, e.g. where a rule over the class was measured to serve "
+                   "better at another (the card keeps both; repeatable)")
     s.add_argument("--out", required=True, help="the merged FP32 model, e.g. engines/NAME.onnx")
     s.set_defaults(func=_cmd_merge)
 

@@ -164,15 +164,31 @@ def merged_graph(parts: list[Part]) -> Any:
     return merged
 
 
-def merged_card(parts: list[Part], name: str, command: str = "", where: Path | None = None) -> ModelCard:
+def merged_card(parts: list[Part], name: str, command: str = "", where: Path | None = None,
+                thresholds: Mapping[str, float] | None = None) -> ModelCard:
     """The base's card with each class (its description, modality and threshold) from the part
     answering for it, and every part's provenance under ``provenance.parts`` (with its path
-    relative to ``where``, the merged model's folder, so a fine-tune can find the parts)."""
+    relative to ``where``, the merged model's folder, so a fine-tune can find the parts);
+    ``thresholds`` sets some classes' thresholds in place of what their part's validation
+    picked (both kept under ``provenance.thresholds`` and said in the notes)."""
     base = parts[0].card
-    classes = []
+    thresholds = dict(thresholds or {})
+    unknown = sorted(set(thresholds) - set(base.class_names))
+    if unknown:
+        raise EngineError(f"--threshold: no class {', '.join(unknown)} in {parts[0].path.name} "
+                          f"({', '.join(base.class_names)})")
+    bad = {c: t for c, t in thresholds.items() if not 0.05 <= t <= 0.99}
+    if bad:
+        raise EngineError("--threshold: a probability of 0.05-0.99, not "
+                          + ", ".join(f"{c}={t:g}" for c, t in bad.items()))
+    classes, changed = [], {}
     for cls in base.class_names:
         owner, j = _owner(parts, cls)
-        classes.append(owner.card.classes[j])
+        info = owner.card.classes[j]
+        if cls in thresholds:
+            changed[cls] = {"picked": info.threshold, "set": thresholds[cls]}
+            info = info.model_copy(update={"threshold": thresholds[cls]})
+        classes.append(info)
     who = "; ".join(f"{', '.join(p.classes)} from {p.path.name}" for p in parts if p.classes)
     provenance: dict[str, Any] = {
         "data": f"merged ({who}): see parts",
@@ -184,19 +200,26 @@ def merged_card(parts: list[Part], name: str, command: str = "", where: Path | N
                    "provenance": p.card.provenance, "metrics": p.card.metrics}
                   for p in parts if p.classes],
     }
+    if changed:
+        provenance["thresholds"] = changed
     notes = base.notes + ("\n" if base.notes else "") + (
         f"Merged from {len(provenance['parts'])} networks ({who}); it costs their sum. The "
         "metrics of each part were measured on that part alone.")
+    if changed:
+        notes += (" Thresholds set at the merge (edge merge --threshold), not as validation "
+                  "picked them: " + ", ".join(f"{c} {v['set']:g} (picked {v['picked']:g})"
+                                              for c, v in changed.items()) + ".")
     return base.model_copy(update={"name": name, "classes": classes, "provenance": provenance,
                                    "metrics": {}, "notes": notes})
 
 
 def merge_models(base: str | Path, take: Mapping[str, str | Path], out: str | Path,
-                 command: str = "") -> ModelCard:
+                 command: str = "", thresholds: Mapping[str, float] | None = None) -> ModelCard:
     """Write the merged model ``out`` (FP32 ONNX) and its card beside it; returns the card.
 
     ``base`` answers for every class ``take`` (``{class: model}``) does not give to another
-    model. ``out`` may not be one of the parts: write elsewhere, then move it into place."""
+    model; ``thresholds`` (``{class: p}``) sets those classes' thresholds in the card. ``out``
+    may not be one of the parts: write elsewhere, then move it into place."""
     import onnx
 
     dst = Path(out)
@@ -210,7 +233,7 @@ def merge_models(base: str | Path, take: Mapping[str, str | Path], out: str | Pa
         if p.path.resolve() == dst.resolve() or card_path_for(p.path).resolve() == card_path_for(dst).resolve():
             raise EngineError(f"{dst}: is one of the parts; write the merge elsewhere, then move it")
     name = card_path_for(dst).stem
-    card = merged_card(parts, name, command, dst.parent)
+    card = merged_card(parts, name, command, dst.parent, thresholds)
     model = merged_graph(parts)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp")
