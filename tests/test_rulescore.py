@@ -39,6 +39,14 @@ def _at(t: np.ndarray, *times: float) -> np.ndarray:
     return np.isin(t, np.round(times, 2))
 
 
+def _driver_timeline() -> tuple[ModelCard, np.ndarray, np.ndarray, np.ndarray]:
+    """The shipped driver card, 20 s of ticks every 0.25 s, and no labels or probabilities."""
+    card = load_card(ROOT / "engines" / "driver-front.yaml")
+    t = np.round(np.arange(1, 81) * 0.25, 2)
+    labels = np.zeros((len(t), len(card.class_names)), bool)
+    return card, t, labels, np.zeros(labels.shape, np.float32)
+
+
 def test_label_runs_carry_their_labelled_time() -> None:
     t = np.array([0.25, 0.5, 0.75, 1.0, 1.25])
     on = np.array([True, True, False, False, True])
@@ -79,11 +87,8 @@ def test_an_episode_a_hop_from_a_bound_counts_neither_way() -> None:
     a missed sleep nor a false microsleep; a 2.0 s one is a true microsleep."""
     from edge.decisions.rules import DRIVER_RULES
 
-    card = load_card(ROOT / "engines" / "driver-front.yaml")
+    card, t, labels, probs = _driver_timeline()
     k = card.class_names.index("eyes_closed")
-    t = np.round(np.arange(1, 81) * 0.25, 2)
-    labels = np.zeros((len(t), len(card.class_names)), bool)
-    probs = np.zeros(labels.shape, np.float32)
     labels[(t > 2.0) & (t <= 5.0), k] = True  # 3.0 s labelled
     probs[(t > 2.25) & (t <= 5.0), k] = 1.0  # closed 2.75 s as served
     labels[(t > 10.0) & (t <= 12.0), k] = True
@@ -102,11 +107,8 @@ def test_false_events_over_an_episode_of_another_length_are_told_apart() -> None
     with no closure at all."""
     from edge.decisions.rules import DRIVER_RULES
 
-    card = load_card(ROOT / "engines" / "driver-front.yaml")
+    card, t, labels, probs = _driver_timeline()
     k = card.class_names.index("eyes_closed")
-    t = np.round(np.arange(1, 81) * 0.25, 2)
-    labels = np.zeros((len(t), len(card.class_names)), bool)
-    probs = np.zeros(labels.shape, np.float32)
     labels[(t > 2.0) & (t <= 6.0), k] = True
     probs[(t > 2.0) & (t <= 6.0) & (t != 4.0) & (t != 4.25) & (t != 4.5), k] = 1.0
     probs[(t > 12.0) & (t <= 13.0), k] = 1.0  # eyes open in the labels
@@ -208,3 +210,49 @@ def test_a_glass_break_on_a_tick_whose_sound_is_a_few_partials_is_not_served() -
         rep = score_rules(rules, CARD, probs, labels, t, sid, 0.25, 0.25,
                           measures={"partial_share": np.full(len(t), share)})
         assert rep["rules"]["glass_break"]["found"] == found
+
+
+def test_a_sweep_serves_the_rules_again_at_each_threshold_over_the_config_s_own() -> None:
+    """``edge eval --front-sim --sweep``: eyes read at 0.7 for a labelled 4 s closure are a
+    sleep at a threshold of 0.6 and nothing at 0.8, frame F1 with them; a swept class's on
+    threshold is the one tried even where the config sets its own (0.95 here)."""
+    from edge.decisions.rules import DRIVER_RULES
+    from edge.evaluate.sweep import format_sweep, parse_sweep, sweep_thresholds
+
+    card, t, labels, probs = _driver_timeline()
+    k = card.class_names.index("eyes_closed")
+    labels[(t > 2.0) & (t <= 6.0), k] = True
+    probs[(t > 2.0) & (t <= 6.0), k] = 0.7
+    own = DRIVER_RULES.replace("    distracted: {min_off: 0.0}",
+                               "    distracted: {min_off: 0.0}\n    eyes_closed: {on_threshold: 0.95}")
+    assert parse_decisions(own).classes["eyes_closed"].on_threshold == 0.95
+    sweep = parse_sweep(["eyes_closed=0.6,0.8"], card.class_names)
+    assert sweep == {"eyes_closed": [0.6, 0.8]}
+    for rules in (DRIVER_RULES, own):
+        rows = sweep_thresholds(parse_decisions(rules), card, sweep, probs, labels, t,
+                                np.zeros(len(t), int), 0.25, 0.25, [(0, len(t))])
+        assert [r["thresholds"] for r in rows] == [{"eyes_closed": 0.6}, {"eyes_closed": 0.8}]
+        assert [r["f1"]["eyes_closed"] for r in rows] == [1.0, 0.0]
+        assert [r["rules"]["sleep"]["found"] for r in rows] == [1, 0]
+        assert [r["rules"]["sleep"]["true_events"] for r in rows] == [1, 1]
+    text = format_sweep(rows)
+    assert "thresholds tried" in text and "0.60 |" in text and "1/1 0(0)" in text
+
+
+@pytest.mark.parametrize(("items", "why"), [
+    (["seatbelt=0.5"], "no class seatbelt"),
+    (["eyes_closed"], "CLASS=P,P"),
+    (["eyes_closed="], "CLASS=P,P"),
+    (["eyes_closed=0.6,high"], "CLASS=P,P"),
+    (["eyes_closed=0.6,1.2"], "distinct thresholds of 0.05-0.99"),
+    (["eyes_closed=0.6,0.6"], "distinct thresholds of 0.05-0.99"),
+    (["eyes_closed=0.6", "eyes_closed=0.7"], "given twice"),
+    (["eyes_closed=" + ",".join(f"0.{i}" for i in range(1, 10)),
+      "distracted=" + ",".join(f"0.{i}5" for i in range(1, 9))], "at most 64"),
+])
+def test_a_sweep_is_checked_before_any_work(items: list[str], why: str) -> None:
+    from edge.evaluate.sweep import parse_sweep
+
+    card = load_card(ROOT / "engines" / "driver-front.yaml")
+    with pytest.raises(ConfigError, match=why):
+        parse_sweep(items, card.class_names)

@@ -623,6 +623,23 @@ def test_eval_front_sim_draws_report_each_set_and_the_spread(
     slow = json.loads(capsys.readouterr().out)  # the same drive seen by a 6 fps camera
     assert slow["scenarios"].endswith("cameras at 6 fps") and drawn["fps"] == (6.0,)
     # (what a slow camera does to the windows: test_a_slow_camera_holds_each_frame_over_...)
+    # the rules served again at other thresholds (edge.evaluate.sweep; tests/test_rulescore.py)
+    assert main(["eval", "--config", cfg, "--front-sim", "1", "--seconds", "8", "--seed", "19000",
+                 "--sweep", "eyes_closed=0.6,0.8", "distracted=0.6", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["sweep"]
+    assert [r["thresholds"] for r in rows] == [{"eyes_closed": 0.6, "distracted": 0.6},
+                                               {"eyes_closed": 0.8, "distracted": 0.6}]
+    assert set(rows[0]["rules"]) == {"sleep", "microsleep", "long_distraction", "unresponsive"}
+    assert main(["eval", "--config", cfg, "--front-sim", "1", "--seconds", "8", "--seed", "19000",
+                 "--sweep", "eyes_closed=0.6,0.8"]) == 0
+    assert "thresholds tried" in capsys.readouterr().out
+    assert main(["eval", "--config", cfg, "--front-sim", "1", "--draws", "2", "--sweep",
+                 "eyes_closed=0.6"]) == 2
+    assert "one set of scenarios" in capsys.readouterr().err
+    assert main(["eval", "--config", cfg, "--front-sim", "1", "--sweep", "seatbelt=0.6"]) == 2
+    assert "no class seatbelt" in capsys.readouterr().err
+    assert main(["eval", "--config", cfg, "--scenario", "x", "--sweep", "eyes_closed=0.6"]) == 2
+    assert "with --front-sim only" in capsys.readouterr().err
     assert main(["eval", "--config", cfg, "--front-sim", "1", "--fps", "6", "6"]) == 2
     assert "distinct camera rates of 1-120" in capsys.readouterr().err
     assert main(["eval", "--config", cfg, "--scenario", "x", "--fps", "6"]) == 2

@@ -145,6 +145,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                             "records its own held-out scores")
         from edge.evaluate.frontsim import draw_seeds, format_draws, summarize_draws
 
+        if args.sweep and args.draws != 1:
+            raise EdgeError("--sweep: one set of scenarios (--draws 1); settle thresholds on one "
+                            "seed, score them on another")
         seeds = draw_seeds(HELDOUT_SEED if args.seed is None else args.seed, args.draws)
         reps = []
         for k, seed in enumerate(seeds):
@@ -156,7 +159,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                                            extra_rates=_extra_events(args.extra_events),
                                            bank_kinds=args.bank_kinds,
                                            perturb=tuple(args.perturb),
-                                           fps=tuple(args.fps)))
+                                           fps=tuple(args.fps), sweep=tuple(args.sweep)))
         rep = reps[0]
         if len(seeds) > 1:
             rep = {"draws": summarize_draws(seeds, reps), "reports": reps}
@@ -168,15 +171,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             print(format_report(reps[0]))
             if "rule_events" in reps[0]:
                 print("\n" + format_rules(reps[0]["rule_events"]))
+            if "sweep" in reps[0]:
+                from edge.evaluate.sweep import format_sweep
+
+                print("\n" + format_sweep(reps[0]["sweep"]))
             if len(seeds) > 1:
                 print(f"\nthe first draw above; all {len(seeds)} draws "
                       f"({args.front_sim} x {args.seconds:g} s each), frame F1:")
                 print(format_draws(rep["draws"]))
         return 0
     if (args.extra_events or args.seconds != 24.0 or args.seed is not None or args.draws != 1
-            or args.fps):
-        raise EdgeError("--extra-events, --seconds, --seed, --draws and --fps: with --front-sim "
-                        "only")
+            or args.fps or args.sweep):
+        raise EdgeError("--extra-events, --seconds, --seed, --draws, --fps and --sweep: with "
+                        "--front-sim only")
     if args.recordings is not None:
         from edge.evaluate.evalrec import evaluate_recordings, format_recordings
 
@@ -331,6 +338,11 @@ def add_parsers(sub: Any) -> None:
                    help="--front-sim: score K independent sets of N scenarios (seeds SEED, "
                    "SEED+10000, ...) and report each one's F1 and the spread of the macro F1: "
                    "one set of 24 can flatter a model by several points (default 1)")
+    s.add_argument("--sweep", nargs="+", action="extend", default=[], metavar="CLASS=P,P",
+                   help="--front-sim: serve the config's rules again with these class "
+                   "thresholds (every combination), each with its frame F1: the threshold "
+                   "validation picked tick by tick need not serve a rule best (e.g. "
+                   "eyes_closed=0.6,0.7,0.8 distracted=0.6,0.9)")
     s.add_argument("--fps", nargs="+", type=float, default=[], metavar="RATE",
                    help="--front-sim: the camera rates the scenarios draw from (e.g. 6: a slow "
                    "camera, whose blink is one frame shut; default the task's own, as edge "

@@ -59,6 +59,7 @@ def evaluate_front_sim(
     bank_kinds: Sequence[str] | None = None,
     perturb: Sequence[str] = (),
     fps: Sequence[float] = (),
+    sweep: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Scores of the config's model on ``scenarios`` feature-level scenarios, in three modes,
     and its config's rule events (:mod:`edge.evaluate.rulescore`) with both modalities;
@@ -66,7 +67,8 @@ def evaluate_front_sim(
     ``bank_kinds``: the kinds taken from fetched banks among ``sounds`` (None: all);
     ``perturb`` changes the front-end features before the driver's baselines, as ``edge eval
     --recordings --perturb`` does (:mod:`edge.evaluate.perturb`); ``fps``: the camera rates the
-    scenarios draw from (empty: the task's own, as ``edge train``)."""
+    scenarios draw from (empty: the task's own, as ``edge train``); ``sweep`` (``CLASS=P,P...``)
+    serves the rules again at other class thresholds (:mod:`edge.evaluate.sweep`)."""
     log = sys.stderr if log == "stderr" else log
     engine = load_model(config)
     card = engine.card
@@ -81,6 +83,11 @@ def evaluate_front_sim(
     from edge.train.train import generate_front
 
     check_camera_fps(tuple(fps))
+    from edge.evaluate.sweep import parse_sweep
+
+    swept = parse_sweep(sweep, card.class_names)
+    if swept and config.decisions is None:
+        raise ConfigError("--sweep: the config has no decisions: section (no rules to serve)")
     for trained in part_seeds(card):
         if seed in (1000 + trained, 2000 + trained):
             raise ConfigError(f"seed {seed}: the scenarios model {card.name!r} was trained or "
@@ -131,10 +138,16 @@ def evaluate_front_sim(
         if mode == "both" and config.decisions is not None:
             from edge.evaluate.rulescore import score_rules
 
+            heard = sound_measures(config.decisions, card, data)
+            hop = float(config.window.hop)
             report["rule_events"] = score_rules(config.decisions, card, probs, labels, data.t_s,
-                                                data.scenario, GRID_S, float(config.window.hop),
-                                                measures=sound_measures(config.decisions, card,
-                                                                        data))
+                                                data.scenario, GRID_S, hop, measures=heard)
+            if swept:
+                from edge.evaluate.sweep import sweep_thresholds
+
+                report["sweep"] = sweep_thresholds(config.decisions, card, swept, probs, labels,
+                                                   data.t_s, data.scenario, GRID_S, hop, segs,
+                                                   measures=heard, log=log)
     return report
 
 
