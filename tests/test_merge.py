@@ -140,7 +140,7 @@ def test_a_merge_may_set_a_class_s_threshold_and_the_card_keeps_the_one_validati
     a, b = two_parts
     out = tmp_path / "t" / "m.onnx"
     assert main(["merge", "--base", str(a), "--take", f"phone={b}", "--threshold", "phone=0.7",
-                 "--threshold", "eyes_closed=0.8", "--out", str(out)]) == 0
+                 "eyes_closed=0.8", "--out", str(out)]) == 0
     card = load_card(out.with_suffix(".yaml"))
     assert {c.name: c.threshold for c in card.classes} == {
         "eyes_closed": 0.8, "yawning": 0.5, "distracted": 0.5, "phone": 0.7, "talking": 0.5}
@@ -149,13 +149,18 @@ def test_a_merge_may_set_a_class_s_threshold_and_the_card_keeps_the_one_validati
     assert "eyes_closed 0.8 (picked 0.5), phone 0.7 (picked 0.3)" in card.notes
     plain = merge_models(a, {"phone": b}, tmp_path / "p.onnx")
     assert "thresholds" not in plain.provenance and "picked" not in plain.notes
-    for bad, why in (("seatbelt=0.5", "no class seatbelt"), ("phone=1.2", "0.05-0.99"),
+    # merged again (a merged model as the base): what validation picked is still told apart
+    again = merge_models(out, {"talking": b}, tmp_path / "again.onnx",
+                         thresholds={"eyes_closed": 0.75})
+    assert again.provenance["thresholds"] == {"eyes_closed": {"picked": 0.5, "set": 0.75},
+                                              "phone": {"picked": 0.3, "set": 0.7}}
+    for bad, why in (("seatbelt=0.5", "no such class"), ("phone=1.2", "0.05-0.99"),
                      ("phone", "CLASS=P"), ("phone=high", "CLASS=P")):
         assert main(["merge", "--base", str(a), "--take", f"phone={b}", "--threshold", bad,
                      "--out", str(out)]) == 2, bad
         assert why in capsys.readouterr().err, bad
     assert main(["merge", "--base", str(a), "--take", f"phone={b}", "--threshold", "phone=0.7",
-                 "--threshold", "phone=0.6", "--out", str(out)]) == 2
+                 "phone=0.6", "--out", str(out)]) == 2
     assert "phone given twice" in capsys.readouterr().err
 
 

@@ -224,19 +224,57 @@ def test_a_sweep_serves_the_rules_again_at_each_threshold_over_the_config_s_own(
     labels[(t > 2.0) & (t <= 6.0), k] = True
     probs[(t > 2.0) & (t <= 6.0), k] = 0.7
     own = DRIVER_RULES.replace("    distracted: {min_off: 0.0}",
-                               "    distracted: {min_off: 0.0}\n    eyes_closed: {on_threshold: 0.95}")
+                               "    distracted: {min_off: 0.0}\n"
+                               "    eyes_closed: {on_threshold: 0.95}")
     assert parse_decisions(own).classes["eyes_closed"].on_threshold == 0.95
+    by_default = DRIVER_RULES.replace("{tau: 0.25, min_off: 0.5}",
+                                      "{tau: 0.25, min_off: 0.5, on_threshold: 0.95}")
+    assert parse_decisions(by_default).defaults.on_threshold == 0.95
     sweep = parse_sweep(["eyes_closed=0.6,0.8"], card.class_names)
     assert sweep == {"eyes_closed": [0.6, 0.8]}
-    for rules in (DRIVER_RULES, own):
+    for rules in (DRIVER_RULES, own, by_default):
         rows = sweep_thresholds(parse_decisions(rules), card, sweep, probs, labels, t,
                                 np.zeros(len(t), int), 0.25, 0.25, [(0, len(t))])
         assert [r["thresholds"] for r in rows] == [{"eyes_closed": 0.6}, {"eyes_closed": 0.8}]
+        assert [r["off_thresholds"] for r in rows] == [{"eyes_closed": pytest.approx(0.5)},
+                                                       {"eyes_closed": pytest.approx(0.7)}]
         assert [r["f1"]["eyes_closed"] for r in rows] == [1.0, 0.0]
         assert [r["rules"]["sleep"]["found"] for r in rows] == [1, 0]
         assert [r["rules"]["sleep"]["true_events"] for r in rows] == [1, 1]
     text = format_sweep(rows)
-    assert "thresholds tried" in text and "0.60 |" in text and "1/1 0(0)" in text
+    assert "thresholds tried" in text and "0.60/0.50 |" in text and "1/1 0(0)" in text
+
+
+def test_a_swept_class_keeps_the_config_s_off_threshold_where_it_lies_below_the_value_tried(
+) -> None:
+    """Served with ``off_threshold: 0.65``, eyes read at 0.9 and then at 0.68 for a moment stay
+    closed (a sleep); the sweep serves 0.8 with that off threshold, as serving would, and 0.6
+    (at or under it serving would refuse) with the default gap."""
+    from edge.decisions.rules import DRIVER_RULES
+    from edge.evaluate.sweep import swept_class, sweep_thresholds
+
+    card, t, labels, probs = _driver_timeline()
+    k = card.class_names.index("eyes_closed")
+    labels[(t > 2.0) & (t <= 6.0), k] = True
+    probs[(t > 2.0) & (t <= 6.0), k] = 0.9
+    probs[(t > 3.0) & (t <= 3.5), k] = 0.68  # over 0.65, under 0.8's default off (0.7)
+    off_only = parse_decisions(DRIVER_RULES.replace(
+        "    distracted: {min_off: 0.0}",
+        "    distracted: {min_off: 0.0}\n"
+        "    eyes_closed: {off_threshold: 0.65, tau: 0.0, min_off: 0.0}"))
+    policy, off = swept_class(off_only, "eyes_closed", 0.8)
+    assert (policy.on_threshold, off, policy.tau, policy.min_off) == (0.8, 0.65, 0.0, 0.0)
+    assert swept_class(off_only, "eyes_closed", 0.6)[1] == pytest.approx(0.5)
+    rows = sweep_thresholds(off_only, card, {"eyes_closed": [0.8]}, probs, labels, t,
+                            np.zeros(len(t), int), 0.25, 0.25, [(0, len(t))])
+    assert rows[0]["off_thresholds"] == {"eyes_closed": 0.65}
+    assert rows[0]["rules"]["sleep"]["found"] == 1  # 0.68 stays over the config's 0.65
+    default_gap = parse_decisions(DRIVER_RULES.replace(
+        "    distracted: {min_off: 0.0}",
+        "    distracted: {min_off: 0.0}\n    eyes_closed: {tau: 0.0, min_off: 0.0}"))
+    rows = sweep_thresholds(default_gap, card, {"eyes_closed": [0.8]}, probs, labels, t,
+                            np.zeros(len(t), int), 0.25, 0.25, [(0, len(t))])
+    assert rows[0]["rules"]["sleep"]["found"] == 0  # 0.68 turns them off: 1 s and 2.5 s shut
 
 
 @pytest.mark.parametrize(("items", "why"), [

@@ -517,12 +517,19 @@ def test_a_driver_card_s_notes_name_the_sections_its_front_spec_turns_on() -> No
     the card's front spec, and the shipped parts' notes are those `edge train` writes now (a
     section turned on later must not leave the notes describing the spec before it)."""
     from edge.runtime.card import load_card
-    from edge.train.cards import make_front_card
+    from edge.train.cards import _driver_notes, make_front_card
 
     notes = make_front_card("driver", "d").notes
     assert all(f"(front.{s})" in notes for s in ("eye_baseline", "road_yaw", "road_pitch",
                                                  "road_roll"))
     assert "front." not in make_front_card("home", "h").notes
+    spec = FrontSpec.default("driver")
+    no_roll = _driver_notes(FrontSpec(spec.features, spec.eye_baseline, spec.road_yaw,
+                                      spec.road_pitch))
+    assert "and pitch (front.road_pitch) likewise" in no_roll and "road_roll" not in no_roll
+    no_yaw = _driver_notes(FrontSpec(spec.features, None, None, spec.road_pitch))
+    assert "Pitch (front.road_pitch) is measured from the driver's own" in no_yaw
+    assert "road_yaw" not in no_yaw and "eye_baseline" not in no_yaw
     parts = Path(__file__).resolve().parents[1] / "engines" / "parts"
     for part in ("driver-front-2x1200.yaml", "driver-front-400.yaml"):
         assert load_card(parts / part).notes == notes

@@ -180,10 +180,11 @@ def add_parsers(sub: Any) -> None:
                    help="FP32 model (NAME.onnx, card beside it) answering for every class not taken")
     s.add_argument("--take", action="append", default=[], metavar="CLASS=MODEL",
                    help="answer CLASS with MODEL's logit and threshold (repeatable)")
-    s.add_argument("--threshold", action="append", default=[], metavar="CLASS=P",
+    s.add_argument("--threshold", nargs="+", action="extend", default=[], metavar="CLASS=P",
                    help="set CLASS's threshold in the merged card instead of the one its part's "
                    "validation picked, e.g. where a rule over the class was measured to serve "
-                   "better at another (the card keeps both; repeatable)")
+                   "better at another (edge eval --front-sim --sweep); the card keeps both. A "
+                   "config's decisions.classes.CLASS.on_threshold is served over it")
     s.add_argument("--out", required=True, help="the merged FP32 model, e.g. engines/NAME.onnx")
     s.set_defaults(func=_cmd_merge)
 

@@ -148,6 +148,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if args.sweep and args.draws != 1:
             raise EdgeError("--sweep: one set of scenarios (--draws 1); settle thresholds on one "
                             "seed, score them on another")
+        if args.sweep and args.seed is None:
+            print(f"edge eval: --sweep on the scenarios from {HELDOUT_SEED}, where the card's "
+                  "held-out scores come from; settle thresholds on others (--seed 29000) and "
+                  "score them here", file=sys.stderr)
         seeds = draw_seeds(HELDOUT_SEED if args.seed is None else args.seed, args.draws)
         reps = []
         for k, seed in enumerate(seeds):
@@ -343,7 +347,7 @@ def add_parsers(sub: Any) -> None:
                    "thresholds (every combination), each with its frame F1: the threshold "
                    "validation picked tick by tick need not serve a rule best (e.g. "
                    "eyes_closed=0.6,0.7,0.8 distracted=0.6,0.9)")
-    s.add_argument("--fps", nargs="+", type=float, default=[], metavar="RATE",
+    s.add_argument("--fps", nargs="+", type=float, action="extend", default=[], metavar="RATE",
                    help="--front-sim: the camera rates the scenarios draw from (e.g. 6: a slow "
                    "camera, whose blink is one frame shut; default the task's own, as edge "
                    "train)")

@@ -5,10 +5,13 @@ ticks (a ``sleep`` is 3 s of ``eyes_closed`` over its threshold, a ``long_distra
 ``distracted`` with no tick under the off threshold), so the threshold that serves a rule best
 can be another. The model runs once over the scenarios; the config's rules are then served
 again at every combination of the thresholds given, each with the frame F1 it gives. A swept
-class's on threshold is the value tried and its off threshold the decision layer's default
-(0.1 under), whatever the config's ``classes`` section sets for it. Settle a value on scenarios
-of their own (``--seed``), then score it once on others, and set it where serving reads it:
-the card (``edge merge --threshold``) or the config (``decisions.classes.CLASS.on_threshold``).
+class's on threshold is the value tried, whatever the config's ``decisions`` set for it (its
+class or its defaults); its off threshold is the config's where that lies below the value
+tried, else the decision layer's default (0.1 under; half, at 0.1 and under), and each row says
+which. Settle a value on scenarios of their own (``--seed``), then score it once on others, and
+set it where serving reads it: the card (``edge merge --threshold``) where the config sets no
+``on_threshold`` for the class, or the config (``decisions.classes.CLASS.on_threshold``), which
+serving reads over the card's.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from edge.decisions.rules import DecisionsConfig
+from edge.decisions.rules import ClassDecision, DecisionsConfig
 from edge.errors import ConfigError
 from edge.evaluate.metrics import score
 from edge.runtime.card import ModelCard
@@ -53,6 +56,19 @@ def parse_sweep(items: Sequence[str], classes: Sequence[str]) -> dict[str, list[
     return out
 
 
+def swept_class(decisions: DecisionsConfig, name: str, on: float) -> tuple[ClassDecision, float]:
+    """Class ``name``'s decision settings with ``on`` as its on threshold, and the off threshold
+    they serve with (see the module's docstring)."""
+    over = decisions.classes.get(name)
+    merged = decisions.defaults.model_copy(
+        update=over.model_dump(include=over.model_fields_set) if over else {})
+    off = merged.off_threshold
+    if off is None or off >= on:
+        off = on - 0.1 if on > 0.1 else on / 2
+    policy = (over or ClassDecision()).model_copy(update={"on_threshold": on, "off_threshold": off})
+    return policy, off
+
+
 def sweep_thresholds(
     decisions: DecisionsConfig,
     card: ModelCard,
@@ -83,15 +99,16 @@ def sweep_thresholds(
         trial = card.model_copy(update={"classes": [
             c.model_copy(update={"threshold": chosen.get(c.name, c.threshold)})
             for c in card.classes]})
-        policies = {name: (p.model_copy(update={"on_threshold": None, "off_threshold": None})
-                           if name in chosen else p)
-                    for name, p in decisions.classes.items()}
+        policies = dict(decisions.classes)
+        offs = {}
+        for name, on in chosen.items():
+            policies[name], offs[name] = swept_class(decisions, name, on)
         dc = decisions.model_copy(update={"classes": policies})
         thresholds = np.array([c.threshold for c in trial.classes], np.float32)
         frame: dict[str, Any] = score(probs, labels, t_s, classes, thresholds, list(segs))
         rules = score_rules(dc, trial, probs, labels, t_s, scenario, grid_s, hop_s,
                             measures=measures)
-        rows.append({"thresholds": chosen, "macro_f1": frame["macro_f1"],
+        rows.append({"thresholds": chosen, "off_thresholds": offs, "macro_f1": frame["macro_f1"],
                      "f1": {c: frame["classes"][c]["f1"] for c in swept},
                      "rules": rules["rules"]})
     if log is not None:
@@ -105,11 +122,11 @@ def format_sweep(rows: Sequence[dict[str, Any]]) -> str:
     episode of another length) and the start latency's median."""
     swept = list(rows[0]["thresholds"])
     rules = list(rows[0]["rules"])
-    head = (" ".join(f"{c[:12]:>12}" for c in swept) + " | "
+    head = (" ".join(f"{c[:12] + ' on/off':>18}" for c in swept) + " | "
             + " ".join(f"{'F1 ' + c[:11]:>14}" for c in swept) + f" {'macro':>6} | "
             + " ".join(f"{r[:22]:>22}" for r in rules))
-    lines = ["thresholds tried (each rule: found/true, false (in an episode), start latency p50; "
-             "a swept class's off threshold 0.1 under its on):", head]
+    lines = ["thresholds tried (each rule: found/true, false (in an episode), start latency "
+             "p50):", head]
     for row in rows:
         cells = []
         for r in rules:
@@ -117,7 +134,8 @@ def format_sweep(rows: Sequence[dict[str, Any]]) -> str:
             lat = "-" if s["latency_s_p50"] is None else f"{s['latency_s_p50']:.2f}s"
             cells.append(f"{s['found']}/{s['true_events']} {s['false_events']}"
                          f"({s['false_in_episode']}) {lat}")
-        lines.append(" ".join(f"{row['thresholds'][c]:>12.2f}" for c in swept) + " | "
+        pairs = [f"{row['thresholds'][c]:.2f}/{row['off_thresholds'][c]:.2f}" for c in swept]
+        lines.append(" ".join(f"{p:>18}" for p in pairs) + " | "
                      + " ".join(f"{row['f1'][c]:>14.3f}" for c in swept)
                      + f" {row['macro_f1']:>6.3f} | " + " ".join(f"{x:>22}" for x in cells))
     return "\n".join(lines)

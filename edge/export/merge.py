@@ -175,19 +175,23 @@ def merged_card(parts: list[Part], name: str, command: str = "", where: Path | N
     thresholds = dict(thresholds or {})
     unknown = sorted(set(thresholds) - set(base.class_names))
     if unknown:
-        raise EngineError(f"--threshold: no class {', '.join(unknown)} in {parts[0].path.name} "
-                          f"({', '.join(base.class_names)})")
+        raise EngineError(f"a threshold for {', '.join(unknown)}: no such class in "
+                          f"{parts[0].path.name} ({', '.join(base.class_names)})")
     bad = {c: t for c, t in thresholds.items() if not 0.05 <= t <= 0.99}
     if bad:
-        raise EngineError("--threshold: a probability of 0.05-0.99, not "
+        raise EngineError("a class threshold is a probability of 0.05-0.99, not "
                           + ", ".join(f"{c}={t:g}" for c, t in bad.items()))
     classes, changed = [], {}
     for cls in base.class_names:
         owner, j = _owner(parts, cls)
         info = owner.card.classes[j]
+        earlier = owner.card.provenance.get("thresholds", {}).get(cls)  # a merged part's own
         if cls in thresholds:
-            changed[cls] = {"picked": info.threshold, "set": thresholds[cls]}
+            picked = earlier["picked"] if isinstance(earlier, dict) else info.threshold
+            changed[cls] = {"picked": picked, "set": thresholds[cls]}
             info = info.model_copy(update={"threshold": thresholds[cls]})
+        elif isinstance(earlier, dict):
+            changed[cls] = earlier
         classes.append(info)
     who = "; ".join(f"{', '.join(p.classes)} from {p.path.name}" for p in parts if p.classes)
     provenance: dict[str, Any] = {

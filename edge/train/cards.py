@@ -94,12 +94,16 @@ def _driver_notes(spec: FrontSpec) -> str:
     if spec.eye_baseline is not None:
         text += ("Eye openness is scaled to the driver's own (front.eye_baseline) from eyes of "
                  "0.15 and more looking ahead; eyes narrower than that still read as closing. ")
+    whole = [f"{k} (front.road_{k})" for k, on in (("pitch", spec.road_pitch),
+                                                  ("roll", spec.road_roll)) if on is not None]
     if spec.road_yaw is not None:
         text += ("Yaw is measured from the driver's own straight-ahead, the median of his yaw "
-                 "when his head rests there, past 2 degrees (front.road_yaw)")
-        whole = [f"{k} (front.road_{k})" for k, on in (("pitch", spec.road_pitch),
-                                                      ("roll", spec.road_roll)) if on]
-        text += (", and " + " and ".join(whole) + " likewise, whole" if whole else "") + ". "
+                 "when his head rests there, past 2 degrees (front.road_yaw)"
+                 + (", and " + " and ".join(whole) + " likewise, whole" if whole else "") + ". ")
+    elif whole:
+        text += (" and ".join(whole).capitalize() + (" are" if len(whole) > 1 else " is")
+                 + " measured from the driver's own, the median while his head rests, taken off "
+                 "whole. ")
     return text
 
 
@@ -129,7 +133,8 @@ def make_front_card(task: str, name: str, frames: int = 8) -> ModelCard:
         inputs={
             "front": TensorInfo(shape=["B", frames, nf], description="per-frame front-end "
                                 "features in front.features order (stage units)"),
-            "front_mask": TensorInfo(shape=["B", frames], description="1 where a target has a frame"),
+            "front_mask": TensorInfo(shape=["B", frames],
+                                     description="1 where a target has a frame"),
             "audio": TensorInfo(shape=["B", 1, mspec.n_mels, n_cols], description="log-mel"),
             "audio_mask": TensorInfo(shape=["B", n_cols], description="1 where a column is real"),
         },

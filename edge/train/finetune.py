@@ -301,15 +301,13 @@ def _finetune_merged(settings: FineTuneSettings, config: Config | None, out_dir:
                      log: TextIO) -> ModelCard:
     """A merged model (``edge merge``) is fine-tuned part by part, each on the same recordings
     with the same held-out split, into ``out_dir/NAME-parts/``; the tuned parts are merged
-    again, each class from the part it came from (with the thresholds the merge set, if any),
-    into ``out_dir/NAME.onnx``."""
+    again, each class from the part it came from and with the merged card's threshold, into
+    ``out_dir/NAME.onnx``."""
     from edge.export.merge import merge_models, merged_parts
 
     init = Path(settings.init)
     init_card = load_card(card_path_for(init))
     parts = merged_parts(init, init_card)
-    # the starting model's thresholds are kept, those its merge set included
-    set_at_merge = {c: float(v["set"]) for c, v in init_card.provenance.get("thresholds", {}).items()}
     tuned = []
     for k, (path, classes) in enumerate(parts):
         print(f"edge train: {init.name} is merged; part {k + 1}/{len(parts)}: {path.name} "
@@ -319,11 +317,18 @@ def _finetune_merged(settings: FineTuneSettings, config: Config | None, out_dir:
                  part_name, log)
         tuned.append(out_dir / f"{name}-parts" / f"{part_name}.onnx")
     take = {c: tuned[k] for k, (_, classes) in enumerate(parts) if k > 0 for c in classes}
+    # The starting model's thresholds are kept: a part's are, and where the merge's card holds
+    # another (edge merge --threshold, or set by hand), it is set again.
+    kept = {c.name: c.threshold for c in init_card.classes}
+    differ = {}
+    for k, (_, classes) in enumerate(parts):
+        part = {c.name: c.threshold for c in load_card(card_path_for(tuned[k])).classes}
+        differ.update({c: kept[c] for c in classes if c in kept and part.get(c) != kept[c]})
     card = merge_models(tuned[0], take, out_dir / f"{name}.onnx",
                         command=f"edge train --recordings {settings.recordings} --init {init} "
                                 f"--epochs {settings.epochs} --lr {settings.lr:g} --seed {settings.seed}"
                                 " (each part fine-tuned, then merged)",
-                        thresholds=set_at_merge)
+                        thresholds=differ)
     print(f"edge train: wrote {out_dir / f'{name}.onnx'} and its card, merged from the "
           f"{len(tuned)} fine-tuned parts in {out_dir / f'{name}-parts'}", file=log)
     return card

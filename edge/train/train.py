@@ -30,6 +30,7 @@ from edge.train.fit import build_model, fit, macro_f1, predict, unread_columns
 if TYPE_CHECKING:
     from edge.evaluate.perturb import FrontChange
 
+
 @dataclass(frozen=True)
 class TrainSettings:
     task: str
