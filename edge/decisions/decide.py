@@ -37,6 +37,7 @@ from edge.decisions.rules import (
     DurationCondition,
     RuleConfig,
     SoundCheck,
+    default_off,
 )
 from edge.config import line_of, read_yaml
 from edge.errors import ConfigError
@@ -414,15 +415,11 @@ class Decider:
                     )
         self._tracks: dict[str, _Track] = {}
         for name in known:
-            over = config.classes.get(name)
-            merged = config.defaults.model_copy(
-                update=over.model_dump(include=over.model_fields_set) if over else {}
-            )
+            merged = config.for_class(name)
             on = merged.on_threshold
             on = float(thresholds.get(name, 0.5)) if on is None else on
-            # Default gap 0.1 keeps a probability near the threshold from toggling each tick.
             off = merged.off_threshold
-            off = (on - 0.1 if on > 0.1 else on / 2) if off is None else off
+            off = default_off(on) if off is None else off
             if not 0 <= off < on <= 1:
                 raise ConfigError(
                     f"decisions.classes.{name}: need 0 <= off < on <= 1, got on={on:g} off={off:g}"

@@ -15,6 +15,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def default_off(on: float) -> float:
+    """The off threshold of a class that sets none: 0.1 under its on (half, at 0.1 and under),
+    so that a probability near the threshold does not toggle the class each tick."""
+    return on - 0.1 if on > 0.1 else on / 2
+
+
 class ClassDecision(_Model):
     """How one class's probability becomes an on/off state."""
 
@@ -267,6 +273,13 @@ class DecisionsConfig(_Model):
         False, description="Send updates every update_every even if the peak has not risen."
     )
     rules: list[RuleConfig] = Field(default_factory=list, description="Rules, in output order.")
+
+    def for_class(self, name: str) -> ClassDecision:
+        """Class ``name``'s settings: the fields its entry under ``classes`` sets, over the
+        defaults."""
+        over = self.classes.get(name)
+        return self.defaults.model_copy(
+            update=over.model_dump(include=over.model_fields_set) if over else {})
 
     @model_validator(mode="after")
     def _unique(self) -> "DecisionsConfig":

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from edge.decisions.rules import ClassDecision, DecisionsConfig
+from edge.decisions.rules import ClassDecision, DecisionsConfig, default_off
 from edge.errors import ConfigError
 from edge.evaluate.metrics import score
 from edge.runtime.card import ModelCard
@@ -59,13 +59,11 @@ def parse_sweep(items: Sequence[str], classes: Sequence[str]) -> dict[str, list[
 def swept_class(decisions: DecisionsConfig, name: str, on: float) -> tuple[ClassDecision, float]:
     """Class ``name``'s decision settings with ``on`` as its on threshold, and the off threshold
     they serve with (see the module's docstring)."""
-    over = decisions.classes.get(name)
-    merged = decisions.defaults.model_copy(
-        update=over.model_dump(include=over.model_fields_set) if over else {})
-    off = merged.off_threshold
+    off = decisions.for_class(name).off_threshold
     if off is None or off >= on:
-        off = on - 0.1 if on > 0.1 else on / 2
-    policy = (over or ClassDecision()).model_copy(update={"on_threshold": on, "off_threshold": off})
+        off = default_off(on)
+    policy = (decisions.classes.get(name) or ClassDecision()).model_copy(
+        update={"on_threshold": on, "off_threshold": off})
     return policy, off
 
 
