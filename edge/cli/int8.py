@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from edge.cli.common import Parser
+from edge.cli.common import Parser, class_values
 from edge.errors import EdgeError
 from edge.jsonout import dumps
 
@@ -121,18 +121,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
         if cls in take:
             raise EdgeError(f"--take: {cls} given twice")
         take[cls] = model
-    thresholds: dict[str, float] = {}
-    for item in args.threshold:
-        cls, sep, value = item.partition("=")
-        try:
-            p = float(value)
-        except ValueError:
-            p = float("nan")
-        if not sep or not cls or p != p:
-            raise EdgeError(f"--threshold {item}: CLASS=P, a probability")
-        if cls in thresholds:
-            raise EdgeError(f"--threshold: {cls} given twice")
-        thresholds[cls] = p
+    thresholds = class_values(args.threshold, "--threshold", "CLASS=P (a probability)")
     command = "edge " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["merge"] else ""
     card = merge_models(args.base, take, args.out, command=command, thresholds=thresholds)
     for part in card.provenance["parts"]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
-from edge.cli.common import Parser
+from edge.cli.common import Parser, class_values
 from edge.errors import ConfigError, EdgeError
 from edge.jsonout import dumps
 
@@ -41,21 +42,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 def _extra_events(items: list[str]) -> dict[str, float]:
     """``CLASS=PER_MIN`` items of ``--extra-events``."""
-    import math
-
-    out: dict[str, float] = {}
-    for item in items:
-        name, _, text = item.partition("=")
-        try:
-            rate = float(text)
-        except ValueError:
-            raise ConfigError(f"--extra-events: {item!r} is not CLASS=PER_MIN") from None
-        if not name or not math.isfinite(rate) or rate <= 0:
-            raise ConfigError(f"--extra-events: {item!r} is not CLASS=PER_MIN (a positive rate)")
-        if name in out:
-            raise ConfigError(f"--extra-events: {name} given twice")
-        out[name] = rate
-    return out
+    return class_values(items, "--extra-events", "CLASS=PER_MIN (a positive rate)",
+                        lambda rate: math.isfinite(rate) and rate > 0)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -75,6 +75,7 @@ def evaluate_front_sim(
     if not card.front:
         raise ConfigError(f"model {card.name!r} reads pixels: score it on rendered scenarios "
                           "(edge eval --scenario)")
+    from edge.evaluate.sweep import parse_sweep
     from edge.export.merge import part_seeds
     from edge.front.engines import FRONT_DIR
     from edge.front.vad import StreamingVad
@@ -83,8 +84,6 @@ def evaluate_front_sim(
     from edge.train.train import generate_front
 
     check_camera_fps(tuple(fps))
-    from edge.evaluate.sweep import parse_sweep
-
     swept = parse_sweep(sweep, card.class_names)
     if swept and config.decisions is None:
         raise ConfigError("--sweep: the config has no decisions: section (no rules to serve)")
