@@ -231,7 +231,7 @@ def test_a_sweep_serves_the_rules_again_at_each_threshold_over_the_config_s_own(
                                       "{tau: 0.25, min_off: 0.5, on_threshold: 0.95}")
     assert parse_decisions(by_default).defaults.on_threshold == 0.95
     sweep = parse_sweep(["eyes_closed=0.6,0.8"], card.class_names)
-    assert sweep == {"eyes_closed": [0.6, 0.8]}
+    assert sweep == {"eyes_closed": [(0.6, None), (0.8, None)]}
     for rules in (DRIVER_RULES, own, by_default):
         rows = sweep_thresholds(parse_decisions(rules), card, sweep, probs, labels, t,
                                 np.zeros(len(t), int), 0.25, 0.25, [(0, len(t))])
@@ -265,16 +265,44 @@ def test_a_swept_class_keeps_the_config_s_off_threshold_where_it_lies_below_the_
     policy, off = swept_class(off_only, "eyes_closed", 0.8)
     assert (policy.on_threshold, off, policy.tau, policy.min_off) == (0.8, 0.65, 0.0, 0.0)
     assert swept_class(off_only, "eyes_closed", 0.6)[1] == pytest.approx(0.5)
-    rows = sweep_thresholds(off_only, card, {"eyes_closed": [0.8]}, probs, labels, t,
+    rows = sweep_thresholds(off_only, card, {"eyes_closed": [(0.8, None)]}, probs, labels, t,
                             np.zeros(len(t), int), 0.25, 0.25, [(0, len(t))])
     assert rows[0]["off_thresholds"] == {"eyes_closed": 0.65}
     assert rows[0]["rules"]["sleep"]["found"] == 1  # 0.68 stays over the config's 0.65
     default_gap = parse_decisions(DRIVER_RULES.replace(
         "    distracted: {min_off: 0.0}",
         "    distracted: {min_off: 0.0}\n    eyes_closed: {tau: 0.0, min_off: 0.0}"))
-    rows = sweep_thresholds(default_gap, card, {"eyes_closed": [0.8]}, probs, labels, t,
+    rows = sweep_thresholds(default_gap, card, {"eyes_closed": [(0.8, None)]}, probs, labels, t,
                             np.zeros(len(t), int), 0.25, 0.25, [(0, len(t))])
     assert rows[0]["rules"]["sleep"]["found"] == 0  # 0.68 turns them off: 1 s and 2.5 s shut
+
+
+def test_a_sweep_tries_off_thresholds_given_with_the_on_ones() -> None:
+    """``--sweep eyes_closed=0.8/0.6,0.8/0.7``: the same dip to 0.68 in 4 s of eyes read at 0.9
+    holds one sleep with the off threshold at 0.6 and breaks it with 0.7 (default gap), whatever
+    the config's own off threshold; each row prints the pair it served."""
+    from edge.decisions.rules import DRIVER_RULES
+    from edge.evaluate.sweep import format_sweep, parse_sweep, swept_class, sweep_thresholds
+
+    card, t, labels, probs = _driver_timeline()
+    k = card.class_names.index("eyes_closed")
+    labels[(t > 2.0) & (t <= 6.0), k] = True
+    probs[(t > 2.0) & (t <= 6.0), k] = 0.9
+    probs[(t > 3.0) & (t <= 3.5), k] = 0.68
+    sweep = parse_sweep(["eyes_closed=0.8/0.6,0.8/0.7,0.8"], card.class_names)
+    assert sweep == {"eyes_closed": [(0.8, 0.6), (0.8, 0.7), (0.8, None)]}
+    for own_off in ("", " off_threshold: 0.75,"):
+        dc = parse_decisions(DRIVER_RULES.replace(
+            "    distracted: {min_off: 0.0}",
+            "    distracted: {min_off: 0.0}\n"
+            f"    eyes_closed: {{{own_off} tau: 0.0, min_off: 0.0}}"))
+        assert swept_class(dc, "eyes_closed", 0.8, 0.6)[1] == 0.6
+        rows = sweep_thresholds(dc, card, sweep, probs, labels, t, np.zeros(len(t), int), 0.25,
+                                0.25, [(0, len(t))])
+        assert [r["off_thresholds"]["eyes_closed"] for r in rows] == pytest.approx(
+            [0.6, 0.7, 0.75 if own_off else 0.7])
+        assert [r["rules"]["sleep"]["found"] for r in rows] == [1, 0, 0]
+    assert "0.80/0.60 |" in format_sweep(rows) and "0.80/0.75 |" in format_sweep(rows)
 
 
 @pytest.mark.parametrize(("items", "why"), [
@@ -284,6 +312,10 @@ def test_a_swept_class_keeps_the_config_s_off_threshold_where_it_lies_below_the_
     (["eyes_closed=0.6,high"], "CLASS=P,P"),
     (["eyes_closed=0.6,1.2"], "distinct thresholds of 0.05-0.99"),
     (["eyes_closed=0.6,0.6"], "distinct thresholds of 0.05-0.99"),
+    (["eyes_closed=0.6/0.4,0.6/0.4"], "distinct thresholds of 0.05-0.99"),
+    (["eyes_closed=0.6/0.6"], "below its on threshold"),
+    (["eyes_closed=0.6/-0.1"], "below its on threshold"),
+    (["eyes_closed=0.6/low"], "CLASS=P,P"),
     (["eyes_closed=0.6", "eyes_closed=0.7"], "given twice"),
     (["eyes_closed=" + ",".join(f"0.{i}" for i in range(1, 10)),
       "distracted=" + ",".join(f"0.{i}5" for i in range(1, 9))], "at most 64"),

@@ -632,10 +632,11 @@ def test_eval_front_sim_draws_report_each_set_and_the_spread(
     # (what a slow camera does to the windows: test_a_slow_camera_holds_each_frame_over_...)
     # the rules served again at other thresholds (edge.evaluate.sweep; tests/test_rulescore.py)
     assert main(["eval", "--config", cfg, "--front-sim", "1", "--seconds", "8", "--seed", "19000",
-                 "--sweep", "eyes_closed=0.6,0.8", "distracted=0.6", "--json"]) == 0
+                 "--sweep", "eyes_closed=0.6,0.8", "distracted=0.6/0.3", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["sweep"]
     assert [r["thresholds"] for r in rows] == [{"eyes_closed": 0.6, "distracted": 0.6},
                                                {"eyes_closed": 0.8, "distracted": 0.6}]
+    assert [r["off_thresholds"]["distracted"] for r in rows] == [0.3, 0.3]
     assert set(rows[0]["rules"]) == {"sleep", "microsleep", "long_distraction", "unresponsive"}
     assert main(["eval", "--config", cfg, "--front-sim", "1", "--seconds", "8", "--seed", "19000",
                  "--sweep", "eyes_closed=0.6,0.8"]) == 0

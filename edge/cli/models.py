@@ -334,7 +334,8 @@ def add_parsers(sub: Any) -> None:
                    help="--front-sim: serve the config's rules again with these class "
                    "thresholds (every combination), each with its frame F1: the threshold "
                    "validation picked tick by tick need not serve a rule best (e.g. "
-                   "eyes_closed=0.6,0.7,0.8 distracted=0.6,0.9)")
+                   "eyes_closed=0.6,0.7,0.8 distracted=0.6,0.9); ON/OFF tries an off "
+                   "threshold too (distracted=0.6/0.3,0.6/0.5)")
     s.add_argument("--fps", nargs="+", type=float, action="extend", default=[], metavar="RATE",
                    help="--front-sim: the camera rates the scenarios draw from (e.g. 6: a slow "
                    "camera, whose blink is one frame shut; default the task's own, as edge "

@@ -6,12 +6,13 @@ ticks (a ``sleep`` is 3 s of ``eyes_closed`` over its threshold, a ``long_distra
 can be another. The model runs once over the scenarios; the config's rules are then served
 again at every combination of the thresholds given, each with the frame F1 it gives. A swept
 class's on threshold is the value tried, whatever the config's ``decisions`` set for it (its
-class or its defaults); its off threshold is the config's where that lies below the value
-tried, else the decision layer's default (0.1 under; half, at 0.1 and under), and each row says
-which. Settle a value on scenarios of their own (``--seed``), then score it once on others, and
+class or its defaults); its off threshold is the one tried with it (``ON/OFF``, e.g.
+``eyes_closed=0.8/0.5,0.8/0.7``), else the config's where that lies below the on threshold,
+else the decision layer's default (0.1 under; half, at 0.1 and under), and each row says which.
+Settle a value on scenarios of their own (``--seed``), then score it once on others, and
 set it where serving reads it: the card (``edge merge --threshold``) where the config sets no
 ``on_threshold`` for the class, or the config (``decisions.classes.CLASS.on_threshold``), which
-serving reads over the card's.
+serving reads over the card's; an off threshold only in the config (``off_threshold``).
 """
 
 from __future__ import annotations
@@ -30,38 +31,53 @@ from edge.runtime.card import ModelCard
 MAX_COMBINATIONS = 64  # each one serves every rule over every scenario again
 
 
-def parse_sweep(items: Sequence[str], classes: Sequence[str]) -> dict[str, list[float]]:
-    """``CLASS=P,P,...`` items -> {class: thresholds}, checked against the model's classes."""
-    out: dict[str, list[float]] = {}
+#: One threshold tried: the on threshold, and the off threshold or None (see the docstring).
+Trial = tuple[float, float | None]
+
+
+def _trial(value: str) -> Trial:
+    on, sep, off = value.partition("/")
+    return float(on), (float(off) if sep else None)
+
+
+def parse_sweep(items: Sequence[str], classes: Sequence[str]) -> dict[str, list[Trial]]:
+    """``CLASS=ON[/OFF],...`` items -> {class: [(on, off or None), ...]}, checked against the
+    model's classes."""
+    out: dict[str, list[Trial]] = {}
     for item in items:
         cls, sep, values = item.partition("=")
         try:
-            ps = [float(v) for v in values.split(",")] if sep and values else []
+            trials = [_trial(v) for v in values.split(",")] if sep and values else []
         except ValueError:
-            ps = []
-        if not cls or not ps:
+            trials = []
+        if not cls or not trials:
             raise ConfigError(f"--sweep {item}: CLASS=P,P,... (thresholds, e.g. "
-                              "eyes_closed=0.6,0.7,0.8)")
+                              "eyes_closed=0.6,0.7,0.8, or with off thresholds 0.8/0.5,0.8/0.7)")
         if cls not in classes:
             raise ConfigError(f"--sweep: no class {cls} in the model ({', '.join(classes)})")
         if cls in out:
             raise ConfigError(f"--sweep: {cls} given twice")
-        bad = [p for p in ps if not 0.05 <= p <= 0.99]
-        if bad or len(set(ps)) != len(ps):
+        bad = [on for on, _ in trials if not 0.05 <= on <= 0.99]
+        if bad or len(set(trials)) != len(trials):
             raise ConfigError(f"--sweep {item}: distinct thresholds of 0.05-0.99")
-        out[cls] = ps
+        if any(off is not None and not 0 <= off < on for on, off in trials):
+            raise ConfigError(f"--sweep {item}: an off threshold lies from 0 up to below its on "
+                              "threshold (ON/OFF)")
+        out[cls] = trials
     n = int(np.prod([len(v) for v in out.values()])) if out else 0
     if n > MAX_COMBINATIONS:
         raise ConfigError(f"--sweep: {n} combinations of thresholds; at most {MAX_COMBINATIONS}")
     return out
 
 
-def swept_class(decisions: DecisionsConfig, name: str, on: float) -> tuple[ClassDecision, float]:
+def swept_class(decisions: DecisionsConfig, name: str, on: float,
+                off: float | None = None) -> tuple[ClassDecision, float]:
     """Class ``name``'s decision settings with ``on`` as its on threshold, and the off threshold
-    they serve with (see the module's docstring)."""
-    off = decisions.for_class(name).off_threshold
-    if off is None or off >= on:
-        off = default_off(on)
+    they serve with: ``off`` where given, else as the module's docstring says."""
+    if off is None:
+        off = decisions.for_class(name).off_threshold
+        if off is None or off >= on:
+            off = default_off(on)
     policy = (decisions.classes.get(name) or ClassDecision()).model_copy(
         update={"on_threshold": on, "off_threshold": off})
     return policy, off
@@ -70,7 +86,7 @@ def swept_class(decisions: DecisionsConfig, name: str, on: float) -> tuple[Class
 def sweep_thresholds(
     decisions: DecisionsConfig,
     card: ModelCard,
-    sweep: Mapping[str, Sequence[float]],
+    sweep: Mapping[str, Sequence[Trial]],
     probs: np.ndarray,
     labels: np.ndarray,
     t_s: np.ndarray,
@@ -93,14 +109,14 @@ def sweep_thresholds(
     for n, values in enumerate(combos):
         if log is not None:
             print(f"\r  thresholds {n + 1}/{len(combos)}", end="", file=log, flush=True)
-        chosen = dict(zip(swept, values))
+        chosen = {name: on for name, (on, _) in zip(swept, values)}
         trial = card.model_copy(update={"classes": [
             c.model_copy(update={"threshold": chosen.get(c.name, c.threshold)})
             for c in card.classes]})
         policies = dict(decisions.classes)
         offs = {}
-        for name, on in chosen.items():
-            policies[name], offs[name] = swept_class(decisions, name, on)
+        for name, (on, off) in zip(swept, values):
+            policies[name], offs[name] = swept_class(decisions, name, on, off)
         dc = decisions.model_copy(update={"classes": policies})
         thresholds = np.array([c.threshold for c in trial.classes], np.float32)
         frame: dict[str, Any] = score(probs, labels, t_s, classes, thresholds, list(segs))
