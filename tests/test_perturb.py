@@ -71,3 +71,21 @@ def test_a_turned_head_on_real_footage_reads_as_distraction() -> None:
     k = engine.card.class_names.index("distracted")
     assert (turned.probs[:, k] >= engine.card.classes[k].threshold).mean() > 0.8
     assert "long_distraction" in {e["rule"] for e in turned.events if e["event"] == "start"}
+
+
+def test_a_what_if_report_says_its_labels_are_the_recording_s() -> None:
+    """``--recordings --perturb face.yaw+25`` moves head-turn's glances toward the road and its
+    road aside: the labels still describe the head as recorded, and the report says so under
+    the change it names."""
+    from edge.evaluate.evalrec import format_recordings
+
+    cls = {"f1": 0.0, "precision": 0.0, "recall": 0.0, "event_precision": 0.0,
+           "event_recall": 0.0, "latency_s_p50": None}
+    mode = {"classes": {"distracted": cls}, "macro_f1": 0.0}
+    report = {"both": mode, "video_masked": mode, "audio_masked": mode, "per_recording": {},
+              "perturb": ["face.yaw+25"]}
+    text = format_recordings(report)
+    assert "front-end features changed before the model: face.yaw+25" in text
+    assert "the labels are as recorded" in text
+    del report["perturb"]
+    assert "labels are as recorded" not in format_recordings(report)

@@ -291,7 +291,10 @@ def format_recordings(report: dict[str, Any]) -> str:
     lines = [format_report(report), ""]
     if report.get("perturb"):
         lines += [f"front-end features changed before the model: {' '.join(report['perturb'])}",
-                  ""]
+                  "  (the labels are as recorded: where a change moves a class's own cue, a head "
+                  "turned onto or off the road, eyes narrowed to shut, F1 scores the model "
+                  "against what the replay no longer shows; read the active shares and the "
+                  "rule events)", ""]
     for name, r in report["per_recording"].items():
         both = r["both"]
         grids = len(report.get("phases_s", [0.0]))
