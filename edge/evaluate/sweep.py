@@ -61,8 +61,8 @@ def parse_sweep(items: Sequence[str], classes: Sequence[str]) -> dict[str, list[
         if bad or len(set(trials)) != len(trials):
             raise ConfigError(f"--sweep {item}: distinct thresholds of 0.05-0.99")
         if any(off is not None and not 0 <= off < on for on, off in trials):
-            raise ConfigError(f"--sweep {item}: an off threshold lies from 0 up to below its on "
-                              "threshold (ON/OFF)")
+            raise ConfigError(f"--sweep {item}: each off threshold must be at least 0 and "
+                              "below its on threshold (ON/OFF)")
         out[cls] = trials
     n = int(np.prod([len(v) for v in out.values()])) if out else 0
     if n > MAX_COMBINATIONS:
