@@ -120,6 +120,36 @@ def test_false_events_over_an_episode_of_another_length_are_told_apart() -> None
     assert "false in an episode" in format_rules(rep)
 
 
+def test_each_false_event_is_listed_with_what_was_labelled_around_it() -> None:
+    """The same two pieces of a 4 s closure and a microsleep over open eyes with a phone in the
+    labels: each false event is listed with its scenario, times and the labels around it, and
+    the text names them."""
+    from edge.decisions.rules import DRIVER_RULES
+
+    card, t, labels, probs = _driver_timeline()
+    k, ph = card.class_names.index("eyes_closed"), card.class_names.index("phone")
+    labels[(t > 2.0) & (t <= 6.0), k] = True
+    probs[(t > 2.0) & (t <= 6.0) & (t != 4.0) & (t != 4.25) & (t != 4.5), k] = 1.0
+    probs[(t > 12.0) & (t <= 13.0), k] = 1.0
+    labels[(t > 10.0) & (t <= 14.0), ph] = True  # a phone, eyes open
+    sid = np.full(len(t), 7)
+    rep = score_rules(parse_decisions(DRIVER_RULES), card, probs, labels, t, sid, 0.25, 0.25)
+    listed = [f for f in rep["false"] if f["rule"] == "microsleep"]
+    assert len(listed) == rep["rules"]["microsleep"]["false_events"] == 3
+    assert [f["in_episode"] for f in listed] == [True, True, False]
+    assert all(f["scenario"] == 7 and f["phase_s"] == 0.0 for f in listed)
+    assert all(f["labelled"]["eyes_closed"] > 0.5 and "phone" not in f["labelled"]
+               for f in listed[:2])
+    phone = listed[2]
+    assert phone["labelled"] == {"phone": 1.0} and 12.0 <= phone["start_s"] < phone["end_s"]
+    text = format_rules(rep)
+    assert f"microsleep           scenario 7 @ {phone['start_s']:.2f}-" in text
+    assert ": phone 100%" in text and "(in an episode)" in text
+    quiet = score_rules(parse_decisions(DRIVER_RULES), card, np.zeros_like(probs), labels, t,
+                        sid, 0.25, 0.25)
+    assert quiet["false"] == [] and "false events" not in format_rules(quiet)
+
+
 def test_a_closure_labelled_inside_a_yawn_is_borderline_for_a_microsleep_that_excepts_yawns(
 ) -> None:
     """The shipped microsleep is not reported during a yawn (``except_during``): a closure the

@@ -27,6 +27,12 @@ What is scored, per rule:
   there, its length misjudged; the rest came with no episode of it at all (an alert driver);
 * **latency**: from a found event's start in the labels to the tick that started the served one.
 
+Each false event is also listed (``false``; the text prints the first :data:`LISTED`): its rule,
+scenario (its index in the set), grid phase, start and end, whether it lay in an episode, and
+the share of its ticks, from ``grace_s`` before its start, that each class was labelled. Where
+false events come from (a look down, a phone, the first seconds) is what a threshold or a
+rule's ``except_during`` can act on, and a count alone does not say.
+
 The labels come on a fine grid (the simulation's 0.25 s); a config whose hop is a multiple of
 it is served on every phase of its hop (a 0.5 s hop: the ticks at 0.25, 0.75, ... and at 0.5,
 1.0, ...), each phase a run of its own, the counts summed: where ticks fall against a short event
@@ -50,6 +56,7 @@ from edge.runtime.card import ModelCard
 
 NS_PER_S = 1_000_000_000
 Span = tuple[float, float]
+LISTED = 40  # false events the text report lists (--json holds them all)
 
 
 @dataclass(frozen=True)
@@ -192,6 +199,7 @@ def score_rules(
     false = dict.fromkeys(scored, 0)
     false_in = dict.fromkeys(scored, 0)
     lat: dict[str, list[float]] = {name: [] for name in scored}
+    listed: list[dict[str, Any]] = []
     seconds = 0.0
     for sid in np.unique(scenario):
         idx = np.flatnonzero(scenario == sid)
@@ -225,8 +233,16 @@ def score_rules(
                 wrong = [(s, e) for (s, e), _ in served
                          if not any(s <= b + grace_s and e >= a for a, b in spans + border)]
                 false[name] += len(wrong)
-                false_in[name] += sum(any(s <= b and e >= a for a, b in episodes[name])
-                                      for s, e in wrong)
+                for s, e in wrong:
+                    inside = any(s <= b and e >= a for a, b in episodes[name])
+                    false_in[name] += inside
+                    near = (t >= s - grace_s) & (t <= e)
+                    shares = lab[near].mean(axis=0) if near.any() else np.zeros(len(classes))
+                    listed.append({
+                        "rule": name, "scenario": int(sid), "phase_s": round(phase * grid_s, 4),
+                        "start_s": round(s, 3), "end_s": round(e, 3), "in_episode": inside,
+                        "labelled": {c: round(float(v), 2) for c, v in zip(classes, shares)
+                                     if v > 0}})
     hours = seconds / 3600.0
     rules = {
         name: asdict(RuleScore(
@@ -238,7 +254,7 @@ def score_rules(
         for name in scored
     }
     return {"hop_s": hop_s, "phases": step, "hours": hours, "rules": rules,
-            "not_scored": not_scored}
+            "not_scored": not_scored, "false": listed, "grace_s": grace_s}
 
 
 def format_rules(report: dict[str, Any]) -> str:
@@ -255,4 +271,16 @@ def format_rules(report: dict[str, Any]) -> str:
                      f"{s['false_in_episode']:>20}")
     for name, why in report["not_scored"].items():
         lines.append(f"{name:<28} not scored ({why})")
+    wrong = report.get("false", [])
+    if wrong:
+        lines.append(f"false events (scenario @ start-end; the share of its ticks, from "
+                     f"{report.get('grace_s', 1.0):g} s before, each class was labelled):")
+        for f in wrong[:LISTED]:
+            grid = f" grid +{f['phase_s']:g} s" if report["phases"] > 1 else ""
+            what = ", ".join(f"{c} {v:.0%}" for c, v in f["labelled"].items()) or "nothing"
+            lines.append(f"  {f['rule']:<20} scenario {f['scenario']} @ {f['start_s']:.2f}-"
+                         f"{f['end_s']:.2f} s{grid}: {what}"
+                         + (" (in an episode)" if f["in_episode"] else ""))
+        if len(wrong) > LISTED:
+            lines.append(f"  ... {len(wrong) - LISTED} more (--json lists them all)")
     return "\n".join(lines)
