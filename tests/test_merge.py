@@ -146,7 +146,8 @@ def test_a_merge_may_set_a_class_s_threshold_and_the_card_keeps_the_one_validati
         "eyes_closed": 0.8, "yawning": 0.5, "distracted": 0.5, "phone": 0.7, "talking": 0.5}
     assert card.provenance["thresholds"] == {"eyes_closed": {"picked": 0.5, "set": 0.8},
                                              "phone": {"picked": 0.3, "set": 0.7}}
-    assert "eyes_closed 0.8 (picked 0.5), phone 0.7 (picked 0.3)" in card.notes
+    assert ("eyes_closed 0.8 (validation picked 0.5), phone 0.7 (validation picked 0.3)"
+            in card.notes)
     plain = merge_models(a, {"phone": b}, tmp_path / "p.onnx")
     assert "thresholds" not in plain.provenance and "picked" not in plain.notes
     # merged again (a merged model as the base): what validation picked is still told apart

@@ -207,12 +207,12 @@ def merged_card(parts: list[Part], name: str, command: str = "", where: Path | N
     if changed:
         provenance["thresholds"] = changed
     notes = base.notes + ("\n" if base.notes else "") + (
-        f"Merged from {len(provenance['parts'])} networks ({who}); it costs their sum. The "
+        f"Merged from {len(provenance['parts'])} parts ({who}); it costs their sum. The "
         "metrics of each part were measured on that part alone.")
     if changed:
-        notes += (" Thresholds set at the merge (edge merge --threshold), not as validation "
-                  "picked them: " + ", ".join(f"{c} {v['set']:g} (picked {v['picked']:g})"
-                                              for c, v in changed.items()) + ".")
+        notes += (" Thresholds set at the merge (edge merge --threshold) for the rules that read "
+                  "them: " + ", ".join(f"{c} {v['set']:g} (validation picked {v['picked']:g})"
+                                       for c, v in changed.items()) + ".")
     return base.model_copy(update={"name": name, "classes": classes, "provenance": provenance,
                                    "metrics": {}, "notes": notes})
 
