@@ -175,7 +175,7 @@ def test_merging_the_shipped_driver_parts_again_keeps_what_the_shipped_card_read
     parts = root / "engines" / "parts"
     shipped = load_card(root / "engines" / "driver-front.yaml")
     card = merge_models(parts / "driver-front-2x1200.onnx",  # as `make train` merges them
-                        {"eyes_closed": parts / "driver-front-400.onnx"},
+                        {"eyes_closed": parts / "driver-front-3x400.onnx"},
                         tmp_path / "driver-front.onnx",
                         thresholds={"eyes_closed": 0.8, "distracted": 0.6})
     assert card.front == shipped.front and "road_yaw" in card.front
@@ -183,5 +183,5 @@ def test_merging_the_shipped_driver_parts_again_keeps_what_the_shipped_card_read
     assert [(c.name, c.threshold) for c in card.classes] == [
         (c.name, c.threshold) for c in shipped.classes]
     assert card.provenance["thresholds"] == shipped.provenance["thresholds"]
-    for part in ("driver-front-2x1200", "driver-front-400"):
+    for part in ("driver-front-2x1200", "driver-front-3x400"):
         assert load_card(parts / f"{part}.yaml").front == shipped.front

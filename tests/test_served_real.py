@@ -327,8 +327,9 @@ def test_head_turn_compressed_hard_starts_no_eye_rule(grid: float, tmp_path: Pat
     """H.264 CRF 38 at x264's default preset smears head-turn's lids shut while the head swings
     (the README's "Hard compression can close the eyes"): the eyes read closed on a few ticks,
     never for a microsleep. Encoded on one thread (so that the encode is the same anywhere),
-    the card's 0.8 reads them closed on 3 and 7 % of the ticks of the two grids; at the
-    threshold validation picked (0.6), 3 and 10 %, and a microsleep at 9.33 s on the second."""
+    the card's 0.8 reads them closed on 3 % of the ticks of each grid (3 and 7 % with the eyes
+    from one network); with that network at the threshold validation picked (0.6), 3 and 10 %,
+    and a microsleep at 9.33 s on the second."""
     need("ffmpeg")
     out = tmp_path / "crf38"
     _reencode(REALWORLD / "driver-dev-head-turn", out, "-c:v", "libx264", "-crf", "38",

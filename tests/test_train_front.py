@@ -531,7 +531,7 @@ def test_a_driver_card_s_notes_name_the_sections_its_front_spec_turns_on() -> No
     assert "Pitch (front.road_pitch) is measured from the driver's own" in no_yaw
     assert "road_yaw" not in no_yaw and "eye_baseline" not in no_yaw
     parts = Path(__file__).resolve().parents[1] / "engines" / "parts"
-    for part in ("driver-front-2x1200.yaml", "driver-front-400.yaml"):
+    for part in ("driver-front-2x1200.yaml", "driver-front-3x400.yaml"):
         assert load_card(parts / part).notes == notes
 
 
