@@ -64,9 +64,9 @@ bench: $(VENV)/.installed-dev engines/front/.imported
 # `edge calibrate --config calibration/TASK-front-sim.config.yaml --out calibration/TASK-front-sim
 # --scenarios 40` and `edge build --int8` as for the others.
 # driver-front is two trained parts merged: eyes_closed from three networks of 400 scenarios
-# averaged, the other classes from two of 1,200 averaged (engines/README.md says why). Two thresholds are
-# set at the merge, measured on the rules over 100-drive simulated sets (README, "Thresholds
-# for the rules").
+# averaged, the other classes from two of 1,200 averaged (engines/README.md says why). Two
+# thresholds are set at the merge, measured on the rules over 100-drive simulated sets (README,
+# "Thresholds for the rules").
 SOUNDS ?= ../shared/realworld/sounds
 train: $(VENV)/.installed-dev engines/front/.imported data/sounds/bank.json
 	$(BIN)/edge train --task driver --seed 0 --scenarios 120 --epochs 8
