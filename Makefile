@@ -65,8 +65,8 @@ bench: $(VENV)/.installed-dev engines/front/.imported
 # --scenarios 40` and `edge build --int8` as for the others.
 # driver-front is two trained parts merged: eyes_closed from three networks of 400 scenarios
 # averaged, the other classes from two of 1,200 averaged (engines/README.md says why). Two
-# thresholds are set at the merge, measured on the rules over 100-drive simulated sets (README,
-# "Thresholds for the rules").
+# thresholds are set at the merge, measured on the rules over 100-drive simulated sets
+# (docs/perception.md, "Thresholds for the rules").
 SOUNDS ?= ../shared/realworld/sounds
 train: $(VENV)/.installed-dev engines/front/.imported data/sounds/bank.json
 	$(BIN)/edge train --task driver --seed 0 --scenarios 120 --epochs 8

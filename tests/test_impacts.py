@@ -67,7 +67,8 @@ def _bank() -> list[dict[str, str]]:
 def test_real_cymbals_and_claps_are_one_strike_and_real_shatters_are_not() -> None:
     """Every shatter and every cymbal, ride, bell and clap of the bank in rooms of RT60 0.3 and
     0.5 s: the spread on the ticks a rule could hold on. Measured: 7 of 8 shatters kept, 30 of
-    38 strikes vetoed (the rest mostly crash cymbals whose wash swells: a limit, README)."""
+    38 strikes vetoed (the rest mostly crash cymbals whose wash swells: a limit, README's known
+    limits)."""
     rng = np.random.default_rng(2)
     glass: list[float] = []
     strikes: dict[str, float] = {}

@@ -2,7 +2,7 @@
 the front ends, the rules), replayed on real recordings, each on two tick grids half a hop
 apart: what they must show on the dev set, and no event in an empty room full of ordinary
 sounds. A guard for retraining and for changes to the front ends, the features or the rules
-(the README's "Real dev set" has the figures).
+(the README's "Scores, side by side" has the figures).
 
 Needs ``../shared/realworld``, the imported front ends (``edge front-ends import``) and ffmpeg;
 skips naming what is missing.
@@ -174,8 +174,8 @@ def test_home_dev_1_through_other_microphones_finds_the_glass_and_no_false_event
     mic: str, tmp_path: Path
 ) -> None:
     """home-dev-1's sound as a noisy room or a clipping microphone gives it: the glass break
-    still found once, speech still heard, no other event than someone present. (The README's
-    "Other microphones" has these and more, on both grids.)"""
+    still found once, speech still heard, no other event than someone present. (docs/perception.md,
+    "Other microphones", has these and more, on both grids.)"""
     need("ffmpeg")
     src, out = REALWORLD / "home-dev-1", tmp_path / "home-dev-1"
     _reencode(src, out, "-filter_complex", MICROPHONES[mic], "-map", "0:v", "-map", "[a]",
@@ -301,8 +301,8 @@ CAMERAS = {
 def test_the_driver_clips_through_other_cameras_start_no_eye_rule(camera: str,
                                                                   tmp_path: Path) -> None:
     """alert-blink and head-turn re-encoded as another camera would see them: the face stage
-    still finds the face, no eye rule starts and the glances stay short. (The README's "Other
-    cameras" has these and more, on the home room too.)"""
+    still finds the face, no eye rule starts and the glances stay short. (docs/perception.md, "Other
+    cameras", has these and more, on the home room too.)"""
     need("ffmpeg")
     for clip in ("driver-dev-alert-blink", "driver-dev-head-turn"):
         src, out = REALWORLD / clip, tmp_path / clip
@@ -325,8 +325,8 @@ def test_the_driver_clips_through_other_cameras_start_no_eye_rule(camera: str,
 @pytest.mark.parametrize("grid", [0.0, 0.5])
 def test_head_turn_compressed_hard_starts_no_eye_rule(grid: float, tmp_path: Path) -> None:
     """H.264 CRF 38 at x264's default preset smears head-turn's lids shut while the head swings
-    (the README's "Hard compression can close the eyes"): the eyes read closed on a few ticks,
-    never for a microsleep. Encoded on one thread (so that the encode is the same anywhere),
+    (docs/perception.md, "Hard compression can close the eyes"): the eyes read closed on a few
+    ticks, never for a microsleep. Encoded on one thread (so that the encode is the same anywhere),
     the card's 0.8 reads them closed on 3 % of the ticks of each grid (3 and 7 % with the eyes
     from one network); with that network at the threshold validation picked (0.6), 3 and 10 %,
     and a microsleep at 9.33 s on the second."""
@@ -557,7 +557,8 @@ def test_a_room_of_held_out_real_sounds_starts_glass_break_on_a_shatter_only(
     and claps, a game's meow, pops and whacks, a cat, desktop alerts and a screen reader's
     earcons. Before the rule's impact check the shipped model started glass_break on two
     crash cymbals and two rides; now nothing but a shatter starts anything, and the 44.1 kHz
-    shatter is found on both grids (the 8 kHz one, with nothing above 4 kHz, is not: README)."""
+    shatter is found on both grids (the 8 kHz one, with nothing above 4 kHz, is not:
+    docs/perception.md)."""
     _need(REALWORLD / "home-dev-1")
     need("ffmpeg")
     spans = _bank_room(tmp_path / "bank")
@@ -576,7 +577,7 @@ def test_real_shatters_at_a_quiet_level_each_start_one_glass_break(tmp_path: Pat
     """Five real shatters (sounds/'s, home-dev-1's, two of the bank's training split and its
     held-out 44.1 kHz one), each alone at -24 dBFS peak in the room of :func:`_write_room`:
     the first four start glass_break once on both grids, nothing else starts. A quiet shatter
-    is sure on one tick only, so the rule of two ticks found 5 of the 10 (README "Real
+    is sure on one tick only, so the rule of two ticks found 5 of the 10 (docs/perception.md, "Real
     shatters, served"); its one-tick condition needs the sharp rise above 4 kHz that these
     have. The held-out one is not asserted: in this room its class peaks at 0.96-0.98, under
     the 0.99 the rule starts at (found on both grids in another draw of the room)."""
@@ -611,7 +612,7 @@ def test_speech_read_over_real_music_a_tv_starts_no_event(tmp_path: Path) -> Non
     glass_break twice on one grid and three times on the other: a word's onset breaks the
     music's beat and stands out of the 2-8 kHz band, and the glass class reaches 0.99 on the
     mix though on neither part alone. (Telephone speech over the four held-out metal songs and
-    the nine tracks still starts one on one grid: README.)"""
+    the nine tracks still starts one on one grid: docs/perception.md.)"""
     from tests import test_alarm_cadence as a
 
     _need(REALWORLD / "home-dev-1")

@@ -61,7 +61,7 @@ FAR_EYE_YAW = 30.0
 #: over the cheek's brightness below the eye and as a median over the last second of frames
 #: (:data:`HIDDEN_WINDOW_S`), both under either pair. Lids, lashes, iris and white make an eye's
 #: spread: per frame 0.48-0.75 on alert-blink, 0.24-0.40 on head-turn's small turned face
-#: (blinks included), 0.14-1.44 through eight cameras of the README's table; a lens darkens and
+#: (blinks included), 0.14-1.44 through eight cameras of docs/perception.md; a lens darkens and
 #: flattens it (15 % transmission drawn over the same clips: medians 0.03-0.14 at 0.31-0.45 of
 #: the cheek; 30 %: 0.06-0.29, alert-blink's bright eyes about 0.2 at 0.49). A region washed
 #: flat by light is not dark (bright-flat head-turn 0.85-0.96); a dim camera's eyes are dark but
