@@ -201,6 +201,49 @@ def test_a_strided_training_set_keeps_every_window_of_its_rare_classes() -> None
     assert (plain.labels[:, rare] >= 0.5).sum() < (more.labels[:, rare] >= 0.5).sum()
 
 
+def test_one_scenario_of_a_set_is_simulated_alone_as_the_set_holds_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``edge eval --front-sim N --only I``: the scenarios of a set are drawn one after another
+    from one seed, so scenario I is simulated alone by drawing the ones before it and skipping
+    them: its windows are those the whole set gives it, window strides included. The false rule
+    events name a scenario by that index, and this replays it."""
+    import json
+
+    from edge.cli import main
+    from edge.front.vad import StreamingVad
+    from edge.train.cards import make_front_card
+    from edge.train.train import generate_front
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "engines" / "front" / "silero_vad.onnx").is_file():
+        pytest.skip("needs the front ends (edge front-ends import)")
+    card = make_front_card("driver", "t")
+    vad = StreamingVad()
+    for stride in (1, 2):
+        whole = generate_front(card, 4, 8.0, 19000, 0.25, SoundBank(), vad, io.StringIO(), stride)
+        some = generate_front(card, 4, 8.0, 19000, 0.25, SoundBank(), vad, io.StringIO(), stride,
+                              only={3, 1})
+        assert sorted(set(some.scenario.tolist())) == [1, 3]
+        for i in (1, 3):
+            a, b = whole.scenario == i, some.scenario == i
+            assert b.sum() > 10
+            for field in ("front", "front_mask", "audio", "labels", "t_s"):
+                assert np.array_equal(getattr(whole, field)[a], getattr(some, field)[b]), field
+    cfg = str(root / "configs" / "driver.yaml")
+    args = ["eval", "--config", cfg, "--front-sim", "3", "--seconds", "8", "--seed", "19000"]
+    assert main(args + ["--only", "2", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["scenarios"].endswith("only scenario 2")
+    assert all(e["scenario"] == 2 for e in rep["rule_events"]["false"])
+    assert main(args + ["--only", "3"]) == 2
+    assert "the set holds scenarios 0-2" in capsys.readouterr().err
+    assert main(args + ["--only", "0", "--draws", "2"]) == 2
+    assert "an index names a scenario of one set" in capsys.readouterr().err
+    assert main(["eval", "--config", cfg, "--scenario", "x", "--only", "1"]) == 2
+    assert "with --front-sim only" in capsys.readouterr().err
+
+
 def test_a_home_mix_holds_ordinary_sounds_that_are_no_class(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bells, meows, clinks and noise bursts go into a home's audio unlabelled and
     reproducibly: the labels stay the scenario's."""

@@ -133,6 +133,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                             "records its own held-out scores")
         from edge.evaluate.frontsim import draw_seeds, format_draws, summarize_draws
 
+        if args.only and args.draws != 1:
+            raise EdgeError("--only: one set of scenarios (--draws 1): an index names a "
+                            "scenario of one set")
         if args.sweep and args.draws != 1:
             raise EdgeError("--sweep: one set of scenarios (--draws 1); settle thresholds on one "
                             "seed, score them on another")
@@ -151,7 +154,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                                            extra_rates=_extra_events(args.extra_events),
                                            bank_kinds=args.bank_kinds,
                                            perturb=tuple(args.perturb),
-                                           fps=tuple(args.fps), sweep=tuple(args.sweep)))
+                                           fps=tuple(args.fps), sweep=tuple(args.sweep),
+                                           only=tuple(args.only)))
         rep = reps[0]
         if len(seeds) > 1:
             rep = {"draws": summarize_draws(seeds, reps), "reports": reps}
@@ -173,9 +177,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 print(format_draws(rep["draws"]))
         return 0
     if (args.extra_events or args.seconds != 24.0 or args.seed is not None or args.draws != 1
-            or args.fps or args.sweep):
-        raise EdgeError("--extra-events, --seconds, --seed, --draws, --fps and --sweep: with "
-                        "--front-sim only")
+            or args.fps or args.sweep or args.only):
+        raise EdgeError("--extra-events, --seconds, --seed, --draws, --fps, --sweep and --only: "
+                        "with --front-sim only")
     if args.recordings is not None:
         from edge.evaluate.evalrec import evaluate_recordings, format_recordings
 
@@ -336,6 +340,10 @@ def add_parsers(sub: Any) -> None:
                    "validation picked tick by tick need not serve a rule best (e.g. "
                    "eyes_closed=0.6,0.7,0.8 distracted=0.6,0.9); ON/OFF tries an off "
                    "threshold too (distracted=0.6/0.3,0.6/0.5)")
+    s.add_argument("--only", nargs="+", type=int, action="extend", default=[], metavar="I",
+                   help="--front-sim: score these scenarios of the set alone, by index (0 is the "
+                   "first; the false rule events name theirs): each is the very scenario the "
+                   "whole set of N holds, the others drawn and skipped")
     s.add_argument("--fps", nargs="+", type=float, action="extend", default=[], metavar="RATE",
                    help="--front-sim: the camera rates the scenarios draw from (e.g. 6: a slow "
                    "camera, whose blink is one frame shut; default the task's own, as edge "

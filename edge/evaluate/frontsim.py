@@ -60,6 +60,7 @@ def evaluate_front_sim(
     perturb: Sequence[str] = (),
     fps: Sequence[float] = (),
     sweep: Sequence[str] = (),
+    only: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Scores of the config's model on ``scenarios`` feature-level scenarios, in three modes,
     and its config's rule events (:mod:`edge.evaluate.rulescore`) with both modalities;
@@ -68,7 +69,9 @@ def evaluate_front_sim(
     ``perturb`` changes the front-end features before the driver's baselines, as ``edge eval
     --recordings --perturb`` does (:mod:`edge.evaluate.perturb`); ``fps``: the camera rates the
     scenarios draw from (empty: the task's own, as ``edge train``); ``sweep`` (``CLASS=P,P...``)
-    serves the rules again at other class thresholds (:mod:`edge.evaluate.sweep`)."""
+    serves the rules again at other class thresholds (:mod:`edge.evaluate.sweep`); ``only``:
+    score these scenarios of the set alone (their index, as the false rule events name them),
+    each the very scenario the whole set holds."""
     log = sys.stderr if log == "stderr" else log
     engine = load_model(config)
     card = engine.card
@@ -84,6 +87,10 @@ def evaluate_front_sim(
     from edge.train.train import generate_front
 
     check_camera_fps(tuple(fps))
+    outside = sorted(i for i in set(only) if not 0 <= i < scenarios)
+    if outside:
+        raise ConfigError(f"--only {' '.join(map(str, outside))}: the set holds scenarios "
+                          f"0-{scenarios - 1} (--front-sim {scenarios})")
     swept = parse_sweep(sweep, card.class_names)
     if swept and config.decisions is None:
         raise ConfigError("--sweep: the config has no decisions: section (no rules to serve)")
@@ -106,7 +113,7 @@ def evaluate_front_sim(
         change = front_change(FrontSpec.from_dict(card.front), parse_changes(perturb))
     data = generate_front(card, scenarios, seconds, seed, GRID_S, bank, vad,
                           log if log is not None else io.StringIO(), extra_rates=extra_rates,
-                          change=change, fps=tuple(fps))
+                          change=change, fps=tuple(fps), only=set(only) or None)
     classes = card.class_names
     thresholds = np.array([c.threshold for c in card.classes], np.float32)
     speech_cols = [k for k, f in enumerate(card.front["features"]) if f.startswith("speech.")]
@@ -123,7 +130,9 @@ def evaluate_front_sim(
                      + (f" (banks: {', '.join(bank_kinds)})" if bank_kinds is not None else "")
                      + "".join(f", +{r:g} {c} a minute" for c, r in (extra_rates or {}).items())
                      + (f", front-end features changed: {' '.join(perturb)}" if perturb else "")
-                     + (f", cameras at {', '.join(f'{f:g}' for f in fps)} fps" if fps else ""),
+                     + (f", cameras at {', '.join(f'{f:g}' for f in fps)} fps" if fps else "")
+                     + (f", only scenario {', '.join(map(str, sorted(set(only))))}"
+                        if only else ""),
         "model": card.name,
     }
     for mode in ("both", "video_masked", "audio_masked"):

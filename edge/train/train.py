@@ -13,6 +13,7 @@ import datetime as _dt
 import sys
 import time
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -70,12 +71,15 @@ def generate_front(
     card: ModelCard, n: int, seconds: float, seed: int, hop_s: float, bank: object,
     vad: object, log: TextIO, stride: int = 1, extra_rates: dict[str, float] | None = None,
     change: FrontChange | None = None, fps: tuple[float, ...] = (),
+    only: Collection[int] | None = None,
 ) -> WindowSet:
     """Feature-level windows of ``n`` random scenarios drawn from ``seed``; ``extra_rates``
     adds events per minute of some classes, and windows labelled with those classes (their
     last hop mostly the class) are all kept when ``stride`` keeps every Nth; ``change`` alters
     each window's front-end features (:func:`~edge.sim.frontsim.simulate_windows`); ``fps``
-    are the camera rates drawn from (empty: the task's own)."""
+    are the camera rates drawn from (empty: the task's own). ``only``: the indices of the
+    scenarios to simulate; the others are drawn and skipped, so that each one kept is the very
+    scenario the whole set holds (a scenario's windows depend on its own draw alone)."""
     from edge.sim.frontaudio import SoundBank
     from edge.sim.frontsim import random_front_scenario
     from edge.train.data import front_scenario_windows
@@ -85,8 +89,13 @@ def generate_front(
     parts = []
     t0 = time.monotonic()
     rare = [card.class_names.index(c) for c in (extra_rates or {})]
+    todo = range(n) if only is None else sorted(set(only))
     for i in range(n):
         sc = random_front_scenario(card.task, seconds, rng, extra_rates)
+        if only is not None and i not in only:
+            if stride > 1:
+                rng.integers(stride)  # the offset its windows would have drawn
+            continue
         w = front_scenario_windows(sc, card, bank, vad, index=i, hop_s=hop_s, change=change,
                                    fps=fps)
         if stride > 1:
@@ -96,10 +105,10 @@ def generate_front(
                 keep |= (w.labels[:, rare] >= 0.5).any(1)
             w = w.take(np.flatnonzero(keep))
         parts.append(w)
-        done = i + 1
-        eta = (time.monotonic() - t0) / done * (n - done)
-        print(f"\r  scenarios {done}/{n}  windows {sum(len(p) for p in parts)}  eta {eta:4.0f} s",
-              end="", file=log, flush=True)
+        done = len(parts)
+        eta = (time.monotonic() - t0) / done * (len(todo) - done)
+        print(f"\r  scenarios {done}/{len(todo)}  windows {sum(len(p) for p in parts)}  "
+              f"eta {eta:4.0f} s", end="", file=log, flush=True)
     print(file=log)
     return WindowSet.concat(parts)
 
