@@ -89,7 +89,7 @@ def generate_front(
     parts = []
     t0 = time.monotonic()
     rare = [card.class_names.index(c) for c in (extra_rates or {})]
-    todo = range(n) if only is None else sorted(set(only))
+    total = n if only is None else len(set(only))
     for i in range(n):
         sc = random_front_scenario(card.task, seconds, rng, extra_rates)
         if only is not None and i not in only:
@@ -106,8 +106,8 @@ def generate_front(
             w = w.take(np.flatnonzero(keep))
         parts.append(w)
         done = len(parts)
-        eta = (time.monotonic() - t0) / done * (len(todo) - done)
-        print(f"\r  scenarios {done}/{len(todo)}  windows {sum(len(p) for p in parts)}  "
+        eta = (time.monotonic() - t0) / done * (total - done)
+        print(f"\r  scenarios {done}/{total}  windows {sum(len(p) for p in parts)}  "
               f"eta {eta:4.0f} s", end="", file=log, flush=True)
     print(file=log)
     return WindowSet.concat(parts)
