@@ -87,7 +87,8 @@ def evaluate_front_sim(
     from edge.train.train import generate_front
 
     check_camera_fps(tuple(fps))
-    outside = sorted(i for i in set(only) if not 0 <= i < scenarios)
+    picked = sorted(set(only))
+    outside = [i for i in picked if not 0 <= i < scenarios]
     if outside:
         raise ConfigError(f"--only {' '.join(map(str, outside))}: the set holds scenarios "
                           f"0-{scenarios - 1} (--front-sim {scenarios})")
@@ -113,7 +114,7 @@ def evaluate_front_sim(
         change = front_change(FrontSpec.from_dict(card.front), parse_changes(perturb))
     data = generate_front(card, scenarios, seconds, seed, GRID_S, bank, vad,
                           log if log is not None else io.StringIO(), extra_rates=extra_rates,
-                          change=change, fps=tuple(fps), only=set(only) or None)
+                          change=change, fps=tuple(fps), only=set(picked) or None)
     classes = card.class_names
     thresholds = np.array([c.threshold for c in card.classes], np.float32)
     speech_cols = [k for k, f in enumerate(card.front["features"]) if f.startswith("speech.")]
@@ -131,8 +132,7 @@ def evaluate_front_sim(
                      + "".join(f", +{r:g} {c} a minute" for c, r in (extra_rates or {}).items())
                      + (f", front-end features changed: {' '.join(perturb)}" if perturb else "")
                      + (f", cameras at {', '.join(f'{f:g}' for f in fps)} fps" if fps else "")
-                     + (f", only scenario {', '.join(map(str, sorted(set(only))))}"
-                        if only else ""),
+                     + (f", only scenario {', '.join(map(str, picked))}" if picked else ""),
         "model": card.name,
     }
     for mode in ("both", "video_masked", "audio_masked"):
