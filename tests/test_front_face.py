@@ -30,7 +30,9 @@ from edge.front.geometry import (
     Roi,
     crop,
     eye_aspect_ratio,
+    eye_roi,
     head_pose,
+    iris_offset,
     mouth_open_ratio,
     roi_from_detection,
     roi_from_landmarks,
@@ -152,6 +154,22 @@ def test_roi_from_a_detection_is_centred_on_the_box_square_on_its_long_side() ->
     assert math.degrees(roi.angle) == pytest.approx(45.0)
 
 
+def test_an_eye_crop_is_levelled_between_its_corners_and_the_iris_offset_in_half_widths() -> None:
+    pts = np.zeros((468, 3))
+    pts[33, :2], pts[133, :2] = (100.0, 210.0), (140.0, 180.0)  # 50 px apart, tilted up
+    roi = eye_roi(pts, 33, 133, 2.3)
+    assert (roi.cx, roi.cy, roi.side) == (pytest.approx(120.0), pytest.approx(195.0),
+                                          pytest.approx(115.0))
+    assert math.degrees(roi.angle) == pytest.approx(-36.87, abs=0.01)
+    corners = roi.to_crop(pts[[33, 133], :2], 64)  # level, 64 / 2.3 apart about the middle
+    assert corners[:, 1] == pytest.approx([32.0, 32.0])
+    assert corners[:, 0] == pytest.approx([32 - 32 / 2.3, 32 + 32 / 2.3])
+    assert iris_offset(np.array([32.0, 32.0]), 64, 2.3) == (0.0, 0.0)
+    assert iris_offset(corners[1], 64, 2.3) == pytest.approx((1.0, 0.0))  # at the right corner
+    up = iris_offset(np.array([32.0, 32 - 32 / 2.3 / 4]), 64, 2.3)  # a quarter width higher
+    assert up == pytest.approx((0.0, 0.25))
+
+
 # -- face measures --------------------------------------------------------------------------------
 def _eye(pts: np.ndarray, idx: tuple[int, ...], x0: float, width: float, gap: float) -> None:
     p1, p2, p3, p4, p5, p6 = idx
@@ -211,12 +229,15 @@ def test_head_pose_recovers_a_rotated_face(yaw: float, pitch: float, roll: float
 
 
 def test_result_vector_is_in_feature_order_with_absence_as_zeros() -> None:
-    r = FaceResult(True, "", 0.99, (0.1, 0.2, 0.5, 0.8), True, 0.3, 0.28, 0.05, 10.0, -5.0, 2.0, 0.6)
+    r = FaceResult(True, "", 0.99, (0.1, 0.2, 0.5, 0.8), True, 0.3, 0.28, 0.05, 10.0, -5.0, 2.0, 0.6,
+                   gaze_x=-0.1, gaze_y=0.2)
     v = r.vector()
     assert v.dtype == np.float32 and v.shape == (len(FACE_FEATURES),)
     assert dict(zip(FACE_FEATURES, v.tolist())) == pytest.approx(
         {"present": 1, "face_size": 0.6, "eye_open_left": 0.3, "eye_open_right": 0.28, "mouth_open": 0.05,
-         "yaw": 10.0, "pitch": -5.0, "roll": 2.0, "cx": 0.3, "cy": 0.5})
+         "yaw": 10.0, "pitch": -5.0, "roll": 2.0, "cx": 0.3, "cy": 0.5, "gaze_x": -0.1, "gaze_y": 0.2})
+    unread = FaceResult(True, "", 0.99, (0.1, 0.2, 0.5, 0.8), True, 0.3, 0.28)  # no gaze read
+    assert unread.vector()[-2:].tolist() == [0.0, 0.0]
     absent = FaceResult(False, "face too small", 0.9, (0.1, 0.1, 0.12, 0.13), False, face_size=0.03)
     assert not absent.vector().any() and math.isnan(absent.yaw)
 
@@ -332,6 +353,64 @@ def test_a_turned_head_reads_its_eyes_from_the_one_facing_the_camera(every: int)
     assert len(eyes) >= 36 // every  # the glances, at every rate
     assert (eyes[:, 0] == eyes[:, 1]).all()
     assert eyes.min() > 0.16  # measured 0.189, 0.172, 0.169: open
+
+
+def _gaze_run(name: str, mirror: bool) -> list[FaceResult]:
+    import cv2
+
+    if not (FRONT / "iris_landmarks.onnx").is_file():
+        pytest.skip(f"{FRONT / 'iris_landmarks.onnx'}: front ends not imported")
+    stage = FaceStage(FRONT, gaze=True)
+    cap = cv2.VideoCapture(str(_clip(name)))
+    out = []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        out.append(stage.process(np.ascontiguousarray(bgr[:, ::-1]) if mirror else bgr))
+    cap.release()
+    return out
+
+
+def _open(rs: list[FaceResult]) -> list[FaceResult]:
+    return [r for r in rs if r.present and (r.eye_open_left + r.eye_open_right) / 2 >= CLOSED_EAR]
+
+
+def test_gaze_is_read_only_when_asked_and_changes_nothing_else(
+    alert_blink: tuple[list[FaceResult], float],
+) -> None:
+    plain, _ = alert_blink
+    gazed = _gaze_run("driver-dev-alert-blink", mirror=False)
+    assert all(math.isnan(r.gaze_x) and math.isnan(r.gaze_y) for r in plain)
+    assert all(math.isfinite(r.gaze_x) and math.isfinite(r.gaze_y) for r in gazed if r.present)
+    at = [FACE_FEATURES.index(n) for n in ("gaze_x", "gaze_y")]
+    for a, b in zip(plain, gazed):
+        va, vb = a.vector(), b.vector()
+        assert not va[at].any()
+        np.testing.assert_array_equal(np.delete(va, at), np.delete(vb, at))
+    # a man looking at the camera: steady, measured gaze_x -0.106 (p5-p95 -0.178 to -0.084)
+    gx = np.array([r.gaze_x for r in _open(gazed)])
+    gy = np.array([r.gaze_y for r in _open(gazed)])
+    assert -0.2 < np.median(gx) < 0.0 and 0.05 < np.median(gy) < 0.3
+    assert np.percentile(gx, 95) - np.percentile(gx, 5) < 0.15
+
+
+@pytest.mark.parametrize("name", ["driver-dev-alert-blink", "driver-dev-head-turn"])
+def test_a_mirrored_face_mirrors_its_gaze(name: str) -> None:
+    """gaze_x turns the way yaw does: the same frames mirrored read it the other way round,
+    and the irises move toward a turn of the head (head-turn's glances, yaw below -30)."""
+    for mirror in (False, True):
+        rs = _open(_gaze_run(name, mirror))
+        gx = np.array([r.gaze_x for r in rs])
+        yaw = np.array([r.yaw for r in rs])
+        sign = -1.0 if mirror else 1.0
+        front = np.abs(yaw) < 15
+        if name == "driver-dev-alert-blink":  # measured -0.106, mirrored +0.077
+            assert sign * np.median(gx[front]) < -0.04
+        else:  # the glances: measured -0.249 against -0.030 frontal, mirrored +0.249
+            turned = sign * yaw < -30
+            assert turned.sum() >= 20
+            assert sign * (np.median(gx[turned]) - np.median(gx[front])) < -0.1
 
 
 def test_a_lost_track_runs_the_detector_on_the_same_frame_and_reset_forgets(

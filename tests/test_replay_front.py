@@ -292,3 +292,42 @@ def test_vad_rows_are_the_chunks_scored_in_a_span_and_no_empty_slot() -> None:
     rows = v.rows(-512, v.fed)  # a recording from sample 0: the chunk before it is no chunk
     assert [r[0] for r in rows] == [0, 512, 1024] and [r[2] for r in rows] == [False, True, True]
     assert rows[1][1] == pytest.approx(0.6) and v.rows(600, 1100) == [rows[2]]
+
+
+def test_a_model_that_reads_gaze_has_the_face_stage_read_it_and_older_rows_read_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The iris model runs only for a model that reads gaze (the config need not say so), and a
+    face row recorded before gaze existed (ten values) gives the model zeros there, as a stage
+    that does not read gaze does."""
+    from edge.config import parse_config
+    from edge.front.features import compose
+    from edge.service.run import Runner
+    from edge.timebase.clock import FakeClock
+
+    asked: list[bool] = []
+
+    def fake_build(config: FrontEndsConfig, video: dict[str, FrameRing], audio: object,
+                   hop_ns: int, clock: object) -> Cascade:
+        assert config.face is not None
+        asked.append(config.face.gaze)
+        return Cascade(config, hop_ns)
+
+    monkeypatch.setattr(cascade_mod, "build_cascade", fake_build)
+    for gaze in (False, True):
+        model = tiny_model(tmp_path, make_front_card("driver", f"g{int(gaze)}", gaze=gaze),
+                           name=f"g{int(gaze)}")
+        Runner(parse_config(config_text(model, ONE_RULE)
+                            + "front_ends: {face: {}, hand: {}, vad: {}}\n"),
+               FakeClock(100 * NS_PER_S))
+    assert asked == [False, True]
+
+    spec = FrontSpec.default("driver", gaze=True)
+    assert spec.gaze and not FrontSpec.default("driver").gaze
+    now = np.arange(len(FACE_NAMES), dtype=np.float32) + 1.0
+    before = Face(True, tuple(float(x) for x in now[:10]))  # recorded before gaze
+    front, _ = compose(spec, np.ones(2, bool), face=[before, Face(True, tuple(now.tolist()))])
+    cols = {f: k for k, f in enumerate(spec.features)}
+    assert front[0, cols["face.gaze_x"]] == 0.0 and front[0, cols["face.gaze_y"]] == 0.0
+    assert front[1, cols["face.gaze_x"]] == now[AT["gaze_x"]]
+    assert front[0, cols["face.yaw"]] == front[1, cols["face.yaw"]] == now[AT["yaw"]]

@@ -42,6 +42,11 @@ class FaceConfig(_Model):
         "shadow over them) after which health reports the camera degraded ('eyes hidden 3.0 s'): "
         "closed eyes cannot be seen then. Judged on the last second of face frames (3 at least)."
     )
+    gaze: bool = Field(
+        False, description="Also read where the irises sit (the iris model on each eye: about as "
+        "much again as the face mesh). Turned on for a model that reads gaze (face.gaze_x, "
+        "face.gaze_y); a stage without it reports none."
+    )
 
 
 class PersonConfig(_Model):

@@ -8,7 +8,8 @@ logit says whether the face is still there. When it says no, the detector runs o
 frame before absence is declared.
 
 Each frame gives a :class:`FaceResult`: presence with a reason, box, and geometry (eye aspect
-ratios, mouth opening, yaw/pitch/roll) that :meth:`FaceResult.vector` lays out in
+ratios, mouth opening, yaw/pitch/roll, and with ``gaze`` on where the irises sit between the
+eye corners, :data:`EYE_CROP_SCALE`) that :meth:`FaceResult.vector` lays out in
 :data:`FACE_FEATURES` order for the fusion model, and whether the eyes can be seen at all
 (:func:`eye_contrast`, :func:`eyes_hidden`): behind dark lenses the mesh still puts eyes where
 they should be and reads them open, so the pixels there are checked (for health, not as a
@@ -32,7 +33,9 @@ from edge.front.geometry import (
     Roi,
     crop,
     eye_aspect_ratio,
+    eye_roi,
     head_pose,
+    iris_offset,
     mouth_open_ratio,
     roi_from_detection,
     roi_from_landmarks,
@@ -42,11 +45,19 @@ from edge.front.ssd import Detections, SsdDetector, to_value_range
 #: Per-frame face features, in :meth:`FaceResult.vector` order. ``present`` is 1/0; the rest
 #: are 0 when the face is absent. Units: ``face_size`` is box height / frame height; eye and
 #: mouth values are ratios (eye aspect ratio about 0.25-0.35 open); angles are degrees;
-#: ``cx``, ``cy`` the box centre normalized to the frame (where a hand is relative to it).
+#: ``cx``, ``cy`` the box centre normalized to the frame (where a hand is relative to it);
+#: ``gaze_x``, ``gaze_y`` where the irises sit (:attr:`FaceResult.gaze_x`; 0 when the stage
+#: does not read them).
 FACE_FEATURES: tuple[str, ...] = (
     "present", "face_size", "eye_open_left", "eye_open_right", "mouth_open", "yaw", "pitch", "roll",
-    "cx", "cy",
+    "cx", "cy", "gaze_x", "gaze_y",
 )
+#: The gaze features, read only by a stage made with ``gaze=True`` (two iris-model runs a
+#: frame, as much again as the face mesh).
+GAZE_FEATURES: tuple[str, ...] = ("gaze_x", "gaze_y")
+#: The iris model's eye crop: this many times the eye's corner-to-corner distance on a side,
+#: centred between the corners and levelled along them (mediapipe's iris graph crops so).
+EYE_CROP_SCALE = 2.3
 
 #: Past this head yaw (degrees) the eye turned away from the camera is measured from the one
 #: facing it. The far eye is foreshortened and half behind the nose, and the mesh's lids on it
@@ -113,6 +124,13 @@ class FaceResult:
         :func:`eye_contrast` of the eyes (the higher of the two eyes each, of the eye facing
         the camera past :data:`FAR_EYE_YAW`); NaN when absent or off the frame. Not model
         inputs: :func:`eyes_hidden` says from a second of them whether the eyes can be seen.
+    gaze_x, gaze_y
+        Where the iris centres sit (:func:`edge.front.geometry.iris_offset`): from the eye
+        corners' midpoint in half the corner-to-corner distance, levelled along the corners; x
+        positive toward the image's right (as yaw), y positive up (as pitch). The mean of both
+        eyes (of the eye facing the camera past :data:`FAR_EYE_YAW`). It moves with the eyes in
+        the head and, the cornea standing in front of the corners, with the head's own turn.
+        NaN when absent or not read (a stage without ``gaze``).
     """
 
     present: bool
@@ -129,6 +147,8 @@ class FaceResult:
     face_size: float = _NAN
     eye_spread: float = _NAN
     eye_dark: float = _NAN
+    gaze_x: float = _NAN
+    gaze_y: float = _NAN
 
     @property
     def cx(self) -> float:
@@ -251,6 +271,9 @@ class FaceStage:
     int8
         Load each model's INT8 build (``NAME.int8.onnx``) where ``edge front-ends build --int8``
         wrote one (it writes none for a model over its accuracy budget); FP32 otherwise.
+    gaze
+        Also read where the irises sit (:attr:`FaceResult.gaze_x`, ``gaze_y``): the iris model
+        (``iris_landmarks``) on a crop of each eye that counts.
 
     Attributes
     ----------
@@ -270,6 +293,7 @@ class FaceStage:
         type_key: str = "onnx",
         options: dict[str, Any] | None = None,
         int8: bool = False,
+        gaze: bool = False,
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, not {detect_every}")
@@ -291,6 +315,18 @@ class FaceStage:
         self.mesh_range: list[float] = list(card.preprocess.get("value_range", [0.0, 1.0]))
         self.presence_threshold = float(card.postprocess.get("presence", {}).get("threshold", 0.5))
         self.num_landmarks = int(card.postprocess.get("num_landmarks", 468))
+        self.iris: Any = None
+        if gaze:
+            self.iris = open_front("iris_landmarks", front_dir, type_key, options,
+                                   int8=int8 and has_int8("iris_landmarks", front_dir, type_key))
+            pre = self.iris.card.preprocess
+            self.iris_input = next(iter(self.iris.card.inputs))
+            self.iris_size = int(pre["width"])
+            self.iris_range: list[float] = list(pre.get("value_range", [0.0, 1.0]))
+            # the model reads the eye whose corners the card calls left; the other is flipped
+            flipped = pre.get("eye_corner_landmarks", {}).get("right", [362, 263])
+            self.iris_flipped = (tuple(int(i) for i in flipped)
+                                 if pre.get("flip_right_eye", True) else None)
         self.reset()
 
     def reset(self) -> None:
@@ -380,13 +416,33 @@ class FaceStage:
             else:
                 right, eyes = left, (LEFT_EYE_EAR,)
         spread, dark = self._eyes_shown(frame_bgr, pts, eyes)
+        gx, gy = self._gaze(frame_bgr, pts, eyes) if self.iris is not None else (_NAN, _NAN)
         return FaceResult(
             True, "", presence, box, detected,
             eye_open_left=left, eye_open_right=right,
             mouth_open=mouth_open_ratio(pts),
             yaw=yaw, pitch=pitch, roll=roll, face_size=size,
-            eye_spread=spread, eye_dark=dark,
+            eye_spread=spread, eye_dark=dark, gaze_x=gx, gaze_y=gy,
         )
+
+    def _gaze(self, frame_bgr: np.ndarray, pts: np.ndarray,
+              eyes: tuple[tuple[int, ...], ...]) -> tuple[float, float]:
+        """The mean :func:`~edge.front.geometry.iris_offset` of the eyes that count."""
+        size = self.iris_size
+        got = []
+        for eye in eyes:
+            corners = (eye[0], eye[3])
+            img = crop(frame_bgr, eye_roi(pts, *corners, EYE_CROP_SCALE), size, swap_rb=True)
+            flip = corners == self.iris_flipped
+            if flip:
+                img = img[:, ::-1]
+            x = to_value_range(np.ascontiguousarray(img), self.iris_range)[None]
+            iris = np.asarray(self.iris.infer({self.iris_input: x})["iris"], np.float64)
+            cx, cy = iris.reshape(-1, 3)[0, :2]
+            got.append(iris_offset(np.array([size - cx if flip else cx, cy]), size,
+                                   EYE_CROP_SCALE))
+        gx, gy = np.mean(np.asarray(got), axis=0)
+        return float(gx), float(gy)
 
     @staticmethod
     def _eyes_shown(frame_bgr: np.ndarray, pts: np.ndarray,

@@ -26,7 +26,7 @@ from edge.front.eyebase import EyeBaseline, EyeBaselineSpec, eye_columns
 from edge.front.roadbase import (DriverBaseline, RoadAngle, RoadAngleSpec, RoadPitchSpec,
                                  RoadRollSpec, RoadYawSpec,
                                  road_columns)
-from edge.front.face import FACE_FEATURES
+from edge.front.face import FACE_FEATURES, GAZE_FEATURES
 from edge.front.hand import HAND_FEATURES
 from edge.front.person import PERSON_FEATURES
 
@@ -118,6 +118,12 @@ class FrontSpec:
         return DriverBaseline(yaw, eyes, pitch, roll)
 
     @property
+    def gaze(self) -> bool:
+        """Whether the model reads gaze (the face stage must run the iris model)."""
+        return any(f.partition(".")[2] in GAZE_FEATURES for f in self.features
+                   if f.startswith("face."))
+
+    @property
     def stages(self) -> set[str]:
         """The cascade stages these features need (face, person, hand, vad)."""
         return {st for f in self.features for st in STAGE_OF[f.partition(".")[0]]}
@@ -129,17 +135,20 @@ class FrontSpec:
                 if f.partition(".")[0] == prefix]
 
     @classmethod
-    def default(cls, task: str) -> FrontSpec:
+    def default(cls, task: str, gaze: bool = False) -> FrontSpec:
         """The reference models' features: the face, the hand near it and speech for the
-        driver (not the face's position in the frame: that is the camera's mounting), the
-        person detector and speech for the home; the driver's eyes scaled to his own and his
-        yaw, pitch and roll measured from his own (:mod:`edge.front.roadbase`)."""
+        driver (not the face's position in the frame: that is the camera's mounting; gaze only
+        when asked), the person detector and speech for the home; the driver's eyes scaled to
+        his own and his yaw, pitch and roll measured from his own (:mod:`edge.front.roadbase`)."""
         if task == "driver":
-            return cls(tuple(f"face.{n}" for n in FACE_NAMES if n not in ("cx", "cy"))
+            skip = ("cx", "cy") + (() if gaze else GAZE_FEATURES)
+            return cls(tuple(f"face.{n}" for n in FACE_NAMES if n not in skip)
                        + ("hand.present",) + tuple(f"near.{n}" for n in NEAR_NAMES)
                        + ("speech.p",), EyeBaselineSpec(), RoadYawSpec(), RoadPitchSpec(),
                        RoadRollSpec())
         if task == "home":
+            if gaze:
+                raise EngineError("the home model reads no face: it has no gaze")
             return cls(tuple(f"person.{n}" for n in PERSON_NAMES) + ("speech.p",))
         raise EngineError(f"no front-end features are defined for task {task!r}")
 
@@ -177,13 +186,20 @@ def compose(
         src = [i for _, i in cols]
         for k, r in enumerate(results):
             if r is not None and valid[k]:
-                out[k, dst] = np.asarray(r.vector(), np.float32)[src]
+                out[k, dst] = _full(r.vector(), len(STAGE_NAMES[prefix]))[src]
     cols = spec.columns("speech")
     if cols and speech is not None:
         out[:, cols[0][0]] = np.nan_to_num(np.asarray(speech, np.float32), nan=0.0)
     mask = np.asarray(valid, bool)
     out[~mask] = 0.0
     return out, mask.astype(np.float32)
+
+
+def _full(vector: Any, n: int) -> np.ndarray:
+    """A stage vector as float32 of ``n`` values: one recorded before a stage's later features
+    (a face's gaze) existed gets zeros for them, as a stage that does not read them gives."""
+    v = np.asarray(vector, np.float32)
+    return v if len(v) >= n else np.concatenate([v, np.zeros(n - len(v), np.float32)])
 
 
 _FACE_AT = {n: FACE_NAMES.index(n) for n in ("present", "face_size", "cx", "cy")}

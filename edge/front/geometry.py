@@ -8,7 +8,9 @@
 * :func:`crop` - the ROI warped into a model input; :meth:`Roi.to_frame` maps crop
   coordinates back.
 * Face measures on the 468-point mesh: :func:`eye_aspect_ratio` (6-point EAR),
-  :func:`mouth_open_ratio`, :func:`head_pose` (yaw, pitch, roll from the mesh's 3-D points).
+  :func:`mouth_open_ratio`, :func:`head_pose` (yaw, pitch, roll from the mesh's 3-D points);
+  :func:`eye_roi` and :func:`iris_offset`, the eye crop the iris model reads and where in it
+  the iris sits.
 
 Frame coordinates are continuous pixels: pixel ``(i, j)`` covers ``[i, i+1] x [j, j+1]``.
 """
@@ -162,6 +164,25 @@ def roi_from_landmarks(pts_px: np.ndarray, i0: int, i1: int, scale: float = 1.5)
     um, vm = (u.min() + u.max()) / 2, (v.min() + v.max()) / 2
     side = scale * max(float(u.max() - u.min()), float(v.max() - v.min()))
     return Roi(float(um * c - vm * s), float(um * s + vm * c), side, angle)
+
+
+def eye_roi(pts_px: np.ndarray, i0: int, i1: int, scale: float) -> Roi:
+    """The crop of one eye for the iris model: centred between its corners ``i0`` and ``i1``
+    (mesh indices, the one on the image's left first), levelled along them, square, ``scale``
+    times the corner-to-corner distance (in the image plane) on a side."""
+    p = np.asarray(pts_px, np.float64)[:, :2]
+    a, b = p[i0], p[i1]
+    c = (a + b) / 2
+    side = scale * float(np.hypot(*(b - a)))
+    return Roi(float(c[0]), float(c[1]), side, line_angle(a, b))
+
+
+def iris_offset(iris_xy: np.ndarray, size: int, scale: float) -> tuple[float, float]:
+    """Where the iris centre sits in an :func:`eye_roi` crop of ``size`` pixels: ``(x, y)``
+    from the corners' midpoint in half the corner-to-corner distance, x positive toward the
+    crop's right (the image's, as head yaw turns), y positive up (as head pitch turns)."""
+    half = size / (2.0 * scale)
+    return (float(iris_xy[0]) - size / 2) / half, (size / 2 - float(iris_xy[1])) / half
 
 
 def crop(image: np.ndarray, roi: Roi, size: int, swap_rb: bool = False) -> np.ndarray:

@@ -146,7 +146,8 @@ class Runner:
     def _build_cascade(self, config: Config) -> Any:
         """The front ends ``front_ends:`` asks for, on the streams' rings (None: none)."""
         fc = config.front_ends
-        need = set(FrontSpec.from_dict(self.card.front).stages) if self.card.front else set()
+        spec = FrontSpec.from_dict(self.card.front) if self.card.front else None
+        need = set(spec.stages) if spec is not None else set()
         have = set() if fc is None else {k for k in ("face", "person", "hand", "vad") if getattr(fc, k)}
         if need - have:
             raise ConfigError(
@@ -158,6 +159,9 @@ class Runner:
         if self.card.front and fc.face is not None and fc.face.mask_absent:
             # A model over front-end features reads face.present itself: nothing is masked.
             fc = fc.model_copy(update={"face": fc.face.model_copy(update={"mask_absent": False})})
+        if spec is not None and spec.gaze and fc.face is not None and not fc.face.gaze:
+            # the iris model runs only for a model that reads what it gives
+            fc = fc.model_copy(update={"face": fc.face.model_copy(update={"gaze": True})})
         from edge.front.cascade import build_cascade  # the stages' engines load with it
 
         video: dict[str, FrameRing] = {}

@@ -107,14 +107,15 @@ def _driver_notes(spec: FrontSpec) -> str:
     return text
 
 
-def make_front_card(task: str, name: str, frames: int = 8) -> ModelCard:
+def make_front_card(task: str, name: str, frames: int = 8, gaze: bool = False) -> ModelCard:
     """The card of a fusion model over front-end features (I/O contract), before metrics;
-    ``frames`` targets per window (the serving config's ``window.frames`` must match)."""
+    ``frames`` targets per window (the serving config's ``window.frames`` must match);
+    ``gaze``: the driver's model reads gaze too (:meth:`FrontSpec.default`)."""
     from edge.front.features import FrontSpec
 
     classes = CLASSES[task]
     _, audio_seconds = TASK_SHAPES.get(task, (64, 2.0))
-    spec = FrontSpec.default(task)
+    spec = FrontSpec.default(task, gaze)
     mspec = LogMelSpec()
     seconds = 2.0
     if not 2 <= frames <= 64:

@@ -166,9 +166,10 @@ def default_config(model_path: Path, card: ModelCard) -> Config:
     from edge.front.config import FaceConfig, FrontEndsConfig, HandConfig, PersonConfig, VadConfig
     from edge.front.features import FrontSpec
 
-    stages = FrontSpec.from_dict(card.front).stages if card.front else set()
+    spec = FrontSpec.from_dict(card.front) if card.front else None
+    stages = spec.stages if spec is not None else set()
     fe = FrontEndsConfig(
-        face=FaceConfig() if "face" in stages else None,
+        face=FaceConfig(gaze=spec is not None and spec.gaze) if "face" in stages else None,
         person=PersonConfig() if "person" in stages else None,
         hand=HandConfig() if "hand" in stages else None,
         vad=VadConfig() if "vad" in stages else None,
