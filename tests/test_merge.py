@@ -185,3 +185,31 @@ def test_merging_the_shipped_driver_parts_again_keeps_what_the_shipped_card_read
     assert card.provenance["thresholds"] == shipped.provenance["thresholds"]
     for part in ("driver-front-2x1200", "driver-front-3x400"):
         assert load_card(parts / f"{part}.yaml").front == shipped.front
+
+
+def test_a_part_may_read_some_of_the_base_s_front_features_picked_in_the_graph(
+    tmp_path: Path,
+) -> None:
+    """A network trained before the base read gaze serves its classes from the base's window:
+    the merged graph feeds it its own columns of ``front`` (gaze sits among the face features,
+    so a wrong pick shows); a part reading a feature the base lacks is refused."""
+    from edge.train.cards import make_front_card
+
+    gaze_card = make_front_card("driver", "g", frames=16, gaze=True)
+    eyes_card = make_front_card("driver", "e", frames=16)
+    base = tiny_model(tmp_path, gaze_card, "g")
+    eyes = tiny_model(tmp_path, eyes_card, "e", scale=-3.0)
+    have, want = gaze_card.front["features"], eyes_card.front["features"]
+    assert set(want) < set(have) and have[:len(want)] != want
+    out = tmp_path / "m" / "merged.onnx"
+    card = merge_models(base, {"eyes_closed": eyes}, out)
+    assert card.front == gaze_card.front and card.inputs["front"].shape == ["B", 16, len(have)]
+    feed = some_inputs(base)
+    own = {**feed, "front": feed["front"][:, :, [have.index(f) for f in want]]}
+    k = card.class_names.index("eyes_closed")
+    lm, le, lb = logits(out, feed), logits(eyes, own), logits(base, feed)
+    np.testing.assert_allclose(lm[:, k], le[:, k], rtol=1e-6)
+    rest = [i for i in range(len(card.class_names)) if i != k]
+    np.testing.assert_array_equal(lm[:, rest], lb[:, rest])
+    with pytest.raises(EngineError, match="face.gaze_x, face.gaze_y, which the base does not"):
+        merge_models(eyes, {"phone": base}, tmp_path / "n.onnx")

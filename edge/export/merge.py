@@ -7,6 +7,9 @@ of inputs: every part reads the same window, and each class answers with its own
 and its own part's threshold. So the parts must read their inputs exactly alike (the task, the
 window, the video and audio preprocessing, the front-end features and eye baseline, the input
 tensors, the activation); a part that differs in any of these is refused, naming the field.
+One difference is taken: a part may read some of the base's front-end features (a network
+trained before the base read gaze), in any order; it is fed its own columns of the base's
+``front`` tensor, picked in the graph.
 
 FP32 in, FP32 out: the merged model is quantized like any other (``edge calibrate``, ``edge
 build --int8``). It costs the sum of its parts. Its card keeps each part's provenance (command,
@@ -72,12 +75,33 @@ def _load(path: str | Path) -> Part:
     return Part(p, card, model, sha256_file(p))
 
 
+def front_columns(base: ModelCard, card: ModelCard) -> list[int] | None:
+    """Where each of a part's front-end features sits among the base's (None: it reads them
+    all, in the base's order); a part reading one the base does not is refused."""
+    if not base.front or not card.front:
+        return None
+    have, want = list(base.front.get("features", [])), list(card.front.get("features", []))
+    if want == have:
+        return None
+    missing = [f for f in want if f not in have]
+    if missing:
+        raise EngineError(f"a part reads {', '.join(missing)}, which the base does not: make the "
+                          "model that reads most features the base (--base)")
+    return [have.index(f) for f in want]
+
+
 def _check_alike(base: ModelCard, base_path: Path, card: ModelCard, path: Path) -> None:
+    cols = front_columns(base, card)
     for key in SHARED:
         a, b = getattr(base, key), getattr(card, key)
         if key == "inputs":
             a = {k: v.model_dump() for k, v in a.items()}
             b = {k: v.model_dump() for k, v in b.items()}
+            if cols is not None and "front" in a and "front" in b:  # its own columns of it
+                a["front"] = {**a["front"], "shape": a["front"]["shape"][:-1] + [len(cols)]}
+        if key == "front" and cols is not None:  # its features a subset of the base's
+            a = {k: v for k, v in a.items() if k != "features"}
+            b = {k: v for k, v in b.items() if k != "features"}
         if a != b:
             raise EngineError(f"{path}: its card's {key} differs from {base_path}'s; merged parts "
                               f"must read the same inputs the same way ({key}: {b!r} against {a!r})")
@@ -144,6 +168,15 @@ def merged_graph(parts: list[Part]) -> Any:
         if not part.classes:
             continue
         prefixed = compose.add_prefix(model, f"part{k}_", rename_inputs=False)
+        cols = front_columns(base_card, part.card)
+        if cols is not None:  # the part reads some of the base's features: its columns
+            picked = f"part{k}_front"
+            graph.initializer.append(numpy_helper.from_array(np.array(cols, np.int64),
+                                                             f"part{k}_front_columns"))
+            graph.node.append(helper.make_node("Gather", ["front", f"part{k}_front_columns"],
+                                               [picked], axis=2, name=f"part{k}_front_take"))
+            for node in prefixed.graph.node:
+                node.input[:] = [picked if x == "front" else x for x in node.input]
         graph.node.extend(prefixed.graph.node)
         graph.initializer.extend(prefixed.graph.initializer)
         graph.value_info.extend(prefixed.graph.value_info)
