@@ -38,7 +38,7 @@ def test_face_rows_respond_to_each_driver_class_as_measured() -> None:
     sc = _scenario("driver", ("eyes_closed", 2.0, 5.0, None), ("yawning", 7.0, 11.0, None),
                    ("distracted", 12.0, 15.0, "left"), ("talking", 16.0, 19.5, None))
     rows = face_frames(sc, T)
-    assert rows.shape == (len(T), 10) and rows.dtype == np.float32
+    assert rows.shape == (len(T), 12) and rows.dtype == np.float32
     assert np.array_equal(rows, face_frames(sc, T))  # deterministic in the seed
     calm = _at(rows, T, 0.0, 1.8)
     calm = calm[calm[:, 0] > 0]
@@ -71,6 +71,38 @@ def test_a_phone_at_the_ear_puts_a_hand_beside_the_face_one_in_the_hand_below_it
         assert ear.sum() >= 5  # found in most processed frames (0.55-0.95 of them)
         assert np.all(np.abs(rel[ear, 0]) >= 0.3) and np.all(np.abs(rel[ear, 1]) <= 0.7)
         assert np.all(rel[below, 1] >= 1.0)
+
+
+GAZE_X, GAZE_Y = 10, 11
+
+
+def test_gaze_rows_follow_the_eyes_and_leave_every_other_column_as_it_was() -> None:
+    events = (("distracted", 3.0, 6.0, "left"), ("distracted", 9.0, 12.0, "down"),
+              ("phone", 14.0, 18.0, "hand"))
+    by_head = face_frames(_scenario("driver", *events, seed=8), T)
+    by_eyes = face_frames(_scenario("driver", *events, seed=8), T, eye_glances=1.0)
+    seen = by_head[:, 0] > 0
+    assert np.isfinite(by_head).all() and not by_head[~seen].any()  # no face: zeros, gaze too
+    calm = (T < 2.5) & seen
+    gx0, gy0 = np.median(by_head[calm, GAZE_X]), np.median(by_head[calm, GAZE_Y])
+    assert -0.4 < gx0 < 0.25 and -0.1 < gy0 < 0.45  # near the measured -0.11..-0.08, 0.15-0.17
+    # led by the head: the head turns 35-70 degrees, the eyes go with it a little
+    left = (T >= 3.6) & (T < 5.4)
+    head_turn = np.median(by_head[left & seen, FACE["yaw"]]) - np.median(by_head[calm, FACE["yaw"]])
+    assert head_turn < -30
+    # led by the eyes: the head turns 15-30 degrees, the irises move far toward the turn
+    yaw_eyes = np.median(by_eyes[left, FACE["yaw"]]) - np.median(by_eyes[calm, FACE["yaw"]])
+    assert -32 < yaw_eyes < -12
+    assert np.median(by_eyes[left, GAZE_X]) < gx0 - 0.2
+    assert np.median(by_eyes[left, GAZE_X]) < np.median(by_head[left & seen, GAZE_X])
+    down = (T >= 9.6) & (T < 11.4)
+    assert np.median(by_eyes[down, GAZE_Y]) < gy0 - 0.15  # eyes down at the lap
+    # the other events and the other columns outside the glances are drawn as without them
+    rest = ~((T >= 2.5) & (T < 6.5)) & ~((T >= 8.5) & (T < 12.5))
+    np.testing.assert_array_equal(by_eyes[rest, :10], by_head[rest, :10])
+    np.testing.assert_array_equal(face_frames(_scenario("driver", ("yawning", 2.0, 6.0, None)), T,
+                                              eye_glances=1.0),
+                                  face_frames(_scenario("driver", ("yawning", 2.0, 6.0, None)), T))
 
 
 def test_blinks_are_short_dips_not_closed_eyes() -> None:
@@ -242,6 +274,42 @@ def test_one_scenario_of_a_set_is_simulated_alone_as_the_set_holds_it(
     assert "an index names a scenario of one set" in capsys.readouterr().err
     assert main(["eval", "--config", cfg, "--scenario", "x", "--only", "1"]) == 2
     assert "with --front-sim only" in capsys.readouterr().err
+
+
+def test_glances_led_by_the_eyes_reach_the_windows_and_edge_eval_names_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from edge.cli import main
+    from edge.front.vad import StreamingVad
+    from edge.train.cards import make_front_card
+    from edge.train.data import front_scenario_windows
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "engines" / "front" / "silero_vad.onnx").is_file():
+        pytest.skip("needs the front ends (edge front-ends import)")
+    card = make_front_card("driver", "t", gaze=True)
+    sc = _scenario("driver", ("distracted", 4.0, 9.0, "right"))
+    vad = StreamingVad()
+    head, eyes = (front_scenario_windows(sc, card, SoundBank(), vad, eye_glances=g)
+                  for g in (0.0, 1.0))
+    gx = card.front["features"].index("face.gaze_x")
+    late = (head.t_s > 6.0) & (head.t_s < 9.0)
+    assert eyes.front[late][..., gx].mean() > head.front[late][..., gx].mean() + 0.1
+    np.testing.assert_array_equal(eyes.front[head.t_s < 3.0], head.front[head.t_s < 3.0])
+    cfg = str(root / "configs" / "driver.yaml")
+    args = ["eval", "--config", cfg, "--front-sim", "2", "--seconds", "8", "--seed", "19000"]
+    assert main(args + ["--eye-glances", "0.5", "--json"]) == 0
+    assert "0.5 of the glances away led by the eyes" in json.loads(capsys.readouterr().out)[
+        "scenarios"]
+    assert main(args + ["--eye-glances", "1.5"]) == 2
+    assert "a share of the glances away, 0-1, not 1.5" in capsys.readouterr().err
+    assert main(["eval", "--config", cfg, "--scenario", "x", "--eye-glances", "0.5"]) == 2
+    assert "with --front-sim only" in capsys.readouterr().err
+    home = ["eval", "--config", str(root / "configs" / "home.yaml"), "--front-sim", "2"]
+    assert main(home + ["--eye-glances", "0.5"]) == 2
+    assert "task 'home' has none" in capsys.readouterr().err
 
 
 def test_a_home_mix_holds_ordinary_sounds_that_are_no_class(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -441,7 +509,10 @@ def test_extra_events_frames_and_audio_pool_are_checked_before_any_work(
                       (["--fps", "6"], "front models only"),
                       (["--front", "--fps", "0"], "distinct camera rates of 1-120"),
                       (["--front", "--fps", "15", "15"], "distinct camera rates of 1-120"),
-                      (["--front", "--max-threshold", "0.99"], "--max-threshold: 0.2-0.95")):
+                      (["--front", "--max-threshold", "0.99"], "--max-threshold: 0.2-0.95"),
+                      (["--gaze"], "front models only"),
+                      (["--eye-glances", "0.3"], "front models only"),
+                      (["--front", "--eye-glances", "1.5"], "a share of the glances away, 0-1")):
         assert main(["train", "--task", "driver", *args]) == 2
         assert why in capsys.readouterr().err, args
     assert main(["train", "--task", "home", "--front", "--audio-pool", "4"]) == 2
@@ -450,6 +521,10 @@ def test_extra_events_frames_and_audio_pool_are_checked_before_any_work(
     assert "front models only" in capsys.readouterr().err
     assert main(["train", "--task", "home", "--front", "--members", "0"]) == 2
     assert "--members: 1..16 networks, not 0" in capsys.readouterr().err
+    assert main(["train", "--task", "home", "--front", "--gaze"]) == 2
+    assert "task 'home' has none" in capsys.readouterr().err
+    assert main(["train", "--task", "home", "--front", "--eye-glances", "0.2"]) == 2
+    assert "task 'home' has none" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written
 
 

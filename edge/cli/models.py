@@ -80,6 +80,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         members=args.members,
         unread=tuple(args.unread),
         fps=tuple(args.fps),
+        gaze=args.gaze,
+        eye_glances=args.eye_glances,
         max_threshold=args.max_threshold,
     )
     train(settings, Path(args.out), args.name or f"{args.task}-{'front' if args.front else 'av'}")
@@ -155,7 +157,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                                            bank_kinds=args.bank_kinds,
                                            perturb=tuple(args.perturb),
                                            fps=tuple(args.fps), sweep=tuple(args.sweep),
-                                           only=tuple(args.only)))
+                                           only=tuple(args.only),
+                                           eye_glances=args.eye_glances))
         rep = reps[0]
         if len(seeds) > 1:
             rep = {"draws": summarize_draws(seeds, reps), "reports": reps}
@@ -177,9 +180,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 print(format_draws(rep["draws"]))
         return 0
     if (args.extra_events or args.seconds != 24.0 or args.seed is not None or args.draws != 1
-            or args.fps or args.sweep or args.only):
-        raise EdgeError("--extra-events, --seconds, --seed, --draws, --fps, --sweep and --only: "
-                        "with --front-sim only")
+            or args.fps or args.sweep or args.only or args.eye_glances):
+        raise EdgeError("--extra-events, --seconds, --seed, --draws, --fps, --sweep, --only and "
+                        "--eye-glances: with --front-sim only")
     if args.recordings is not None:
         from edge.evaluate.evalrec import evaluate_recordings, format_recordings
 
@@ -287,6 +290,14 @@ def add_parsers(sub: Any) -> None:
                    help="--front: the camera frame rates the simulated drives draw from "
                    "(default: driver 15 30, home 10 15 25); a slow camera's blink is one frame "
                    "shut, held longer")
+    s.add_argument("--gaze", action="store_true",
+                   help="--front, driver: read gaze as well (face.gaze_x, face.gaze_y: where "
+                   "the irises sit; serving then runs the iris model on both eyes, about as "
+                   "much again as the face mesh)")
+    s.add_argument("--eye-glances", type=float, default=0.0, metavar="SHARE",
+                   help="--front, driver: the share of the simulated glances away that the "
+                   "eyes lead, the head turning less (default 0: the head turns; a model "
+                   "without --gaze cannot see such a glance)")
     s.add_argument("--max-threshold", type=float, default=0.8, metavar="P",
                    help="the highest class threshold validation may pick, in steps of 0.05 "
                    "from 0.2 (default 0.8; the driver's validation F1 still rose there for "
@@ -348,6 +359,9 @@ def add_parsers(sub: Any) -> None:
                    help="--front-sim: the camera rates the scenarios draw from (e.g. 6: a slow "
                    "camera, whose blink is one frame shut; default the task's own, as edge "
                    "train)")
+    s.add_argument("--eye-glances", type=float, default=0.0, metavar="SHARE",
+                   help="--front-sim, driver: the share of the glances away that the eyes "
+                   "lead, the head turning less (as edge train --eye-glances; default 0)")
     s.add_argument("--extra-events", nargs="+", action="extend", default=[],
                    metavar="CLASS=PER_MIN",
                    help="--front-sim: add events of a rare class to the scenarios (e.g. "

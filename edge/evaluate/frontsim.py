@@ -61,6 +61,7 @@ def evaluate_front_sim(
     fps: Sequence[float] = (),
     sweep: Sequence[str] = (),
     only: Sequence[int] = (),
+    eye_glances: float = 0.0,
 ) -> dict[str, Any]:
     """Scores of the config's model on ``scenarios`` feature-level scenarios, in three modes,
     and its config's rule events (:mod:`edge.evaluate.rulescore`) with both modalities;
@@ -71,7 +72,8 @@ def evaluate_front_sim(
     scenarios draw from (empty: the task's own, as ``edge train``); ``sweep`` (``CLASS=P,P...``)
     serves the rules again at other class thresholds (:mod:`edge.evaluate.sweep`); ``only``:
     score these scenarios of the set alone (their index, as the false rule events name them),
-    each the very scenario the whole set holds."""
+    each the very scenario the whole set holds; ``eye_glances``: the share of the driver's
+    glances away that the eyes lead (:func:`~edge.sim.frontrows.face_frames`)."""
     log = sys.stderr if log == "stderr" else log
     engine = load_model(config)
     card = engine.card
@@ -83,10 +85,11 @@ def evaluate_front_sim(
     from edge.front.engines import FRONT_DIR
     from edge.front.vad import StreamingVad
     from edge.sim.frontaudio import SoundBank
-    from edge.sim.frontsim import check_camera_fps
+    from edge.sim.frontsim import check_camera_fps, check_eye_glances
     from edge.train.train import generate_front
 
     check_camera_fps(tuple(fps))
+    check_eye_glances(eye_glances, card.task)
     picked = sorted(set(only))
     outside = [i for i in picked if not 0 <= i < scenarios]
     if outside:
@@ -114,7 +117,8 @@ def evaluate_front_sim(
         change = front_change(FrontSpec.from_dict(card.front), parse_changes(perturb))
     data = generate_front(card, scenarios, seconds, seed, GRID_S, bank, vad,
                           log if log is not None else io.StringIO(), extra_rates=extra_rates,
-                          change=change, fps=tuple(fps), only=set(picked) or None)
+                          change=change, fps=tuple(fps), only=set(picked) or None,
+                          eye_glances=eye_glances)
     classes = card.class_names
     thresholds = np.array([c.threshold for c in card.classes], np.float32)
     speech_cols = [k for k, f in enumerate(card.front["features"]) if f.startswith("speech.")]
@@ -132,6 +136,8 @@ def evaluate_front_sim(
                      + "".join(f", +{r:g} {c} a minute" for c, r in (extra_rates or {}).items())
                      + (f", front-end features changed: {' '.join(perturb)}" if perturb else "")
                      + (f", cameras at {', '.join(f'{f:g}' for f in fps)} fps" if fps else "")
+                     + (f", {eye_glances:g} of the glances away led by the eyes"
+                        if eye_glances else "")
                      + (f", only scenario {', '.join(map(str, picked))}" if picked else ""),
         "model": card.name,
     }

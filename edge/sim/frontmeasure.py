@@ -50,10 +50,10 @@ def _q(x: np.ndarray) -> str:
 
 
 def face_table(clip: Path, front_dir: str) -> np.ndarray:
-    """``[frames, 1 + 8]``: time and the face vector of every frame of one clip."""
+    """``[frames, 1 + 12]``: time and the face vector of every frame of one clip, gaze read."""
     from edge.front.face import FaceStage
 
-    stage = FaceStage(front_dir)
+    stage = FaceStage(front_dir, gaze=True)
     rows = [np.concatenate([[t], stage.process(img).vector()]) for t, img in _frames(clip)]
     return np.asarray(rows, np.float64)
 
@@ -97,6 +97,29 @@ def report_face(name: str, tab: np.ndarray) -> None:
         else:
             k += 1
     print("  dips (EAR<0.2): " + ", ".join(f"t={a:.2f}s {d:.2f}s min {m:.3f}" for a, d, m in runs))
+    report_gaze(p, ear)
+
+
+def report_gaze(p: np.ndarray, ear: np.ndarray) -> None:
+    """Gaze (columns 10, 11) of the frames with a face: spread, jitter, its share that follows
+    the head's yaw and pitch (least squares), and what a blink does to it."""
+    gx, gy, yaw, pitch = p[:, 10], p[:, 11], p[:, 5], p[:, 6]
+    open_ = ear >= 0.2
+    for n, g in (("gaze_x", gx), ("gaze_y", gy)):
+        print(f"  {n:15s} (eyes open) {_q(g[open_])}")
+        print(f"  {n + ' jitter':15s} |d| (both frames open) "
+              f"{_q(np.abs(np.diff(g))[open_[1:] & open_[:-1]])}")
+    for n, g, a in (("gaze_x~yaw", gx, yaw), ("gaze_y~pitch", gy, pitch)):
+        sel = open_
+        if sel.sum() >= 10 and np.ptp(a[sel]) > 10:
+            slope, icpt = np.polyfit(np.sin(np.radians(a[sel])), g[sel], 1)
+            res = g[sel] - (slope * np.sin(np.radians(a[sel])) + icpt)
+            print(f"  {n:15s} g = {slope:.3f} sin(angle) + {icpt:.3f}, residual sd "
+                  f"{res.std():.3f}, |residual| p95 {np.percentile(np.abs(res), 95):.3f}")
+    if (~open_).any() and open_.any():
+        print(f"  [EAR<0.2] n={int((~open_).sum())}: gaze_x med {np.median(gx[~open_]):.3f} "
+              f"(open {np.median(gx[open_]):.3f}), gaze_y med {np.median(gy[~open_]):.3f} "
+              f"(open {np.median(gy[open_]):.3f})")
 
 
 def person_table(clip: Path, front_dir: str, every_s: float = 0.25) -> np.ndarray:

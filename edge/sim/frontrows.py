@@ -21,6 +21,9 @@ Measured on real footage through the real front ends (``python -m edge.sim.front
   0.256-0.583 (median 0.351), found on 100 % of frames away from the entry/exit; empty room: an
   object (the table base) scores 0.31-0.56 (median 0.455) at a fixed place (cx 0.56, cy 0.66),
   area 0.003-0.067, >= 0.5 on 27.7 % of frames in runs of 1-18 processed frames (median 4);
+* gaze (the iris model on each eye): a man looking at the camera -0.106 across, +0.173 up,
+  steady (jitter 0.006); a woman glancing aside follows her head as 0.164 sin(yaw), sd 0.170
+  around it; shut eyes drop it 0.11 (:func:`_gaze` has the rest and what was chosen);
 * VAD on real speech files: median chunk p 0.96-1.0, >= 0.5 on 62-91 % of chunks (the pauses);
   non-speech maxima: rain 0.309, dog 0.216, shutter 0.170, glass 0.065, robin 0.035.
 
@@ -85,8 +88,12 @@ def _spans(rng: np.random.Generator, seconds: float, per_min: float, lo: float, 
     return out
 
 
-def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
-    """``[len(t), 10]`` face vectors (:data:`edge.front.face.FACE_FEATURES`) at frame times ``t``."""
+def face_frames(sc: Scenario, t: np.ndarray, eye_glances: float = 0.0) -> np.ndarray:
+    """``[len(t), 12]`` face vectors (:data:`edge.front.face.FACE_FEATURES`) at frame times ``t``.
+
+    ``eye_glances``: the share of the ``distracted`` glances to the side or down that the eyes
+    lead (:func:`_gaze`); 0 keeps every column but the gaze as it was without them.
+    """
     look = sub_rng(sc.seed, "front-subject")
     rng = sub_rng(sc.seed, "front-face")
     n = len(t)
@@ -94,7 +101,7 @@ def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
     video_busy = [(a, b) for lab, a, b, _, _ in ev if lab != "talking"]
     # An empty seat: a scene with nothing to see is sometimes nobody at all.
     if not video_busy and not any(lab == "talking" for lab, *_ in ev) and look.random() < 0.4:
-        return np.zeros((n, 10), np.float32)
+        return np.zeros((n, 12), np.float32)
     # Per subject: baselines around the measured ones, and how noisy the landmarks are.
     # Open eyes from narrow (0.16: the dev subjects' 0.23-0.25 x 0.65) to wide; closed ones
     # at most 0.65 of open (a narrow eye closes lower too).
@@ -132,8 +139,12 @@ def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
     for a, b in _spans(rng, sc.seconds, rng.uniform(0, 1.5), 1.0, 4.0, video_busy):
         ear = ear * (1 - _gate(t, a, b, 0.3) * rng.uniform(0.1, 0.25))
     lost = np.zeros(n, bool)
+    eye_yaw, eye_pitch = np.zeros(n), np.zeros(n)  # the eyes in the head, degrees (_gaze)
     for lab, a, b, variant, i in ev:
         r = sub_rng(sc.seed, "front-event", i)
+        # the eyes' part of this event: its own draws, so the other columns keep theirs
+        eyes_lead = eye_glances > 0 and sub_rng(sc.seed, "front-gaze-event", i).random() < eye_glances
+        ge = sub_rng(sc.seed, "front-gaze-event", i, 1)
         if lab == "eyes_closed":
             closed = np.maximum(closed, _gate(t, a, b, 0.1))
         elif lab == "yawning":
@@ -146,11 +157,21 @@ def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
             g = _gate(t, a, b, r.uniform(0.2, 0.4))
             if where == "down":
                 dp = r.uniform(20, 40)
-                pitch = pitch - g * dp
+                if eyes_lead:  # the eyes drop to the lap, the head a little: lids follow
+                    pitch = pitch - g * ge.uniform(5, 15)
+                    eye_pitch = eye_pitch - g * ge.uniform(20, 35)
+                else:
+                    pitch = pitch - g * dp
+                    eye_pitch = eye_pitch - g * dp * ge.uniform(0, 0.3)
                 ear = ear * (1 - g * 0.35 * dp / 40)  # eyelids look lower from above
             else:
                 side = -1 if where == "left" else 1
-                yaw = yaw + g * side * r.uniform(35, 70)
+                turn = r.uniform(35, 70)
+                if eyes_lead:  # 40-65 degrees off the road, most of it by the eyes
+                    yaw = yaw + g * side * ge.uniform(15, 30)
+                    eye_yaw = eye_yaw + g * side * ge.uniform(25, 35)
+                else:
+                    yaw = yaw + g * side * turn
                 pitch = pitch + g * r.normal(0, 4)
                 ear = ear * (1 - g * 0.05)
                 if b - a < 1.0 and r.random() < 0.5:
@@ -177,6 +198,7 @@ def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
             else:
                 pitch = pitch - g * r.uniform(8, 20)
                 ear = ear * (1 - g * r.uniform(0.05, 0.2))
+                eye_pitch = eye_pitch - g * ge.uniform(10, 25)  # down at the screen
         elif lab == "talking":
             hz = r.uniform(3, 6)
             open_ = np.abs(np.sin(np.pi * hz * t + r.uniform(0, np.pi))) ** 0.6
@@ -202,7 +224,9 @@ def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
     lost |= rng.random(n) < rng.uniform(0, 0.01)  # single-frame misses
     for a, b in _spans(rng, sc.seconds, 0.6 if rng.random() < 0.3 else 0, 1.0, 6.0, video_busy):
         lost |= (t >= a) & (t < b)  # out of view: leaning away, the camera covered
-    out = np.zeros((n, 10), np.float64)
+    out = np.zeros((n, 12), np.float64)
+    out[:, 10:] = _gaze(sc, t, yaw - yaw0, pitch - pitch0, eye_yaw, eye_pitch,
+                        np.maximum(closed, blink), size0)
     out[:, 0] = 1
     out[:, 1] = size * (1 - 0.15 * np.clip(-(pitch - pitch0) / 40, 0, 1)) + rng.normal(0, 0.002, n)
     out[:, 2] = ear + ear_lr / 2 + rng.normal(0, 1, n) * ear_sd * noise_l
@@ -219,6 +243,52 @@ def face_frames(sc: Scenario, t: np.ndarray) -> np.ndarray:
     out[:, 2:5] = np.clip(out[:, 2:5], 0.0, 1.5)
     out[lost] = 0.0
     return out.astype(np.float32)
+
+
+def _gaze(sc: Scenario, t: np.ndarray, head_yaw: np.ndarray, head_pitch: np.ndarray,
+          eye_yaw: np.ndarray, eye_pitch: np.ndarray, shut: np.ndarray,
+          size0: float) -> np.ndarray:
+    """``[len(t), 2]`` gaze (:attr:`edge.front.face.FaceResult.gaze_x`, ``gaze_y``) from the
+    head's turn from the road (degrees), the eyes' turn in the head (the events'; degrees), how
+    shut the eyes are (0-1) and the face's size.
+
+    Measured through the real face stage (``python -m edge.sim.frontmeasure``): alert-blink
+    (face 0.54 of the frame, 30 fps) reads gaze_x -0.106 (p5-p95 -0.178 to -0.084), gaze_y
+    +0.173 (0.142-0.199), frame-to-frame jitter median 0.006; head-turn (face 0.31, 12 fps, the
+    head swinging -49 to +30 degrees) reads gaze_x -0.078 (-0.466 to 0.151) with jitter median
+    0.111, following the head as 0.164 sin(yaw) with a residual sd of 0.170 (the eyes moving
+    too), gaze_y 0.153 (0.041-0.286); shut eyes in blinks move gaze_y down 0.11 (alert-blink)
+    and gaze_x 0.03-0.2. So: a person's offsets near those, a head term of 0.05-0.3 sin(turn),
+    noise 0.01-0.08 scaled by the face's size (more for a small face), spread while shut.
+
+    Chosen, as no dev clip shows the eyes turn alone: the eyes' gain, 0.6-0.9 sin(angle) across
+    and 0.5-0.8 up and down (an eyeball's 12 mm radius against half an eye's 14-15 mm width),
+    the eyes leading every head turn by 0-40 % of it, a fixation's wander of 1-3 degrees, and
+    glances by the eyes alone to the mirror and the instruments (5-20 degrees across, 5-20
+    down, 0.2-0.8 s, up to 6 a minute), unlabelled: a look that stays near the road.
+    """
+    gz = sub_rng(sc.seed, "front-gaze")
+    n = len(t)
+    gx0, gy0 = gz.normal(-0.08, 0.08), gz.uniform(0.05, 0.3)
+    k_eye, k_eye_y = gz.uniform(0.6, 0.9), gz.uniform(0.5, 0.8)
+    k_head, k_head_y = gz.uniform(0.05, 0.3), gz.uniform(-0.35, 0.05)
+    sd = gz.uniform(0.01, 0.08) * float(np.clip(0.3 / max(size0, 1e-3), 0.5, 2.0))
+    lead = gz.uniform(0.0, 0.4)
+    ey = eye_yaw + lead * head_yaw + _wander(gz, t, gz.uniform(1, 3), 0.1, 1.0)
+    ep = eye_pitch + lead * head_pitch + _wander(gz, t, gz.uniform(1, 3), 0.1, 1.0)
+    for a, b in _spans(gz, sc.seconds, gz.uniform(0, 6), 0.2, 0.8, []):
+        g = _gate(t, a, b, 0.1)
+        if gz.random() < 0.5:
+            ey = ey + g * gz.choice([-1, 1]) * gz.uniform(5, 20)
+        else:
+            ep = ep - g * gz.uniform(5, 20)
+    gx = gx0 + k_eye * np.sin(np.radians(ey)) + k_head * np.sin(np.radians(head_yaw))
+    gy = gy0 + k_eye_y * np.sin(np.radians(ep)) + k_head_y * np.sin(np.radians(head_pitch))
+    gx = gx + shut * gz.normal(0, 0.15, n)
+    gy = gy - shut * gz.uniform(0.05, 0.2)
+    far = np.abs(head_yaw) > 30  # the near eye alone (edge.front.face.FAR_EYE_YAW)
+    noise = sd * np.where(far, 1.4, 1.0)
+    return np.column_stack([gx + gz.normal(0, 1, n) * noise, gy + gz.normal(0, 1, n) * noise])
 
 
 def hand_frames(sc: Scenario, t: np.ndarray, face: np.ndarray) -> np.ndarray:

@@ -57,6 +57,14 @@ def check_camera_fps(fps: tuple[float, ...]) -> None:
                           f"{' '.join(f'{f:g}' for f in fps)}")
 
 
+def check_eye_glances(share: float, task: str) -> None:
+    """``--eye-glances``: a share of 0-1, of a driver's glances."""
+    if not 0.0 <= share <= 1.0:
+        raise ConfigError(f"--eye-glances: a share of the glances away, 0-1, not {share:g}")
+    if share and task != "driver":
+        raise ConfigError(f"--eye-glances: the driver's glances; task {task!r} has none")
+
+
 @dataclass(frozen=True)
 class Layout:
     """How serving cuts windows for the model: its card's window and the stages' rates."""
@@ -70,6 +78,9 @@ class Layout:
     # The camera rates a scenario draws from (frames per second); empty: the task's own,
     # CAMERA_FPS (edge train --fps widens them: a 6 fps camera's blink is one frame shut)
     camera_fps: tuple[float, ...] = ()
+    # The share of the driver's glances away that the eyes lead (edge.sim.frontrows.face_frames;
+    # edge train / edge eval --eye-glances): 0 leaves them to the head
+    eye_glances: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -127,7 +138,7 @@ def simulate_windows(sc: Scenario, spec: FrontSpec, mel: object, layout: Layout,
 
     hands = None
     if sc.task == "driver":
-        rows = face_frames(labels_sc, t_frames)
+        rows = face_frames(labels_sc, t_frames, layout.eye_glances)
         held = np.arange(len(t_frames))
         if "hand" in spec.stages:
             hproc, hheld = at_rate(layout.hand_rate)

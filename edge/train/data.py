@@ -252,11 +252,12 @@ def front_scenario_windows(
     hop_s: float = 0.25,
     change: FrontChange | None = None,
     fps: tuple[float, ...] = (),
+    eye_glances: float = 0.0,
 ) -> WindowSet:
     """Windows of one scenario simulated at feature level (:mod:`edge.sim.frontsim`): what the
     front ends and the log-mel would give serving for the model of ``card`` (``change``: see
     :func:`~edge.sim.frontsim.simulate_windows`; ``fps``: the camera rates drawn from, empty
-    for the task's own)."""
+    for the task's own; ``eye_glances``: the share of glances away the eyes lead)."""
     from edge.features.logmel import LogMelSpec
     from edge.front.features import FrontSpec
     from edge.sim.frontsim import Layout, simulate_windows
@@ -267,6 +268,7 @@ def front_scenario_windows(
         audio_seconds=float(card.window.get("audio_seconds", card.window["seconds"])),
         hop_s=hop_s,
         camera_fps=tuple(fps),
+        eye_glances=eye_glances,
     )
     w = simulate_windows(scenario, FrontSpec.from_dict(card.front),
                          LogMelSpec.from_dict(card.audio), layout, bank, vad, change)

@@ -63,6 +63,10 @@ class TrainSettings:
     unread: tuple[str, ...] = ()
     # front models: camera rates the simulated scenarios draw from (empty: the task's own)
     fps: tuple[float, ...] = ()
+    # front driver models: read gaze (face.gaze_x, face.gaze_y; the iris model runs serving)
+    gaze: bool = False
+    # front driver models: the share of the simulated glances away that the eyes lead
+    eye_glances: float = 0.0
     # the highest class threshold validation may pick (the driver's F1 still rose at 0.8)
     max_threshold: float = 0.8
 
@@ -71,13 +75,14 @@ def generate_front(
     card: ModelCard, n: int, seconds: float, seed: int, hop_s: float, bank: object,
     vad: object, log: TextIO, stride: int = 1, extra_rates: dict[str, float] | None = None,
     change: FrontChange | None = None, fps: tuple[float, ...] = (),
-    only: Collection[int] | None = None,
+    only: Collection[int] | None = None, eye_glances: float = 0.0,
 ) -> WindowSet:
     """Feature-level windows of ``n`` random scenarios drawn from ``seed``; ``extra_rates``
     adds events per minute of some classes, and windows labelled with those classes (their
     last hop mostly the class) are all kept when ``stride`` keeps every Nth; ``change`` alters
     each window's front-end features (:func:`~edge.sim.frontsim.simulate_windows`); ``fps``
-    are the camera rates drawn from (empty: the task's own). ``only``: the indices of the
+    are the camera rates drawn from (empty: the task's own); ``eye_glances`` the share of the
+    driver's glances away the eyes lead (:func:`~edge.sim.frontrows.face_frames`). ``only``: the indices of the
     scenarios to simulate; the others are drawn and skipped, so that each one kept is the very
     scenario the whole set holds (a scenario's windows depend on its own draw alone)."""
     from edge.sim.frontaudio import SoundBank
@@ -97,7 +102,7 @@ def generate_front(
                 rng.integers(stride)  # the offset its windows would have drawn
             continue
         w = front_scenario_windows(sc, card, bank, vad, index=i, hop_s=hop_s, change=change,
-                                   fps=fps)
+                                   fps=fps, eye_glances=eye_glances)
         if stride > 1:
             keep = np.zeros(len(w.labels), bool)
             keep[int(rng.integers(stride))::stride] = True
@@ -177,12 +182,17 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
     log = sys.stderr if log is None else log  # looked up now: stderr may be swapped
     import torch
 
-    from edge.sim.frontsim import check_camera_fps
+    from edge.sim.frontsim import check_camera_fps, check_eye_glances
 
     torch.manual_seed(settings.seed)
     torch.set_num_threads(settings.threads)
     s = settings
-    card = make_front_card(s.task, name, s.frames) if s.front else make_card(s.task, name)
+    if (s.gaze or s.eye_glances) and not s.front:
+        raise ConfigError("--gaze, --eye-glances: front models only (--front)")
+    if s.gaze and s.task != "driver":
+        raise ConfigError(f"--gaze: the driver's model reads a face; task {s.task!r} has none")
+    check_eye_glances(s.eye_glances, s.task)
+    card = make_front_card(s.task, name, s.frames, s.gaze) if s.front else make_card(s.task, name)
     if s.frames != 8 and not s.front:
         raise ConfigError("--frames: front models only (--front); pixel models take 8")
     if s.extra_events and not s.front:
@@ -227,11 +237,12 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
                   f"{s.seconds:g} s from seed {1000 + seed} (real sounds: {len(bank.files)} "
                   f"train, {len(held_bank.files)} held out)", file=log)
             return generate_front(card, s.scenarios, s.seconds, 1000 + seed, s.hop_s, bank,
-                                  vad, log, s.window_stride, extra, fps=s.fps)
+                                  vad, log, s.window_stride, extra, fps=s.fps,
+                                  eye_glances=s.eye_glances)
 
         print(f"edge train: simulating {s.val_scenarios} validation scenarios", file=log)
         val_set = generate_front(card, s.val_scenarios, s.seconds, 2000 + s.seed, s.hop_s,
-                                 held_bank, vad, log, fps=s.fps)
+                                 held_bank, vad, log, fps=s.fps, eye_glances=s.eye_glances)
         bank_note = (f"; real sounds from {', '.join(s.sounds)}: training {', '.join(bank.files)}; "
                      f"validation and held-out {', '.join(held_bank.files)}") if s.sounds else \
             "; no real sounds"
@@ -245,6 +256,8 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
                "labelled with them" if extra else "")
             + f"), validation {s.val_scenarios} (from {2000 + s.seed})"
             + (f"; cameras at {', '.join(f'{f:g}' for f in s.fps)} fps" if s.fps else "")
+            + (f"; {s.eye_glances:g} of the glances away led by the eyes" if s.eye_glances
+               else "")
             + bank_note
         )
     elif s.recordings is not None:
@@ -323,6 +336,8 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             + (f" --members {s.members}" if s.members > 1 else "")
             + (f" --unread {' '.join(s.unread)}" if s.unread else "")
             + (f" --fps {' '.join(f'{f:g}' for f in s.fps)}" if s.fps else "")
+            + (" --gaze" if s.gaze else "")
+            + (f" --eye-glances {s.eye_glances:g}" if s.eye_glances else "")
             + (f" --max-threshold {s.max_threshold:g}" if s.max_threshold != 0.8 else "")
             + (" --extra-events " + " ".join(f"{c}={r:g}" for c, r in sorted(s.extra_events.items()))
                if s.extra_events else "")
@@ -333,7 +348,8 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
             print(f"edge train: scoring the exported model on {s.heldout_scenarios} unseen "
                   f"scenarios (seeds from {9000 + s.seed})", file=log)
             held = generate_front(card, s.heldout_scenarios, s.seconds, 9000 + s.seed, s.hop_s,
-                                  held_bank, vad, log, fps=s.fps)
+                                  held_bank, vad, log, fps=s.fps,
+                                  eye_glances=s.eye_glances)
             card.metrics["heldout_sim"] = heldout_report(onnx_path, card, held)
             card.metrics["heldout_sim"]["scenarios"] = (
                 f"{s.heldout_scenarios} x {s.seconds:g} s from seed {9000 + s.seed}, "
