@@ -19,7 +19,12 @@ stage on the same 640x480 frames (``FaceStage(int8=True)`` loads the INT8 build 
 that has one), the person stage on ``home-dev-1`` frames - and each model alone, FP32 vs INT8,
 on a real prepared input.
 
-Writes ``benchmarks/results/front.json`` (sections ``face``, ``int8``) and ``front.png``. No figure here is
+**Gaze** (section ``gaze``): the face stage without and with ``gaze`` (the iris model on each
+eye's crop, what a model reading ``face.gaze_x`` / ``gaze_y`` turns on) on the same frames,
+the two in turn in each round, ms per frame; the iris model alone on a real eye crop; the share
+of one core at 15 fps each way.
+
+Writes ``benchmarks/results/front.json`` (sections ``face``, ``int8``, ``gaze``) and ``front.png``. No figure here is
 asserted; the JSON says whether the target was met. Other front ends (person, hands) may add
 sections to the same file.
 """
@@ -169,6 +174,39 @@ def bench_int8(front_dir: Path, rounds: int) -> dict[str, Any] | None:
     return out
 
 
+def bench_gaze(front_dir: Path, rounds: int) -> dict[str, Any]:
+    """The face stage without and with gaze, side by side, and the iris model alone."""
+    from edge.front.face import EYE_CROP_SCALE, FaceStage
+    from edge.front.geometry import crop, eye_roi
+    from edge.front.ssd import to_value_range
+
+    frames = _frames_640x480(REALWORLD / "driver-dev-alert-blink" / "video.mkv", 288)
+    stages = {"without gaze": FaceStage(front_dir), "with gaze": FaceStage(front_dir, gaze=True)}
+    per: dict[str, list[float]] = {k: [] for k in stages}
+    for k, st in stages.items():
+        st.process(frames[0])  # load and warm
+    for _ in range(rounds):
+        for k, st in stages.items():
+            per[k].append(_stage_ms(st.process, frames, 1, st.reset))
+    gazed = stages["with gaze"]
+    gazed.reset()
+    gazed.process(frames[0])
+    assert gazed.landmarks is not None, "no face on the first frame"
+    eye = crop(frames[0], eye_roi(gazed.landmarks, 33, 133, EYE_CROP_SCALE), gazed.iris_size,
+               swap_rb=True)
+    x = to_value_range(eye, gazed.iris_range)[None]
+    iris = alternate({"iris_landmarks": lambda: gazed.iris.infer({gazed.iris_input: x})},
+                     calls=30, rounds=max(3, rounds))
+    ms = {k: float(np.median(v)) for k, v in per.items()}
+    return {
+        "frame": "640x480 BGR (driver-dev-alert-blink letterboxed), detect_every 10",
+        "stage_ms_per_frame": ms,
+        "iris_model_ms": iris["iris_landmarks"] * 1e3,
+        "gaze_ratio": ms["with gaze"] / ms["without gaze"],
+        "core_share_at_15fps": {k: v * FPS / 1e3 for k, v in ms.items()},
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--front-dir", type=Path, default=ROOT / "engines" / "front")
@@ -187,6 +225,8 @@ def main() -> None:
     if int8 is not None:
         sections["int8"] = int8
         print(json.dumps({"int8": {k: int8[k] for k in ("stages", "models")}}, indent=1))
+    sections["gaze"] = bench_gaze(args.front_dir, args.rounds)
+    print(json.dumps({"gaze": sections["gaze"]}, indent=1))
     write_result("front", sections, args.out_dir)
     face = sections["face"]
     print(json.dumps({k: face[k] for k in ("detector_frame_ms", "tracked_frame_ms", "cpu_ms_per_frame",
