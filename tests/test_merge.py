@@ -213,3 +213,31 @@ def test_a_part_may_read_some_of_the_base_s_front_features_picked_in_the_graph(
     np.testing.assert_array_equal(lm[:, rest], lb[:, rest])
     with pytest.raises(EngineError, match="face.gaze_x, face.gaze_y, which the base does not"):
         merge_models(eyes, {"phone": base}, tmp_path / "n.onnx")
+
+
+def test_a_model_trained_on_glances_the_eyes_led_is_calibrated_on_them_too(tmp_path: Path) -> None:
+    """``edge train --eye-glances`` goes into the card (a merged card keeps it in its part), and
+    the simulated calibration set is drawn with it, so that INT8 scales cover such glances."""
+    from edge.export.calib import sim_windows
+    from edge.export.merge import trained_eye_glances
+    from edge.train.cards import make_front_card
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "engines" / "front" / "silero_vad.onnx").is_file():
+        pytest.skip("needs the front ends (edge front-ends import)")
+    led = make_front_card("driver", "g", frames=16, gaze=True)
+    led.provenance = {"seed": 0, "eye_glances": 0.3}
+    base = tiny_model(tmp_path, led, "g")
+    eyes = tiny_model(tmp_path, make_front_card("driver", "e", frames=16), "e")
+    merged = merge_models(base, {"eyes_closed": eyes}, tmp_path / "m.onnx")
+    assert trained_eye_glances(led) == 0.3 and trained_eye_glances(merged) == 0.3
+    assert trained_eye_glances(load_card(eyes.with_suffix(".yaml"))) == 0.0
+    plain = led.model_copy(deep=True, update={"provenance": {}})
+    led.provenance["eye_glances"] = 1.0
+    a, b = (sim_windows(c, 4, 24.0, 0, None) for c in (plain, led))
+    gx = led.front["features"].index("face.gaze_x")
+    assert a.front is not None and b.front is not None
+    assert not np.array_equal(a.front[..., gx], b.front[..., gx])
+    other = [k for k in range(a.front.shape[-1]) if k not in (gx, gx + 1)]
+    assert np.array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.front[..., other], b.front[..., other])  # the head turned less

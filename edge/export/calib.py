@@ -71,7 +71,8 @@ def sim_windows(
 ) -> WindowSet:
     """Windows of ``scenarios`` random scenarios of the card's task, conditions cycled; for a
     model over front-end features, simulated at feature level (edge.sim.frontsim) with the real
-    VAD from ``front_dir``."""
+    VAD from ``front_dir``, the eyes leading as many glances as the model was trained with."""
+    from edge.export.merge import trained_eye_glances
     from edge.sim.scenario import random_scenario
     from edge.train.data import front_scenario_windows, scenario_windows
 
@@ -83,6 +84,7 @@ def sim_windows(
 
         bank, vad = SoundBank.load((), "train"), StreamingVad(front_dir or FRONT_DIR)
 
+    eye_glances = trained_eye_glances(card)
     # Seeds from 3000: training draws from 1000/2000, the held-out scenario files are fixed.
     rng = np.random.default_rng(3000 + seed)
     parts = []
@@ -93,7 +95,8 @@ def sim_windows(
         cond = sc.conditions.model_copy(update={"lighting": lighting, "ir": ir})
         sc = sc.model_copy(update={"conditions": cond})
         if bank is not None:
-            parts.append(front_scenario_windows(sc, card, bank, vad, index=i, hop_s=0.25))
+            parts.append(front_scenario_windows(sc, card, bank, vad, index=i, hop_s=0.25,
+                                                eye_glances=eye_glances))
         else:
             parts.append(scenario_windows(sc, card, index=i, hop_s=0.25))
         eta = (time.monotonic() - t0) / (i + 1) * (scenarios - i - 1)
@@ -314,8 +317,13 @@ def calibrate(
                   file=log)
         front_dir = config.front_ends.dir if config.front_ends is not None else None
         ws = sim_windows(card, scenarios, seconds, seed, log, front_dir)
+        from edge.export.merge import trained_eye_glances
+
+        led = trained_eye_glances(card)
         info = {"source": f"edge.sim random {card.task} scenarios, seeds from {3000 + seed}, "
-                          f"conditions cycled", "scenarios": scenarios, "seconds": seconds}
+                          f"conditions cycled"
+                          + (f", {led:g} of the glances away led by the eyes" if led else ""),
+                "scenarios": scenarios, "seconds": seconds}
     elif source == "recordings":
         if recordings is None:
             raise ConfigError("--from recordings needs --recordings DIR")

@@ -282,6 +282,15 @@ def merge_models(base: str | Path, take: Mapping[str, str | Path], out: str | Pa
     return card
 
 
+def trained_eye_glances(card: ModelCard) -> float:
+    """The share of simulated glances the eyes led that a model (any part of a merged one)
+    was trained on (``edge train --eye-glances``; 0 when none)."""
+    provs = [card.provenance] + [p.get("provenance", {})
+                                 for p in card.provenance.get("parts", [])]
+    got = [p.get("eye_glances") for p in provs]
+    return max([float(g) for g in got if isinstance(g, (int, float))], default=0.0)
+
+
 def part_seeds(card: ModelCard) -> list[int]:
     """The ``edge train --seed`` of a model, of each of its members (``--members N`` trains
     seeds SEED..SEED+N-1) and, for a merged one, of each part."""

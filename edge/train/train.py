@@ -327,6 +327,8 @@ def train(settings: TrainSettings, out_dir: Path, name: str, log: TextIO | None 
         card.provenance["audio_pool"] = s.audio_pool  # the network: fine-tuning rebuilds it
         if s.unread:
             card.provenance["unread"] = list(s.unread)  # the network, as audio_pool
+        if s.eye_glances:  # what its calibration set is drawn with (edge calibrate)
+            card.provenance["eye_glances"] = s.eye_glances
         card.provenance["command"] = (
             f"edge train --task {s.task} --front --seed {s.seed} --scenarios {s.scenarios} "
             f"--val-scenarios {s.val_scenarios} --seconds {s.seconds:g} --epochs {s.epochs} "
