@@ -24,9 +24,9 @@ eye's crop, what a model reading ``face.gaze_x`` / ``gaze_y`` turns on) on the s
 the two in turn in each round, ms per frame; the iris model alone on a real eye crop; the share
 of one core at 15 fps each way.
 
-Writes ``benchmarks/results/front.json`` (sections ``face``, ``int8``, ``gaze``) and ``front.png``. No figure here is
-asserted; the JSON says whether the target was met. Other front ends (person, hands) may add
-sections to the same file.
+Writes ``benchmarks/results/front.json`` (sections ``face``, ``int8``, ``gaze``) and
+``front.png``. No figure here is asserted; the JSON says whether the target was met. Other
+front ends (person, hands) may add sections to the same file.
 """
 
 from __future__ import annotations

@@ -229,13 +229,14 @@ def test_head_pose_recovers_a_rotated_face(yaw: float, pitch: float, roll: float
 
 
 def test_result_vector_is_in_feature_order_with_absence_as_zeros() -> None:
-    r = FaceResult(True, "", 0.99, (0.1, 0.2, 0.5, 0.8), True, 0.3, 0.28, 0.05, 10.0, -5.0, 2.0, 0.6,
-                   gaze_x=-0.1, gaze_y=0.2)
+    r = FaceResult(True, "", 0.99, (0.1, 0.2, 0.5, 0.8), True, 0.3, 0.28, 0.05, 10.0, -5.0, 2.0,
+                   0.6, gaze_x=-0.1, gaze_y=0.2)
     v = r.vector()
     assert v.dtype == np.float32 and v.shape == (len(FACE_FEATURES),)
     assert dict(zip(FACE_FEATURES, v.tolist())) == pytest.approx(
         {"present": 1, "face_size": 0.6, "eye_open_left": 0.3, "eye_open_right": 0.28, "mouth_open": 0.05,
-         "yaw": 10.0, "pitch": -5.0, "roll": 2.0, "cx": 0.3, "cy": 0.5, "gaze_x": -0.1, "gaze_y": 0.2})
+         "yaw": 10.0, "pitch": -5.0, "roll": 2.0, "cx": 0.3, "cy": 0.5,
+         "gaze_x": -0.1, "gaze_y": 0.2})
     unread = FaceResult(True, "", 0.99, (0.1, 0.2, 0.5, 0.8), True, 0.3, 0.28)  # no gaze read
     assert unread.vector()[-2:].tolist() == [0.0, 0.0]
     absent = FaceResult(False, "face too small", 0.9, (0.1, 0.1, 0.12, 0.13), False, face_size=0.03)

@@ -143,7 +143,8 @@ def face_frames(sc: Scenario, t: np.ndarray, eye_glances: float = 0.0) -> np.nda
     for lab, a, b, variant, i in ev:
         r = sub_rng(sc.seed, "front-event", i)
         # the eyes' part of this event: its own draws, so the other columns keep theirs
-        eyes_lead = eye_glances > 0 and sub_rng(sc.seed, "front-gaze-event", i).random() < eye_glances
+        eyes_lead = (eye_glances > 0
+                     and sub_rng(sc.seed, "front-gaze-event", i).random() < eye_glances)
         ge = sub_rng(sc.seed, "front-gaze-event", i, 1)
         if lab == "eyes_closed":
             closed = np.maximum(closed, _gate(t, a, b, 0.1))

@@ -82,9 +82,10 @@ def generate_front(
     last hop mostly the class) are all kept when ``stride`` keeps every Nth; ``change`` alters
     each window's front-end features (:func:`~edge.sim.frontsim.simulate_windows`); ``fps``
     are the camera rates drawn from (empty: the task's own); ``eye_glances`` the share of the
-    driver's glances away the eyes lead (:func:`~edge.sim.frontrows.face_frames`). ``only``: the indices of the
-    scenarios to simulate; the others are drawn and skipped, so that each one kept is the very
-    scenario the whole set holds (a scenario's windows depend on its own draw alone)."""
+    driver's glances away the eyes lead (:func:`~edge.sim.frontrows.face_frames`). ``only``:
+    the indices of the scenarios to simulate; the others are drawn and skipped, so that each
+    one kept is the very scenario the whole set holds (a scenario's windows depend on its own
+    draw alone)."""
     from edge.sim.frontaudio import SoundBank
     from edge.sim.frontsim import random_front_scenario
     from edge.train.data import front_scenario_windows
