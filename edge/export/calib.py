@@ -32,6 +32,7 @@ import numpy as np
 
 from edge.runtime.card import ModelCard, sha256_file
 from edge.errors import ConfigError
+from edge.export.merge import trained_eye_glances
 from edge.train.data import WindowSet
 
 SHARD_WINDOWS = 256
@@ -72,7 +73,6 @@ def sim_windows(
     """Windows of ``scenarios`` random scenarios of the card's task, conditions cycled; for a
     model over front-end features, simulated at feature level (edge.sim.frontsim) with the real
     VAD from ``front_dir``, the eyes leading as many glances as the model was trained with."""
-    from edge.export.merge import trained_eye_glances
     from edge.sim.scenario import random_scenario
     from edge.train.data import front_scenario_windows, scenario_windows
 
@@ -317,8 +317,6 @@ def calibrate(
                   file=log)
         front_dir = config.front_ends.dir if config.front_ends is not None else None
         ws = sim_windows(card, scenarios, seconds, seed, log, front_dir)
-        from edge.export.merge import trained_eye_glances
-
         led = trained_eye_glances(card)
         info = {"source": f"edge.sim random {card.task} scenarios, seeds from {3000 + seed}, "
                           f"conditions cycled"

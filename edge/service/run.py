@@ -156,12 +156,11 @@ class Runner:
             )
         if fc is None:
             return None
-        if self.card.front and fc.face is not None and fc.face.mask_absent:
-            # A model over front-end features reads face.present itself: nothing is masked.
-            fc = fc.model_copy(update={"face": fc.face.model_copy(update={"mask_absent": False})})
-        if spec is not None and spec.gaze and fc.face is not None and not fc.face.gaze:
-            # the iris model runs only for a model that reads what it gives
-            fc = fc.model_copy(update={"face": fc.face.model_copy(update={"gaze": True})})
+        if spec is not None and fc.face is not None:
+            # A model over front-end features reads face.present itself: nothing is masked;
+            # the iris model runs only for a model that reads what it gives.
+            face = {"mask_absent": False} | ({"gaze": True} if spec.gaze else {})
+            fc = fc.model_copy(update={"face": fc.face.model_copy(update=face)})
         from edge.front.cascade import build_cascade  # the stages' engines load with it
 
         video: dict[str, FrameRing] = {}

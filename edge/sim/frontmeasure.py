@@ -110,10 +110,9 @@ def report_gaze(p: np.ndarray, ear: np.ndarray) -> None:
         print(f"  {n + ' jitter':15s} |d| (both frames open) "
               f"{_q(np.abs(np.diff(g))[open_[1:] & open_[:-1]])}")
     for n, g, a in (("gaze_x~yaw", gx, yaw), ("gaze_y~pitch", gy, pitch)):
-        sel = open_
-        if sel.sum() >= 10 and np.ptp(a[sel]) > 10:
-            slope, icpt = np.polyfit(np.sin(np.radians(a[sel])), g[sel], 1)
-            res = g[sel] - (slope * np.sin(np.radians(a[sel])) + icpt)
+        if open_.sum() >= 10 and np.ptp(a[open_]) > 10:
+            slope, icpt = np.polyfit(np.sin(np.radians(a[open_])), g[open_], 1)
+            res = g[open_] - (slope * np.sin(np.radians(a[open_])) + icpt)
             print(f"  {n:15s} g = {slope:.3f} sin(angle) + {icpt:.3f}, residual sd "
                   f"{res.std():.3f}, |residual| p95 {np.percentile(np.abs(res), 95):.3f}")
     if (~open_).any() and open_.any():

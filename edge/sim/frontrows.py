@@ -142,10 +142,7 @@ def face_frames(sc: Scenario, t: np.ndarray, eye_glances: float = 0.0) -> np.nda
     eye_yaw, eye_pitch = np.zeros(n), np.zeros(n)  # the eyes in the head, degrees (_gaze)
     for lab, a, b, variant, i in ev:
         r = sub_rng(sc.seed, "front-event", i)
-        # the eyes' part of this event: its own draws, so the other columns keep theirs
-        eyes_lead = (eye_glances > 0
-                     and sub_rng(sc.seed, "front-gaze-event", i).random() < eye_glances)
-        ge = sub_rng(sc.seed, "front-gaze-event", i, 1)
+        ge = sub_rng(sc.seed, "front-gaze-event", i, 1)  # the eyes' part: its own draws
         if lab == "eyes_closed":
             closed = np.maximum(closed, _gate(t, a, b, 0.1))
         elif lab == "yawning":
@@ -155,6 +152,9 @@ def face_frames(sc: Scenario, t: np.ndarray, eye_glances: float = 0.0) -> np.nda
             pitch = pitch + g * r.uniform(3, 10)
         elif lab == "distracted":
             where = variant or ("left", "right", "down")[int(r.integers(3))]
+            # so that the other columns keep their draws, whether the eyes lead is drawn apart
+            eyes_lead = (eye_glances > 0
+                         and sub_rng(sc.seed, "front-gaze-event", i).random() < eye_glances)
             g = _gate(t, a, b, r.uniform(0.2, 0.4))
             if where == "down":
                 dp = r.uniform(20, 40)
