@@ -116,3 +116,111 @@ def test_card_section_round_trips_and_is_checked() -> None:
     custom = FrontSpec.from_dict({"features": list(FEATURES),
                                   "eye_baseline": {"nominal": 0.25, "samples": 100}})
     assert custom.eye_baseline == EyeBaselineSpec(nominal=0.25, samples=100)
+
+
+def blinking(open_eye: float, k: int) -> np.ndarray:
+    """One window of an alert driver: open eyes, a blink (0.6 of open) every sixth window."""
+    return window(open_eye * (0.6 if k % 6 == 5 else 1.0))
+
+
+def test_eyes_that_never_reach_the_floor_lower_it_after_narrow_after_targets() -> None:
+    eb = scaler()  # floor 0.15, narrow_after 40, narrow_ratio 0.7
+    narrow = 0.24 * 0.6  # the dev subjects' open eye a little under two thirds as wide: 0.144
+    for k in range(39):
+        w = blinking(narrow, k)
+        assert eb(w) is w  # read as measured: too early to take them for open
+        assert eb.floor == 0.15
+    eb(blinking(narrow, 39))
+    assert eb.floor == pytest.approx(0.7 * narrow, rel=1e-5)  # the blinks (0.086) stay out
+    assert eb.scale == pytest.approx(0.23 / narrow, rel=1e-5)  # 1.6: over max_scale 1.35
+    assert eb(window(narrow))[:, 1:3] == pytest.approx(np.full((4, 2), 0.23), rel=1e-5)
+    # a closure from that level is scaled by the same factor (0.138: still shut), and does not
+    # move it
+    for _ in range(12):
+        assert eb(window(0.6 * narrow))[:, 1:3] == pytest.approx(np.full((4, 2), 0.138),
+                                                                rel=1e-5)
+    assert eb.scale == pytest.approx(0.23 / narrow, rel=1e-5)
+    # up to narrow_max_scale
+    eb = scaler()
+    for k in range(60):
+        eb(blinking(0.10, k))
+    assert eb.scale == pytest.approx(2.0)
+    # a fifth of the windows wider, over the floor (a smile, raised brows): still narrow eyes
+    eb = scaler()
+    for k in range(200):
+        eb(window(0.155 if k % 5 == 0 else 0.12))
+    assert eb.floor == pytest.approx(0.7 * 0.155, rel=1e-5)
+    assert eb.scale == pytest.approx(0.23 / 0.12, rel=1e-5)  # the quantile 0.75: the usual
+    # one eye under the floor, the other over it (a drooping lid): the narrower eye decides
+    eb = scaler()
+    for k in range(60):
+        w = blinking(0.20, k)
+        w[:, 1] *= 0.66
+        eb(w)
+    assert eb.floor == pytest.approx(0.7 * 0.132, rel=1e-5)
+    assert eb.scale == pytest.approx(0.23 / 0.132, rel=1e-5)
+
+
+def test_an_eye_seen_open_keeps_the_floor_and_no_narrow_after_means_never() -> None:
+    # open usual eyes for 4 s, then held shut for longer than the samples kept: the shut eyes
+    # never become the baseline
+    eb = scaler()
+    for k in range(16):
+        eb(blinking(0.24, k))
+    for _ in range(600):
+        shut = window(0.145)
+        assert eb(shut) is shut
+        assert eb.floor == 0.15
+    # a drive that opens with them shut takes them for narrow open eyes after narrow_after
+    eb = scaler()
+    for _ in range(40):
+        eb(window(0.145))
+    assert eb.floor < 0.15 and eb.scale == pytest.approx(0.23 / 0.145, rel=1e-5)
+    # with narrow_after 0 the floor never moves
+    eb = scaler(narrow_after=0)
+    for k in range(200):
+        w = blinking(0.14, k)
+        assert eb(w) is w
+    assert eb.floor == 0.15 and eb.scale == 1.0
+    with pytest.raises(EngineError, match="inconsistent"):
+        EyeBaselineSpec(narrow_ratio=1.0)
+
+
+def test_turned_away_absent_and_masked_targets_do_not_count_toward_narrow_after() -> None:
+    eb = scaler()
+    for _ in range(50):
+        eb(window(0.14, yaw=40))
+        eb(window(0.0, present=0))
+        eb(window(0.14), mask=np.array([1, 1, 1, 0], np.float32))
+    assert eb.floor == 0.15 and eb.scale == 1.0
+    assert eb.state()["eyes_frontal"] == []
+
+
+def test_state_restores_the_lowered_floor_and_a_bare_list_starts_it_over() -> None:
+    a = scaler()
+    for k in range(60):
+        a(blinking(0.14, k))
+    b = scaler()
+    b.restore(a.state())
+    assert b.floor == a.floor < 0.15 and b.scale == a.scale > 1.0
+    assert a.state()["eyes_peak"] == [pytest.approx(0.14)]
+    w = window(0.14)
+    assert b(w) == pytest.approx(a(w))
+    c = scaler()
+    c.restore(a.samples())  # a recording made before the targets looking ahead were kept
+    assert c.floor == 0.15 and c.state()["eyes_frontal"] == []
+
+
+def test_eyes_open_over_the_floor_at_first_read_as_without_the_narrow_path() -> None:
+    """A driver whose open eyes reach the floor (0.165 here) over half the time looking ahead
+    in his first min_samples targets is scaled from the samples alone from then on, as with
+    narrow_after 0, through a closure longer than everything before it."""
+    on, off = scaler(), scaler(narrow_after=0)
+    rng = np.random.default_rng(0)
+    drive = [0.165 + 0.01 * rng.standard_normal() for _ in range(30)]
+    drive += [0.10 + 0.005 * rng.standard_normal() for _ in range(200)]  # 50 s shut
+    drive += [0.165 + 0.01 * rng.standard_normal() for _ in range(30)]
+    for eyes in drive:
+        w = window(eyes)
+        assert np.array_equal(on(w), off(w))
+    assert on.floor == 0.15

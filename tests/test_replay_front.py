@@ -172,7 +172,9 @@ def test_a_replay_scales_the_eyes_as_the_live_run_had_them_scaled(
     assert run.starts == [("held", 106_500_000_000)]  # more windows before than warm-up ticks
     scaler = run.runner.eye_scalers["cabin"]
     assert scaler is not None and scaler.scale > 1.0
-    assert first["role"] == "pre" and len(first["restore"]["eyes"]["cabin"]) == 6
+    saved = first["restore"]["eyes"]["cabin"]
+    assert first["role"] == "pre" and sorted(saved) == ["eyes", "eyes_frontal", "eyes_peak"]
+    assert len(saved["eyes"]) == len(saved["eyes_frontal"]) == 6
 
     result = replay_recording(d)
     assert result.identical, [c for c in result.comparisons if c.max_abs_diff or not c.aligned]
@@ -187,8 +189,9 @@ def test_a_replay_measures_head_angles_from_the_straight_ahead_the_live_run_had(
 ) -> None:
     """With the card's road_yaw, road_pitch and road_roll (edge.front.roadbase) the first
     compared tick carries the road's samples beside the eyes' (``restore.eyes.STREAM = {road,
-    road_pitch, road_roll, eyes}``), and the replay shifts the angles as the live run did;
-    without them it shifts its first windows otherwise, and says which samples it lacked."""
+    road_pitch, road_roll, eyes, eyes_frontal, eyes_peak}``), and the replay shifts the angles
+    as the live run did; without them it shifts its first windows otherwise, and says which
+    samples it lacked."""
     from edge.front.roadbase import DriverBaseline, RoadPitchSpec, RoadRollSpec, RoadYawSpec
 
     features = ("face.present", "face.eye_open_left", "face.eye_open_right", "face.yaw",
@@ -205,7 +208,8 @@ def test_a_replay_measures_head_angles_from_the_straight_ahead_the_live_run_had(
     assert base.roll is not None
     assert base.road.shift > 20.0 and base.pitch.shift < -17.0 and base.roll.shift > 7.0
     saved = first["restore"]["eyes"]["cabin"]
-    assert sorted(saved) == ["eyes", "road", "road_pitch", "road_roll"]
+    assert sorted(saved) == ["eyes", "eyes_frontal", "eyes_peak", "road", "road_pitch",
+                             "road_roll"]
     assert len(saved["road_pitch"]) == len(saved["road_roll"]) == 6
 
     result = replay_recording(d)

@@ -211,6 +211,10 @@ class DriverBaseline:
     def samples(self) -> dict[str, list[float]]:
         return {k: p.samples() for k, p in self._parts()}
 
+    def state(self) -> dict[str, list[float]]:
+        """What :meth:`restore` takes back: :meth:`samples` and the eyes' ``eyes_frontal``."""
+        return {**self.samples(), **(self.eyes.state() if self.eyes is not None else {})}
+
     def missing(self, samples: Mapping[str, Sequence[float]] | Sequence[float]) -> list[str]:
         """The road parts (``road``, ``road_pitch``, ``road_roll``) this baseline has and
         ``samples`` (a recording's) does not hold."""
@@ -222,7 +226,10 @@ class DriverBaseline:
         made by a model without the road baselines); a part without samples starts empty."""
         held = samples if isinstance(samples, Mapping) else {"eyes": samples}
         for k, p in self._parts():
-            p.restore(held.get(k, ()))
+            if isinstance(p, EyeBaseline):
+                p.restore(held)
+            else:
+                p.restore(held.get(k, ()))
 
     def __call__(self, front: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         for _, p in self._parts():

@@ -246,7 +246,7 @@ class TickJournal:
         if self.cascade is not None:
             out["cascade"] = self.cascade.state()
         if self.eye_scalers:
-            out["eyes"] = {n: s.samples() for n, s in self.eye_scalers.items()}
+            out["eyes"] = {n: s.state() for n, s in self.eye_scalers.items()}
         return out
 
     def _observe(

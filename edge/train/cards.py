@@ -91,9 +91,13 @@ def _driver_notes(spec: FrontSpec) -> str:
     """What a driver card's notes say of its front ends, from the sections ``spec`` turns on."""
     text = ("How often the hand stage finds a real hand near a face is simulated, not measured "
             "(no real clip showed one). ")
-    if spec.eye_baseline is not None:
+    eb = spec.eye_baseline
+    if eb is not None:
         text += ("Eye openness is scaled to the driver's own (front.eye_baseline) from eyes of "
-                 "0.15 and more looking ahead; eyes narrower than that still read as closing. ")
+                 f"{eb.floor:g} and more looking ahead; "
+                 + (f"eyes that never reach it read as closing for {eb.narrow_after} windows "
+                    "looking ahead, then as narrow open eyes. " if eb.narrow_after else
+                    "eyes narrower than that still read as closing. "))
     whole = [f"{k} (front.road_{k})" for k, on in (("pitch", spec.road_pitch),
                                                   ("roll", spec.road_roll)) if on is not None]
     if spec.road_yaw is not None:
