@@ -184,6 +184,8 @@ def test_an_eye_seen_open_keeps_the_floor_and_no_narrow_after_means_never() -> N
     assert eb.floor == 0.15 and eb.scale == 1.0
     with pytest.raises(EngineError, match="inconsistent"):
         EyeBaselineSpec(narrow_ratio=1.0)
+    with pytest.raises(EngineError, match="inconsistent"):
+        EyeBaselineSpec(narrow_after=8)  # before min_samples could say the eyes were open
 
 
 def test_turned_away_absent_and_masked_targets_do_not_count_toward_narrow_after() -> None:

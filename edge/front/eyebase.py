@@ -16,7 +16,10 @@ as closed there starts a microsleep), the window's eye columns are multiplied by
 Only narrower eyes are widened, so a usual or wide eye reads as it did; an eye closed for a
 while does not become the baseline (closed eyes measure below ``floor``, and the quantile sits
 in the open frames while fewer than a quarter of them are closed); ``max_scale`` bounds what a
-wrong baseline can do.
+wrong baseline can do. A model's card turns it on (``front.eye_baseline``), and the
+feature-level simulator applies the same object window by window, so a model is trained on
+what it is served. Eyes that close slowly over minutes are the price: the baseline follows them
+down (at most ``max_scale``), so it is no PERCLOS measure.
 
 Eyes whose open measure is under ``floor`` (a third narrower than the dev subjects', or seen
 from above) would never give a sample and read as closed for the whole drive. By its level
@@ -67,7 +70,8 @@ class EyeBaselineSpec:
         if not (0 < self.nominal < 1 and self.max_scale >= 1 and 0 < self.quantile < 1
                 and 1 <= self.first_samples <= self.min_samples <= self.samples
                 and 0 <= self.floor < self.nominal
-                and self.max_yaw > 0 and self.narrow_after >= 0
+                and self.max_yaw > 0
+                and (self.narrow_after == 0 or self.narrow_after >= self.min_samples)
                 and 0 < self.narrow_ratio < 1 and 0 < self.narrow_quantile < 1
                 and self.narrow_max_scale >= 1):
             raise EngineError(f"front.eye_baseline: inconsistent values {asdict(self)}")

@@ -212,7 +212,8 @@ class DriverBaseline:
         return {k: p.samples() for k, p in self._parts()}
 
     def state(self) -> dict[str, list[float]]:
-        """What :meth:`restore` takes back: :meth:`samples` and the eyes' ``eyes_frontal``."""
+        """What :meth:`restore` takes back: :meth:`samples` and the eyes' ``eyes_frontal`` and
+        ``eyes_peak``."""
         return {**self.samples(), **(self.eyes.state() if self.eyes is not None else {})}
 
     def missing(self, samples: Mapping[str, Sequence[float]] | Sequence[float]) -> list[str]:
