@@ -390,3 +390,50 @@ def test_tensorrt_plan_matches_onnx_runtime(driver_set: tuple[Path, Path]) -> No
     r = compare(int8, plan, calib)
     assert r["top_class_agreement"] >= 0.98
     assert r["max_abs_logit_diff"] < 0.5
+
+
+def test_int8_products_do_not_saturate_on_x86_cpus_without_vnni(tmp_path: Path) -> None:
+    """ONNX Runtime's x86-64 uint8 x int8 kernel sums pairs of products into 16 bits, with
+    saturation, on CPUs without VNNI: activations at the top of their range (255 once shifted
+    to uint8) times weights at 127 overflow it. Such a layer, quantized with our recipe, was off
+    by 83 on outputs up to 84 on an AVX2 CPU. Our sessions run such layers exactly: the
+    same INT8 graph with every fusion off (Q/DQ arithmetic in float) is the reference. On a
+    CPU with VNNI, or another architecture, this passes with or without the setting."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edge.export.quant import quantize, session
+    from edge.runtime.onnx import X64_QUANT_PRECISION, session_options
+
+    rng = np.random.default_rng(0)
+    w1 = np.full((64, 32), 0.5, np.float32)
+    w2 = rng.uniform(-0.5, 0.5, (32, 8)).astype(np.float32)
+    nodes = [helper.make_node("Gemm", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "w2"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8),
+              str(tmp_path / "f.onnx"))
+    x = rng.uniform(0.8, 1.0, (32, 64)).astype(np.float32)
+
+    class Reader:
+        i = 0
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            self.i += 1
+            return {"x": x[(self.i - 1) * 8:self.i * 8]} if self.i <= 4 else None
+
+        def rewind(self) -> None:
+            self.i = 0
+
+    q = tmp_path / "q.onnx"
+    quantize(tmp_path / "f.onnx", q, Reader(), "minmax", [], tmp_path / "ranges.json")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    ref = ort.InferenceSession(str(q), so, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert np.abs(ref).max() > 50  # the products are large: the case that overflows
+    got = session(q).run(None, {"x": x})[0]
+    assert np.abs(got - ref).max() < 1e-3 * np.abs(ref).max()
+    assert session_options().get_session_config_entry(X64_QUANT_PRECISION) == "1"

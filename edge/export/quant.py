@@ -63,12 +63,10 @@ def is_qdq(model: Any) -> bool:
 def session(path: str | Path, threads: int = 1) -> Any:
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
+    from edge.runtime.onnx import session_options
+
     try:
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own exception types for bad files
         raise EngineError(f"{path}: cannot load ONNX model: {str(exc).splitlines()[0]}") from None
 
