@@ -20,8 +20,8 @@ _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int
 # into 16 bits with saturation on SSE4.1, AVX2 and AVX-512 without VNNI (ONNX Runtime's session
 # config keys say so). On an AVX2 CPU the shipped INT8 driver model's logits were off from its own
 # Q/DQ arithmetic by up to 2.4, and INT8 builds that pass their gate elsewhere failed it. This
-# entry makes ONNX Runtime run those layers as uint8 x uint8 (exact; the driver model took 2.69
-# ms a window for 2.49 there); CPUs with VNNI and other architectures are left as they are.
+# entry makes ONNX Runtime run those layers as uint8 x uint8 (exact; 2-18 % more time a window
+# for the shipped INT8 models there); CPUs with VNNI and other architectures are left as they are.
 X64_QUANT_PRECISION = "session.x64quantprecision"
 
 
