@@ -437,3 +437,37 @@ def test_int8_products_do_not_saturate_on_x86_cpus_without_vnni(tmp_path: Path) 
     got = session(q).run(None, {"x": x})[0]
     assert np.abs(got - ref).max() < 1e-3 * np.abs(ref).max()
     assert session_options().get_session_config_entry(X64_QUANT_PRECISION) == "1"
+
+
+def test_check_frames_beyond_the_calibrated_range_are_named() -> None:
+    """A head turned 48 degrees in the check windows when the calibration saw 0-2 degrees is
+    named with both ranges; a value a quarter of the range outside it is not, nor is a feature
+    the calibration saw at one value and the check at the same; frames without a target (mask
+    0) do not count."""
+    from edge.export.calib import uncovered
+
+    card = load_card(ROOT / "engines" / "driver-front.yaml")
+    names = card.front["features"]
+    yaw, pitch, hand = names.index("face.yaw"), names.index("face.pitch"), names.index("hand.present")
+
+    def windows(values: dict[int, tuple[float, float]], absent: float = 0.0) -> WindowSet:
+        n, t = 4, 16
+        front = np.zeros((n, t, len(names)), np.float32)
+        for j, (a, b) in values.items():
+            front[..., j] = np.linspace(a, b, n * t).reshape(n, t)
+        mask = np.ones((n, t), np.float32)
+        front[:, -1, :] = absent  # the last frame of each window has no face
+        mask[:, -1] = 0.0
+        return WindowSet(np.zeros((n, 0), np.float16), np.zeros((n, 0), np.float32),
+                         np.zeros((n, 1, 64, 197), np.float16), np.ones((n, 197), np.float32),
+                         np.zeros((n, len(card.classes)), np.float32), np.arange(n), np.zeros(n),
+                         front, mask)
+
+    calib = windows({yaw: (0.0, 2.2), pitch: (-10.0, 10.0)})
+    same = windows({yaw: (0.0, 2.2), pitch: (-14.0, 14.0)}, absent=-99.0)
+    assert uncovered(card, calib, same) == []  # pitch 4 past a range of 20; absent frames
+    turned = windows({yaw: (-47.8, 30.5), pitch: (-10.0, 10.0)})
+    got = uncovered(card, calib, turned)
+    assert len(got) == 1 and got[0].startswith("face.yaw -47.8..") and "(calibrated 0..2.1" in got[0]
+    hands = windows({yaw: (0.0, 2.2), hand: (0.0, 1.0)})
+    assert [g.split()[0] for g in uncovered(card, calib, hands)] == ["hand.present"]

@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol, TextIO
 
 import numpy as np
 
-from edge.export.calib import CalibrationSet, load_calibration
+from edge.export.calib import CalibrationSet, load_calibration, uncovered
 from edge.runtime.card import card_path_for, load_card, save_card
 from edge.errors import EdgeError, EngineError
 from edge.export.gate import (
@@ -259,6 +259,11 @@ def build_int8(
         keep_float = logits_layers(onnx.load(str(pre)))
         say(f"{len(calib)} calib windows, {len(check)} check windows, method {method}; "
             f"logits layers kept float: {', '.join(keep_float)}")
+        beyond = uncovered(card, calib, check)
+        if beyond:
+            say(f"the check windows go beyond the calibrated range of {len(beyond)} features: "
+                f"{'; '.join(beyond)}. INT8 clips what its calibration did not see: a failed "
+                "gate may be that (calibrate from recordings that have it)")
         fp32 = run_model(session(pre), check)[0]
         border: np.ndarray | None = None
         reference = "labels" if cs.labelled else "fp32 decisions"
@@ -338,6 +343,7 @@ def build_int8(
         "max_abs_logit_diff": round(res.max_abs_logit_diff, 4),
         "decision_agreement": round(res.decision_agreement, 4),
         "float_layers": keep_float + excluded,
+        "check_beyond_calibration": beyond,
     }
     save_card(card, card_file)
     say(f"wrote {dst} ({time.monotonic() - started:.0f} s)")
