@@ -73,7 +73,7 @@ def test_a_front_model_calibrates_from_real_recordings_and_builds_int8(tmp_path:
     calibrated on the alert driver and the empty seat alone (yaw 0-2 degrees) and checked on
     head-turn (yaw -48 to 30), INT8 with exact arithmetic moved a borderline glance across the
     threshold (distracted F1 0.84 -> 0.76, macro 1.6 points, logits off by up to 2.5). Calibrated
-    on those ranges, on the same checks, it was off by at most 0.52 and 0 points. The head-turn
+    on those ranges, on the same checks, it was off by at most 0.53 and 0 points. The head-turn
     clip mirrored left to right is a recording of its own among the calibrated ones: the head
     turns the other way, and no calibrated frame is a held-out one.
     """
@@ -110,7 +110,7 @@ def test_a_front_model_calibrates_from_real_recordings_and_builds_int8(tmp_path:
     assert turned[check].any() and turned[~check].any()  # head turns held out and calibrated
     proc = edge("build", "--model", str(model), "--int8", "--calibration", str(out), timeout=300)
     assert proc.returncode == 0, proc.stderr  # within the 1-point gate on the held-out clip
-    assert "beyond the calibrated range" not in proc.stderr  # the head turns were calibrated
+    assert "face.yaw" not in proc.stderr  # named only beyond the calibrated range: turns were in it
     assert (tmp_path / "driver-front.int8.onnx").is_file()
 
 

@@ -62,27 +62,32 @@ class CalibrationSet:
 
 
 #: A check frame's feature counts as beyond the calibrated range when it lies further outside
-#: it than this share of the range (or than 1e-3 of the range's size, for a range of one value).
+#: it than this share of the range, and than 1e-3 of the larger of 1 and the range's bounds'
+#: magnitude (so a feature calibrated at one value, a hand never seen, is named once it moves).
 UNCOVERED_SLACK = 0.25
 
 
 def uncovered(card: ModelCard, calib: WindowSet, check: WindowSet) -> list[str]:
     """The front-end features whose values on the check windows' frames lie beyond the range the
     calibration windows' frames span (by more than :data:`UNCOVERED_SLACK` of it), as
-    ``"face.yaw -47.8..30.5 (calibrated 0..2.2)"``. INT8 clips what its calibration never saw:
-    a set calibrated on an alert driver and an empty seat and checked on head turns failed its
-    gate by one borderline glance, and passed it once head turns were calibrated too. Empty
-    for a model without front-end features or windows without frames."""
+    ``"face.yaw -47.8..30.5 (calibrated 0..2.2)"``. A stand-in for clipping: activation ranges
+    are per tensor, so a feature outside its own range is not always clipped, but a behaviour
+    the calibration never saw often is. A set calibrated on an alert driver and an empty seat
+    and checked on head turns failed its gate by one borderline glance, and passed it once head
+    turns were calibrated too. Frames with a non-finite feature are left out. Empty for a model
+    without front-end features or windows without frames."""
     names = list(card.front.get("features", []))
-    if not names or calib.front is None or check.front is None:
+    if (not names or calib.front is None or check.front is None or calib.front_mask is None
+            or check.front_mask is None):
         return []
-    assert calib.front_mask is not None and check.front_mask is not None
     a = calib.front[calib.front_mask > 0].astype(np.float64)
     b = check.front[check.front_mask > 0].astype(np.float64)
+    a, b = a[np.isfinite(a).all(-1)], b[np.isfinite(b).all(-1)]
     if not len(a) or not len(b) or a.shape[-1] != len(names):
         return []
     lo, hi, blo, bhi = a.min(0), a.max(0), b.min(0), b.max(0)
-    slack = np.maximum(UNCOVERED_SLACK * (hi - lo), 1e-3 * np.maximum(np.abs(lo), np.abs(hi)))
+    size = np.maximum(1.0, np.maximum(np.abs(lo), np.abs(hi)))
+    slack = np.maximum(UNCOVERED_SLACK * (hi - lo), 1e-3 * size)
     beyond = (blo < lo - slack) | (bhi > hi + slack)
     return [f"{names[j]} {blo[j]:.3g}..{bhi[j]:.3g} (calibrated {lo[j]:.3g}..{hi[j]:.3g})"
             for j in np.flatnonzero(beyond)]

@@ -66,7 +66,8 @@ def session(path: str | Path, threads: int = 1) -> Any:
     from edge.runtime.onnx import session_options
 
     try:
-        return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), session_options(threads),
+                                    providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own exception types for bad files
         raise EngineError(f"{path}: cannot load ONNX model: {str(exc).splitlines()[0]}") from None
 
@@ -260,10 +261,12 @@ def build_int8(
         say(f"{len(calib)} calib windows, {len(check)} check windows, method {method}; "
             f"logits layers kept float: {', '.join(keep_float)}")
         beyond = uncovered(card, calib, check)
+        beyond_note = (f"the check windows go beyond the calibrated range of {len(beyond)} "
+                       f"feature{'s' if len(beyond) > 1 else ''}: {'; '.join(beyond)}. INT8 "
+                       "clips what its calibration did not see: a failed gate may be that "
+                       "(calibrate from recordings that have it)") if beyond else ""
         if beyond:
-            say(f"the check windows go beyond the calibrated range of {len(beyond)} features: "
-                f"{'; '.join(beyond)}. INT8 clips what its calibration did not see: a failed "
-                "gate may be that (calibrate from recordings that have it)")
+            say(beyond_note)
         fp32 = run_model(session(pre), check)[0]
         border: np.ndarray | None = None
         reference = "labels" if cs.labelled else "fp32 decisions"
@@ -308,6 +311,7 @@ def build_int8(
                     f"{what}:\n"
                     + res.table()
                     + "\nrerun with --auto-exclude to keep the most sensitive layers in float"
+                    + (f"; {beyond_note}" if beyond else "")
                 )
             if candidates is None:
                 weights = [n.name for n in onnx.load(str(pre)).graph.node
@@ -320,6 +324,7 @@ def build_int8(
                 raise GateFailed(
                     f"{what} with every layer in float:\n"
                     + res.table()
+                    + (f"\n{beyond_note}" if beyond else "")
                 )
             excluded = candidates[: min(len(candidates), step)]
         dst.parent.mkdir(parents=True, exist_ok=True)

@@ -17,11 +17,12 @@ log = logging.getLogger(__name__)
 _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64"}
 
 # ONNX Runtime's x86-64 kernel for uint8 activations times int8 weights sums pairs of products
-# into 16 bits with saturation on SSE4.1, AVX2 and AVX-512 without VNNI (ONNX Runtime's session
-# config keys say so). On an AVX2 CPU the shipped INT8 driver model's logits were off from its own
-# Q/DQ arithmetic by up to 2.4, and INT8 builds that pass their gate elsewhere failed it. This
-# entry makes ONNX Runtime run those layers as uint8 x uint8 (exact; 2-18 % more time a window
-# for the shipped INT8 models there); CPUs with VNNI and other architectures are left as they are.
+# into 16 bits with saturation on SSE4.1, AVX2 and AVX-512 without VNNI; the entry below takes
+# effect on AVX2 and AVX-512 (ONNX Runtime's session config keys say both). On an AVX2 CPU the
+# shipped INT8 driver model's logits were off from its own Q/DQ arithmetic by up to 2.4, and
+# INT8 builds that pass their gate elsewhere failed it. The entry makes ONNX Runtime run those
+# layers as uint8 x uint8 (exact; 2-18 % more time a window for the shipped INT8 models there);
+# CPUs with VNNI and other architectures are left as they are.
 X64_QUANT_PRECISION = "session.x64quantprecision"
 
 
