@@ -3,22 +3,24 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DURATION ?= 60
+# Every install is held to the versions the tests and the README's figures were run with.
+PIP_INSTALL := $(BIN)/pip install -q -c constraints.txt
 
-.PHONY: run test bench train clean
+.PHONY: run test bench train clean pins
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install -q -e .
+$(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml constraints.txt
+	$(PIP_INSTALL) -e .
 	touch $@
 
 # The tests train a tiny model too: torch pinned, so pip takes the CPU build (an unpinned torch
 # resolves to a multi-GB CUDA build).
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,train]'
+	$(PIP_INSTALL) torch==2.13.0
+	$(PIP_INSTALL) -e '.[dev,train]'
 	touch $@
 
 # The pretrained front ends (face, person, hands, VAD): read out of pinned wheels and converted
@@ -85,6 +87,13 @@ train: $(VENV)/.installed-dev engines/front/.imported data/sounds/bank.json
 	$(BIN)/edge train --task home --front --seed 0 --scenarios 320 --val-scenarios 16 \
 		--seconds 24 --epochs 12 --window-stride 2 --audio-pool 1 \
 		--extra-events dog_bark=2 glass_break=1.5 --sounds $(SOUNDS)
+
+# After upgrading a dependency in .venv on purpose: the dev environment's versions become the
+# pins (the file's comment stays); then run the tests and the README's figures again.
+pins: $(VENV)/.installed-dev
+	{ grep '^#' constraints.txt; $(BIN)/pip freeze --exclude-editable | sed 's/+cpu$$//' \
+	    | grep -v '^#'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache
