@@ -1,7 +1,7 @@
 """constraints.txt pins every dependency setup.cfg names, within setup.cfg's own bounds, and the
 environment the tests run in is the pinned one: a figure or a hash measured under other versions
-is not comparable (OpenCV's decoding moves the front-end features' bits, ONNX Runtime's kernels
-move INT8 logits)."""
+is not comparable (OpenCV's image arithmetic moves the front-end features' bits on real
+footage, ONNX Runtime's kernels move INT8 logits)."""
 
 from __future__ import annotations
 

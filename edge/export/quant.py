@@ -20,6 +20,7 @@ until the gate passes, and says which.
 
 from __future__ import annotations
 
+import platform
 import shutil
 import sys
 import tempfile
@@ -32,6 +33,7 @@ import numpy as np
 from edge.export.calib import CalibrationSet, load_calibration, uncovered
 from edge.runtime.card import card_path_for, load_card, save_card
 from edge.errors import EdgeError, EngineError
+from edge.runtime.onnx import cpu_int8_dot, session_options
 from edge.export.gate import (
     BORDER_LOGIT, GateFailed, GateResult, against_fp32, borderline, compare_logits,
 )
@@ -63,8 +65,6 @@ def is_qdq(model: Any) -> bool:
 def session(path: str | Path, threads: int = 1) -> Any:
     import onnxruntime as ort
 
-    from edge.runtime.onnx import session_options
-
     try:
         return ort.InferenceSession(str(path), session_options(threads),
                                     providers=["CPUExecutionProvider"])
@@ -81,6 +81,24 @@ def run_model(sess: Any, ws: Batches, batch: int = 32, outputs: list[str] | None
         for k, r in enumerate(res):
             parts[k].append(r)
     return [np.concatenate(p) for p in parts]
+
+
+def serving_ms(models: list[Path], ws: Batches, windows: int = 32, rounds: int = 5) -> list[float]:
+    """Milliseconds a window of each model takes as serving runs it (batch 1, one thread) on
+    the first ``windows`` of ``ws``: the models in turn within each round, the median round;
+    a round of each first, unmeasured, to warm up."""
+    sessions = [session(m) for m in models]
+    names = [[o.name for o in s.get_outputs()] for s in sessions]
+    feeds = [ws.inputs(slice(i, i + 1)) for i in range(min(windows, len(ws)))]
+    times: list[list[float]] = [[] for _ in sessions]
+    for r in range(rounds + 1):
+        for k, sess in enumerate(sessions):
+            t0 = time.perf_counter()
+            for feed in feeds:
+                sess.run(names[k], feed)
+            if r:
+                times[k].append((time.perf_counter() - t0) / max(1, len(feeds)))
+    return [1e3 * float(np.median(t)) for t in times]
 
 
 def logits_layers(model: Any) -> list[str]:
@@ -327,6 +345,16 @@ def build_int8(
                     + (f"\n{beyond_note}" if beyond else "")
                 )
             excluded = candidates[: min(len(candidates), step)]
+        fp32_ms, int8_ms = serving_ms([pre, qdq], check)
+        dot = cpu_int8_dot()
+        cpu = f"{platform.machine()}, {'an' if dot else 'no' if dot is False else 'unknown'} " \
+              "int8 dot-product instruction"
+        say(f"on this CPU ({cpu}), a window at a time on one thread: FP32 {fp32_ms:.2f} ms, "
+            f"INT8 {int8_ms:.2f} ms")
+        if int8_ms >= fp32_ms:
+            say("INT8 is no faster than FP32 here: ONNX Runtime's INT8 CPU kernels gain on CPUs "
+                "with VNNI, AMX or ARM's dot product, and TensorRT builds its own; on this CPU "
+                f"serving {src.name} may cost less")
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(qdq, dst)
     card.metrics["int8"] = {
@@ -349,6 +377,8 @@ def build_int8(
         "decision_agreement": round(res.decision_agreement, 4),
         "float_layers": keep_float + excluded,
         "check_beyond_calibration": beyond,
+        "cpu_ms_per_window": {"fp32": round(fp32_ms, 3), "int8": round(int8_ms, 3), "cpu": cpu,
+                              "batch": 1, "threads": 1},
     }
     save_card(card, card_file)
     say(f"wrote {dst} ({time.monotonic() - started:.0f} s)")

@@ -26,6 +26,28 @@ _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int
 X64_QUANT_PRECISION = "session.x64quantprecision"
 
 
+# CPU flags (Linux /proc/cpuinfo) of an int8 dot-product instruction, which ONNX Runtime's INT8
+# CPU kernels need to beat FP32: VNNI (AVX-512 or AVX), AMX on x86-64; SDOT/UDOT on ARM (Jetson).
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
+
+
+def cpu_int8_dot(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
+    """True when the CPU has an int8 dot-product instruction (:data:`INT8_DOT_FLAGS`), False when
+    its flags say it has none, None where they cannot be read (not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return None
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    if not flags:
+        return None
+    return any(f in flags for f in INT8_DOT_FLAGS)
+
+
 def session_options(threads: int = 1) -> Any:
     """ONNX Runtime session options as every session of ours has them: ``threads`` intra-op
     threads, one inter-op thread, warnings off, and INT8 matrix products that do not saturate
