@@ -74,6 +74,20 @@ class Turning(Narrowing):
         return Face(True, tuple(v))
 
 
+class Leaving(Narrowing):
+    """One driver (eyes open at 0.30) for 3.5 s of frames, the seat empty for 3 s, then another
+    whose eyes open at 0.18."""
+
+    def process(self, frame_bgr: np.ndarray) -> Face:
+        self.n += 1
+        v = np.zeros(len(FACE_NAMES), np.float32)
+        present = not 35 <= self.n < 65
+        if present:
+            v[AT["present"]], v[AT["face_size"]] = 1.0, 0.3
+            v[AT["eye_open_left"]] = v[AT["eye_open_right"]] = 0.30 if self.n < 35 else 0.18
+        return Face(present, tuple(float(x) for x in v))
+
+
 def _fake_faces(monkeypatch: pytest.MonkeyPatch, kind: type[Narrowing]) -> list[Narrowing]:
     made: list[Narrowing] = []
 
@@ -97,6 +111,11 @@ def narrowing_faces(monkeypatch: pytest.MonkeyPatch) -> list[Narrowing]:
 @pytest.fixture
 def turning_faces(monkeypatch: pytest.MonkeyPatch) -> list[Narrowing]:
     return _fake_faces(monkeypatch, Turning)
+
+
+@pytest.fixture
+def leaving_faces(monkeypatch: pytest.MonkeyPatch) -> list[Narrowing]:
+    return _fake_faces(monkeypatch, Leaving)
 
 
 def without_restore(recording: Path) -> None:
@@ -144,16 +163,17 @@ def test_a_video_only_recording_replays_its_first_windows_with_the_results_made_
     assert any("recorded as edge-recording/2: without the front ends'" in n for n in old.notes)
 
 
-def _held_eyes_recorded(tmp_path: Path, spec: FrontSpec) -> tuple[Any, Path, dict[str, Any]]:
+def _held_eyes_recorded(tmp_path: Path, spec: FrontSpec,
+                        face: str = "{}") -> tuple[Any, Path, dict[str, Any]]:
     """A tiny model over ``spec``'s face features served on the simulated cabin with the fake
-    face stage, recorded when eyes_closed has held 6 s: the run, the recording and its first
-    compared tick."""
+    face stage (configured by ``face``), recorded when eyes_closed has held 6 s: the run, the
+    recording and its first compared tick."""
     card = make_front_card("driver", "tinyfront")
     card.front = spec.to_dict()
     card.inputs["front"] = TensorInfo(shape=["B", 8, len(spec.features)], description="front")
     model = tiny_model(tmp_path, card, name="tinyfront")
     late = "    - {name: held, duration: {class: eyes_closed, at_least: 6.0}}\n"
-    text = config_text(model, late) + "front_ends: {face: {}}\n"
+    text = config_text(model, late) + f"front_ends: {{face: {face}}}\n"
     run = run_recorded(model, tmp_path / "rec", text=text, pre_roll=1.5, post_roll=1.0)
     [d] = recordings(tmp_path / "rec")
     ticks = [json.loads(x) for x in (d / "ticks.jsonl").read_text().splitlines()]
@@ -182,6 +202,44 @@ def test_a_replay_scales_the_eyes_as_the_live_run_had_them_scaled(
     without_restore(d)
     old = replay_recording(d, verify=False)
     assert not old.identical and old.comparisons[0].max_abs_diff > 0.0
+
+
+@pytest.mark.parametrize("after", [1.7, None])
+def test_a_long_empty_seat_starts_the_driver_baselines_again(
+    tmp_path: Path, leaving_faces: list[Narrowing], after: float | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The seat empty from 103.5 s to 106.5 s: with ``new_driver_after: 1.7`` the eye and road
+    baselines are emptied at the tick of 105.5 s (the face absent 2.1 s), so the next driver's
+    eyes (0.18 open) are scaled from his own alone, up to the nominal 0.40 (the cap, 2.0: 0.36);
+    the recording spans that tick and replays bit for bit. With ``null`` the first driver's
+    eyes (0.30) stay in the samples and hold the scale at 0.40 / 0.30."""
+    from edge.front.roadbase import DriverBaseline, RoadYawSpec
+
+    features = ("face.present", "face.eye_open_left", "face.eye_open_right", "face.yaw")
+    spec = FrontSpec(features, EyeBaselineSpec(nominal=0.40, max_scale=2.0, samples=40,
+                                               min_samples=3, first_samples=1),
+                     RoadYawSpec(samples=40, min_samples=3, first_samples=1))
+    caplog.set_level("INFO", logger="edge.service.run")
+    face = "{new_driver_after: " + ("null" if after is None else str(after)) + "}"
+    run, d, first = _held_eyes_recorded(tmp_path, spec, face)
+    base = run.runner.eye_scalers["cabin"]
+    assert isinstance(base, DriverBaseline) and base.eyes is not None and base.road is not None
+    eyes = base.eyes.samples()
+    said = [r.getMessage() for r in caplog.records if "driver baselines" in r.getMessage()]
+    if after is None:
+        assert 0.30 in np.round(eyes, 2) and said == []
+        assert base.eyes.scale == pytest.approx(0.40 / 0.30)
+        return
+    assert eyes and set(np.round(eyes, 2)) == {0.18}  # the second driver's alone
+    assert len(base.road.samples()) == len(eyes)  # emptied together, refilled together
+    assert base.eyes.scale == pytest.approx(2.0)
+    assert said == ["cabin: no face for 2.1 s: the driver baselines start again"]  # once
+    # the recording starts before the emptying (its first compared tick restores the first
+    # driver's samples): its replay empties them itself, on the same tick
+    assert 0.30 in np.round(first["restore"]["eyes"]["cabin"]["eyes"], 2)
+    result = replay_recording(d)
+    assert result.identical, [c for c in result.comparisons if c.max_abs_diff or not c.aligned]
 
 
 def test_a_replay_measures_head_angles_from_the_straight_ahead_the_live_run_had(

@@ -42,6 +42,13 @@ class FaceConfig(_Model):
         "shadow over them) after which health reports the camera degraded ('eyes hidden 3.0 s'): "
         "closed eyes cannot be seen then. Judged on the last second of face frames (3 at least)."
     )
+    new_driver_after: float | None = Field(
+        20.0, gt=0, description="Seconds without a face after which a model's driver baselines "
+        "(the eyes scaled to the driver's own, yaw, pitch and roll measured from his "
+        "straight-ahead) start again, as at a stream's start: the seat was left, and the next "
+        "face may be another driver's, with narrower eyes or sitting elsewhere. null: one "
+        "baseline for the stream's whole life."
+    )
     gaze: bool = Field(
         False, description="Also read where the irises sit (the iris model on each eye: about as "
         "much again as the face mesh). Turned on for a model that reads gaze (face.gaze_x, "

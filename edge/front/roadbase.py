@@ -152,6 +152,9 @@ class RoadAngle:
     def restore(self, samples: Sequence[float]) -> None:
         self._held.restore(samples)
 
+    def reset(self) -> None:
+        self._held.clear()
+
     @property
     def shift(self) -> float:
         """Degrees taken off the angle now (before the next window)."""
@@ -231,6 +234,11 @@ class DriverBaseline:
                 p.restore(held)
             else:
                 p.restore(held.get(k, ()))
+
+    def reset(self) -> None:
+        """Every part empty, as at a stream's start: the next face may be another driver's."""
+        for _, p in self._parts():
+            p.reset()
 
     def __call__(self, front: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         for _, p in self._parts():

@@ -20,7 +20,9 @@ import numpy as np
 
 from edge.join.align import Window
 from edge.timebase.buffers import FrameRing, SampleRing
+from edge.front.eyebase import EyeBaseline
 from edge.front.features import FrontSpec
+from edge.front.roadbase import DriverBaseline
 from edge.capture.base import CaptureSource, SourceState
 from edge.runtime.card import ModelCard, card_path_for, load_card
 from edge.timebase.clock import NS_PER_S, Clock
@@ -135,6 +137,7 @@ class Runner:
         # Per stream: the driver's eyes scaled to his own (a card's front.eye_baseline).
         spec = FrontSpec.from_dict(self.card.front) if self.card.front else None
         self.eye_scalers = {n: spec.eye_scaler() if spec else None for n in self.featurizers}
+        self._driver_gone: set[str] = set()  # streams whose baselines a long absence emptied
         self.health = HealthMonitor(config.health)
         self.config = config
         self._faults: dict[str, int] = {}
@@ -177,6 +180,25 @@ class Runner:
                 audio[sc.audio] = src.audio
         return build_cascade(fc, video, audio, self.spine.hop_ns, time.perf_counter_ns)
 
+    def _driver_left(self, stream: str, scaler: EyeBaseline | DriverBaseline) -> None:
+        """Empty the stream's driver baselines while its face has been absent for
+        ``front_ends.face.new_driver_after`` seconds (said once an absence): the next face may be
+        another driver's. While no face is there they take no sample, so emptying them tick after
+        tick is emptying them once, and a replay that restores the face's running state does it
+        on the same tick."""
+        fc = self.config.front_ends
+        after = fc.face.new_driver_after if fc is not None and fc.face is not None else None
+        video = self.spine.config.streams[stream].video
+        absent = (self.cascade.face_absent_s(video)
+                  if after is not None and self.cascade is not None and video else None)
+        if absent is None or after is None or absent < after:
+            self._driver_gone.discard(stream)
+            return
+        if stream not in self._driver_gone:
+            self._driver_gone.add(stream)
+            log.info("%s: no face for %.1f s: the driver baselines start again", stream, absent)
+        scaler.reset()
+
     def process(self, windows: list[Window]) -> list[Prediction]:
         """Model outputs for the windows of one tick (all streams in one batch)."""
         fronts: dict[str, Any] = {}
@@ -195,6 +217,7 @@ class Runner:
         for w, f in zip(windows, feats):
             scaler = self.eye_scalers.get(w.stream)
             if scaler is not None and f.front is not None:  # after the hook: it sees the change
+                self._driver_left(w.stream, scaler)
                 f.front = scaler(f.front, f.front_mask)
             self._last[w.stream] = (w, f)
         self.health_records = self._judge_health(windows)
