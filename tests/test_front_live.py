@@ -58,6 +58,21 @@ def test_a_live_run_reads_the_face_stage_in_or_off_the_tick(tmp_path: Path, work
     assert not any("eyes_closed" in r["active"] for r in late)  # an alert man
 
 
+def _driver_config(tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the shipped FP32 driver model (and card, which a build writes into) and
+    configs/driver.yaml serving it, its paths in ``tmp_path``."""
+    model = tmp_path / "driver-front.onnx"
+    shutil.copy(ROOT / "engines/driver-front.onnx", model)
+    shutil.copy(ROOT / "engines/driver-front.yaml", tmp_path / "driver-front.yaml")
+    cfg = tmp_path / "driver.yaml"
+    cfg.write_text((ROOT / "configs/driver.yaml").read_text()
+                   .replace("engines/driver-front.int8.onnx", str(model))
+                   .replace("roots: [.., /var/lib/edge]",
+                            f"roots: [{ROOT}, {ROOT.parent / 'shared'}, {tmp_path}]")
+                   .replace("/var/lib/edge", str(tmp_path)))
+    return model, cfg
+
+
 @pytest.mark.skipif(not CLIP.is_file(), reason=f"needs {CLIP}")
 @pytest.mark.skipif(not (ROOT / "engines/front/face_detector.onnx").is_file(),
                     reason="needs the front ends (edge front-ends import)")
@@ -88,15 +103,7 @@ def test_a_front_model_calibrates_from_real_recordings_and_builds_int8(tmp_path:
     shutil.copy(turn / "labels.json", mirror / "labels.json")
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(turn / "video.mkv"), "-vf", "hflip",
                     "-c:v", "ffv1", "-c:a", "copy", str(mirror / "video.mkv")], check=True, timeout=60)
-    model = tmp_path / "driver-front.onnx"
-    shutil.copy(ROOT / "engines/driver-front.onnx", model)
-    shutil.copy(ROOT / "engines/driver-front.yaml", tmp_path / "driver-front.yaml")
-    cfg = tmp_path / "driver.yaml"
-    cfg.write_text((ROOT / "configs/driver.yaml").read_text()
-                   .replace("engines/driver-front.int8.onnx", str(model))
-                   .replace("roots: [.., /var/lib/edge]",
-                            f"roots: [{ROOT}, {ROOT.parent / 'shared'}, {tmp_path}]")
-                   .replace("/var/lib/edge", str(tmp_path)))
+    model, cfg = _driver_config(tmp_path)
     out = tmp_path / "calib"
     proc = edge("calibrate", "--config", str(cfg), "--out", str(out), "--from", "recordings",
                 "--recordings", str(recs), "--holdout", "0.34", timeout=300)
@@ -112,6 +119,37 @@ def test_a_front_model_calibrates_from_real_recordings_and_builds_int8(tmp_path:
     assert proc.returncode == 0, proc.stderr  # within the 1-point gate on the held-out clip
     assert "face.yaw" not in proc.stderr  # named only beyond the calibrated range: turns were in it
     assert (tmp_path / "driver-front.int8.onnx").is_file()
+
+
+@pytest.mark.skipif(not CLIP.is_file(), reason=f"needs {CLIP}")
+@pytest.mark.skipif(not (ROOT / "engines/front/face_detector.onnx").is_file(),
+                    reason="needs the front ends (edge front-ends import)")
+def test_simulated_windows_calibrate_the_head_turns_the_recordings_lack(tmp_path: Path) -> None:
+    """Calibrated on the alert driver and the empty seat alone and checked on head-turn, the
+    INT8 build failed its gate by 1.6 points on an AVX2 CPU (a borderline glance crossed; yaw
+    calibrated 0-2 degrees, checked -48 to 30). ``--with-sim 8`` adds 128 windows of simulated
+    drives, glances among them, to the calibrated part: the same checks pass (0 points there,
+    logits off by at most 0.89 against 2.47) and no feature is named beyond the range."""
+    recs = tmp_path / "recs"  # sorted: head-turn, the third, is held out at --holdout 0.34
+    recs.mkdir()
+    for name, clip in (("a-alert", "driver-dev-alert-blink"), ("b-noface", "driver-dev-no-face"),
+                       ("c-headturn", "driver-dev-head-turn")):
+        (recs / name).symlink_to(CLIP.parents[1] / clip)
+    model, cfg = _driver_config(tmp_path)
+    out = tmp_path / "calib"
+    proc = edge("calibrate", "--config", str(cfg), "--out", str(out), "--from", "recordings",
+                "--recordings", str(recs), "--holdout", "0.34", "--with-sim", "8", timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["sim_windows"] == 128 and manifest["labelled"] is True
+    with np.load(out / manifest["shards"][0]["file"]) as z:
+        check, groups = z["check"].astype(bool), z["scenario"]
+        turned = z["labels"][:, manifest["classes"].index("distracted")] > 0
+    assert set(groups[check]) == {2} and check.sum() == manifest["check"]  # head-turn alone
+    assert turned[check].any() and turned[~check].any()  # glances held out, and simulated ones
+    proc = edge("build", "--model", str(model), "--int8", "--calibration", str(out), timeout=300)
+    assert proc.returncode == 0, proc.stderr  # within the 1-point gate on the held-out clip
+    assert "beyond the calibrated range" not in proc.stderr
 
 
 @pytest.mark.skipif(not CLIP.is_file(), reason=f"needs {CLIP}")

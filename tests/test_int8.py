@@ -100,6 +100,28 @@ def test_live_windows_are_unlabelled_and_held_out_by_five_second_stretch(tmp_pat
     assert list(cs.windows.video.shape[1:]) == want  # the pixels the model takes, as served
 
 
+def test_simulated_windows_are_added_to_the_calibrated_part_only(tmp_path: Path) -> None:
+    """``--with-sim N`` (recordings or live): N simulated scenarios' windows, 16 of each, join
+    the calibrated windows as groups of their own; the checked windows are the live ones alone,
+    as without them; the manifest says so. A set --from sim is refused the option."""
+    from edge.export.calib import SIM_WINDOWS_EACH
+
+    cfg = parse_config(config_for(reference_model(tmp_path)))
+    mf = calibrate(cfg, tmp_path / "live", source="live", live_seconds=8.0, holdout=0.5,
+                   log=None, with_sim=1, seconds=6.0)
+    assert mf["with_sim"] == 1 and mf["sim_windows"] == SIM_WINDOWS_EACH
+    assert "with 16 windows of 1 simulated driver scenarios" in mf["source"]
+    assert mf["labelled"] is False  # the live windows have no labels
+    cs = load_calibration(tmp_path / "live")
+    live = (cs.windows.labels == -1).all(1)
+    assert int((~live).sum()) == SIM_WINDOWS_EACH and (cs.windows.labels[~live] >= 0).all()
+    assert not cs.check[~live].any() and cs.check[live].any()  # simulated: calibrated only
+    assert mf["check"] == int(cs.check.sum()) and mf["calib"] == int((~cs.check).sum())
+    assert not set(cs.windows.scenario[~live]) & set(cs.windows.scenario[live])  # own groups
+    with pytest.raises(ConfigError, match="--with-sim adds simulated windows"):
+        calibrate(cfg, tmp_path / "sim", source="sim", scenarios=1, with_sim=1, log=None)
+
+
 def test_an_int8_build_from_live_windows_is_gated_on_fp32s_clear_decisions(tmp_path: Path) -> None:
     """``edge build`` on an unlabelled (live) set: scored against FP32's clear decisions, says
     when there are too few for one change to fit the budget, records them in the card (no F1:

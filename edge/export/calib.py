@@ -234,6 +234,36 @@ def live_windows(config: Any, seconds: float, log: TextIO | None) -> WindowSet:
     )
 
 
+SIM_WINDOWS_EACH = 16  # --with-sim: windows kept of each simulated scenario
+
+
+def add_sim(
+    windows: WindowSet, check: np.ndarray, card: ModelCard, scenarios: int, seconds: float,
+    seed: int, log: TextIO | None, front_dir: str | Path | None = None,
+) -> tuple[WindowSet, np.ndarray, int]:
+    """``windows`` (recorded or live, ``check`` marking the held-out ones) with the windows of
+    ``scenarios`` simulated ones added as calibrated, never checked: INT8's ranges then cover
+    what the simulator plays and the recordings may lack (a driver's recordings with no head
+    turn left every glance of the held-out clip beyond the calibrated yaw, and the gate failed
+    on a borderline one), while the gate still scores the real held-out windows alone.
+    :data:`SIM_WINDOWS_EACH` of each scenario are kept, round robin over the classes on."""
+    if log is not None:
+        print(f"edge calibrate: adding {scenarios} simulated {card.task} scenarios of "
+              f"{seconds:g} s to the calibrated windows", file=log)
+    sim = sim_windows(card, scenarios, seconds, seed, log, front_dir)
+    on = sim.labels >= 0.5
+
+    def strata(i: int) -> int:
+        active = np.flatnonzero(on[i])
+        return int(active[0]) if len(active) else -1
+
+    sim = sim.take(stratified(sim, SIM_WINDOWS_EACH * scenarios, strata, seed))
+    # Scenario ids after the recordings' own, so that no group mixes the two.
+    sim.scenario[:] = sim.scenario + (int(windows.scenario.max()) + 1 if len(windows) else 0)
+    return (WindowSet.concat([windows, sim]),
+            np.concatenate([check, np.zeros(len(sim), bool)]), len(sim))
+
+
 def stratified(
     windows: WindowSet, count: int, strata_of: Callable[[int], Any], seed: int
 ) -> np.ndarray:
@@ -332,8 +362,13 @@ def calibrate(
     live_seconds: float = 60.0,
     command: str = "",
     log: TextIO | None | Literal["stderr"] = "stderr",
+    with_sim: int = 0,
 ) -> dict[str, Any]:
-    """Cut, choose and store a calibration set for the config's model; returns the manifest."""
+    """Cut, choose and store a calibration set for the config's model; returns the manifest.
+
+    ``with_sim`` (recordings or live): the windows of that many simulated scenarios are added
+    to the calibrated part, :data:`SIM_WINDOWS_EACH` of each chosen over the classes, and never
+    to the checked one (:func:`add_sim`)."""
     log = sys.stderr if log == "stderr" else log  # looked up now: stderr may be swapped
     from edge.runtime.card import card_path_for, load_card
 
@@ -341,6 +376,11 @@ def calibrate(
         raise ConfigError("the config has no `model:` section (whose inputs to calibrate)")
     if not 0.0 <= holdout < 1.0:
         raise ConfigError(f"--holdout must be in [0, 1), not {holdout:g}")
+    if with_sim < 0:
+        raise ConfigError(f"--with-sim {with_sim}: a number of scenarios, 0 or more")
+    if with_sim and source == "sim":
+        raise ConfigError("--with-sim adds simulated windows to recorded or live ones; a set "
+                          "--from sim is simulated already (--scenarios)")
     model_path = Path(config.model.path)  # resolved by load_config (edge.paths)
     card = load_card(card_path_for(model_path))
     if source == "sim":
@@ -350,10 +390,11 @@ def calibrate(
         front_dir = config.front_ends.dir if config.front_ends is not None else None
         ws = sim_windows(card, scenarios, seconds, seed, log, front_dir)
         led = trained_eye_glances(card)
-        info = {"source": f"edge.sim random {card.task} scenarios, seeds from {3000 + seed}, "
-                          f"conditions cycled"
-                          + (f", {led:g} of the glances away led by the eyes" if led else ""),
-                "scenarios": scenarios, "seconds": seconds}
+        info: dict[str, Any] = {
+            "source": f"edge.sim random {card.task} scenarios, seeds from {3000 + seed}, "
+                      f"conditions cycled"
+                      + (f", {led:g} of the glances away led by the eyes" if led else ""),
+            "scenarios": scenarios, "seconds": seconds}
     elif source == "recordings":
         if recordings is None:
             raise ConfigError("--from recordings needs --recordings DIR")
@@ -377,6 +418,13 @@ def calibrate(
     idx = stratified(ws, count, strata, seed)
     chosen = ws.take(idx)
     check = np.isin(chosen.scenario, sorted(check_groups))
+    if with_sim:
+        front_dir = config.front_ends.dir if config.front_ends is not None else None
+        chosen, check, added = add_sim(chosen, check, card, with_sim, seconds, seed, log,
+                                       front_dir)
+        info["source"] += (f", with {added} windows of {with_sim} simulated {card.task} "
+                           f"scenarios (seeds from {3000 + seed}) calibrated, none checked")
+        info.update({"with_sim": with_sim, "sim_windows": added})
     info.update({"seed": seed, "holdout": holdout, "command": command, "model_path": str(model_path)})
     manifest = write_set(Path(out), chosen, check, card, info, log)
     if log is not None:

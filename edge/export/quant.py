@@ -282,7 +282,8 @@ def build_int8(
         beyond_note = (f"the check windows go beyond the calibrated range of {len(beyond)} "
                        f"feature{'s' if len(beyond) > 1 else ''}: {'; '.join(beyond)}. INT8 "
                        "clips what its calibration did not see: a failed gate may be that "
-                       "(calibrate from recordings that have it)") if beyond else ""
+                       "(calibrate from recordings that have it, or add simulated windows: "
+                       "edge calibrate --with-sim 8)") if beyond else ""
         if beyond:
             say(beyond_note)
         fp32 = run_model(session(pre), check)[0]
