@@ -153,6 +153,9 @@ def test_an_int8_build_from_live_windows_is_gated_on_fp32s_clear_decisions(tmp_p
     r = compare(model, model.with_name("driver-av.int8.onnx"), tmp_path / "live")
     assert "f1" not in r and r["against_a"]["clear_decisions"] == res.clear_decisions
     assert f"of A's {res.clear_decisions} clear decisions" in format_compare(r)
+    served = r["serving_ms_per_window"]  # one window at a time, as serving calls the engine
+    assert served["a"] > 0 and served["b"] > 0
+    assert f"{served['b']:.2f} one at a time as served" in format_compare(r)
     with pytest.raises(GateFailed, match=r"INT8's changed decisions cost 0.00 points \(budget -1\)"):
         build_int8(model, tmp_path / "live", method="minmax", budget_points=-1, log=None,
                    out=tmp_path / "x.int8.onnx")

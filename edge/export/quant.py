@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Literal, Protocol, TextIO
 
 import numpy as np
@@ -72,6 +73,11 @@ def session(path: str | Path, threads: int = 1) -> Any:
         raise EngineError(f"{path}: cannot load ONNX model: {str(exc).splitlines()[0]}") from None
 
 
+def _runner(sess: Any) -> Callable[[dict[str, np.ndarray]], Any]:
+    """A session's call on one batch of inputs, every output."""
+    return lambda feed: sess.run(None, feed)
+
+
 def run_model(sess: Any, ws: Batches, batch: int = 32, outputs: list[str] | None = None) -> list[np.ndarray]:
     """Outputs of ``sess`` over all windows of ``ws`` (concatenated over batches)."""
     names = outputs or [o.name for o in sess.get_outputs()]
@@ -83,19 +89,18 @@ def run_model(sess: Any, ws: Batches, batch: int = 32, outputs: list[str] | None
     return [np.concatenate(p) for p in parts]
 
 
-def serving_ms(models: list[Path], ws: Batches, windows: int = 32, rounds: int = 5) -> list[float]:
-    """Milliseconds a window of each model takes as serving runs it (batch 1, one thread) on
-    the first ``windows`` of ``ws``: the models in turn within each round, the median round;
-    a round of each first, unmeasured, to warm up."""
-    sessions = [session(m) for m in models]
-    names = [[o.name for o in s.get_outputs()] for s in sessions]
+def serving_ms(runs: list[Callable[[dict[str, np.ndarray]], Any]], ws: Batches,
+               windows: int = 32, rounds: int = 5) -> list[float]:
+    """Milliseconds a window takes each of ``runs`` (a model's call on one batch of inputs) as
+    serving calls it, one window at a time, on the first ``windows`` of ``ws``: the runs in turn
+    within each round, the median round; a round of each first, unmeasured, to warm up."""
     feeds = [ws.inputs(slice(i, i + 1)) for i in range(min(windows, len(ws)))]
-    times: list[list[float]] = [[] for _ in sessions]
+    times: list[list[float]] = [[] for _ in runs]
     for r in range(rounds + 1):
-        for k, sess in enumerate(sessions):
+        for k, run in enumerate(runs):
             t0 = time.perf_counter()
             for feed in feeds:
-                sess.run(names[k], feed)
+                run(feed)
             if r:
                 times[k].append((time.perf_counter() - t0) / max(1, len(feeds)))
     return [1e3 * float(np.median(t)) for t in times]
@@ -346,16 +351,16 @@ def build_int8(
                     + (f"\n{beyond_note}" if beyond else "")
                 )
             excluded = candidates[: min(len(candidates), step)]
-        fp32_ms, int8_ms = serving_ms([pre, qdq], check)
+        fp32_ms, int8_ms = serving_ms([_runner(session(pre)), _runner(session(qdq))], check)
         dot = cpu_int8_dot()
         cpu = f"{platform.machine()}, {'an' if dot else 'no' if dot is False else 'unknown'} " \
               "int8 dot-product instruction"
         say(f"on this CPU ({cpu}), a window at a time on one thread: FP32 {fp32_ms:.2f} ms, "
             f"INT8 {int8_ms:.2f} ms")
         if int8_ms >= fp32_ms:
-            say("INT8 is no faster than FP32 here: ONNX Runtime's INT8 CPU kernels gain on CPUs "
-                "with VNNI, AMX or ARM's dot product, and TensorRT builds its own; on this CPU "
-                f"serving {src.name} may cost less")
+            say("INT8 is no faster than FP32 here: ONNX Runtime's INT8 CPU kernels are made to "
+                "gain with VNNI, AMX or ARM's dot product, and TensorRT builds its own; on this "
+                f"CPU serving {src.name} may cost less")
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(qdq, dst)
     card.metrics["int8"] = {
