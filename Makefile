@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 DURATION ?= 60
 # Every install is held to the versions the tests and the README's figures were run with.
 PIP_INSTALL := $(BIN)/pip install -q -c constraints.txt
+TORCH := $(shell grep '^torch==' constraints.txt)
 
 .PHONY: run test bench train clean pins
 
@@ -16,10 +17,10 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml constraints.txt
 	$(PIP_INSTALL) -e .
 	touch $@
 
-# The tests train a tiny model too: torch pinned, so pip takes the CPU build (an unpinned torch
-# resolves to a multi-GB CUDA build).
+# The tests train a tiny model too: torch named with its pin from constraints.txt, so pip takes
+# the CPU build (an unpinned torch resolves to a multi-GB CUDA build).
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP_INSTALL) torch==2.13.0
+	$(PIP_INSTALL) $(TORCH)
 	$(PIP_INSTALL) -e '.[dev,train]'
 	touch $@
 

@@ -236,10 +236,19 @@ def test_a_long_empty_seat_starts_the_driver_baselines_again(
     assert base.eyes.scale == pytest.approx(2.0)
     assert said == ["cabin: no face for 2.1 s: the driver baselines start again"]  # once
     # the recording starts before the emptying (its first compared tick restores the first
-    # driver's samples): its replay empties them itself, on the same tick
+    # driver's samples) and ends after the second driver is back: its replay empties them
+    # itself, on the same tick, and scales his eyes as the live run did
     assert 0.30 in np.round(first["restore"]["eyes"]["cabin"]["eyes"], 2)
     result = replay_recording(d)
     assert result.identical, [c for c in result.comparisons if c.max_abs_diff or not c.aligned]
+    # the same recording replayed as if the baselines were kept differs: the emptying matters
+    manifest = json.loads((d / "manifest.json").read_text())
+    config = d / manifest["config"]
+    text = config.read_text()
+    assert "new_driver_after: 1.7" in text
+    config.write_text(text.replace("new_driver_after: 1.7", "new_driver_after: null"))
+    kept = replay_recording(d, verify=False)
+    assert not kept.identical and max(c.max_abs_diff for c in kept.comparisons) > 0.0
 
 
 def test_a_replay_measures_head_angles_from_the_straight_ahead_the_live_run_had(

@@ -148,9 +148,11 @@ def add_parsers(sub: Any) -> None:
                    help="share of scenarios held out for the accuracy gate")
     s.add_argument("--with-sim", type=int, default=0, metavar="N",
                    help="--from recordings or live: also calibrate on N simulated scenarios of "
-                   "the model's task (16 windows of each, chosen over the classes), never "
-                   "checked, so that INT8's ranges cover what the recordings lack (head turns, "
-                   "closed eyes, an empty seat); the gate still scores the held-out real windows")
+                   # 16: edge.export.calib.SIM_WINDOWS_EACH (not imported: the CLI loads light)
+                   "the model's task (16 x N of their windows, round robin over "
+                   "the classes), never checked, so that INT8's ranges cover what the recordings "
+                   "lack (head turns, closed eyes, an empty seat); the gate still scores the "
+                   "held-out real windows")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=_cmd_calibrate)
 

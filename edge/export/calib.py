@@ -234,7 +234,13 @@ def live_windows(config: Any, seconds: float, log: TextIO | None) -> WindowSet:
     )
 
 
-SIM_WINDOWS_EACH = 16  # --with-sim: windows kept of each simulated scenario
+def first_class(labels: np.ndarray) -> int:
+    """The first class a window's labels have on, or -1 for none (unlabelled too)."""
+    active = np.flatnonzero(labels >= 0.5)
+    return int(active[0]) if len(active) else -1
+
+
+SIM_WINDOWS_EACH = 16  # --with-sim N: 16 x N of the simulated windows are kept
 
 
 def add_sim(
@@ -246,18 +252,14 @@ def add_sim(
     what the simulator plays and the recordings may lack (a driver's recordings with no head
     turn left every glance of the held-out clip beyond the calibrated yaw, and the gate failed
     on a borderline one), while the gate still scores the real held-out windows alone.
-    :data:`SIM_WINDOWS_EACH` of each scenario are kept, round robin over the classes on."""
+    ``SIM_WINDOWS_EACH * scenarios`` of their windows are kept, round robin over the class
+    each has on first (none a stratum too), as :func:`calibrate` chooses its windows."""
     if log is not None:
         print(f"edge calibrate: adding {scenarios} simulated {card.task} scenarios of "
               f"{seconds:g} s to the calibrated windows", file=log)
     sim = sim_windows(card, scenarios, seconds, seed, log, front_dir)
-    on = sim.labels >= 0.5
-
-    def strata(i: int) -> int:
-        active = np.flatnonzero(on[i])
-        return int(active[0]) if len(active) else -1
-
-    sim = sim.take(stratified(sim, SIM_WINDOWS_EACH * scenarios, strata, seed))
+    sim = sim.take(stratified(sim, SIM_WINDOWS_EACH * scenarios,
+                              lambda i: first_class(sim.labels[i]), seed))
     # Scenario ids after the recordings' own, so that no group mixes the two.
     sim.scenario[:] = sim.scenario + (int(windows.scenario.max()) + 1 if len(windows) else 0)
     return (WindowSet.concat([windows, sim]),
@@ -366,9 +368,8 @@ def calibrate(
 ) -> dict[str, Any]:
     """Cut, choose and store a calibration set for the config's model; returns the manifest.
 
-    ``with_sim`` (recordings or live): the windows of that many simulated scenarios are added
-    to the calibrated part, :data:`SIM_WINDOWS_EACH` of each chosen over the classes, and never
-    to the checked one (:func:`add_sim`)."""
+    ``with_sim`` (recordings or live): windows of that many simulated scenarios are added to
+    the calibrated part, never to the checked one (:func:`add_sim`)."""
     log = sys.stderr if log == "stderr" else log  # looked up now: stderr may be swapped
     from edge.runtime.card import card_path_for, load_card
 
@@ -383,11 +384,11 @@ def calibrate(
                           "--from sim is simulated already (--scenarios)")
     model_path = Path(config.model.path)  # resolved by load_config (edge.paths)
     card = load_card(card_path_for(model_path))
+    front_dir = config.front_ends.dir if config.front_ends is not None else None
     if source == "sim":
         if log is not None:
             print(f"edge calibrate: {card.task}: {scenarios} simulated scenarios of {seconds:g} s",
                   file=log)
-        front_dir = config.front_ends.dir if config.front_ends is not None else None
         ws = sim_windows(card, scenarios, seconds, seed, log, front_dir)
         led = trained_eye_glances(card)
         info: dict[str, Any] = {
@@ -411,20 +412,18 @@ def calibrate(
     labels = ws.labels
 
     def strata(i: int) -> tuple[Any, ...]:
-        active = np.flatnonzero(labels[i] >= 0.5)
-        cls = int(active[0]) if len(active) else -1  # the first active class, or none
-        return (int(ws.scenario[i]) % len(_CONDITIONS), cls, int(ws.scenario[i]) in check_groups)
+        return (int(ws.scenario[i]) % len(_CONDITIONS), first_class(labels[i]),
+                int(ws.scenario[i]) in check_groups)
 
     idx = stratified(ws, count, strata, seed)
     chosen = ws.take(idx)
     check = np.isin(chosen.scenario, sorted(check_groups))
     if with_sim:
-        front_dir = config.front_ends.dir if config.front_ends is not None else None
         chosen, check, added = add_sim(chosen, check, card, with_sim, seconds, seed, log,
                                        front_dir)
         info["source"] += (f", with {added} windows of {with_sim} simulated {card.task} "
                            f"scenarios (seeds from {3000 + seed}) calibrated, none checked")
-        info.update({"with_sim": with_sim, "sim_windows": added})
+        info.update({"with_sim": with_sim, "sim_seconds": seconds, "sim_windows": added})
     info.update({"seed": seed, "holdout": holdout, "command": command, "model_path": str(model_path)})
     manifest = write_set(Path(out), chosen, check, card, info, log)
     if log is not None:

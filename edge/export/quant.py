@@ -25,8 +25,8 @@ import shutil
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
 
 import numpy as np
@@ -351,10 +351,13 @@ def build_int8(
                     + (f"\n{beyond_note}" if beyond else "")
                 )
             excluded = candidates[: min(len(candidates), step)]
-        fp32_ms, int8_ms = serving_ms([_runner(session(pre)), _runner(session(qdq))], check)
+        # the model served, against the INT8 one; rounded as the card keeps them
+        fp32_ms, int8_ms = (round(ms, 3) for ms in serving_ms(
+            [_runner(session(src)), _runner(session(qdq))], check))
         dot = cpu_int8_dot()
-        cpu = f"{platform.machine()}, {'an' if dot else 'no' if dot is False else 'unknown'} " \
-              "int8 dot-product instruction"
+        cpu = (f"{platform.machine()}, "
+               + {True: "an int8 dot-product instruction", False: "no int8 dot-product "
+                  "instruction", None: "its int8 dot product unknown"}[dot])
         say(f"on this CPU ({cpu}), a window at a time on one thread: FP32 {fp32_ms:.2f} ms, "
             f"INT8 {int8_ms:.2f} ms")
         if int8_ms >= fp32_ms:
@@ -383,8 +386,8 @@ def build_int8(
         "decision_agreement": round(res.decision_agreement, 4),
         "float_layers": keep_float + excluded,
         "check_beyond_calibration": beyond,
-        "cpu_ms_per_window": {"fp32": round(fp32_ms, 3), "int8": round(int8_ms, 3), "cpu": cpu,
-                              "batch": 1, "threads": 1},
+        "cpu_ms_per_window": {"fp32": fp32_ms, "int8": int8_ms, "cpu": cpu, "batch": 1,
+                              "threads": 1},
     }
     save_card(card, card_file)
     say(f"wrote {dst} ({time.monotonic() - started:.0f} s)")
