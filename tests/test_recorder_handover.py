@@ -254,6 +254,12 @@ def test_sighup_starts_a_recorder_in_a_running_daemon(tmp_path: Path) -> None:
         assert saved and "recorder: {out_dir:" in (saved[0] / "config.yaml").read_text()
         manifest = json.loads((saved[0] / "manifest.json").read_text())
         assert manifest["rule"] == "always"
+        # beside it, the config that ran with every setting written out: the reloaded one
+        from edge.config import parse_config
+
+        ran = parse_config((saved[0] / manifest["settings"]).read_text())
+        assert [r.name for r in ran.decisions.rules][-1] == "always"
+        assert ran.recorder is not None and ran.recorder.rules == ["always"]
         # it started on the reload's first tick, its pre-roll from before: the daemon's history
         assert manifest["recorded_pre_roll_s"] >= 0.45, manifest  # 0.4998 measured; 0.0 without
     finally:

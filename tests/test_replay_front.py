@@ -17,10 +17,11 @@ import pytest
 import edge.front.cascade as cascade_mod
 from edge.front.cascade import Cascade
 from edge.front.config import FrontEndsConfig
+from edge.config import parse_config
 from edge.front.eyebase import EyeBaselineSpec
 from edge.front.features import FACE_NAMES, FrontSpec
 from edge.front.stages import VideoStage
-from edge.recorder.replay import replay_recording
+from edge.recorder.replay import load_recording, recorded_config, replay_recording
 from edge.runtime.card import TensorInfo
 from edge.timebase.buffers import FrameRing
 from edge.timebase.clock import NS_PER_S
@@ -125,9 +126,17 @@ def without_restore(recording: Path) -> None:
     assert any("restore" in t for t in lines)
     path.write_text("".join(json.dumps({k: v for k, v in t.items() if k != "restore"}) + "\n"
                             for t in lines))
+    as_written_only(recording, "edge-recording/2")
+
+
+def as_written_only(recording: Path, version: str) -> None:
+    """The recording as a format before 4 kept it: its config as written, not every setting."""
     manifest = json.loads((recording / "manifest.json").read_text())
-    assert manifest["format"] == "edge-recording/3"
-    manifest["format"] = "edge-recording/2"
+    assert manifest["format"] == "edge-recording/4"
+    settings = manifest.pop("settings")
+    del manifest["files"][settings]
+    (recording / settings).unlink()
+    manifest["format"] = version
     (recording / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -241,14 +250,50 @@ def test_a_long_empty_seat_starts_the_driver_baselines_again(
     assert 0.30 in np.round(first["restore"]["eyes"]["cabin"]["eyes"], 2)
     result = replay_recording(d)
     assert result.identical, [c for c in result.comparisons if c.max_abs_diff or not c.aligned]
-    # the same recording replayed as if the baselines were kept differs: the emptying matters
+    # the recording keeps every setting as it ran, and the replay runs with those, not with
+    # the config as written (whose missing settings would take the replaying edge's defaults)
     manifest = json.loads((d / "manifest.json").read_text())
-    config = d / manifest["config"]
+    settings, config = d / manifest["settings"], d / manifest["config"]
+    assert parse_config(settings.read_text()) == run.runner.config
+    assert "new_driver_after: 1.7" in settings.read_text()
     text = config.read_text()
     assert "new_driver_after: 1.7" in text
-    config.write_text(text.replace("new_driver_after: 1.7", "new_driver_after: null"))
+    config.write_text(text.replace("{new_driver_after: 1.7}", "{}"))  # a default of 20 s
+    assert replay_recording(d, verify=False).identical
+    # the same recording replayed as if the baselines were kept differs: the emptying matters
+    settings.write_text(settings.read_text().replace("new_driver_after: 1.7",
+                                                     "new_driver_after: null"))
     kept = replay_recording(d, verify=False)
     assert not kept.identical and max(c.max_abs_diff for c in kept.comparisons) > 0.0
+
+
+def test_a_recording_from_before_new_driver_after_replays_with_the_baselines_kept(
+    tmp_path: Path, leaving_faces: list[Narrowing]
+) -> None:
+    """A recording of format 3 keeps its config as written only, and that format's edge never
+    emptied the driver baselines: the replay runs with ``new_driver_after`` off, whatever
+    today's default, and says so; a format-4 recording says nothing of it."""
+    features = ("face.present", "face.eye_open_left", "face.eye_open_right", "face.yaw")
+    spec = FrontSpec(features, EyeBaselineSpec(nominal=0.40, max_scale=2.0, samples=40,
+                                                min_samples=3, first_samples=1))
+    _, d, _ = _held_eyes_recorded(tmp_path, spec, "{new_driver_after: null}")
+    result = replay_recording(d)
+    assert result.identical and not any("new_driver_after" in n for n in result.notes)
+    config = d / "config.yaml"
+    text = config.read_text()
+    config.write_text(text.replace("{new_driver_after: null}", "{}"))  # as format 3 wrote it
+    as_written_only(d, "edge-recording/3")
+    rec = load_recording(d, verify=False)
+    assert rec.settings_text is None
+    ran, notes = recorded_config(rec)
+    assert parse_config(rec.config_text).front_ends.face.new_driver_after == 20.0  # today's
+    assert ran.front_ends is not None and ran.front_ends.face is not None
+    assert ran.front_ends.face.new_driver_after is None
+    assert notes == ["recorded as edge-recording/3, before front_ends.face.new_driver_after: "
+                     "replayed without it, as it ran"]
+    old = replay_recording(d, verify=False)
+    assert old.identical and notes[0] in old.notes
+    assert not any("without the front ends' results" in n for n in old.notes)  # it has them
 
 
 def test_a_replay_measures_head_angles_from_the_straight_ahead_the_live_run_had(

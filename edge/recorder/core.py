@@ -40,9 +40,10 @@ from edge.timebase.clock import NS_PER_S
 from edge.jsonout import dumps
 from edge.recorder.config import ModelInfo, RecorderConfig, config_yaml
 from edge.recorder.journal import TickJournal, _safe, _Tick, first_pre_roll_tick
-from edge.recorder.store import FORMAT, RecordingStore, _Begin, _Chunk, _Finish, _Job, _writer_loop
+from edge.recorder.store import FORMAT, SETTINGS, RecordingStore, _Begin, _Chunk, _Finish, _Job, _writer_loop
 
 if TYPE_CHECKING:
+    from edge.config import Config
     from edge.join.align import Window
     from edge.decisions.decide import Event
     from edge.join.spine import Spine
@@ -95,6 +96,10 @@ class FlightRecorder:
         live run (equal only where numpy's FFT and BLAS give batch-independent columns).
     config_text:
         The config YAML to store (default: the spine's config dumped to YAML).
+    settings:
+        The config that runs, stored beside it with every setting written out, defaults
+        included (default: the spine's): a replay by a later edge, whose defaults may differ,
+        runs with the settings the recording ran with.
     model:
         The model that made the predictions (name, absolute path, sha256, engine options).
     cascade:
@@ -116,15 +121,16 @@ class FlightRecorder:
         cascade: Any = None,
         eye_scalers: Mapping[str, Any] | None = None,
         config_text: str | None = None,
+        settings: Config | None = None,
         model: ModelInfo | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.spine = spine
         self.featurizers = dict(featurizers or {})
-        if config_text is None:
-            config_text = config_yaml(spine.config)
-        self.config_text = config_text
+        self.config_text = ""
+        self.settings_text = ""
+        self.use_config(config_text, settings)
         self.model = model
         self.wall_clock = wall_clock
         self.journal = TickJournal(spine, self.featurizers, config.pre_roll, cascade=cascade,
@@ -169,7 +175,16 @@ class FlightRecorder:
             model = ModelInfo.of(runner.card.name, getattr(engine, "model_path", None), info)
         return cls(config, runner.spine, featurizers=runner.featurizers, cascade=runner.cascade,
                    eye_scalers=runner.eye_scalers,
-                   config_text=config_text, model=model, wall_clock=wall_clock)
+                   config_text=config_text, settings=runner.config, model=model,
+                   wall_clock=wall_clock)
+
+    def use_config(self, text: str | None, settings: Config | None = None) -> None:
+        """The config the recordings started from now on keep: ``text`` as written (None: the
+        settings written out) and ``settings`` (None: the spine's) with every setting written
+        out. Written out here, once, not when a recording starts on the tick thread."""
+        resolved = config_yaml(settings if settings is not None else self.spine.config)
+        self.config_text = resolved if text is None else text
+        self.settings_text = resolved
 
     # -- lifecycle -----------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -386,7 +401,7 @@ class FlightRecorder:
             audio_next=dict(audio_start), audio_start=dict(audio_start),
             frames={n: 0 for n in pending}, notes=notes,
         )
-        if not self._submit(rec, _Begin(rec_id, rec.name, self.config_text)):
+        if not self._submit(rec, _Begin(rec_id, rec.name, self.config_text, self.settings_text)):
             return
         self._rec = rec
         self._records.append({"type": "recorder", "event": "started", "recording": rec.name, "rule": rule})
@@ -588,6 +603,7 @@ class FlightRecorder:
                 "engine": self.model.engine,
             },
             "config": "config.yaml",
+            "settings": SETTINGS,
             "notes": rec.notes,
         }
         return _Finish(rec.rec_id, manifest, rates)

@@ -24,6 +24,7 @@ from edge.errors import ConfigError
 from edge.timebase.clock import NS_PER_S
 
 if TYPE_CHECKING:
+    from edge.config import Config
     from edge.decisions.decide import Event
     from edge.join.align import Window
     from edge.recorder.config import RecorderConfig
@@ -107,12 +108,13 @@ class RecorderSlot:
         self._standby_s = journal.pre_ns / NS_PER_S
         self._standby = journal if self.current is None else None
 
-    def set_config_text(self, text: str) -> None:
+    def set_config_text(self, text: str, settings: Config | None = None) -> None:
         """The config the recordings started from now on keep (the running and the waiting
-        recorder's)."""
+        recorder's): ``text`` as written and ``settings``, the config that runs, with every
+        setting written out (:meth:`FlightRecorder.use_config`)."""
         for r in (self.current, self._next):
             if r is not None:
-                r.config_text = text
+                r.use_config(text, settings)
 
     def replace(self, new: FlightRecorder | None) -> None:
         """Take ``new`` over at the first tick with no recording in progress (see the module

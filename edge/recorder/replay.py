@@ -31,10 +31,10 @@ from edge.timebase.buffers import FrameRing, SampleRing
 from edge.capture.base import CaptureSource, SourceState
 from edge.runtime.card import sha256_file
 from edge.timebase.clock import NS_PER_S, FakeClock, FrozenClock
-from edge.config import parse_config
+from edge.config import Config, parse_config
 from edge.errors import EdgeError
 from edge.front.roadbase import ROAD_SPECS, DriverBaseline
-from edge.recorder.store import FORMAT, MANIFEST, READS
+from edge.recorder.store import MANIFEST, READS, RESTORES
 from edge.service.run import Runner
 from edge.runtime.base import Engine
 
@@ -109,6 +109,7 @@ class Recording:
     path: Path
     manifest: dict[str, Any]
     config_text: str
+    settings_text: str | None  # every setting as it ran (format 4 on); None before
     ticks: list[dict[str, Any]]
     predictions: list[dict[str, Any]]
     events: list[dict[str, Any]]
@@ -167,6 +168,8 @@ def load_recording(path: str | Path, verify: bool = True) -> Recording:
             path=root,
             manifest=manifest,
             config_text=(root / manifest["config"]).read_text(encoding="utf-8"),
+            settings_text=(root / manifest["settings"]).read_text(encoding="utf-8")
+            if manifest.get("settings") else None,
             ticks=_jsonl(root / "ticks.jsonl"),
             predictions=_jsonl(root / "predictions.jsonl"),
             events=_jsonl(root / "events.jsonl"),
@@ -237,6 +240,28 @@ class _Feeder:
         self.n = d.n0 + b
 
 
+def recorded_config(rec: Recording) -> tuple[Config, list[str]]:
+    """The config ``rec`` ran with, and what a replay should say about it.
+
+    From format 4 on a recording keeps every setting as it ran, defaults included, so a later
+    edge whose defaults differ replays it as it ran. An earlier one keeps only the file's text:
+    its missing settings take this edge's defaults, except the settings added after it was
+    made, which are set to how it ran: ``front_ends.face.new_driver_after`` off (it did not
+    exist; the driver baselines were never emptied).
+    """
+    m = rec.manifest
+    if rec.settings_text is not None:
+        return parse_config(rec.settings_text, str(rec.path / m["settings"])), []
+    config = parse_config(rec.config_text, str(rec.path / m["config"]))
+    fc = config.front_ends
+    if fc is None or fc.face is None or fc.face.new_driver_after is None:
+        return config, []
+    face = fc.face.model_copy(update={"new_driver_after": None})
+    config = config.model_copy(update={"front_ends": fc.model_copy(update={"face": face})})
+    return config, [f"recorded as {m.get('format')}, before front_ends.face.new_driver_after: "
+                    "replayed without it, as it ran"]
+
+
 def replay_recording(
     path: str | Path,
     engine: Engine | None = None,
@@ -265,7 +290,7 @@ def replay_recording(
     """
     rec = load_recording(path, verify)
     m = rec.manifest
-    config = parse_config(rec.config_text, str(rec.path / m["config"]))
+    config, notes = recorded_config(rec)
     used = {n for sc in config.streams.values() for n in (sc.video, sc.audio) if n}
     config = config.model_copy(update={"sources": {k: v for k, v in config.sources.items() if k in used}})
     recorded_model = m.get("model") or {}
@@ -355,8 +380,8 @@ def replay_recording(
                 ) if not same
             )
             comparisons.append(TickComparison(tick["tick"], tick["now_ns"], p.stream, diff, mismatches))
-    notes = list(m.get("notes", []))
-    if runner.cascade is not None and m.get("format") != FORMAT:
+    notes = list(m.get("notes", [])) + notes
+    if runner.cascade is not None and m.get("format") not in RESTORES:
         notes.append(f"recorded as {m.get('format')}: without the front ends' results and state "
                      "from before its first tick, so its first windows can differ")
     if inexact:

@@ -7,7 +7,7 @@ folder under the disk quota by deleting the oldest recordings. The core
 (:mod:`edge.recorder.core`) hands it jobs (:class:`_Begin`, :class:`_Chunk`, :class:`_Finish`)
 through a bounded queue that :func:`_writer_loop` drains. Every file goes through
 :func:`write_private` (owner-only, flushed to disk). The names of the on-disk format
-(:data:`FORMAT`, :data:`MANIFEST`, :data:`TMP_PREFIX`) live here too.
+(:data:`FORMAT`, :data:`MANIFEST`, :data:`SETTINGS`, :data:`TMP_PREFIX`) live here too.
 """
 
 from __future__ import annotations
@@ -37,11 +37,17 @@ log = logging.getLogger("edge.recorder")  # the package's logger, as before the 
 #: (``[eye_spread, eye_dark]``); version 1 recordings read the same without them.
 #: Version 3: a tick may carry ``restore``, the front ends' results and state and the eye
 #: baselines' samples a replay starts from; earlier recordings replay without them.
-FORMAT = "edge-recording/3"
+#: Version 4: beside the config as written, :data:`SETTINGS`, the config that ran with every
+#: setting written out (a later edge's defaults may differ); earlier recordings replay with the
+#: settings their config file gives and today's defaults, less those known to be newer.
+FORMAT = "edge-recording/4"
 #: What :func:`edge.recorder.replay` reads.
-READS = ("edge-recording/1", "edge-recording/2", FORMAT)
+READS = ("edge-recording/1", "edge-recording/2", "edge-recording/3", FORMAT)
+#: The formats whose ticks carry ``restore`` (version 3 on).
+RESTORES = ("edge-recording/3", FORMAT)
 TMP_PREFIX = ".tmp-"
 MANIFEST = "manifest.json"
+SETTINGS = "config-settings.yaml"
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -89,6 +95,7 @@ class _Begin:
     rec_id: int
     name: str
     config_text: str
+    settings_text: str
 
 
 @dataclass
@@ -258,6 +265,7 @@ class RecordingStore:
         for sub in ("video", "audio"):
             _mkdir_private(tmp / sub)
         self._put(rec, "config.yaml", job.config_text.encode())
+        self._put(rec, SETTINGS, job.settings_text.encode())
 
     def _chunk(self, rec: _Open, job: _Chunk) -> None:
         for src, (frames, t_ns, seq, pipe_ns) in job.video.items():

@@ -380,7 +380,7 @@ def reload_config(path: str, runner: Any, notifier: Any, sinks: Any,
             running = runner.config
             if sinks is None and cfg.sinks:
                 running = running.model_copy(update={"sinks": {}})
-            recorder.set_config_text(reloaded_text(path, text, restart, running))
+            recorder.set_config_text(reloaded_text(path, text, restart, running), running)
         note = f"; changed but need a restart: {', '.join(restart)}" if restart else ""
         if recorder is not None and changed:
             when = " once it has no recording in progress"
