@@ -225,6 +225,23 @@ def test_compare_reports_logit_differences_and_f1(driver_set: tuple[Path, Path])
     assert 0.0 < r["max_abs_logit_diff"] < 2.0
     assert set(r["f1"]["a"]) == set(load_card(card_path_for(model)).class_names)
     assert "top class agrees" in format_compare(r)
+    assert r["batch"] == {"a": 16, "b": 16} and "ms/window in batches of 16," in format_compare(r)
+
+
+def test_compare_times_an_engine_in_the_batches_it_takes() -> None:
+    """A TensorRT plan built for one window a batch is timed one at a time, and said so."""
+    from types import SimpleNamespace
+
+    from edge.export.compare import batch_for, format_compare
+
+    assert [batch_for(SimpleNamespace(max_batch=m)) for m in (None, 1, 8, 64)] == [16, 1, 8, 16]
+    r = {"a": "m.onnx", "b": "m.plan", "ms_per_window": {"a": 1.0, "b": 0.5},
+         "batch": {"a": 16, "b": 1}, "serving_ms_per_window": {"a": 2.0, "b": 0.6},
+         "windows": 10, "part": "check", "data": "d", "max_abs_logit_diff": 0.1,
+         "mean_abs_logit_diff": 0.01, "top_class_agreement": 1.0, "decision_agreement": {}}
+    lines = format_compare(r).splitlines()
+    assert lines[0] == "A: m.onnx  (1.00 ms/window in batches of 16, 2.00 one at a time as served)"
+    assert lines[1] == "B: m.plan  (0.50 ms/window in batches of 1, 0.60 one at a time as served)"
 
 
 def _model(nodes: list, inputs: list, inits: list, opset: int = 17) -> object:

@@ -4,7 +4,7 @@ Either side may be an FP32 ONNX file, an INT8 QDQ ONNX file (both on ONNX Runtim
 TensorRT plan. Reported: max and mean absolute difference of the logits, top-class and
 per-class decision agreement, each engine's per-class F1 (where the windows are labelled; where
 not, B scored against A's clear decisions as ``edge build``'s gate scores INT8), mean time per
-window in batches of 16, and per window one at a time as serving calls it (both engines in
+window in batches of 16 (fewer where an engine takes fewer: a TensorRT plan built for 1), and per window one at a time as serving calls it (both engines in
 turn, the median of 5 rounds over the first 32 windows).
 """
 
@@ -32,10 +32,16 @@ def engine_for(path: str | Path, threads: int = 1) -> Engine:
     return load_engine(kind, p, card, {"threads": threads})
 
 
-def run_engine(engine: Engine, ws: WindowSet, batch: int = 16) -> tuple[np.ndarray, float]:
-    """Logits of every window and the mean seconds per window."""
+def batch_for(engine: Engine, batch: int = 16) -> int:
+    """``batch``, or the engine's ``max_batch`` where smaller (a plan built for 1 runs 1)."""
     limit = engine.max_batch
-    step = batch if limit is None else max(1, min(batch, limit))
+    return batch if limit is None else max(1, min(batch, limit))
+
+
+def run_engine(engine: Engine, ws: WindowSet, batch: int = 16) -> tuple[np.ndarray, float]:
+    """Logits of every window and the mean seconds per window, in batches of
+    :func:`batch_for`."""
+    step = batch_for(engine, batch)
     out = []
     t0 = time.perf_counter()
     for i in range(0, len(ws), step):
@@ -68,6 +74,7 @@ def compare(a: str | Path, b: str | Path, data: str | Path, part: str = "check",
         "decision_agreement": {c: float(((pa >= th) == (pb >= th))[:, k].mean())
                                for k, c in enumerate(ea.card.class_names)},
         "ms_per_window": {"a": 1e3 * ta, "b": 1e3 * tb},
+        "batch": {"a": batch_for(ea), "b": batch_for(eb)},
     }
     served = serving_ms([ea.infer, eb.infer], ws)
     report["serving_ms_per_window"] = {"a": served[0], "b": served[1]}
@@ -82,10 +89,10 @@ def compare(a: str | Path, b: str | Path, data: str | Path, part: str = "check",
 
 def format_compare(r: dict[str, Any]) -> str:
     lines = [
-        f"A: {r['a']}  ({r['ms_per_window']['a']:.2f} ms/window in batches of 16, "
-        f"{r['serving_ms_per_window']['a']:.2f} one at a time as served)",
-        f"B: {r['b']}  ({r['ms_per_window']['b']:.2f} ms/window in batches of 16, "
-        f"{r['serving_ms_per_window']['b']:.2f} one at a time as served)",
+        f"{k.upper()}: {r[k]}  ({r['ms_per_window'][k]:.2f} ms/window in batches of "
+        f"{r['batch'][k]}, {r['serving_ms_per_window'][k]:.2f} one at a time as served)"
+        for k in ("a", "b")
+    ] + [
         f"{r['windows']} {r['part']} windows of {r['data']}",
         f"logits |A-B|: max {r['max_abs_logit_diff']:.4f}, mean {r['mean_abs_logit_diff']:.4f}; "
         f"top class agrees {100 * r['top_class_agreement']:.2f} %",
