@@ -508,6 +508,43 @@ def test_the_cpus_int8_dot_product_is_read_from_its_flags(tmp_path: Path) -> Non
     assert cpu_int8_dot(tmp_path / "absent") is None
 
 
+def test_serving_int8_on_a_cpu_without_an_int8_dot_product_says_what_it_costs(
+    tmp_path: Path
+) -> None:
+    """An INT8 file on ONNX Runtime's CPU provider, on an AVX2 CPU: the note names the file,
+    its build's figures where the card has them and the FP32 file beside it where there is one;
+    with VNNI, for an FP32 file, or with unreadable flags: nothing."""
+    from edge.runtime.base import load_engine
+    from edge.runtime.card import save_card
+    from edge.runtime.onnx import int8_note
+
+    for name in ("home-front.onnx", "home-front.int8.onnx", "home-front.yaml"):
+        shutil.copy(ROOT / "engines" / name, tmp_path / name)
+    avx2, vnni, unknown = tmp_path / "avx2", tmp_path / "vnni", tmp_path / "unknown"
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse4_1 avx avx2 fma\n")
+    vnni.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_vnni\n")
+    unknown.write_text("processor\t: 0\n")
+    int8, fp32 = tmp_path / "home-front.int8.onnx", tmp_path / "home-front.onnx"
+    card = load_card(tmp_path / "home-front.yaml")
+    card.metrics.setdefault("int8", {}).pop("cpu_ms_per_window", None)
+    engine = load_engine("onnx", int8, card)
+    assert int8_note(engine, avx2) == (
+        "home-front.int8.onnx is INT8 on a CPU without an int8 dot-product instruction, where "
+        "ONNX Runtime's INT8 kernels are no faster than FP32; "
+        f"model.path: {fp32} serves the FP32 model, which may cost less here")
+    assert int8_note(engine, vnni) is None and int8_note(engine, unknown) is None
+    assert int8_note(load_engine("onnx", fp32, card), avx2) is None
+    card.metrics["int8"]["cpu_ms_per_window"] = {
+        "fp32": 2.0, "int8": 3.5, "cpu": "x86_64, no int8 dot-product instruction"}
+    save_card(card, tmp_path / "home-front.yaml")
+    fp32.unlink()
+    note = int8_note(load_engine("onnx", int8, load_card(tmp_path / "home-front.yaml")), avx2)
+    assert note == (
+        "home-front.int8.onnx is INT8 on a CPU without an int8 dot-product instruction, where "
+        "ONNX Runtime's INT8 kernels are no faster than FP32 (its build timed FP32 2.00 ms and "
+        "INT8 3.50 ms a window on x86_64, no int8 dot-product instruction)")
+
+
 def test_check_frames_beyond_the_calibrated_range_are_named() -> None:
     """A head turned 48 degrees in the check windows when the calibration saw 0-2 degrees is
     named with both ranges; a value a quarter of the range outside it is not, nor is a feature

@@ -49,6 +49,30 @@ def cpu_int8_dot(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
     return any(f in flags for f in INT8_DOT_FLAGS)
 
 
+def int8_note(engine: Engine[Any], cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
+    """What serving an INT8 file on ONNX Runtime's CPU provider costs here, where the CPU has no
+    int8 dot-product instruction (:func:`cpu_int8_dot` of ``cpuinfo``); None for any other
+    engine, file, provider or CPU. The card's figures, where its build measured them, and the
+    FP32 file beside it, where there is one, are named."""
+    path = engine.model_path
+    if not isinstance(engine, OnnxEngine) or not path.name.endswith(".int8.onnx"):
+        return None
+    if engine.session.get_providers() != ["CPUExecutionProvider"]:
+        return None
+    if cpu_int8_dot(cpuinfo) is not False:
+        return None
+    note = (f"{path.name} is INT8 on a CPU without an int8 dot-product instruction, where "
+            "ONNX Runtime's INT8 kernels are no faster than FP32")
+    timed = engine.card.metrics.get("int8", {}).get("cpu_ms_per_window")
+    if isinstance(timed, dict) and {"fp32", "int8"} <= timed.keys():
+        note += (f" (its build timed FP32 {timed['fp32']:.2f} ms and INT8 {timed['int8']:.2f} ms "
+                 f"a window on {timed.get('cpu', 'its CPU')})")
+    fp32 = path.with_name(path.name[: -len(".int8.onnx")] + ".onnx")
+    if fp32.is_file():
+        note += f"; model.path: {fp32} serves the FP32 model, which may cost less here"
+    return note
+
+
 def session_options(threads: int = 1) -> Any:
     """ONNX Runtime session options as every session of ours has them: ``threads`` intra-op
     threads, one inter-op thread, warnings off, and INT8 matrix products that do not saturate

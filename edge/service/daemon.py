@@ -215,6 +215,7 @@ def run_service(
     runner = Runner(cfg, clock)
     runner.engine.warmup()
     _say_unheard(runner)
+    _say_int8_cost(runner)
     out: TextIO | None = None
     recorder = RecorderSlot(None)  # a reload may start, replace or stop the flight recorder
     sinks = None
@@ -328,6 +329,16 @@ def run_service(
             file=sys.stderr,
         )
     return 0
+
+
+def _say_int8_cost(runner: Any) -> None:
+    """An INT8 model served on a CPU whose INT8 is no faster: what it costs, what else serves."""
+    from edge.runtime.onnx import int8_note
+
+    note = int8_note(runner.engine)
+    if note is not None:
+        log.info("%s", note)
+        print(f"edge run: {note}", file=sys.stderr)
 
 
 def _say_unheard(runner: Any) -> None:
