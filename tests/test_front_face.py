@@ -23,6 +23,7 @@ from edge.front.face import (
     FaceStage,
     eye_contrast,
     eyes_hidden,
+    zoom_crops,
 )
 from edge.front.geometry import (
     LEFT_EYE_EAR,
@@ -444,6 +445,76 @@ def test_a_face_below_min_face_is_absent_as_too_small() -> None:
     r = stage.process(bgr)
     assert not r.present and r.reason == "face too small" and 0.3 < r.face_size < 0.9
     assert r.box is not None and math.isnan(r.eye_open_left)
+
+
+def test_zoom_crops_are_squares_overlapping_by_half_that_hold_every_small_face() -> None:
+    """16:9 at 640 x 360: three squares of the height, then 7 x 3 of half of it; a square frame
+    has no first level (it would be the whole frame again). Every face up to half a square's
+    side lies wholly in one of that level's squares."""
+    crops = zoom_crops(640, 360)
+    assert crops[:3] == [(0, 0, 360), (140, 0, 360), (280, 0, 360)]
+    half = crops[3:]
+    assert len(half) == 21 and {c[2] for c in half} == {180}
+    assert sorted({c[0] for c in half}) == [0, 77, 153, 230, 307, 383, 460]
+    assert sorted({c[1] for c in half}) == [0, 90, 180]
+    assert [c[2] for c in zoom_crops(360, 360)] == [180] * 9
+    assert zoom_crops(20, 20) == []  # no square of 16 pixels or more
+    rng = np.random.default_rng(0)
+    for w, h in ((640, 360), (480, 270), (1280, 720), (360, 640), (300, 300)):
+        crops = zoom_crops(w, h)
+        for side in sorted({c[2] for c in crops}):
+            for _ in range(200):
+                size = rng.uniform(1, side / 2)
+                x, y = rng.uniform(0, w - size), rng.uniform(0, h - size)
+                assert any(cx <= x and x + size <= cx + s and cy <= y and y + size <= cy + s
+                           for cx, cy, s in crops if s == side), (w, h, side, x, y, size)
+
+
+def _wider(frame: np.ndarray, k: int) -> np.ndarray:
+    """The frame as a lens ``k`` times wider sees it at the same resolution: padded grey
+    around (above a quarter of the margin, as a cabin camera sees a head), scaled back."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    canvas = np.full((h * k, w * k, 3), 96, np.uint8)
+    y, x = (h * k - h) // 4, (w * k - w) // 2
+    canvas[y:y + h, x:x + w] = frame
+    return cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize(("name", "k"), [("driver-dev-alert-blink", 3),
+                                         ("driver-dev-head-turn", 2)])
+def test_a_face_too_small_for_the_whole_frame_is_found_by_looking_closer(name: str, k: int) -> None:
+    """Faces at 0.18 (alert-blink, 640 x 360, a lens 3 times wider) and 0.16 of the frame's
+    height (head-turn, 480 x 270, twice as wide): the letterboxed whole frame finds none of
+    them, or hardly any; looking closer finds the face in nearly every frame, within the
+    first frames, and the empty seat stays empty."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(_clip(name)))
+    frames = []
+    while len(frames) < 60:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(_wider(bgr, k))
+    cap.release()
+    found = {}
+    for zoom in (False, True):
+        stage = FaceStage(FRONT, zoom=zoom)
+        found[zoom] = [stage.process(f).present for f in frames]
+    assert sum(found[False]) <= 0.2 * len(frames)
+    assert sum(found[True]) >= 0.9 * len(frames) and all(found[True][4:12])
+    stage = FaceStage(FRONT, zoom=True)
+    cap = cv2.VideoCapture(str(_clip("driver-dev-no-face")))
+    empty = []
+    while len(empty) < 60:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        empty.append(stage.process(_wider(bgr, k)).present)
+    cap.release()
+    assert len(empty) >= 48 and not any(empty)
 
 
 def _lensed(name: str, transmission: float) -> list[FaceResult]:

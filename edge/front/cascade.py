@@ -419,7 +419,7 @@ def build_cascade(config: FrontEndsConfig, video: dict[str, FrameRing],
         for name, ring in video.items():
             stage = FaceStage(d, detect_every=config.face.detect_every,
                               min_face=config.face.min_face, type_key=config.engine, options=opts,
-                              int8=config.int8, gaze=config.face.gaze)
+                              int8=config.int8, gaze=config.face.gaze, zoom=config.face.zoom)
             c.face[name] = VideoStage("face", stage, ring, config.face.rate, clock)
     if config.person is not None:
         from edge.front.person import PersonStage

@@ -29,6 +29,11 @@ class FaceConfig(_Model):
         0.06, gt=0, lt=1, description="Smallest face (box height / frame height) that counts; a "
         "smaller one is reported absent ('face too small')."
     )
+    zoom: bool = Field(
+        True, description="Where the whole frame finds no face, the detector looks closer (around "
+        "where the face was, else at the next of the frame's squares in turn): faces under about "
+        "a quarter of the frame's height are found. One detector run a detection more."
+    )
     mask_absent: bool = Field(
         True, description="Frames without a face are masked for the fusion model: an absent "
         "face is never read as closed eyes."

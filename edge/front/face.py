@@ -7,6 +7,17 @@ levelled, 1.5x, square, as mediapipe's face-mesh graph does), and the mesh's fac
 logit says whether the face is still there. When it says no, the detector runs on the same
 frame before absence is declared.
 
+The detector sees the whole frame letterboxed into 128 x 128, so a 16:9 frame's height gets 72
+of its pixels, and a face under about a quarter of the frame's height (a wide lens, a driver
+seen from the mirror) is too few of them to be found, however many camera pixels it has: on the
+dev clips made wider, a face at 0.16 of the height was found in 9 % of the frames, one at 0.18
+in none. With ``zoom`` (the default), where the whole frame finds no face the detector looks
+closer, one more run a detection: first around where the face was last seen, while that was
+within :data:`ZOOM_RECENT` frames (as wide again on each side, at least half the short side),
+else at the next of :func:`zoom_crops`' squares in turn (the short side's, then half of it,
+overlapping by half), so a small face is found within that many detections and an empty seat
+costs one detector run a frame more.
+
 Each frame gives a :class:`FaceResult`: presence with a reason, box, and geometry (eye aspect
 ratios, mouth opening, yaw/pitch/roll, and with ``gaze`` on where the irises sit between the
 eye corners, :data:`EYE_CROP_SCALE`) that :meth:`FaceResult.vector` lays out in
@@ -21,7 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -55,6 +66,34 @@ FACE_FEATURES: tuple[str, ...] = (
 #: The gaze features, read only by a stage made with ``gaze=True`` (two iris-model runs a
 #: frame, as much again as the face mesh).
 GAZE_FEATURES: tuple[str, ...] = ("gaze_x", "gaze_y")
+#: Squares the detector looks at where the whole frame finds no face, as shares of the frame's
+#: short side (:func:`zoom_crops`).
+ZOOM_LEVELS: tuple[float, ...] = (1.0, 0.5)
+#: Frames after the face was last seen during which a closer look goes around where it was.
+ZOOM_RECENT = 30
+
+
+def zoom_crops(width: int, height: int,
+               levels: Sequence[float] = ZOOM_LEVELS) -> list[tuple[int, int, int]]:
+    """Square crops ``(x, y, side)`` of a ``width`` x ``height`` frame for the detector to look
+    closer at: at each level squares of that share of the short side, overlapping by half (a
+    face up to half a square's side lies wholly in one), level by level; none that would be the
+    whole frame again (a square frame's first level)."""
+    def starts(length: int, side: int) -> list[int]:
+        if length <= side:
+            return [0]
+        n = math.ceil((length - side) / (side / 2)) + 1
+        return sorted({int(round(v)) for v in np.linspace(0, length - side, n)})
+
+    crops: list[tuple[int, int, int]] = []
+    for level in levels:
+        side = int(round(min(width, height) * level))
+        if side < 16 or side >= max(width, height):
+            continue
+        crops += [(x, y, side) for y in starts(height, side) for x in starts(width, side)]
+    return crops
+
+
 #: The iris model's eye crop: this many times the eye's corner-to-corner distance on a side,
 #: centred between the corners and levelled along them (mediapipe's iris graph crops so).
 EYE_CROP_SCALE = 2.3
@@ -274,6 +313,10 @@ class FaceStage:
     gaze
         Also read where the irises sit (:attr:`FaceResult.gaze_x`, ``gaze_y``): the iris model
         (``iris_landmarks``) on a crop of each eye that counts.
+    zoom
+        Where the whole frame finds no face, the detector looks closer (the module docstring):
+        one more detector run a detection, so faces too small for the letterboxed frame are
+        found.
 
     Attributes
     ----------
@@ -294,11 +337,14 @@ class FaceStage:
         options: dict[str, Any] | None = None,
         int8: bool = False,
         gaze: bool = False,
+        zoom: bool = True,
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, not {detect_every}")
         self.detect_every = int(detect_every)
         self.min_face = float(min_face)
+        self.zoom = bool(zoom)
+        self._crops: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
         self.on_mesh_input: Callable[[Roi, np.ndarray], None] | None = None
         det_engine = open_front("face_detector", front_dir, type_key, options,
                                 int8=int8 and has_int8("face_detector", front_dir, type_key))
@@ -334,21 +380,56 @@ class FaceStage:
         self._roi: Roi | None = None
         self._since_detect = 0
         self.landmarks: np.ndarray | None = None
+        self._frames = 0  # frames processed
+        self._seen: tuple[int, tuple[float, float, float, float]] | None = None  # frame, box px
+        self._next_crop = 0
 
     # -- steps --------------------------------------------------------------------------------
+    def _looks(self, w: int, h: int) -> Iterator[tuple[int, int, int]]:
+        """Where one detection looks, in order, until it finds a face: the whole frame
+        (``side`` 0), then with ``zoom`` around the face last seen (while recent), else the next
+        of :func:`zoom_crops`' squares in turn."""
+        yield 0, 0, 0
+        if not self.zoom:
+            return
+        short = min(w, h)
+        if self._seen is not None and self._frames - self._seen[0] <= ZOOM_RECENT:
+            x0, y0, x1, y1 = self._seen[1]
+            side = int(min(short, max(short / 2, 3 * max(x1 - x0, y1 - y0))))
+            if side < max(w, h):
+                cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+                x = int(round(min(max(cx - side / 2, 0), w - side)))
+                y = int(round(min(max(cy - side / 2, 0), h - side)))
+                yield x, y, side
+                return
+        crops = self._crops.get((w, h))
+        if crops is None:
+            crops = self._crops[(w, h)] = zoom_crops(w, h)
+        if crops:
+            k = self._next_crop % len(crops)
+            self._next_crop = k + 1
+            yield crops[k]
+
     def _detect(self, frame_bgr: np.ndarray) -> tuple[Roi | None, float]:
-        """The ROI of the biggest face the detector finds (or None) and its score."""
+        """The ROI of the biggest face the detector finds (or None) and its score: in the whole
+        frame, else (``zoom``) in a closer look (:meth:`_looks`)."""
         h, w = frame_bgr.shape[:2]
-        dets: Detections = self.detector.detect(frame_bgr, bgr=True)
         self._since_detect = 0
-        if not len(dets):
+        for x, y, side in self._looks(w, h):
+            img = frame_bgr if side == 0 else np.ascontiguousarray(frame_bgr[y:y + side, x:x + side])
+            dets: Detections = self.detector.detect(img, bgr=True)
+            if len(dets):
+                break
+        else:
             return None, 0.0
-        scale = np.array([w, h, w, h], np.float64)
+        ih, iw = img.shape[:2]
+        scale = np.array([iw, ih, iw, ih], np.float64)
         areas = (dets.boxes[:, 2] - dets.boxes[:, 0]) * (dets.boxes[:, 3] - dets.boxes[:, 1])
         i = int(np.argmax(areas))  # the driver is the nearest face
-        kp = dets.keypoints[i].astype(np.float64) * np.array([w, h])
+        box = dets.boxes[i] * scale + np.array([x, y, x, y], np.float64)
+        kp = dets.keypoints[i].astype(np.float64) * np.array([iw, ih]) + np.array([x, y])
         i0, i1 = self.rotation_keypoints
-        return roi_from_detection(dets.boxes[i] * scale, kp[i0], kp[i1], self.roi_scale), float(dets.scores[i])
+        return roi_from_detection(box, kp[i0], kp[i1], self.roi_scale), float(dets.scores[i])
 
     def _landmarks(self, frame_bgr: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
         """Mesh landmarks ``[468, 3]`` in frame pixels and the presence probability."""
@@ -382,6 +463,7 @@ class FaceStage:
         det_score = 0.0
         roi = self._roi
         self._since_detect += 1
+        self._frames += 1
         if roi is None or self._since_detect >= self.detect_every:
             detected = True
             found, det_score = self._detect(frame_bgr)
@@ -404,6 +486,7 @@ class FaceStage:
         x0, y0 = pts[:, 0].min() / w, pts[:, 1].min() / h
         x1, y1 = pts[:, 0].max() / w, pts[:, 1].max() / h
         box = (float(x0), float(y0), float(x1), float(y1))
+        self._seen = (self._frames, (x0 * w, y0 * h, x1 * w, y1 * h))
         size = float(y1 - y0)
         if size < self.min_face:
             return FaceResult(False, TOO_SMALL, presence, box, detected, face_size=size)
