@@ -7,6 +7,7 @@ warm-up ticks) and the driver's eyes had been scaled for a while."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -257,10 +258,11 @@ def test_a_long_empty_seat_starts_the_driver_baselines_again(
     assert parse_config(settings.read_text()) == run.runner.config
     assert "new_driver_after: 1.7" in settings.read_text()
     text = config.read_text()
-    assert "new_driver_after: 1.7" in text
+    assert "{new_driver_after: 1.7}" in text
     config.write_text(text.replace("{new_driver_after: 1.7}", "{}"))  # a default of 20 s
     assert replay_recording(d, verify=False).identical
     # the same recording replayed as if the baselines were kept differs: the emptying matters
+    assert "new_driver_after: 1.7" in settings.read_text()
     settings.write_text(settings.read_text().replace("new_driver_after: 1.7",
                                                      "new_driver_after: null"))
     kept = replay_recording(d, verify=False)
@@ -270,30 +272,69 @@ def test_a_long_empty_seat_starts_the_driver_baselines_again(
 def test_a_recording_from_before_new_driver_after_replays_with_the_baselines_kept(
     tmp_path: Path, leaving_faces: list[Narrowing]
 ) -> None:
-    """A recording of format 3 keeps its config as written only, and that format's edge never
-    emptied the driver baselines: the replay runs with ``new_driver_after`` off, whatever
-    today's default, and says so; a format-4 recording says nothing of it."""
+    """A recording of format 1-3 keeps its config as written only: the replay runs with
+    ``new_driver_after`` off where the text does not set it, whatever today's default (formats
+    1 and 2 predate it; format 3 does not say, and the note says what a difference would mean),
+    and as the text sets it where it does. A format-4 recording runs its settings: a front-end
+    folder not here is the text's, and settings this edge cannot read fall back to the text."""
     features = ("face.present", "face.eye_open_left", "face.eye_open_right", "face.yaw")
     spec = FrontSpec(features, EyeBaselineSpec(nominal=0.40, max_scale=2.0, samples=40,
                                                 min_samples=3, first_samples=1))
     _, d, _ = _held_eyes_recorded(tmp_path, spec, "{new_driver_after: null}")
     result = replay_recording(d)
     assert result.identical and not any("new_driver_after" in n for n in result.notes)
-    config = d / "config.yaml"
+    manifest = json.loads((d / "manifest.json").read_text())
+    settings, config = d / manifest["settings"], d / manifest["config"]
     text = config.read_text()
-    config.write_text(text.replace("{new_driver_after: null}", "{}"))  # as format 3 wrote it
+    assert "front_ends: {face: {new_driver_after: null}}" in text
+
+    # format 4, its front-end folder moved away: the one the text names, where that is here
+    here = tmp_path / "front"
+    here.mkdir()
+    config.write_text(text.replace("front_ends: {face:", f"front_ends: {{dir: '{here}', face:"))
+    ran_settings = settings.read_text()
+    gone = str(tmp_path / "elsewhere" / "front")
+    fixed = re.sub(r"(?m)^(  dir: ).*$", lambda m_: m_.group(1) + repr(gone), ran_settings,
+                   count=1)
+    assert fixed != ran_settings
+    settings.write_text(fixed)
+    ran, notes = recorded_config(load_recording(d, verify=False))
+    assert ran.front_ends is not None and ran.front_ends.dir == str(here) and notes == []
+    # settings a later edge cannot read: the text, said
+    settings.write_text(ran_settings.replace("front_ends:\n", "front_ends:\n  renamed: 1\n", 1))
+    ran, notes = recorded_config(load_recording(d, verify=False))
+    assert ran.front_ends is not None and ran.front_ends.dir == str(here)
+    assert len(notes) == 1 and notes[0].startswith("its settings do not parse here (")
+    assert "replayed from its config as written" in notes[0]
+    assert replay_recording(d, verify=False).identical
+
+    def as_format(version: str, face: str) -> tuple[Any, list[str]]:
+        config.write_text(text.replace("{new_driver_after: null}", face))
+        rec = load_recording(d, verify=False)
+        assert rec.settings_text is None and rec.manifest["format"] == version
+        return recorded_config(rec)
+
     as_written_only(d, "edge-recording/3")
-    rec = load_recording(d, verify=False)
-    assert rec.settings_text is None
-    ran, notes = recorded_config(rec)
-    assert parse_config(rec.config_text).front_ends.face.new_driver_after == 20.0  # today's
-    assert ran.front_ends is not None and ran.front_ends.face is not None
+    assert parse_config(text.replace("{new_driver_after: null}", "{}")).front_ends.face \
+        .new_driver_after == 20.0  # today's default
+    ran, notes = as_format("edge-recording/3", "{}")
     assert ran.front_ends.face.new_driver_after is None
-    assert notes == ["recorded as edge-recording/3, before front_ends.face.new_driver_after: "
-                     "replayed without it, as it ran"]
+    assert notes == ["recorded as edge-recording/3, which does not say whether its edge had "
+                     "front_ends.face.new_driver_after (it came during that format): replayed "
+                     "without it; a replay that differs only once the face has been absent 20 s "
+                     "is one whose live run emptied the driver baselines there"]
     old = replay_recording(d, verify=False)
     assert old.identical and notes[0] in old.notes
     assert not any("without the front ends' results" in n for n in old.notes)  # it has them
+    ran, notes = as_format("edge-recording/3", "{new_driver_after: 5}")  # set: as it ran
+    assert ran.front_ends.face.new_driver_after == 5.0 and notes == []
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["format"] = "edge-recording/2"
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    ran, notes = as_format("edge-recording/2", "{}")
+    assert ran.front_ends.face.new_driver_after is None
+    assert notes == ["recorded as edge-recording/2, before front_ends.face.new_driver_after: "
+                     "replayed without it, as it ran"]
 
 
 def test_a_replay_measures_head_angles_from_the_straight_ahead_the_live_run_had(

@@ -4,7 +4,8 @@ Either side may be an FP32 ONNX file, an INT8 QDQ ONNX file (both on ONNX Runtim
 TensorRT plan. Reported: max and mean absolute difference of the logits, top-class and
 per-class decision agreement, each engine's per-class F1 (where the windows are labelled; where
 not, B scored against A's clear decisions as ``edge build``'s gate scores INT8), mean time per
-window in batches of 16 (fewer where an engine takes fewer: a TensorRT plan built for 1), and per window one at a time as serving calls it (both engines in
+window in batches of :data:`BATCH` (fewer where an engine takes fewer: a TensorRT plan built
+for 1), and per window one at a time as serving calls it (both engines in
 turn, the median of 5 rounds over the first 32 windows).
 """
 
@@ -32,13 +33,17 @@ def engine_for(path: str | Path, threads: int = 1) -> Engine:
     return load_engine(kind, p, card, {"threads": threads})
 
 
-def batch_for(engine: Engine, batch: int = 16) -> int:
+#: Windows a call when timing an engine in batches.
+BATCH = 16
+
+
+def batch_for(engine: Engine, batch: int = BATCH) -> int:
     """``batch``, or the engine's ``max_batch`` where smaller (a plan built for 1 runs 1)."""
     limit = engine.max_batch
     return batch if limit is None else max(1, min(batch, limit))
 
 
-def run_engine(engine: Engine, ws: WindowSet, batch: int = 16) -> tuple[np.ndarray, float]:
+def run_engine(engine: Engine, ws: WindowSet, batch: int = BATCH) -> tuple[np.ndarray, float]:
     """Logits of every window and the mean seconds per window, in batches of
     :func:`batch_for`."""
     step = batch_for(engine, batch)

@@ -396,7 +396,7 @@ class FaceStage:
         if self._seen is not None and self._frames - self._seen[0] <= ZOOM_RECENT:
             x0, y0, x1, y1 = self._seen[1]
             side = int(min(short, max(short / 2, 3 * max(x1 - x0, y1 - y0))))
-            if side < max(w, h):
+            if 16 <= side < max(w, h):
                 cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
                 x = int(round(min(max(cx - side / 2, 0), w - side)))
                 y = int(round(min(max(cy - side / 2, 0), h - side)))
@@ -416,7 +416,8 @@ class FaceStage:
         h, w = frame_bgr.shape[:2]
         self._since_detect = 0
         for x, y, side in self._looks(w, h):
-            img = frame_bgr if side == 0 else np.ascontiguousarray(frame_bgr[y:y + side, x:x + side])
+            img = (frame_bgr if side == 0
+                   else np.ascontiguousarray(frame_bgr[y:y + side, x:x + side]))
             dets: Detections = self.detector.detect(img, bgr=True)
             if len(dets):
                 break

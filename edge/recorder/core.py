@@ -40,7 +40,8 @@ from edge.timebase.clock import NS_PER_S
 from edge.jsonout import dumps
 from edge.recorder.config import ModelInfo, RecorderConfig, config_yaml
 from edge.recorder.journal import TickJournal, _safe, _Tick, first_pre_roll_tick
-from edge.recorder.store import FORMAT, SETTINGS, RecordingStore, _Begin, _Chunk, _Finish, _Job, _writer_loop
+from edge.recorder.store import (FORMAT, SETTINGS, RecordingStore, _Begin, _Chunk, _Finish, _Job,
+                                 _writer_loop)
 
 if TYPE_CHECKING:
     from edge.config import Config

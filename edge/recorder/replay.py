@@ -244,22 +244,50 @@ def recorded_config(rec: Recording) -> tuple[Config, list[str]]:
     """The config ``rec`` ran with, and what a replay should say about it.
 
     From format 4 on a recording keeps every setting as it ran, defaults included, so a later
-    edge whose defaults differ replays it as it ran. An earlier one keeps only the file's text:
-    its missing settings take this edge's defaults, except the settings added after it was
-    made, which are set to how it ran: ``front_ends.face.new_driver_after`` off (it did not
-    exist; the driver baselines were never emptied).
+    edge whose defaults differ replays it as it ran. Its paths were resolved where it ran: a
+    front-end folder that is not here is taken from the config as written (relative, as the
+    text gave it). Settings this edge cannot read (one renamed or removed since) make it fall
+    back to the text, and say so.
+
+    An earlier recording keeps only the file's text: its missing settings take this edge's
+    defaults, except ``front_ends.face.new_driver_after`` where the text does not set it, which
+    is replayed off: formats 1 and 2 predate it; format 3 does not say whether its edge had it
+    (it came during that format), so the note says what a difference would mean.
     """
     m = rec.manifest
+    written = str(rec.path / m["config"])
+    notes: list[str] = []
     if rec.settings_text is not None:
-        return parse_config(rec.settings_text, str(rec.path / m["settings"])), []
-    config = parse_config(rec.config_text, str(rec.path / m["config"]))
+        try:
+            config = parse_config(rec.settings_text, str(rec.path / m["settings"]))
+        except EdgeError as exc:
+            notes.append(f"its settings do not parse here ({str(exc).splitlines()[0]}): "
+                         "replayed from its config as written, with this edge's defaults")
+        else:
+            fc = config.front_ends
+            if fc is not None and not Path(fc.dir).is_dir():
+                text = parse_config(rec.config_text, written).front_ends
+                if text is not None and Path(text.dir).is_dir():
+                    config = config.model_copy(
+                        update={"front_ends": fc.model_copy(update={"dir": text.dir})})
+            return config, notes
+    config = parse_config(rec.config_text, written)
     fc = config.front_ends
-    if fc is None or fc.face is None or fc.face.new_driver_after is None:
-        return config, []
+    if (fc is None or fc.face is None or fc.face.new_driver_after is None
+            or "new_driver_after" in fc.face.model_fields_set or rec.settings_text is not None):
+        return config, notes
     face = fc.face.model_copy(update={"new_driver_after": None})
     config = config.model_copy(update={"front_ends": fc.model_copy(update={"face": face})})
-    return config, [f"recorded as {m.get('format')}, before front_ends.face.new_driver_after: "
-                    "replayed without it, as it ran"]
+    if m.get("format") in ("edge-recording/1", "edge-recording/2"):
+        notes.append(f"recorded as {m.get('format')}, before front_ends.face.new_driver_after: "
+                     "replayed without it, as it ran")
+    else:
+        notes.append(f"recorded as {m.get('format')}, which does not say whether its edge had "
+                     f"front_ends.face.new_driver_after (it came during that format): replayed "
+                     f"without it; a replay that differs only once the face has been absent "
+                     f"{fc.face.new_driver_after:g} s is one whose live run emptied the driver "
+                     "baselines there")
+    return config, notes
 
 
 def replay_recording(
