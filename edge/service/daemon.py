@@ -331,21 +331,25 @@ def run_service(
     return 0
 
 
+def _say(line: str, level: int = logging.INFO) -> None:
+    """A line for whoever started the daemon: in the log, and on stderr."""
+    log.log(level, "%s", line)
+    print(f"edge run: {line}", file=sys.stderr)
+
+
 def _say_int8_cost(runner: Any) -> None:
     """An INT8 model served on a CPU whose INT8 is no faster: what it costs, what else serves."""
     from edge.runtime.onnx import int8_note
 
     note = int8_note(runner.engine)
     if note is not None:
-        log.info("%s", note)
-        print(f"edge run: {note}", file=sys.stderr)
+        _say(note)
 
 
 def _say_unheard(runner: Any) -> None:
     """Rules that hear (beeps, sound measures) on a stream without audio: what each loses."""
     for line in runner.unheard():
-        log.warning("%s", line)
-        print(f"edge run: {line}", file=sys.stderr)
+        _say(line, logging.WARNING)
 
 
 def reload_config(path: str, runner: Any, notifier: Any, sinks: Any,
