@@ -426,7 +426,7 @@ def build_cascade(config: FrontEndsConfig, video: dict[str, FrameRing],
 
         for name, ring in video.items():
             pstage = PersonStage(d, min_score=config.person.min_score, type_key=config.engine,
-                                 options=opts, int8=config.int8)
+                                 options=opts, int8=config.int8, zoom=config.person.zoom)
             c.person[name] = VideoStage("person", pstage, ring, config.person.rate, clock)
     if config.hand is not None:
         from edge.front.hand import HandStage

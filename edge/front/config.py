@@ -66,6 +66,12 @@ class PersonConfig(_Model):
 
     rate: float | None = Field(4.0, gt=0, le=240, description="Most frames per second it processes.")
     min_score: float = Field(0.5, gt=0, lt=1, description="Detection score that counts as a person.")
+    zoom: bool = Field(
+        True, description="Where the whole frame finds nobody, the detector looks at one of the "
+        "frame's squares of its short side (where a person was last found, else the next in "
+        "turn): persons under about a third of the frame's height are found. One detector run "
+        "more on such a frame."
+    )
 
 
 class HandConfig(_Model):
