@@ -75,6 +75,68 @@ def test_empty_frames_find_no_one_and_bad_frames_are_refused(stage: PersonStage)
         stage.process(np.zeros((480, 640, 3), np.float32))
 
 
+class _SquareDetector:
+    """Finds one person, in crop coordinates, only in a crop starting at ``x_person`` (the
+    frame's pixels hold their column / 4 in the first channel, so a crop says where it starts),
+    and logs where each call's crop starts (None: the whole frame)."""
+
+    def __init__(self, x_person: int | None) -> None:
+        self.x_person = x_person
+        self.calls: list[int | None] = []
+
+    def detect(self, rgb: np.ndarray, max_detections: int | None = None) -> Detections:
+        whole = rgb.shape[1] > rgb.shape[0]
+        x = None if whole else int(rgb[0, 0, 2]) * 4  # the stage swapped BGR to RGB
+        self.calls.append(x)
+        if whole or x != self.x_person:
+            return Detections(np.zeros((0, 4), np.float32), np.zeros((0, 4, 2), np.float32),
+                              np.zeros(0, np.float32))
+        kp = np.array([[[0.5, 0.5], [0.5, 0.25], [0.5, 0.4], [0.5, 0.3]]], np.float32)
+        return Detections(np.array([[0.25, 0.25, 0.75, 0.75]], np.float32), kp,
+                          np.array([0.9], np.float32))
+
+
+def _columns(w: int, h: int) -> np.ndarray:
+    frame = np.zeros((h, w, 3), np.uint8)
+    frame[:, :, 0] = (np.arange(w) // 4).astype(np.uint8)  # BGR: blue holds the column / 4
+    return frame
+
+
+@needs_model
+def test_the_closer_look_takes_the_squares_in_turn_keeps_the_one_that_found_maps_back() -> None:
+    """768 x 432: squares start at 0, 168 and 336. A person only the third square finds is
+    found on the third frame, mapped from the crop to the frame; that square is looked at first
+    for 8 frames after he was last found there, then the turn goes on; another frame size
+    forgets it."""
+    stage = PersonStage(FRONT)
+    fake = _SquareDetector(336)
+    stage.detector = fake  # type: ignore[assignment]
+    frame = _columns(768, 432)
+    r = [stage.process(frame) for _ in range(3)]
+    assert [x.present for x in r] == [False, False, True]
+    assert fake.calls == [None, 0, None, 168, None, 336]
+    x0, y0, x1, y1 = (336 + 0.25 * 432) / 768, 0.25, (336 + 0.75 * 432) / 768, 0.75
+    found = stage.process(frame)
+    assert found.present and fake.calls[-1] == 336
+    # the body box: a square on the hip (the crop's centre) of the full-body radius (108 px)
+    hx, r_px = (336 + 216) / 768, 108
+    np.testing.assert_allclose(found.boxes[0], (hx - r_px / 768, 0.25, hx + r_px / 768, 0.75),
+                               atol=1e-5)
+    assert x0 < hx < x1 and y0 < 0.5 < y1
+    fake.x_person = None  # he is gone: his square is looked at for 8 frames, then the next
+    fake.calls.clear()
+    for _ in range(10):
+        assert not stage.process(frame).present
+    assert fake.calls[1::2] == [336] * 8 + [0, 168]
+    fake.x_person = 0  # the turn goes on from the third square
+    fake.calls.clear()
+    assert [stage.process(frame).present for _ in range(2)] == [False, True]
+    assert fake.calls == [None, 336, None, 0]
+    fake.calls.clear()
+    stage.process(_columns(640, 480))  # 4:3: squares at 0 and 160
+    assert fake.calls == [None, 160]  # not the square at 0 that found him: the turn's next
+
+
 # -- real frames ------------------------------------------------------------------------------------
 @needs_model
 def test_a_standing_person_gets_a_body_box_around_them(stage: PersonStage) -> None:
@@ -202,7 +264,8 @@ def test_home_dev_1_through_a_lens_three_times_as_wide_is_found_by_looking_close
     scores = {}
     for zoom in (False, True):
         pred, truth, _ = _person_ticks(PersonStage(FRONT, zoom=zoom), 4.0, k=3)
-        tp, fp, fn = int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum())
+        tp, fp, fn = (int((pred & truth).sum()), int((pred & ~truth).sum()),
+                      int((~pred & truth).sum()))
         scores[zoom] = (2 * tp / (2 * tp + fp + fn), fp)
     assert scores[False][0] <= 0.5, scores
     assert scores[True][0] >= 0.95 and scores[True][1] <= 5, scores

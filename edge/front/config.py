@@ -69,7 +69,7 @@ class PersonConfig(_Model):
     zoom: bool = Field(
         True, description="Where the whole frame finds nobody, the detector looks at one of the "
         "frame's squares of its short side (where a person was last found, else the next in "
-        "turn): persons under about a third of the frame's height are found. One detector run "
+        "turn): persons down to about a third of the frame's height are found. One detector run "
         "more on such a frame."
     )
 

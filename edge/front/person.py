@@ -12,7 +12,7 @@ The detector sees the whole frame letterboxed into 224 x 224, and it finds a per
 a room camera's person a third of the frame high has a head a few of those pixels across, and
 is not found (home-dev-1 as a lens three times as wide sees it: 23 of 108 person frames). Where
 the whole frame finds nobody, the stage (``zoom``) looks at one square of the frame's short side
-(:data:`ZOOM_LEVELS`; three overlapping by half for 16:9), the one a person was last found in
+(:data:`ZOOM_LEVELS`; three overlapping by at least half for 16:9), the one a person was last found in
 while that is recent (:data:`ZOOM_RECENT`), else the next in turn. Measured on every tenth
 frame of home-dev-1 with all three squares looked at: three times as wide 105 of 108 found and
 none of its 32 empty frames said person; as recorded and twice as wide, no frame changed.
@@ -169,7 +169,8 @@ class PersonStage:
         self.frames = 0  # frames processed, for health
         self.zoom = bool(zoom)
         self._crops: dict[tuple[int, int], list[tuple[int, int, int]]] = {}
-        self._found: tuple[int, int] | None = None  # (frame, square) a person was last found in
+        # (frame, frame size, square) where a person was last found in a square
+        self._found: tuple[int, tuple[int, int], int] | None = None
         self._next_crop = 0
 
     @property
@@ -220,8 +221,9 @@ class PersonStage:
             crops = self._crops[(w, h)] = zoom_crops(w, h, ZOOM_LEVELS)
         if not crops:
             return None
-        if self._found is not None and self.frames - self._found[0] <= ZOOM_RECENT:
-            k = self._found[1] % len(crops)  # (the frame's size may have changed)
+        if (self._found is not None and self._found[1] == (w, h)
+                and self.frames - self._found[0] <= ZOOM_RECENT):
+            k = self._found[2]
         else:
             k = self._next_crop % len(crops)
             self._next_crop = k + 1
@@ -230,7 +232,7 @@ class PersonStage:
             np.ascontiguousarray(rgb[y:y + side, x:x + side]), self.max_people))
         if det is None:
             return None
-        self._found = (self.frames, k)
+        self._found = (self.frames, (w, h), k)
         size = np.array([side / w, side / h], np.float32)
         at = np.array([x / w, y / h], np.float32)
         return Detections(det.boxes * np.tile(size, 2) + np.tile(at, 2),

@@ -299,10 +299,10 @@ def _gate_fn(
         return lambda p: gate_face_landmarks(fp32, open_engine("onnx", p, card, opts), crops, card)
     from edge.front.person import PersonStage
 
-    ref_stage = PersonStage(d)
+    ref_stage = PersonStage(d, zoom=False)  # the gate measures the detector on whole frames
 
     def person(p: Path) -> dict[str, float]:
-        stage = PersonStage(d)
+        stage = PersonStage(d, zoom=False)
         stage.detector = SsdDetector(open_engine("onnx", p, card, opts))
         return gate_person(ref_stage, stage, check_frames)
 

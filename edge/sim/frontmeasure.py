@@ -123,10 +123,11 @@ def report_gaze(p: np.ndarray, ear: np.ndarray) -> None:
 
 def person_table(clip: Path, front_dir: str, every_s: float = 0.25) -> np.ndarray:
     """``[frames, 1 + 6]``: time and the person vector at ``1 / every_s`` fps (score floor 0.3,
-    so near-misses under serving's 0.5 show too)."""
+    so near-misses under serving's 0.5 show too), from the whole frame (no closer look: the
+    detector's own near-misses, as the tables were measured)."""
     from edge.front.person import PersonStage
 
-    stage = PersonStage(front_dir, min_score=0.3)
+    stage = PersonStage(front_dir, min_score=0.3, zoom=False)
     rows = [np.concatenate([[t], stage.process(img).vector()]) for t, img in _frames(clip, every_s)]
     return np.asarray(rows, np.float64)
 
