@@ -216,8 +216,9 @@ class PersonStage:
         )
 
     def _detect(self, rgb: np.ndarray) -> Detections | None:
-        """The detections at or above ``min_score`` in normalized frame coordinates, from the
-        whole frame, else (``zoom``) from one square of it; None when neither finds anyone."""
+        """The detections in normalized frame coordinates: from the whole frame at or above
+        ``min_score``, else (``zoom``) from one square of it at or above the higher of
+        ``min_score`` and :data:`ZOOM_MIN_SCORE`; None when neither finds anyone."""
         det = self._kept(self.detector.detect(rgb, self.max_people))
         if det is not None or not self.zoom:
             return det
