@@ -154,7 +154,7 @@ def overhead(streams: int, ticks: int, tmp: Path, size: tuple[int, int] = (640, 
         runner.featurizers[name] = call  # type: ignore[assignment]
     for name in ("_judge_health", "decide"):
         timed(runner, name, stage)
-    timed(service, "_emit", stage)
+    timed(service, "emit", stage)
     feed = Feed(runner, clock)
     hop = runner.spine.hop_ns
     warm = 8  # the rings fill (2 s window) and caches warm before timing
@@ -185,7 +185,7 @@ def overhead(streams: int, ticks: int, tmp: Path, size: tuple[int, int] = (640, 
                 "features": featurize.get("t", 0.0) - before[1],
                 "health": stage.get("_judge_health", 0.0) - before[0].get("_judge_health", 0.0),
                 "decisions": stage.get("decide", 0.0) - before[0].get("decide", 0.0),
-                "emit": stage.get("_emit", 0.0) - before[0].get("_emit", 0.0),
+                "emit": stage.get("emit", 0.0) - before[0].get("emit", 0.0),
             })
             if len(feats) < 4:
                 feats.append(list(made))
