@@ -46,7 +46,8 @@ test: $(VENV)/.installed-dev engines/front/.imported data/sounds/bank.json
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Each benchmark writes benchmarks/results/NAME.json and NAME.png; report.py makes the table
-# the README shows (benchmarks/results/summary.md). About 6 minutes on 2 cores (the front ends need engines/front and ../shared/realworld).
+# the README shows (benchmarks/results/summary.md). About 6 minutes on 2 quiet cores, 12 on a
+# slow day (the front ends need engines/front and ../shared/realworld).
 bench: $(VENV)/.installed-dev engines/front/.imported
 	$(BIN)/python benchmarks/bench_pipeline.py
 	$(BIN)/python benchmarks/bench_logmel.py

@@ -33,7 +33,8 @@ def test_pipeline_overhead_times_every_stage(bench_pipeline: ModuleType, tmp_pat
     stages = out["stages_ms_p50"]
     assert set(stages) == {"join", "features", "health", "decisions", "emit",
                            "rest (probabilities, predictions, metrics)"}
-    # each wrapped stage ran on every timed tick: a wrapper that never fired would read 0
+    # each wrapped stage fired on at least half the timed ticks (its median is over 0): a
+    # wrapper that never fired would read 0
     for name in ("features", "health", "decisions", "emit"):
         assert stages[name] > 0.0, name
     assert out["ticks"] == 4 and out["tick_ms"]["p50"] > 0.0
