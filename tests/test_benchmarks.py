@@ -18,14 +18,15 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 @pytest.fixture()
-def bench_pipeline() -> Iterator[ModuleType]:
-    sys.path.insert(0, str(BENCH))
-    try:
-        import bench_pipeline
+def bench_pipeline(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    # monkeypatch restores the whole sys.path afterwards, the entry the bench adds for its own
+    # ``common`` included; the two modules leave sys.modules too
+    monkeypatch.syspath_prepend(str(BENCH))
+    import bench_pipeline
 
-        yield bench_pipeline
-    finally:
-        sys.path.remove(str(BENCH))
+    yield bench_pipeline
+    for name in ("bench_pipeline", "common"):
+        sys.modules.pop(name, None)
 
 
 def test_pipeline_overhead_times_every_stage(bench_pipeline: ModuleType, tmp_path: Path) -> None:
