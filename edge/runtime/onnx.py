@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,14 +22,18 @@ _DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int
 # effect on AVX2 and AVX-512 (ONNX Runtime's session config keys say both). On an AVX2 CPU the
 # shipped INT8 driver model's logits were off from its own Q/DQ arithmetic by up to 2.4, and
 # INT8 builds that pass their gate elsewhere failed it. The entry makes ONNX Runtime run those
-# layers as uint8 x uint8 (exact; 2-18 % more time a window for the shipped INT8 models there);
-# CPUs with VNNI and other architectures are left as they are.
+# layers as uint8 x uint8 (exact; 2-18 % more time a window for the shipped INT8 models there).
+# It is set only where the CPU's flags show no int8 dot product (or cannot be read): with
+# AVX-512 VNNI, whose products are exact, it changed no output of the shipped INT8 models and
+# cost 28-60 % more time a window (one thread; README, "What INT8 costs").
 X64_QUANT_PRECISION = "session.x64quantprecision"
 
 
 # CPU flags (Linux /proc/cpuinfo) of an int8 dot-product instruction, which ONNX Runtime's INT8
 # CPU kernels are made to gain over FP32 with: VNNI (AVX-512 or AVX), AMX on x86-64; SDOT/UDOT
-# and the int8 matrix multiply on ARM (a Jetson's). Without one INT8 need not be faster.
+# and the int8 matrix multiply on ARM (a Jetson's). Without one INT8 need not be faster; with one
+# it need not either on networks as small as ours: on an AVX-512 VNNI + AMX CPU the shipped INT8
+# models took 1.25-2.4 times FP32's time a window (one thread; README, "What INT8 costs").
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
 
@@ -50,40 +55,57 @@ def cpu_int8_dot(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
 
 
 def int8_note(engine: Engine[Any], cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
-    """What serving an INT8 file on ONNX Runtime's CPU provider costs here, where the CPU has no
-    int8 dot-product instruction (:func:`cpu_int8_dot` of ``cpuinfo``); None for any other
-    engine, file, provider or CPU. The card's figures, where its build measured them, and the
-    FP32 file beside it, where there is one, are named."""
+    """What serving an INT8 file on ONNX Runtime's CPU provider may cost here; None for any other
+    engine, file or provider. The CPU's int8 dot product (:func:`cpu_int8_dot` of ``cpuinfo``)
+    gives the reason; the card's figures, where its build measured them, the FP32 file beside it
+    and the command that times both on this CPU, where there are such, are named."""
     path = engine.model_path
     if not isinstance(engine, OnnxEngine) or not path.name.endswith(".int8.onnx"):
         return None
     if engine.session.get_providers() != ["CPUExecutionProvider"]:
         return None
-    if cpu_int8_dot(cpuinfo) is not False:
-        return None
-    note = (f"{path.name} is INT8 on a CPU without an int8 dot-product instruction, where "
-            "ONNX Runtime's INT8 kernels are no faster than FP32")
-    timed = engine.card.metrics.get("int8", {}).get("cpu_ms_per_window")
+    if cpu_int8_dot(cpuinfo) is False:
+        note = (f"{path.name} is INT8 on a CPU without an int8 dot-product instruction, where "
+                "ONNX Runtime's INT8 kernels are no faster than FP32")
+    else:
+        note = (f"{path.name} is INT8 on ONNX Runtime's CPU provider, whose INT8 kernels need "
+                "not beat FP32 on a network this small, even with an int8 dot-product instruction")
+    int8 = engine.card.metrics.get("int8", {})
+    timed = int8.get("cpu_ms_per_window")
     if isinstance(timed, dict) and {"fp32", "int8"} <= timed.keys():
         note += (f" (its build timed FP32 {timed['fp32']:.2f} ms and INT8 {timed['int8']:.2f} ms "
                  f"a window on {timed.get('cpu', 'its CPU')})")
     fp32 = path.with_name(path.name[: -len(".int8.onnx")] + ".onnx")
     if fp32.is_file():
         note += f"; model.path: {fp32} serves the FP32 model, which may cost less here"
+        if int8.get("calibration"):
+            # a card's set is named from the project root, the folder above engines/
+            data = Path(int8["calibration"])
+            beside = path.parent.parent / data
+            data = beside if not data.is_absolute() and beside.is_dir() else data
+            note += f"; edge compare {fp32} {path} --data {data} times both on this CPU"
     return note
 
 
-def session_options(threads: int = 1) -> Any:
+@functools.cache
+def _host_int8_dot() -> bool | None:
+    """:func:`cpu_int8_dot` of this machine, read once."""
+    return cpu_int8_dot()
+
+
+def session_options(threads: int = 1, cpuinfo: str | Path | None = None) -> Any:
     """ONNX Runtime session options as every session of ours has them: ``threads`` intra-op
     threads, one inter-op thread, warnings off, and INT8 matrix products that do not saturate
-    on x86-64 CPUs without VNNI (:data:`X64_QUANT_PRECISION`)."""
+    on x86-64 CPUs without VNNI (:data:`X64_QUANT_PRECISION`, set unless the CPU's flags, this
+    machine's or ``cpuinfo``'s, show an int8 dot product)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
-    so.add_session_config_entry(X64_QUANT_PRECISION, "1")
+    if (_host_int8_dot() if cpuinfo is None else cpu_int8_dot(cpuinfo)) is not True:
+        so.add_session_config_entry(X64_QUANT_PRECISION, "1")
     return so
 
 

@@ -338,7 +338,7 @@ def _say(line: str, level: int = logging.INFO) -> None:
 
 
 def _say_int8_cost(runner: Any) -> None:
-    """An INT8 model served on a CPU whose INT8 is no faster: what it costs, what else serves."""
+    """An INT8 model on ONNX Runtime's CPU provider: what it may cost, what else serves."""
     from edge.runtime.onnx import int8_note
 
     note = int8_note(runner.engine)
