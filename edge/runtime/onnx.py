@@ -32,8 +32,9 @@ X64_QUANT_PRECISION = "session.x64quantprecision"
 # CPU flags (Linux /proc/cpuinfo) of an int8 dot-product instruction, which ONNX Runtime's INT8
 # CPU kernels are made to gain over FP32 with: VNNI (AVX-512 or AVX), AMX on x86-64; SDOT/UDOT
 # and the int8 matrix multiply on ARM (a Jetson's). Without one INT8 need not be faster; with one
-# it need not either on networks as small as ours: on an AVX-512 VNNI + AMX CPU the shipped INT8
-# models took 1.25-2.4 times FP32's time a window (one thread; README, "What INT8 costs").
+# it need not either on networks as small as ours: on an AVX-512 VNNI + AMX CPU the served front
+# models' INT8 took 1.03 and 1.43 times FP32's time a window, the pixel models' 0.88 (one
+# thread; README, "What INT8 costs").
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
 
