@@ -40,32 +40,20 @@ def alternate(cases: Mapping[str, Callable[[], Any]], calls: int, rounds: int) -
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
-def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str | None:
-    """The CPU's model name as Linux gives it (x86-64: ``model name``); None where unread."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() == "model name":
-            return value.strip()
-    return None
-
-
 def machine() -> dict[str, Any]:
     """Facts that explain a figure: the CPU (its model and whether it has an int8 dot product,
     which decides how ONNX Runtime runs INT8), CPU count, Python and library versions."""
     import onnxruntime
 
-    from edge.runtime.onnx import cpu_int8_dot
+    from edge.runtime.onnx import cpu_int8_dot, cpuinfo_values
 
     return {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "onnxruntime": onnxruntime.__version__,
         "cpu": platform.processor() or platform.machine(),
-        "cpu_model": cpu_model(),
+        # x86-64 Linux names it; elsewhere None
+        "cpu_model": next(iter((cpuinfo_values() or {}).get("model name", [])), None),
         "cpu_int8_dot_product": cpu_int8_dot(),
         "cpus": os.cpu_count(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

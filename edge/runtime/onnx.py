@@ -38,18 +38,29 @@ X64_QUANT_PRECISION = "session.x64quantprecision"
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 
 
-def cpu_int8_dot(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
-    """True when the CPU has an int8 dot-product instruction (:data:`INT8_DOT_FLAGS`), False when
-    its flags say it has none, None where they cannot be read (not Linux)."""
+def cpuinfo_values(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, list[str]] | None:
+    """Each key of a Linux ``/proc/cpuinfo`` with its values, one a processor that gives it, in
+    order; None where the file cannot be read (not Linux)."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
         return None
-    flags: set[str] = set()
+    values: dict[str, list[str]] = {}
     for line in text.splitlines():
         key, sep, value = line.partition(":")
-        if sep and key.strip() in ("flags", "Features"):
-            flags.update(value.split())
+        if sep:
+            values.setdefault(key.strip(), []).append(value.strip())
+    return values
+
+
+def cpu_int8_dot(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
+    """True when the CPU has an int8 dot-product instruction (:data:`INT8_DOT_FLAGS`), False when
+    its flags say it has none, None where they cannot be read (not Linux)."""
+    values = cpuinfo_values(cpuinfo)
+    if values is None:
+        return None
+    lines = values.get("flags", []) + values.get("Features", [])  # x86-64, ARM
+    flags = {f for line in lines for f in line.split()}
     if not flags:
         return None
     return any(f in flags for f in INT8_DOT_FLAGS)
